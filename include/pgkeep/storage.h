@@ -1,0 +1,196 @@
+/*
+ * pgkeep storage plugin ABI, version 1.
+ *
+ * This is the only header a storage plugin needs.  A plugin is a shared
+ * object that exports exactly one symbol, PGKEEP_STORAGE_INIT_SYMBOL, which
+ * receives the host's table and returns a pointer to a static ops table.
+ *
+ * Versioning follows the SQLite VFS / nbdkit model: the ops table starts with
+ * the ABI version and the size of the table the plugin was compiled with.
+ * Fields are only ever appended; the host copies at most its own size into a
+ * zeroed table, so a plugin built against an older header simply has NULL in
+ * the newer slots.  A plugin that reports a newer ABI than the host knows is
+ * refused.
+ *
+ * Ownership: every pointer passed to a call is owned by the caller and valid
+ * only for the duration of that call, unless stated otherwise.  Handles and
+ * put contexts are allocated by the plugin and freed by it in close / commit /
+ * abort.
+ *
+ * Concurrency: open and close are never called concurrently with anything
+ * else on the same handle.  Every other call on one handle may be made
+ * concurrently from several threads, so a plugin must make its handle
+ * thread-safe.  A single put context is used by one thread at a time.
+ *
+ * Errors: every call that can fail returns PGKEEP_OK (0) or a negative
+ * PGKEEP_E* code, and on failure writes a one-line, human-readable message
+ * (no trailing newline, no secrets) into the caller's buffer `err` of
+ * PGKEEP_ERRLEN bytes.  A plugin never exits the process, never writes to
+ * stdout, and only logs through host->log.
+ */
+#ifndef PGKEEP_STORAGE_H
+#define PGKEEP_STORAGE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PGKEEP_STORAGE_ABI_VERSION 1
+#define PGKEEP_STORAGE_INIT_SYMBOL "pgkeep_storage_plugin_init"
+#define PGKEEP_ERRLEN 512
+
+/* Return codes.  Only the codes below are part of the ABI. */
+enum pgkeep_status {
+	PGKEEP_OK = 0,
+	PGKEEP_ENOTFOUND = -1,	 /* the object does not exist (confirmed) */
+	PGKEEP_EEXISTS = -2,	 /* put with PGKEEP_PUT_IF_ABSENT, object exists */
+	PGKEEP_EAUTH = -3,	 /* credentials refused; retrying will not help */
+	PGKEEP_ERETRY = -4,	 /* transient; the caller may retry later */
+	PGKEEP_EIO = -5,	 /* any other failure of the store */
+	PGKEEP_ECORRUPT = -6,	 /* data read back is damaged */
+	PGKEEP_ENOMEM = -7,
+	PGKEEP_EINVAL = -8,	 /* bad option or argument */
+	PGKEEP_EUNSUPPORTED = -9, /* the call or flag is not supported */
+	PGKEEP_ENOSPC = -10,	 /* the store is full */
+};
+
+/* Feature bits reported in pgkeep_storage_ops.features. */
+#define PGKEEP_FEAT_IF_ABSENT_ATOMIC (1u << 0) /* if-absent holds under races */
+#define PGKEEP_FEAT_LOCK (1u << 1)	       /* lock_until is implemented */
+#define PGKEEP_FEAT_RANGE_GET (1u << 2)	       /* get honours offset/length */
+
+/* Flags for put_begin. */
+#define PGKEEP_PUT_IF_ABSENT (1u << 0)
+
+/* Log levels for host->log. */
+enum pgkeep_log_level {
+	PGKEEP_LOG_ERROR = 0,
+	PGKEEP_LOG_WARNING = 1,
+	PGKEEP_LOG_INFO = 2,
+	PGKEEP_LOG_DEBUG = 3,
+};
+
+/* One repository option, from the [repo:NAME] section of the config. */
+struct pgkeep_option {
+	const char *key;
+	const char *value;
+};
+
+/* What stat and list report about an object. */
+struct pgkeep_stat {
+	uint64_t size;	 /* bytes */
+	int64_t mtime;	 /* seconds since the epoch, 0 when unknown */
+};
+
+/* The host's services, handed to the plugin's init function. */
+struct pgkeep_host {
+	uint32_t abi_version;
+	uint32_t struct_size;
+	void (*log)(int level, const char *fmt, va_list ap);
+};
+
+/*
+ * get delivers the object's bytes in order through this callback.  Returning
+ * non-zero aborts the transfer; get then returns that value unchanged.
+ */
+typedef int (*pgkeep_sink_fn)(void *payload, const void *buf, size_t len);
+
+/*
+ * list calls this once per object.  The key is the full key (prefix
+ * included).  Returning non-zero stops the listing; list returns that value.
+ * Calls may come in any order.
+ */
+typedef int (*pgkeep_list_fn)(void *payload, const char *key,
+			      const struct pgkeep_stat *st);
+
+/*
+ * Keys are relative paths made of [A-Za-z0-9._-] segments separated by '/',
+ * never starting with '/' and never containing "..".  A "prefix" for list is
+ * a plain string prefix of the key, typically ending in '/'.
+ */
+struct pgkeep_storage_ops {
+	uint32_t abi_version;	/* PGKEEP_STORAGE_ABI_VERSION when built */
+	uint32_t struct_size;	/* sizeof(struct pgkeep_storage_ops) when built */
+	const char *name;	/* short plugin name, e.g. "local" */
+	uint64_t features;	/* PGKEEP_FEAT_* */
+
+	/* Mandatory.  Parse options, connect, return a handle in *handle.
+	 * Unknown option keys must be refused with PGKEEP_EINVAL and a message
+	 * naming the key. */
+	int (*open)(void **handle, const struct pgkeep_option *opts, size_t nopts,
+		    char *err);
+	/* Mandatory.  Release everything; never fails. */
+	void (*close)(void *handle);
+
+	/* Mandatory.  Start writing `key`.  size_hint is the final size when
+	 * known, else UINT64_MAX.  Nothing is visible to readers before commit.
+	 * With PGKEEP_PUT_IF_ABSENT, commit fails with PGKEEP_EEXISTS when the
+	 * key already exists (put_begin may already report it). */
+	int (*put_begin)(void *handle, const char *key, uint64_t size_hint,
+			 unsigned flags, void **put, char *err);
+	/* Mandatory.  Append bytes. */
+	int (*put_write)(void *put, const void *buf, size_t len, char *err);
+	/* Mandatory.  Make the object durably stored and visible, atomically,
+	 * then free the put context (whatever the outcome). */
+	int (*put_commit)(void *put, char *err);
+	/* Mandatory.  Discard everything written; free the put context. */
+	void (*put_abort)(void *put);
+
+	/* Mandatory.  Stream bytes [offset, offset+length) of `key` to sink;
+	 * length UINT64_MAX means to the end.  PGKEEP_ENOTFOUND only when the
+	 * store confirms the key does not exist. */
+	int (*get)(void *handle, const char *key, uint64_t offset, uint64_t length,
+		   pgkeep_sink_fn sink, void *payload, char *err);
+	/* Mandatory.  PGKEEP_ENOTFOUND when absent. */
+	int (*stat)(void *handle, const char *key, struct pgkeep_stat *st,
+		    char *err);
+	/* Mandatory.  Every object whose key starts with prefix ("" = all). */
+	int (*list)(void *handle, const char *prefix, pgkeep_list_fn cb,
+		    void *payload, char *err);
+	/* Mandatory.  Deleting a missing key succeeds. */
+	int (*remove)(void *handle, const char *key, char *err);
+
+	/* Optional (PGKEEP_FEAT_LOCK).  Protect `key` from deletion until
+	 * `until` (seconds since the epoch). */
+	int (*lock_until)(void *handle, const char *key, int64_t until,
+			  char *err);
+	/* Optional.  When the object is locked, *until receives the date, else
+	 * 0.  NULL means the plugin cannot tell. */
+	int (*locked_until)(void *handle, const char *key, int64_t *until,
+			    char *err);
+};
+
+/* The one symbol a plugin exports. */
+typedef const struct pgkeep_storage_ops *(*pgkeep_storage_init_fn)(
+	const struct pgkeep_host *host);
+
+/* Fill the error buffer; returns code so that `return pgkeep_fail(...)` works. */
+static inline int pgkeep_fail(char *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline int pgkeep_fail(char *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err, PGKEEP_ERRLEN, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* Initialiser so authors cannot forget the version fields. */
+#define PGKEEP_STORAGE_OPS_INIT                                                \
+	.abi_version = PGKEEP_STORAGE_ABI_VERSION,                             \
+	.struct_size = sizeof(struct pgkeep_storage_ops)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PGKEEP_STORAGE_H */

@@ -1,0 +1,37 @@
+/*
+ * The commands.  Each lives in its own file under src/cmd/, parses its own
+ * options, and returns the process exit status.
+ */
+#ifndef PGK_COMMANDS_H
+#define PGK_COMMANDS_H
+
+/* Exit statuses shared by every command. */
+#define PGK_EXIT_OK 0
+#define PGK_EXIT_NOTFOUND 1   /* wal-fetch: the archive confirms the file is absent */
+#define PGK_EXIT_ERROR 2      /* any failure */
+#define PGK_EXIT_USAGE 3      /* bad command line */
+#define PGK_EXIT_FATAL 128    /* wal-fetch: > 125 makes PostgreSQL stop recovery */
+
+/* What the global options chose, before the command name. */
+struct pgk_globals {
+	const char *config_path;  /* --config, else $PGKEEP_CONFIG, else the default */
+	const char *repo_name;    /* --repo, else the config's [global] repo */
+};
+
+typedef int (*pgk_cmd_fn)(const struct pgk_globals *g, int argc, char **argv);
+
+struct pgk_command {
+	const char *name;
+	pgk_cmd_fn run;
+	const char *summary;
+	const char *usage;	/* the options, one per line, for `pgkeep help NAME` */
+};
+
+/* The table, terminated by a NULL name (src/main.c). */
+extern const struct pgk_command pgk_commands[];
+
+int cmd_init(const struct pgk_globals *g, int argc, char **argv);
+int cmd_wal_push(const struct pgk_globals *g, int argc, char **argv);
+int cmd_wal_fetch(const struct pgk_globals *g, int argc, char **argv);
+
+#endif

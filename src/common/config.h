@@ -1,0 +1,68 @@
+/*
+ * The configuration file: INI, read with libinih.  Every error names the
+ * file and the line.
+ *
+ *   [global]   repo, passphrase_file | passphrase_command, compression,
+ *              pgdata, conninfo, plugin_dir, log_level
+ *   [repo:NAME] plugin = local|s3|b2|sftp|..., core keys below, and the
+ *              plugin's own keys, which are handed to the plugin untouched.
+ */
+#ifndef PGK_CONFIG_H
+#define PGK_CONFIG_H
+
+#include <stddef.h>
+
+#include <pgkeep/storage.h>
+
+#define PGK_CONFIG_DEFAULT_PATH "/etc/pgkeep/pgkeep.conf"
+
+struct pgk_config_repo {
+	char *name;		/* NAME in [repo:NAME] */
+	char *plugin;		/* required */
+	int line;		/* line of the section header */
+	/* Keys the agent itself understands in a repo section. */
+	int lock_days;		/* 0 = no store-side lock */
+	/* Everything else, for the plugin, in file order. */
+	struct pgkeep_option *opts;
+	int *opt_lines;		/* line of each option, for messages */
+	size_t nopts;
+};
+
+struct pgk_config {
+	char *path;		/* the file read */
+	char *repo;		/* default repository name; NULL if unset */
+	char *passphrase_file;
+	char *passphrase_command;
+	int compress_level;	/* 0 = none, else zstd level 1..19 (default 3) */
+	char *pgdata;
+	char *conninfo;
+	char *plugin_dir;
+	int log_level;		/* PGKEEP_LOG_*; -1 when unset */
+	struct pgk_config_repo *repos;
+	size_t nrepos;
+};
+
+/*
+ * Read `path`.  Unknown keys, bad values, a missing or unreadable file and a
+ * passphrase file readable by group or others are errors (pgk_error set,
+ * "FILE:LINE: ..." where a line applies).
+ */
+int config_load(struct pgk_config *cfg, const char *path);
+void config_free(struct pgk_config *cfg);
+
+/* The repository named `name`, or the default one when name is NULL.  When the
+ * config names no default and has exactly one repository, that one. */
+int config_repo(const struct pgk_config *cfg, const char *name,
+		const struct pgk_config_repo **out);
+
+/*
+ * The passphrase, from $PGKEEP_PASSPHRASE, else passphrase_file, else
+ * passphrase_command (run through /bin/sh, its stdout, one trailing newline
+ * stripped).  The caller frees it with secure_free(p, strlen(p)).
+ */
+int config_passphrase(const struct pgk_config *cfg, char **out);
+
+/* Parse "zstd:3", "zstd", "none" into a level (0 = none). */
+int config_parse_compression(const char *s, int *level);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * Error reporting inside the agent: functions return 0 or a negative
+ * PGKEEP_E* code, and the message is set once, where the error is detected,
+ * in a per-thread buffer that the caller at the top reports.
+ */
+#ifndef PGK_ERROR_H
+#define PGK_ERROR_H
+
+#include <pgkeep/storage.h>
+
+/* Set the calling thread's error message; returns code. */
+int pgk_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message with more context ("what: " + old message). */
+int pgk_error_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The calling thread's last message ("" when none). */
+const char *pgk_errmsg(void);
+/* The calling thread's message buffer, PGKEEP_ERRLEN bytes, for plugin calls. */
+char *pgk_errbuf(void);
+void pgk_error_clear(void);
+/* Name of a PGKEEP_E* code, for logs. */
+const char *pgk_strstatus(int code);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * Allocation that never returns NULL (out of memory ends the process with a
+ * message, as git's xmalloc does), and a growable byte buffer.
+ */
+#ifndef PGK_MEM_H
+#define PGK_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void *xmalloc(size_t n);
+void *xzalloc(size_t n);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Wipe then free; for anything that held key material or a passphrase. */
+void secure_free(void *p, size_t n);
+/* Zeroing that the compiler may not remove. */
+void secure_zero(void *p, size_t n);
+
+struct pgk_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+#define PGK_BUF_INIT { NULL, 0, 0 }
+
+void buf_reserve(struct pgk_buf *b, size_t extra);
+void buf_append(struct pgk_buf *b, const void *data, size_t len);
+void buf_printf(struct pgk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(struct pgk_buf *b);
+void buf_free(struct pgk_buf *b);
+/* Wipe the contents (whole capacity) before freeing. */
+void buf_free_secure(struct pgk_buf *b);
+/* Hand the data over to the caller, NUL-terminated; the buffer is emptied. */
+char *buf_detach(struct pgk_buf *b);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * pgkeep: global options, then dispatch to one command.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "cmd/commands.h"
+#include "common/log.h"
+
+const struct pgk_command pgk_commands[] = {
+	{ "init", cmd_init, "create a repository",
+	  "  --kdf-n N          scrypt cost (power of two; default 32768)\n" },
+	{ "wal-push", cmd_wal_push, "archive a WAL file (archive_command = 'pgkeep wal-push %p')",
+	  "  PATH               the file to archive (%p)\n" },
+	{ "wal-fetch", cmd_wal_fetch, "restore a WAL file (restore_command = 'pgkeep wal-fetch %f %p')",
+	  "  NAME PATH          the file wanted (%f) and where to write it (%p)\n" },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static void usage(FILE *out)
+{
+	const struct pgk_command *c;
+
+	fprintf(out,
+		"usage: pgkeep [--config FILE] [--repo NAME] [-v|-q] COMMAND [ARGS]\n"
+		"\n"
+		"commands:\n");
+	for (c = pgk_commands; c->name; c++)
+		fprintf(out, "  %-12s %s\n", c->name, c->summary);
+	fprintf(out, "\n'pgkeep help COMMAND' shows a command's options.\n");
+}
+
+static const struct pgk_command *find_command(const char *name)
+{
+	const struct pgk_command *c;
+
+	for (c = pgk_commands; c->name; c++)
+		if (strcmp(c->name, name) == 0)
+			return c;
+	return NULL;
+}
+
+static int help(const char *name)
+{
+	const struct pgk_command *c;
+
+	if (!name) {
+		usage(stdout);
+		return PGK_EXIT_OK;
+	}
+	c = find_command(name);
+	if (!c) {
+		fprintf(stderr, "pgkeep: unknown command '%s'\n", name);
+		return PGK_EXIT_USAGE;
+	}
+	printf("usage: pgkeep %s [OPTIONS]\n%s\n\n%s", c->name, c->summary, c->usage);
+	return PGK_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "repo", required_argument, NULL, 'r' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pgk_globals g = { NULL, NULL };
+	const struct pgk_command *c;
+	int opt;
+
+	/* '+': stop at the command name, which owns the rest of argv. */
+	while ((opt = getopt_long(argc, argv, "+c:r:vqhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': g.config_path = optarg; break;
+		case 'r': g.repo_name = optarg; break;
+		case 'v': if (pgk_log_level < PGKEEP_LOG_DEBUG) pgk_log_level++; break;
+		case 'q': pgk_log_level = PGKEEP_LOG_ERROR; break;
+		case 'h': usage(stdout); return PGK_EXIT_OK;
+		case 'V': printf("pgkeep %s\n", PACKAGE_VERSION); return PGK_EXIT_OK;
+		default: usage(stderr); return PGK_EXIT_USAGE;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return PGK_EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0)
+		return help(optind + 1 < argc ? argv[optind + 1] : NULL);
+	if (strcmp(argv[optind], "version") == 0) {
+		printf("pgkeep %s\n", PACKAGE_VERSION);
+		return PGK_EXIT_OK;
+	}
+	c = find_command(argv[optind]);
+	if (!c) {
+		fprintf(stderr, "pgkeep: unknown command '%s' (see 'pgkeep help')\n", argv[optind]);
+		return PGK_EXIT_USAGE;
+	}
+	pgk_log_command = c->name;
+	argc -= optind;
+	argv += optind;
+	optind = 0; /* reset getopt for the command's own parsing (GNU: 0 re-initialises) */
+	return c->run(&g, argc, argv);
+}

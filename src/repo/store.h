@@ -1,0 +1,49 @@
+/*
+ * A storage plugin, loaded and opened: the agent's only way to the store.
+ * These wrappers add context to the plugin's message (plugin, repository,
+ * key) through pgk_error, and retry PGKEEP_ERETRY a few times with backoff.
+ */
+#ifndef PGK_STORE_H
+#define PGK_STORE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <pgkeep/storage.h>
+
+#include "common/mem.h"
+
+struct pgk_store {
+	struct pgkeep_storage_ops ops;	/* copied, zero-extended to our size */
+	void *handle;
+	void *dl;			/* dlopen handle */
+	char *path;			/* the plugin file */
+	char *repo_name;		/* for messages */
+};
+
+/*
+ * Find `plugin` ("local", "s3", ...) as NAME.so in plugin_dir (when not NULL),
+ * then in $PGKEEP_PLUGIN_DIR, then in the installed plugin directory; load
+ * it, check its ABI and mandatory calls, and open it with opts.  A file that
+ * is not a plugin, one built for a newer ABI, or one missing a mandatory call
+ * is refused with a message naming the file and the reason.
+ */
+int store_open(struct pgk_store **out, const char *repo_name, const char *plugin,
+	       const char *plugin_dir, const struct pgkeep_option *opts, size_t nopts);
+/* Load and check a plugin file without opening it (for tests and `check`). */
+int store_load(struct pgk_store **out, const char *path);
+void store_close(struct pgk_store *st);
+
+bool store_has_feature(const struct pgk_store *st, uint64_t feat);
+
+/* Whole-object helpers. */
+int store_put(struct pgk_store *st, const char *key, const void *buf, size_t len,
+	      unsigned flags);
+int store_get(struct pgk_store *st, const char *key, struct pgk_buf *out);
+int store_stat(struct pgk_store *st, const char *key, struct pgkeep_stat *out);
+int store_list(struct pgk_store *st, const char *prefix, pgkeep_list_fn cb, void *payload);
+int store_remove(struct pgk_store *st, const char *key);
+/* PGKEEP_EUNSUPPORTED when the plugin has no lock support. */
+int store_lock_until(struct pgk_store *st, const char *key, int64_t until);
+
+#endif
