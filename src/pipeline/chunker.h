@@ -1,0 +1,29 @@
+/*
+ * Content-defined chunking (FastCDC-style gear hash with normalised chunking):
+ * cut points depend only on nearby content, so data that did not change
+ * between two backups yields the same chunks and is stored once.
+ */
+#ifndef PGK_CHUNKER_H
+#define PGK_CHUNKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct chunker_params {
+	size_t min;	/* no cut before min bytes */
+	size_t avg;	/* target average, a power of two */
+	size_t max;	/* always cut at max bytes */
+};
+
+/* 256 KiB / 1 MiB / 4 MiB */
+#define CHUNKER_DEFAULT_PARAMS { 256 * 1024, 1024 * 1024, 4 * 1024 * 1024 }
+
+/*
+ * Length of the first chunk of data[0..len): a cut point, or len when no cut
+ * point lies within it and len < max (the caller then needs more data unless
+ * the stream has ended).  Stateless: the caller keeps unconsumed bytes and
+ * calls again from the start of the next chunk.
+ */
+size_t chunker_next(const struct chunker_params *p, const uint8_t *data, size_t len);
+
+#endif

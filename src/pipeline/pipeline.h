@@ -1,0 +1,47 @@
+/*
+ * The data path of a backup stream and back:
+ *
+ *   write:  bytes -> chunker -> [workers: chunk id (HMAC), dedup check,
+ *           compress, encrypt, store] -> chunk list in order
+ *   read:   chunk list -> [workers: fetch, verify, decrypt, decompress,
+ *           check id] -> bytes in order -> sink
+ *
+ * Work runs on `jobs` threads with bounded queues, so memory stays flat
+ * (about jobs * 2 * max chunk size) and a slow store applies back-pressure.
+ */
+#ifndef PGK_PIPELINE_H
+#define PGK_PIPELINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <pgkeep/storage.h>
+
+#include "pipeline/chunker.h"
+#include "repo/manifest.h"
+#include "repo/repo.h"
+
+struct stream_writer;
+
+/* Chunks go to chunks/XX/ID; a chunk the repository has is not stored again. */
+int stream_writer_open(struct stream_writer **out, struct repo *r,
+		       struct manifest_stream *dest, int jobs);
+int stream_writer_write(struct stream_writer *w, const void *buf, size_t len);
+/* Drain the pipeline; fills dest's chunk list, size, stored and sha256. */
+int stream_writer_finish(struct stream_writer *w);
+/* Always call; safe after finish or after an error. */
+void stream_writer_free(struct stream_writer *w);
+
+/*
+ * Restore one stream: every chunk verified (tag, then keyed id of the
+ * plaintext) before its bytes reach sink; the whole-stream SHA-256 is checked
+ * at the end.  A missing or damaged chunk fails naming the chunk; the caller
+ * adds the backup.
+ */
+int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
+		pgkeep_sink_fn sink, void *payload);
+
+/* Key of a chunk object. */
+void chunk_key(const char *id, char *key, size_t keylen);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * Backup manifests.  A backup exists exactly when its manifest object
+ * backups/ID.manifest exists; it is written last, after every chunk and the
+ * WAL the backup needs.  The body is JSON (json-c; 64-bit integers exact).
+ */
+#ifndef PGK_MANIFEST_H
+#define PGK_MANIFEST_H
+
+#include <stdint.h>
+#include <stddef.h>
+
+#include "repo/repo.h"
+
+#define MANIFEST_ID_MAX 64
+
+enum backup_type {
+	BACKUP_BASE = 1,
+	BACKUP_DUMP = 2,
+};
+
+struct manifest_chunk {
+	char id[65];		/* keyed hash of the plaintext, hex */
+	uint32_t size;		/* plaintext bytes */
+	uint32_t stored;	/* bytes of the stored object (0 if unknown) */
+};
+
+/* One byte stream of a backup: base.tar, a tablespace's tar, a dump file. */
+struct manifest_stream {
+	char *name;
+	uint64_t size;		/* plaintext bytes */
+	uint64_t stored;	/* bytes newly stored for this stream */
+	char sha256[65];	/* of the whole plaintext stream */
+	struct manifest_chunk *chunks;
+	size_t nchunks;
+	size_t cap;
+};
+
+struct manifest {
+	char id[MANIFEST_ID_MAX];	/* YYYYMMDDTHHMMSSZ-base|dump (sortable, unique) */
+	enum backup_type type;
+	uint64_t sysid;
+	int pg_version;			/* server_version_num */
+	uint32_t timeline;
+	uint64_t start_lsn, stop_lsn;	/* base backups; 0 for dumps */
+	char wal_start[25], wal_stop[25]; /* first and last WAL segment needed */
+	int64_t start_time, stop_time;	/* seconds since the epoch, UTC */
+	char *dbname;			/* dumps: the database (NULL for --all) */
+	char *label;
+	char *format;			/* dumps: "custom" or "sql" */
+	struct manifest_stream *streams;
+	size_t nstreams;
+};
+
+void manifest_free(struct manifest *m);
+struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name);
+void manifest_stream_add_chunk(struct manifest_stream *s, const char *id, uint32_t size,
+			       uint32_t stored);
+
+/* Logical size (sum of stream sizes) and newly stored bytes. */
+uint64_t manifest_size(const struct manifest *m);
+uint64_t manifest_stored(const struct manifest *m);
+
+int manifest_to_json(const struct manifest *m, struct pgk_buf *out);
+int manifest_from_json(struct manifest *m, const char *json, size_t len, const char *what);
+
+/* backups/ID.manifest, written if absent. */
+int manifest_save(struct repo *r, const struct manifest *m);
+int manifest_load(struct repo *r, const char *id, struct manifest *m);
+
+/*
+ * Every manifest in the repository, sorted by recorded start time (then stop
+ * LSN), oldest first.  The caller frees with manifest_list_free.
+ */
+int manifest_list(struct repo *r, struct manifest **out, size_t *n);
+void manifest_list_free(struct manifest *list, size_t n);
+
+const char *backup_type_name(enum backup_type t);
+
+#endif
