@@ -43,6 +43,7 @@ struct manifest {
 	uint32_t timeline;
 	uint64_t start_lsn, stop_lsn;	/* base backups; 0 for dumps */
 	char wal_start[25], wal_stop[25]; /* first and last WAL segment needed */
+	uint32_t wal_seg_size;		/* base backups: bytes per WAL segment */
 	int64_t start_time, stop_time;	/* seconds since the epoch, UTC */
 	char *dbname;			/* dumps: the database (NULL for --all) */
 	char *label;
