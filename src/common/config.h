@@ -26,6 +26,10 @@ struct pgk_config_repo {
 	struct pgkeep_option *opts;
 	int *opt_lines;		/* line of each option, for messages */
 	size_t nopts;
+	/* keep_* retention keys, in file order; the agent's, never the plugin's. */
+	struct pgkeep_option *core_opts;
+	int *core_opt_lines;
+	size_t ncore_opts;
 };
 
 struct pgk_config {
@@ -38,6 +42,10 @@ struct pgk_config {
 	char *conninfo;
 	char *plugin_dir;
 	int log_level;		/* PGKEEP_LOG_*; -1 when unset */
+	int jobs;		/* parallel workers; 0 when unset */
+	int archive_timeout;	/* seconds; -1 when unset */
+	int passphrase_file_line;	/* lines, for messages; 0 when unset */
+	int passphrase_command_line;
 	struct pgk_config_repo *repos;
 	size_t nrepos;
 };
@@ -61,6 +69,9 @@ int config_repo(const struct pgk_config *cfg, const char *name,
  * stripped).  The caller frees it with secure_free(p, strlen(p)).
  */
 int config_passphrase(const struct pgk_config *cfg, char **out);
+
+/* The value of core option `key` (keep_*) in rc, or NULL. */
+const char *config_repo_core_opt(const struct pgk_config_repo *rc, const char *key);
 
 /* Parse "zstd:3", "zstd", "none" into a level (0 = none). */
 int config_parse_compression(const char *s, int *level);

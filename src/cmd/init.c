@@ -1,0 +1,119 @@
+/*
+ * pgkeep init: create the repository named by --repo (or the config's
+ * default) in its empty store, unlocked by the configured passphrase.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cmd/commands.h"
+#include "cmd/context.h"
+#include "common/error.h"
+#include "common/log.h"
+
+static int parse_args(int argc, char **argv, struct kdf_params *kp)
+{
+	static const struct option opts[] = {
+		{ "kdf-n", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long long n;
+	char *end;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			errno = 0;
+			n = strtoull(optarg, &end, 10);
+			if (errno || *end || !*optarg || n < 1024 || (n & (n - 1)) || n > (1u << 20)) {
+				pgk_log_error("--kdf-n: '%s' is not a power of two from 1024 to 1048576",
+					      optarg);
+				return -1;
+			}
+			kp->n = n;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		pgk_log_error("unexpected argument '%s'", argv[optind]);
+		return -1;
+	}
+	return 0;
+}
+
+/* The cluster's identifier opens pg_control (PostgreSQL's ControlFileData). */
+static int read_sysid(const char *pgdata, uint64_t *sysid)
+{
+	char *path = xasprintf("%s/global/pg_control", pgdata);
+	ssize_t n = -1;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, sysid, sizeof(*sysid));
+		close(fd);
+	}
+	free(path);
+	return n == (ssize_t)sizeof(*sysid) && *sysid ? 0 : -1;
+}
+
+/* Optional: record the cluster now when the config says where it lives. */
+static void record_sysid(const struct pgk_globals *g, const struct pgk_config *cfg)
+{
+	struct repo *r;
+	uint64_t sysid;
+
+	if (!cfg->pgdata || read_sysid(cfg->pgdata, &sysid) < 0)
+		return;
+	if (ctx_open_repo(g, cfg, &r) < 0) {
+		pgk_log_warning("cannot record the cluster's system identifier now (%s); "
+				"wal-push and backup will", pgk_errmsg());
+		return;
+	}
+	if (repo_check_sysid(r, sysid) < 0)
+		pgk_log_warning("%s", pgk_errmsg());
+	repo_close(r);
+}
+
+int cmd_init(const struct pgk_globals *g, int argc, char **argv)
+{
+	struct kdf_params kp = { PGK_KDF_DEFAULT_N, PGK_KDF_DEFAULT_R, PGK_KDF_DEFAULT_P };
+	const struct pgk_config_repo *rc;
+	struct pgk_store *store;
+	struct pgk_config cfg;
+	char *pass;
+	int ret;
+
+	if (parse_args(argc, argv, &kp) < 0)
+		return PGK_EXIT_USAGE;
+	if (ctx_load_config(g, &cfg) < 0)
+		return ctx_fail();
+	ret = config_passphrase(&cfg, &pass);
+	if (ret < 0)
+		goto out_free_cfg;
+	ret = ctx_open_store(g, &cfg, &store, &rc);
+	if (ret < 0)
+		goto out_free_pass;
+	ret = repo_init(store, rc->name, pass, &kp);
+	store_close(store);
+	if (ret < 0)
+		goto out_free_pass;
+	printf("repository %s initialised at %s\n", rc->name, rc->plugin);
+	fflush(stdout);
+	record_sysid(g, &cfg);
+out_free_pass:
+	secure_free(pass, strlen(pass));
+out_free_cfg:
+	if (ret < 0)
+		ret = ctx_fail();
+	config_free(&cfg);
+	return ret < 0 ? PGK_EXIT_ERROR : ret;
+}

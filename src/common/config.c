@@ -1,0 +1,691 @@
+/*
+ * The configuration file, read with libinih.  inih's handler gets no line
+ * number in Debian's build, so the file is fed through our own reader, which
+ * counts lines and also sees section headers (inih reports a section only
+ * once it has a key, and an empty unknown section must still be an error).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "common/config.h"
+#include "common/error.h"
+#include "common/mem.h"
+
+#define PASSPHRASE_MAX 4096
+
+enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_BAD };
+
+/* [global] keys; their index is their slot in parse_state.global_lines. */
+enum global_key {
+	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
+	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_COUNT
+};
+
+static const char *const global_names[G_COUNT] = {
+	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
+	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout",
+};
+
+struct parse_state {
+	struct pgk_config *cfg;
+	FILE *f;
+	int line;		/* line being parsed */
+	bool at_bol;		/* the next read starts a new line */
+	enum section sec;
+	struct pgk_config_repo *repo;	/* current [repo:NAME] */
+	int global_line;	/* line of [global], 0 before it */
+	int global_lines[G_COUNT];
+	int plugin_line;	/* of the current repo's plugin key */
+	int lock_days_line;
+	int secret_line;	/* first key that holds a secret */
+	const char *secret_key;
+	int err;		/* first error, 0 when none */
+	int err_line;
+};
+
+static int fail_at(struct parse_state *st, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int fail_at(struct parse_state *st, int code, const char *fmt, ...)
+{
+	char msg[PGKEEP_ERRLEN];
+	va_list ap;
+
+	/* inih keeps going after an error; the first one is what the user fixes. */
+	if (st->err)
+		return 0;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	st->err = pgk_error(code, "%s:%d: %s", st->cfg->path, st->line, msg);
+	st->err_line = st->line;
+	return 0;
+}
+
+int config_parse_compression(const char *s, int *level)
+{
+	char *end;
+	long v;
+
+	if (strcmp(s, "none") == 0) {
+		*level = 0;
+		return 0;
+	}
+	if (strcmp(s, "zstd") == 0) {
+		*level = 3;
+		return 0;
+	}
+	if (strncmp(s, "zstd:", 5) != 0 || !s[5])
+		return pgk_error(PGKEEP_EINVAL, "bad compression '%s' (use zstd, zstd:1..19 or none)", s);
+	errno = 0;
+	v = strtol(s + 5, &end, 10);
+	if (errno || *end || v < 1 || v > 19)
+		return pgk_error(PGKEEP_EINVAL, "bad compression level in '%s' (use zstd:1..19)", s);
+	*level = (int)v;
+	return 0;
+}
+
+static bool parse_int(const char *s, long min, long max, int *out)
+{
+	char *end;
+	long v;
+
+	if (!*s)
+		return false;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return false;
+	*out = (int)v;
+	return true;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!(('a' <= *s && *s <= 'z') || ('A' <= *s && *s <= 'Z') ||
+		      ('0' <= *s && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
+			return false;
+	return true;
+}
+
+static bool is_secret_key(const char *key)
+{
+	return strstr(key, "secret") || strstr(key, "password") ||
+	       strcmp(key, "application_key") == 0 || strcmp(key, "passphrase") == 0;
+}
+
+static void note_secret(struct parse_state *st, const char *key)
+{
+	if (!st->secret_line) {
+		st->secret_line = st->line;
+		st->secret_key = xstrdup(key);
+	}
+}
+
+/* ---- section headers, seen by the reader ---- */
+
+static void start_repo(struct parse_state *st, const char *name)
+{
+	struct pgk_config *cfg = st->cfg;
+	size_t i;
+
+	if (!valid_name(name)) {
+		st->sec = SEC_BAD;
+		fail_at(st, PGKEEP_EINVAL, "bad repository name '%s' (letters, digits, '.', '_', '-')", name);
+		return;
+	}
+	for (i = 0; i < cfg->nrepos; i++) {
+		if (strcmp(cfg->repos[i].name, name) == 0) {
+			st->sec = SEC_BAD;
+			fail_at(st, PGKEEP_EINVAL, "duplicate section [repo:%s] (first on line %d)",
+				name, cfg->repos[i].line);
+			return;
+		}
+	}
+	cfg->repos = xrealloc(cfg->repos, (cfg->nrepos + 1) * sizeof(*cfg->repos));
+	st->repo = &cfg->repos[cfg->nrepos++];
+	memset(st->repo, 0, sizeof(*st->repo));
+	st->repo->name = xstrdup(name);
+	st->repo->line = st->line;
+	st->sec = SEC_REPO;
+	st->plugin_line = 0;
+	st->lock_days_line = 0;
+}
+
+static void start_section(struct parse_state *st, const char *name)
+{
+	if (strcmp(name, "global") == 0) {
+		if (st->global_line) {
+			st->sec = SEC_BAD;
+			fail_at(st, PGKEEP_EINVAL, "duplicate section [global] (first on line %d)",
+				st->global_line);
+			return;
+		}
+		st->global_line = st->line;
+		st->sec = SEC_GLOBAL;
+	} else if (strncmp(name, "repo:", 5) == 0) {
+		start_repo(st, name + 5);
+	} else {
+		st->sec = SEC_BAD;
+		fail_at(st, PGKEEP_EINVAL, "unknown section [%s] (expected [global] or [repo:NAME])", name);
+	}
+}
+
+static void scan_line(struct parse_state *st, const char *line)
+{
+	const char *p = line, *end;
+	char *name;
+
+	while (*p == ' ' || *p == '\t')
+		p++;
+	/* An indented line continues the previous value in inih; not a header. */
+	if (*p != '[' || p != line)
+		return;
+	end = strchr(p, ']');
+	if (!end)
+		return;		/* inih reports the syntax error */
+	name = xstrndup(p + 1, (size_t)(end - p - 1));
+	start_section(st, name);
+	free(name);
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse_state *st = stream;
+	bool bol = st->at_bol;
+	size_t n;
+
+	if (bol)
+		st->line++;
+	if (!fgets(str, num, st->f))
+		return NULL;
+	n = strlen(str);
+	st->at_bol = n && str[n - 1] == '\n';
+	if (bol)
+		scan_line(st, st->line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0 ? str + 3 : str);
+	return str;
+}
+
+/* ---- keys ---- */
+
+static int set_string(struct parse_state *st, char **dst, const char *name, const char *value)
+{
+	if (!*value)
+		return fail_at(st, PGKEEP_EINVAL, "%s: empty value", name);
+	*dst = xstrdup(value);
+	return 1;
+}
+
+static int global_key(struct parse_state *st, const char *name, const char *value)
+{
+	struct pgk_config *cfg = st->cfg;
+	int k;
+
+	for (k = 0; k < G_COUNT; k++)
+		if (strcmp(name, global_names[k]) == 0)
+			break;
+	if (k == G_COUNT)
+		return fail_at(st, PGKEEP_EINVAL, "unknown key '%s' in [global]", name);
+	if (st->global_lines[k])
+		return fail_at(st, PGKEEP_EINVAL, "duplicate key '%s' (first on line %d)", name,
+			       st->global_lines[k]);
+	st->global_lines[k] = st->line;
+
+	switch ((enum global_key)k) {
+	case G_REPO:
+		if (!valid_name(value))
+			return fail_at(st, PGKEEP_EINVAL, "repo: bad repository name '%s'", value);
+		return set_string(st, &cfg->repo, name, value);
+	case G_PASSPHRASE_FILE:
+		cfg->passphrase_file_line = st->line;
+		return set_string(st, &cfg->passphrase_file, name, value);
+	case G_PASSPHRASE_COMMAND:
+		cfg->passphrase_command_line = st->line;
+		return set_string(st, &cfg->passphrase_command, name, value);
+	case G_COMPRESSION:
+		if (config_parse_compression(value, &cfg->compress_level) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "compression: %s", pgk_errmsg());
+		return 1;
+	case G_PGDATA:
+		return set_string(st, &cfg->pgdata, name, value);
+	case G_CONNINFO:
+		/* A password inside conninfo makes the file as secret as one in its own key. */
+		if (strstr(value, "password"))
+			note_secret(st, name);
+		return set_string(st, &cfg->conninfo, name, value);
+	case G_PLUGIN_DIR:
+		return set_string(st, &cfg->plugin_dir, name, value);
+	case G_LOG_LEVEL:
+		if (strcmp(value, "error") == 0)
+			cfg->log_level = PGKEEP_LOG_ERROR;
+		else if (strcmp(value, "warning") == 0)
+			cfg->log_level = PGKEEP_LOG_WARNING;
+		else if (strcmp(value, "info") == 0)
+			cfg->log_level = PGKEEP_LOG_INFO;
+		else if (strcmp(value, "debug") == 0)
+			cfg->log_level = PGKEEP_LOG_DEBUG;
+		else
+			return fail_at(st, PGKEEP_EINVAL,
+				       "log_level: bad value '%s' (error, warning, info or debug)", value);
+		return 1;
+	case G_JOBS:
+		if (!parse_int(value, 1, 1024, &cfg->jobs))
+			return fail_at(st, PGKEEP_EINVAL, "jobs: bad value '%s' (an integer from 1 to 1024)",
+				       value);
+		return 1;
+	case G_ARCHIVE_TIMEOUT:
+		if (!parse_int(value, 0, INT_MAX, &cfg->archive_timeout))
+			return fail_at(st, PGKEEP_EINVAL,
+				       "archive_timeout: bad value '%s' (seconds, an integer >= 0)", value);
+		return 1;
+	case G_COUNT:
+		break;
+	}
+	return 1;
+}
+
+static const struct pgkeep_option *find_opt(const struct pgkeep_option *opts, const int *lines,
+					    size_t n, const char *key, int *line)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (strcmp(opts[i].key, key) == 0) {
+			*line = lines[i];
+			return &opts[i];
+		}
+	}
+	return NULL;
+}
+
+static void add_opt(struct pgkeep_option **opts, int **lines, size_t *n, const char *key,
+		    const char *value, int line)
+{
+	*opts = xrealloc(*opts, (*n + 1) * sizeof(**opts));
+	*lines = xrealloc(*lines, (*n + 1) * sizeof(**lines));
+	(*opts)[*n].key = xstrdup(key);
+	(*opts)[*n].value = xstrdup(value);
+	(*lines)[*n] = line;
+	(*n)++;
+}
+
+static int repo_key(struct parse_state *st, const char *name, const char *value)
+{
+	struct pgk_config_repo *rc = st->repo;
+	int line;
+
+	if (strcmp(name, "plugin") == 0) {
+		if (st->plugin_line)
+			return fail_at(st, PGKEEP_EINVAL, "duplicate key 'plugin' (first on line %d)",
+				       st->plugin_line);
+		st->plugin_line = st->line;
+		if (!valid_name(value))
+			return fail_at(st, PGKEEP_EINVAL, "plugin: bad plugin name '%s'", value);
+		return set_string(st, &rc->plugin, name, value);
+	}
+	if (strcmp(name, "lock_days") == 0) {
+		if (st->lock_days_line)
+			return fail_at(st, PGKEEP_EINVAL, "duplicate key 'lock_days' (first on line %d)",
+				       st->lock_days_line);
+		st->lock_days_line = st->line;
+		if (!parse_int(value, 0, 36500, &rc->lock_days))
+			return fail_at(st, PGKEEP_EINVAL,
+				       "lock_days: bad value '%s' (days, an integer from 0 to 36500)", value);
+		return 1;
+	}
+	if (find_opt(rc->core_opts, rc->core_opt_lines, rc->ncore_opts, name, &line) ||
+	    find_opt(rc->opts, rc->opt_lines, rc->nopts, name, &line))
+		return fail_at(st, PGKEEP_EINVAL, "duplicate key '%s' (first on line %d)", name, line);
+	if (!*value)
+		return fail_at(st, PGKEEP_EINVAL, "%s: empty value", name);
+	/* Retention belongs to the agent; the retention code checks the values. */
+	if (strncmp(name, "keep_", 5) == 0) {
+		add_opt(&rc->core_opts, &rc->core_opt_lines, &rc->ncore_opts, name, value, st->line);
+		return 1;
+	}
+	if (is_secret_key(name))
+		note_secret(st, name);
+	add_opt(&rc->opts, &rc->opt_lines, &rc->nopts, name, value, st->line);
+	return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct parse_state *st = user;
+
+	switch (st->sec) {
+	case SEC_NONE:
+		return fail_at(st, PGKEEP_EINVAL, "key '%s' outside any section", name);
+	case SEC_GLOBAL:
+		return global_key(st, name, value);
+	case SEC_REPO:
+		return repo_key(st, name, value);
+	case SEC_BAD:
+		return 0;	/* already reported at the section header */
+	}
+	return 0;
+}
+
+/* ---- after the parse ---- */
+
+static int check_repos(struct parse_state *st)
+{
+	struct pgk_config *cfg = st->cfg;
+	size_t i;
+
+	for (i = 0; i < cfg->nrepos; i++)
+		if (!cfg->repos[i].plugin)
+			return pgk_error(PGKEEP_EINVAL, "%s:%d: [repo:%s] has no plugin key",
+					 cfg->path, cfg->repos[i].line, cfg->repos[i].name);
+	if (cfg->repo) {
+		for (i = 0; i < cfg->nrepos; i++)
+			if (strcmp(cfg->repos[i].name, cfg->repo) == 0)
+				return 0;
+		return pgk_error(PGKEEP_EINVAL, "%s:%d: repo = %s, but there is no [repo:%s] section",
+				 cfg->path, st->global_lines[G_REPO], cfg->repo, cfg->repo);
+	}
+	return 0;
+}
+
+static int check_private(const char *what, const char *path, const struct stat *sb)
+{
+	if (sb->st_mode & 077)
+		return pgk_error(PGKEEP_EAUTH,
+				 "%s %s is accessible by group or others (mode %04o); chmod 600 %s",
+				 what, path, (unsigned)(sb->st_mode & 07777), path);
+	return 0;
+}
+
+static int check_modes(struct parse_state *st, int fd)
+{
+	struct pgk_config *cfg = st->cfg;
+	struct stat sb;
+	int ret;
+
+	if (st->secret_line) {
+		if (fstat(fd, &sb) < 0)
+			return pgk_error(PGKEEP_EIO, "cannot stat config %s: %s", cfg->path, strerror(errno));
+		if (sb.st_mode & 077)
+			return pgk_error(PGKEEP_EAUTH,
+					 "config %s holds a secret (%s on line %d) but is accessible by group or others (mode %04o); chmod 600 %s",
+					 cfg->path, st->secret_key, st->secret_line,
+					 (unsigned)(sb.st_mode & 07777), cfg->path);
+	}
+	if (cfg->passphrase_file) {
+		if (stat(cfg->passphrase_file, &sb) < 0)
+			return pgk_error(PGKEEP_EIO, "%s:%d: passphrase_file %s: %s", cfg->path,
+					 cfg->passphrase_file_line, cfg->passphrase_file, strerror(errno));
+		ret = check_private("passphrase file", cfg->passphrase_file, &sb);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int config_load(struct pgk_config *cfg, const char *path)
+{
+	struct parse_state st;
+	int ret;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = xstrdup(path);
+	cfg->compress_level = 3;
+	cfg->log_level = -1;
+	cfg->archive_timeout = -1;
+
+	memset(&st, 0, sizeof(st));
+	st.cfg = cfg;
+	st.at_bol = true;
+	st.f = fopen(path, "re");
+	if (!st.f) {
+		ret = pgk_error(errno == ENOENT ? PGKEEP_ENOTFOUND : PGKEEP_EIO,
+				"cannot read config %s: %s", path, strerror(errno));
+		goto out_free_cfg;
+	}
+	ret = ini_parse_stream(reader, &st, handler, &st);
+	if (ret == -2) {
+		ret = pgk_error(PGKEEP_ENOMEM, "%s: out of memory while parsing", path);
+	} else if (ret > 0 && (!st.err || ret < st.err_line)) {
+		ret = pgk_error(PGKEEP_EINVAL, "%s:%d: syntax error (expected [section] or key = value)",
+				path, ret);
+	} else if (st.err) {
+		ret = st.err;
+	} else if (ferror(st.f)) {
+		ret = pgk_error(PGKEEP_EIO, "cannot read config %s: read error", path);
+	} else {
+		ret = check_repos(&st);
+		if (ret == 0)
+			ret = check_modes(&st, fileno(st.f));
+	}
+	fclose(st.f);
+	free((char *)st.secret_key);
+	if (ret == 0)
+		return 0;
+out_free_cfg:
+	config_free(cfg);
+	return ret;
+}
+
+static void free_opts(struct pgkeep_option *opts, int *lines, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		/* Plugin options may hold credentials. */
+		secure_free((char *)opts[i].value, strlen(opts[i].value));
+		free((char *)opts[i].key);
+	}
+	free(opts);
+	free(lines);
+}
+
+void config_free(struct pgk_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nrepos; i++) {
+		struct pgk_config_repo *rc = &cfg->repos[i];
+
+		free(rc->name);
+		free(rc->plugin);
+		free_opts(rc->opts, rc->opt_lines, rc->nopts);
+		free_opts(rc->core_opts, rc->core_opt_lines, rc->ncore_opts);
+	}
+	free(cfg->repos);
+	free(cfg->path);
+	free(cfg->repo);
+	free(cfg->passphrase_file);
+	free(cfg->passphrase_command);
+	free(cfg->pgdata);
+	if (cfg->conninfo)
+		secure_free(cfg->conninfo, strlen(cfg->conninfo));
+	free(cfg->plugin_dir);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_repo(const struct pgk_config *cfg, const char *name, const struct pgk_config_repo **out)
+{
+	size_t i;
+
+	if (!name)
+		name = cfg->repo;
+	if (!name) {
+		if (cfg->nrepos == 1) {
+			*out = &cfg->repos[0];
+			return 0;
+		}
+		if (cfg->nrepos == 0)
+			return pgk_error(PGKEEP_EINVAL, "%s: no [repo:NAME] section", cfg->path);
+		return pgk_error(PGKEEP_EINVAL,
+				 "%s: several repositories and no default; set repo in [global] or use --repo",
+				 cfg->path);
+	}
+	for (i = 0; i < cfg->nrepos; i++) {
+		if (strcmp(cfg->repos[i].name, name) == 0) {
+			*out = &cfg->repos[i];
+			return 0;
+		}
+	}
+	return pgk_error(PGKEEP_ENOTFOUND, "%s: no repository named '%s'", cfg->path, name);
+}
+
+const char *config_repo_core_opt(const struct pgk_config_repo *rc, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < rc->ncore_opts; i++)
+		if (strcmp(rc->core_opts[i].key, key) == 0)
+			return rc->core_opts[i].value;
+	return NULL;
+}
+
+/* ---- the passphrase ---- */
+
+/* Keep the first line of buf[0..len) in a fresh string; wipes buf. */
+static int take_line(char *buf, size_t len, bool first_line_only, char **out, const char *what)
+{
+	size_t n = len;
+	char *nl;
+	int ret = 0;
+
+	if (first_line_only) {
+		nl = memchr(buf, '\n', len);
+		if (nl)
+			n = (size_t)(nl - buf);
+	} else if (n && buf[n - 1] == '\n') {
+		n--;
+	}
+	if (n && buf[n - 1] == '\r')
+		n--;
+	if (n == 0 || memchr(buf, '\0', n))
+		ret = pgk_error(PGKEEP_EINVAL, "%s gives an empty or invalid passphrase", what);
+	else
+		*out = xstrndup(buf, n);
+	secure_zero(buf, len);
+	return ret;
+}
+
+static int passphrase_from_file(const struct pgk_config *cfg, char **out)
+{
+	char buf[PASSPHRASE_MAX];
+	struct stat sb;
+	size_t len = 0;
+	ssize_t n;
+	char *what;
+	int fd, ret;
+
+	fd = open(cfg->passphrase_file, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pgk_error(PGKEEP_EIO, "cannot read passphrase file %s: %s", cfg->passphrase_file,
+				 strerror(errno));
+	if (fstat(fd, &sb) < 0) {
+		ret = pgk_error(PGKEEP_EIO, "cannot stat passphrase file %s: %s", cfg->passphrase_file,
+				strerror(errno));
+		goto out_close;
+	}
+	ret = check_private("passphrase file", cfg->passphrase_file, &sb);
+	if (ret < 0)
+		goto out_close;
+	while (len < sizeof(buf)) {
+		n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			ret = pgk_error(PGKEEP_EIO, "cannot read passphrase file %s: %s",
+					cfg->passphrase_file, strerror(errno));
+			goto out_wipe;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	what = xasprintf("passphrase file %s", cfg->passphrase_file);
+	ret = take_line(buf, len, true, out, what);
+	free(what);
+out_wipe:
+	secure_zero(buf, sizeof(buf));
+out_close:
+	close(fd);
+	return ret;
+}
+
+static int passphrase_from_command(const struct pgk_config *cfg, char **out)
+{
+	char buf[PASSPHRASE_MAX];
+	size_t len = 0, n;
+	char *what;
+	FILE *p;
+	int status, ret;
+
+	/* popen runs the command through /bin/sh -c. */
+	fflush(NULL);
+	p = popen(cfg->passphrase_command, "re");
+	if (!p)
+		return pgk_error(PGKEEP_EIO, "%s:%d: cannot run passphrase_command: %s", cfg->path,
+				 cfg->passphrase_command_line, strerror(errno));
+	while ((n = fread(buf + len, 1, sizeof(buf) - len, p)) > 0) {
+		len += n;
+		if (len == sizeof(buf))
+			break;
+	}
+	/* Drain anything longer so the command does not die of SIGPIPE. */
+	if (len == sizeof(buf)) {
+		char junk[512];
+
+		while (fread(junk, 1, sizeof(junk), p) > 0)
+			;
+		secure_zero(junk, sizeof(junk));
+	}
+	status = pclose(p);
+	if (status == -1) {
+		ret = pgk_error(PGKEEP_EIO, "%s:%d: passphrase_command: %s", cfg->path,
+				cfg->passphrase_command_line, strerror(errno));
+	} else if (WIFSIGNALED(status)) {
+		ret = pgk_error(PGKEEP_EIO, "%s:%d: passphrase_command was killed by signal %d",
+				cfg->path, cfg->passphrase_command_line, WTERMSIG(status));
+	} else if (WEXITSTATUS(status) != 0) {
+		ret = pgk_error(PGKEEP_EIO, "%s:%d: passphrase_command failed with exit status %d",
+				cfg->path, cfg->passphrase_command_line, WEXITSTATUS(status));
+	} else if (len == sizeof(buf)) {
+		ret = pgk_error(PGKEEP_EINVAL, "%s:%d: passphrase_command printed more than %d bytes",
+				cfg->path, cfg->passphrase_command_line, PASSPHRASE_MAX - 1);
+	} else {
+		what = xasprintf("%s:%d: passphrase_command", cfg->path, cfg->passphrase_command_line);
+		ret = take_line(buf, len, false, out, what);
+		free(what);
+	}
+	secure_zero(buf, sizeof(buf));
+	return ret;
+}
+
+int config_passphrase(const struct pgk_config *cfg, char **out)
+{
+	const char *env = getenv("PGKEEP_PASSPHRASE");
+
+	*out = NULL;
+	if (env) {
+		if (!*env)
+			return pgk_error(PGKEEP_EINVAL, "PGKEEP_PASSPHRASE is set but empty");
+		*out = xstrdup(env);
+		return 0;
+	}
+	if (cfg->passphrase_file)
+		return passphrase_from_file(cfg, out);
+	if (cfg->passphrase_command)
+		return passphrase_from_command(cfg, out);
+	return pgk_error(PGKEEP_EINVAL,
+			 "no passphrase: set PGKEEP_PASSPHRASE, or passphrase_file or passphrase_command in %s",
+			 cfg->path);
+}

@@ -1,0 +1,244 @@
+/*
+ * Sealing and opening stored objects (format in object.h): zstd, then
+ * AES-256-GCM with the 40-byte header as additional data.  obj_open returns
+ * nothing until the tag has verified.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <zstd.h>
+
+#include "common/error.h"
+#include "repo/object.h"
+
+#define OBJ_MAGIC "PGKEEP\0"
+#define OBJ_MAGIC_LEN 7
+#define OBJ_VERSION 1
+#define OBJ_COMP_NONE 0
+#define OBJ_COMP_ZSTD 1
+#define OBJ_CIPHER_AES256GCM 1
+#define OBJ_NONCE_LEN 12
+/* EVP lengths are ints; feed it in slices well below INT_MAX. */
+#define EVP_SLICE ((size_t)1 << 30)
+
+static const char *kind_name(unsigned kind)
+{
+	switch (kind) {
+	case OBJ_META: return "metadata";
+	case OBJ_WAL: return "WAL";
+	case OBJ_CHUNK: return "chunk";
+	case OBJ_MANIFEST: return "manifest";
+	}
+	return "unknown";
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* Run in[0..len) through an initialised GCM context into out. */
+static bool gcm_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t len, uint8_t *out)
+{
+	size_t off, n;
+	int outl;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < EVP_SLICE ? len - off : EVP_SLICE;
+		if (EVP_CipherUpdate(ctx, out + off, &outl, in + off, (int)n) != 1 ||
+		    (size_t)outl != n)
+			return false;
+	}
+	return true;
+}
+
+/* Compress into body when that saves space; false means store plain. */
+static bool try_compress(int level, const void *plain, size_t len, struct pgk_buf *body)
+{
+	size_t bound, n;
+
+	if (level <= 0 || len == 0)
+		return false;
+	bound = ZSTD_compressBound(len);
+	buf_reserve(body, bound);
+	n = ZSTD_compress(body->data, bound, plain, len, level);
+	if (ZSTD_isError(n) || n >= len)
+		return false;
+	body->len = n;
+	return true;
+}
+
+int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const void *plain,
+	     size_t len, struct pgk_buf *out)
+{
+	struct pgk_buf zbuf = PGK_BUF_INIT;
+	const uint8_t *body = plain;
+	size_t bodylen = len;
+	EVP_CIPHER_CTX *ctx;
+	uint8_t *hdr;
+	int outl, ret = 0;
+	bool zstd;
+
+	zstd = try_compress(level, plain, len, &zbuf);
+	if (zstd) {
+		body = zbuf.data;
+		bodylen = zbuf.len;
+	}
+
+	buf_reserve(out, OBJ_OVERHEAD + bodylen);
+	hdr = out->data + out->len;
+	memcpy(hdr, OBJ_MAGIC, OBJ_MAGIC_LEN);
+	hdr[7] = OBJ_VERSION;
+	hdr[8] = (uint8_t)kind;
+	hdr[9] = zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE;
+	hdr[10] = OBJ_CIPHER_AES256GCM;
+	hdr[11] = 0;
+	memcpy(hdr + 12, k->key_id, PGK_KEY_ID_LEN);
+	if (RAND_bytes(hdr + 20, OBJ_NONCE_LEN) != 1) {
+		ret = pgk_error(PGKEEP_EIO, "cannot get random bytes for an object nonce");
+		goto out_free_zbuf;
+	}
+	put_be64(hdr + 32, len);
+
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx) {
+		ret = pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
+		goto out_free_zbuf;
+	}
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, hdr + 20) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &outl, hdr, OBJ_HEADER_LEN) != 1 ||
+	    !gcm_update(ctx, body, bodylen, hdr + OBJ_HEADER_LEN) ||
+	    EVP_EncryptFinal_ex(ctx, hdr + OBJ_HEADER_LEN + bodylen, &outl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, OBJ_TAG_LEN,
+				hdr + OBJ_HEADER_LEN + bodylen) != 1) {
+		ret = pgk_error(PGKEEP_EIO, "object encryption failed");
+		goto out_free_ctx;
+	}
+	out->len += OBJ_OVERHEAD + bodylen;
+out_free_ctx:
+	EVP_CIPHER_CTX_free(ctx);
+out_free_zbuf:
+	/* The compressed body is plaintext too. */
+	buf_free_secure(&zbuf);
+	return ret;
+}
+
+/* Everything the header can tell before any cryptography. */
+static int check_header(const struct repo_keys *k, enum obj_kind kind, const uint8_t *obj,
+			size_t len, const char *what)
+{
+	if (len < OBJ_OVERHEAD)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is truncated (%zu bytes)", what, len);
+	if (memcmp(obj, OBJ_MAGIC, OBJ_MAGIC_LEN) != 0)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is not a pgkeep object (bad magic)", what);
+	if (obj[7] != OBJ_VERSION)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s has unknown format version %u", what,
+				 obj[7]);
+	if (obj[8] != kind)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is a %s object (kind %u), expected %s",
+				 what, kind_name(obj[8]), obj[8], kind_name(kind));
+	if (obj[9] > OBJ_COMP_ZSTD || obj[10] != OBJ_CIPHER_AES256GCM || obj[11] != 0)
+		return pgk_error(PGKEEP_ECORRUPT,
+				 "object %s has an unknown compression or cipher (%u/%u/%u)", what,
+				 obj[9], obj[10], obj[11]);
+	if (memcmp(obj + 12, k->key_id, PGK_KEY_ID_LEN) != 0)
+		return pgk_error(PGKEEP_EAUTH, "object %s was written with another key", what);
+	if (obj[9] == OBJ_COMP_NONE && get_be64(obj + 32) != len - OBJ_OVERHEAD)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is damaged (length %zu, header says %llu)",
+				 what, len - OBJ_OVERHEAD, (unsigned long long)get_be64(obj + 32));
+	return 0;
+}
+
+/* Decrypt the body into out[0..bodylen) and verify the tag. */
+static int decrypt_body(const struct repo_keys *k, const uint8_t *obj, size_t len, uint8_t *out,
+			const char *what)
+{
+	size_t bodylen = len - OBJ_OVERHEAD;
+	uint8_t tag[OBJ_TAG_LEN];
+	EVP_CIPHER_CTX *ctx;
+	int outl, ret = 0;
+
+	memcpy(tag, obj + len - OBJ_TAG_LEN, OBJ_TAG_LEN);
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx)
+		return pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, obj + 20) != 1 ||
+	    EVP_DecryptUpdate(ctx, NULL, &outl, obj, OBJ_HEADER_LEN) != 1 ||
+	    !gcm_update(ctx, obj + OBJ_HEADER_LEN, bodylen, out) ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, OBJ_TAG_LEN, tag) != 1) {
+		ret = pgk_error(PGKEEP_EIO, "object %s: decryption failed", what);
+		goto out_free_ctx;
+	}
+	if (EVP_DecryptFinal_ex(ctx, out + bodylen, &outl) != 1) {
+		secure_zero(out, bodylen);
+		ret = pgk_error(PGKEEP_ECORRUPT,
+				"object %s is damaged (authentication tag does not match)", what);
+	}
+out_free_ctx:
+	EVP_CIPHER_CTX_free(ctx);
+	return ret;
+}
+
+static int decompress(const uint8_t *body, size_t bodylen, uint64_t plainlen,
+		      struct pgk_buf *plain, const char *what)
+{
+	size_t n;
+
+	if (plainlen > SIZE_MAX - plain->len)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
+	buf_reserve(plain, (size_t)plainlen);
+	n = ZSTD_decompress(plain->data + plain->len, (size_t)plainlen, body, bodylen);
+	if (ZSTD_isError(n) || n != plainlen) {
+		secure_zero(plain->data + plain->len, (size_t)plainlen);
+		return pgk_error(PGKEEP_ECORRUPT, "object %s does not decompress to %llu bytes%s%s",
+				 what, (unsigned long long)plainlen, ZSTD_isError(n) ? ": " : "",
+				 ZSTD_isError(n) ? ZSTD_getErrorName(n) : "");
+	}
+	plain->len += n;
+	return 0;
+}
+
+int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, size_t len,
+	     struct pgk_buf *plain, const char *what)
+{
+	const uint8_t *o = obj;
+	struct pgk_buf body = PGK_BUF_INIT;
+	size_t bodylen;
+	int ret;
+
+	ret = check_header(k, kind, o, len, what);
+	if (ret < 0)
+		return ret;
+	bodylen = len - OBJ_OVERHEAD;
+
+	if (o[9] == OBJ_COMP_NONE) {
+		/* Decrypt in place at the end of plain; len moves only once verified. */
+		buf_reserve(plain, bodylen + 16);
+		ret = decrypt_body(k, o, len, plain->data + plain->len, what);
+		if (ret == 0)
+			plain->len += bodylen;
+		return ret;
+	}
+
+	buf_reserve(&body, bodylen + 16);
+	ret = decrypt_body(k, o, len, body.data, what);
+	if (ret == 0)
+		ret = decompress(body.data, bodylen, get_be64(o + 32), plain, what);
+	buf_free_secure(&body);
+	return ret;
+}

@@ -1,0 +1,367 @@
+/*
+ * A repository on a store: creating one (key slot first, pgkeep.json last, so
+ * an interrupted init leaves no repository and can simply be run again),
+ * unlocking it with a passphrase, the cluster it belongs to, and sealed
+ * object I/O.
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <openssl/rand.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "repo/repo.h"
+
+#define REPO_FORMAT 1
+#define REPO_JSON "pgkeep.json"
+#define REPO_KEYS_PREFIX "keys/"
+#define REPO_SYSID "meta/sysid"
+
+static void hex(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+/* ---- init ---- */
+
+static void repo_json(const struct repo_keys *k, struct pgk_buf *out)
+{
+	char key_id[2 * PGK_KEY_ID_LEN + 1];
+	struct json_object *obj = json_object_new_object();
+
+	hex(k->key_id, PGK_KEY_ID_LEN, key_id);
+	json_object_object_add(obj, "format", json_object_new_int(REPO_FORMAT));
+	json_object_object_add(obj, "created", json_object_new_int64((int64_t)time(NULL)));
+	json_object_object_add(obj, "cipher", json_object_new_string("aes-256-gcm"));
+	json_object_object_add(obj, "compression", json_object_new_string("zstd"));
+	/* Public: every object header carries it.  It lets open skip slots
+	 * left by an init that did not finish. */
+	json_object_object_add(obj, "key_id", json_object_new_string(key_id));
+	buf_printf(out, "%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY));
+	json_object_put(obj);
+}
+
+static int write_slot(struct pgk_store *store, const struct repo_keys *k, const char *pass,
+		      const struct kdf_params *kp, char **slot_key)
+{
+	struct pgk_buf slot = PGK_BUF_INIT;
+	uint8_t id[8];
+	char idhex[17];
+	int ret;
+
+	if (RAND_bytes(id, sizeof(id)) != 1)
+		return pgk_error(PGKEEP_EIO, "cannot get random bytes for a key slot id");
+	hex(id, sizeof(id), idhex);
+	ret = keyslot_wrap(k, pass, kp, &slot);
+	if (ret < 0)
+		return ret;
+	*slot_key = xasprintf(REPO_KEYS_PREFIX "%s.json", idhex);
+	ret = store_put(store, *slot_key, slot.data, slot.len, PGKEEP_PUT_IF_ABSENT);
+	buf_free(&slot);
+	if (ret < 0) {
+		free(*slot_key);
+		*slot_key = NULL;
+	}
+	return ret;
+}
+
+int repo_init(struct pgk_store *store, const char *name, const char *pass,
+	      const struct kdf_params *kp)
+{
+	struct pgk_buf json = PGK_BUF_INIT;
+	struct pgkeep_stat sb;
+	struct repo_keys k;
+	char *slot_key = NULL;
+	int ret;
+
+	ret = store_stat(store, REPO_JSON, &sb);
+	if (ret == 0)
+		return pgk_error(PGKEEP_EEXISTS, "repository %s already initialised", name);
+	if (ret != PGKEEP_ENOTFOUND)
+		return ret;
+
+	ret = keys_generate(&k);
+	if (ret < 0)
+		goto out_wipe;
+	ret = write_slot(store, &k, pass, kp, &slot_key);
+	if (ret < 0)
+		goto out_wipe;
+	repo_json(&k, &json);
+	ret = store_put(store, REPO_JSON, json.data, json.len, PGKEEP_PUT_IF_ABSENT);
+	if (ret == PGKEEP_EEXISTS) {
+		/* Someone else's init won the race; our slot would only confuse. */
+		store_remove(store, slot_key);
+		ret = pgk_error(PGKEEP_EEXISTS, "repository %s already initialised", name);
+	}
+	buf_free(&json);
+	free(slot_key);
+out_wipe:
+	keys_wipe(&k);
+	return ret;
+}
+
+/* ---- open ---- */
+
+static int read_repo_json(struct pgk_store *store, const char *name,
+			  uint8_t key_id[PGK_KEY_ID_LEN])
+{
+	struct pgk_buf buf = PGK_BUF_INIT;
+	struct json_object *obj = NULL, *v;
+	const char *s;
+	int ret, i;
+
+	ret = store_get(store, REPO_JSON, &buf);
+	if (ret == PGKEEP_ENOTFOUND)
+		return pgk_error(PGKEEP_ENOTFOUND, "%s is not a pgkeep repository (no %s)", name,
+				 REPO_JSON);
+	if (ret < 0)
+		return ret;
+	buf_append(&buf, "", 1);
+	obj = json_tokener_parse((const char *)buf.data);
+	if (!obj || !json_object_is_type(obj, json_type_object) ||
+	    !json_object_object_get_ex(obj, "format", &v) || !json_object_is_type(v, json_type_int)) {
+		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s is damaged", name, REPO_JSON);
+		goto out_free;
+	}
+	if (json_object_get_int64(v) != REPO_FORMAT) {
+		ret = pgk_error(PGKEEP_EUNSUPPORTED,
+				"repository %s has format %" PRId64 "; this pgkeep reads format %d",
+				name, json_object_get_int64(v), REPO_FORMAT);
+		goto out_free;
+	}
+	if (!json_object_object_get_ex(obj, "key_id", &v) ||
+	    !(s = json_object_get_string(v)) || strlen(s) != 2 * PGK_KEY_ID_LEN) {
+		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s has no valid key_id", name,
+				REPO_JSON);
+		goto out_free;
+	}
+	for (i = 0; i < PGK_KEY_ID_LEN; i++) {
+		unsigned int byte;
+
+		if (sscanf(s + 2 * i, "%2x", &byte) != 1) {
+			ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s has no valid key_id",
+					name, REPO_JSON);
+			goto out_free;
+		}
+		key_id[i] = (uint8_t)byte;
+	}
+out_free:
+	json_object_put(obj);
+	buf_free(&buf);
+	return ret;
+}
+
+struct slot_list {
+	char **keys;
+	size_t n;
+};
+
+static int collect_slot(void *payload, const char *key, const struct pgkeep_stat *st)
+{
+	struct slot_list *l = payload;
+	size_t len = strlen(key);
+
+	if (len < 5 || strcmp(key + len - 5, ".json") != 0)
+		return 0;
+	l->keys = xrealloc(l->keys, (l->n + 1) * sizeof(*l->keys));
+	l->keys[l->n++] = xstrdup(key);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Try one slot; 0 and k filled when it opens this repository's key. */
+static int try_slot(struct pgk_store *store, const char *key, const char *pass,
+		    const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k)
+{
+	struct pgk_buf slot = PGK_BUF_INIT;
+	int ret;
+
+	ret = store_get(store, key, &slot);
+	if (ret < 0)
+		return ret;
+	ret = keyslot_unwrap(k, pass, slot.data, slot.len);
+	buf_free(&slot);
+	if (ret < 0 && ret != PGKEEP_EAUTH)
+		pgk_error_wrap(ret, "key slot %s", key);
+	if (ret == 0 && memcmp(k->key_id, key_id, PGK_KEY_ID_LEN) != 0) {
+		keys_wipe(k);
+		pgk_log_debug("key slot %s belongs to an unfinished init; ignored", key);
+		ret = pgk_error(PGKEEP_EAUTH, "key slot %s holds another repository's key", key);
+	}
+	return ret;
+}
+
+static int unlock(struct pgk_store *store, const char *name, const char *pass,
+		  const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k)
+{
+	struct slot_list l = { NULL, 0 };
+	char bad_msg[PGKEEP_ERRLEN] = "";
+	int ret, bad = 0;
+	bool wrong_pass = false;
+	size_t i;
+
+	ret = store_list(store, REPO_KEYS_PREFIX, collect_slot, &l);
+	if (ret < 0)
+		goto out_free;
+	qsort(l.keys, l.n, sizeof(*l.keys), cmp_str);
+	ret = PGKEEP_ENOTFOUND;
+	for (i = 0; i < l.n && ret != 0; i++) {
+		ret = try_slot(store, l.keys[i], pass, key_id, k);
+		if (ret == PGKEEP_EAUTH) {
+			wrong_pass = true;
+		} else if (ret < 0 && (!bad || bad == PGKEEP_ECORRUPT)) {
+			/* Keep the first store failure over any damaged slot. */
+			bad = ret;
+			snprintf(bad_msg, sizeof(bad_msg), "%s", pgk_errmsg());
+		}
+	}
+	if (ret == 0)
+		goto out_free;
+	/* A slot the store would not give us may have been the right one. */
+	if (bad && bad != PGKEEP_ECORRUPT && bad != PGKEEP_EUNSUPPORTED)
+		ret = pgk_error(bad, "repository %s: %s", name, bad_msg);
+	else if (wrong_pass)
+		ret = pgk_error(PGKEEP_EAUTH, "wrong passphrase for repository %s", name);
+	else if (bad)
+		ret = pgk_error(bad, "repository %s: no usable key slot: %s", name, bad_msg);
+	else
+		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s has no key slot", name);
+out_free:
+	for (i = 0; i < l.n; i++)
+		free(l.keys[i]);
+	free(l.keys);
+	return ret;
+}
+
+int repo_open(struct repo **out, struct pgk_store *store, const char *name, const char *pass,
+	      int compress_level)
+{
+	uint8_t key_id[PGK_KEY_ID_LEN];
+	struct repo *r;
+	int ret;
+
+	*out = NULL;
+	ret = read_repo_json(store, name, key_id);
+	if (ret < 0)
+		goto out_close;
+	r = xzalloc(sizeof(*r));
+	ret = unlock(store, name, pass, key_id, &r->keys);
+	if (ret < 0) {
+		secure_free(r, sizeof(*r));
+		goto out_close;
+	}
+	r->store = store;
+	r->name = xstrdup(name);
+	r->compress_level = compress_level;
+	*out = r;
+	return 0;
+out_close:
+	store_close(store);
+	return ret;
+}
+
+void repo_close(struct repo *r)
+{
+	if (!r)
+		return;
+	store_close(r->store);
+	free(r->name);
+	keys_wipe(&r->keys);
+	free(r);
+}
+
+/* ---- sealed objects ---- */
+
+int repo_put(struct repo *r, const char *key, enum obj_kind kind, const void *data, size_t len,
+	     unsigned flags)
+{
+	struct pgk_buf obj = PGK_BUF_INIT;
+	int ret;
+
+	ret = obj_seal(&r->keys, kind, r->compress_level, data, len, &obj);
+	if (ret == 0)
+		ret = store_put(r->store, key, obj.data, obj.len, flags);
+	buf_free(&obj);
+	return ret;
+}
+
+int repo_get(struct repo *r, const char *key, enum obj_kind kind, struct pgk_buf *plain)
+{
+	struct pgk_buf obj = PGK_BUF_INIT;
+	int ret;
+
+	ret = store_get(r->store, key, &obj);
+	if (ret == 0)
+		ret = obj_open(&r->keys, kind, obj.data, obj.len, plain, key);
+	buf_free(&obj);
+	return ret;
+}
+
+/* ---- the cluster ---- */
+
+static int read_sysid(struct repo *r, uint64_t *sysid)
+{
+	struct pgk_buf text = PGK_BUF_INIT;
+	char *end;
+	int ret;
+
+	ret = repo_get(r, REPO_SYSID, OBJ_META, &text);
+	if (ret < 0)
+		goto out_free;
+	buf_append(&text, "", 1);
+	*sysid = strtoull((const char *)text.data, &end, 10);
+	if (end == (const char *)text.data || (*end != '\0' && *end != '\n'))
+		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s does not hold a system identifier",
+				r->name, REPO_SYSID);
+out_free:
+	buf_free(&text);
+	return ret;
+}
+
+int repo_check_sysid(struct repo *r, uint64_t sysid)
+{
+	uint64_t stored;
+	char text[32];
+	int ret;
+
+	if (r->sysid && r->sysid == sysid)
+		return 0;
+	/* Read first: the common case is an existing record, and a read is cheap. */
+	ret = read_sysid(r, &stored);
+	if (ret == PGKEEP_ENOTFOUND) {
+		snprintf(text, sizeof(text), "%" PRIu64 "\n", sysid);
+		ret = repo_put(r, REPO_SYSID, OBJ_META, text, strlen(text), PGKEEP_PUT_IF_ABSENT);
+		if (ret == 0) {
+			pgk_log_info("repository %s now belongs to cluster %" PRIu64, r->name, sysid);
+			r->sysid = sysid;
+			return 0;
+		}
+		/* Another first user got there first: compare with theirs. */
+		if (ret == PGKEEP_EEXISTS)
+			ret = read_sysid(r, &stored);
+	}
+	if (ret < 0)
+		return ret;
+	if (stored != sysid)
+		return pgk_error(PGKEEP_EINVAL, "repository %s belongs to cluster %" PRIu64 ", not %" PRIu64,
+				 r->name, stored, sysid);
+	r->sysid = sysid;
+	return 0;
+}
