@@ -17,6 +17,19 @@ const struct pgk_command pgk_commands[] = {
 	  "  PATH               the file to archive (%p)\n" },
 	{ "wal-fetch", cmd_wal_fetch, "restore a WAL file (restore_command = 'pgkeep wal-fetch %f %p')",
 	  "  NAME PATH          the file wanted (%f) and where to write it (%p)\n" },
+	{ "expire", cmd_expire, "apply the retention policy: remove old backups, their chunks and WAL",
+	  "  --dry-run          show what would be removed, remove nothing\n"
+	  "  --json             print the decisions as JSON\n"
+	  "  --grace DURATION   keep unreferenced chunks younger than this (default 1h; 0 = none)\n"
+	  "  --lock-wait SECS   wait this long for running commands to finish (default 60)\n" },
+	{ "pin", cmd_pin, "keep a backup whatever the retention policy says",
+	  "  ID                 the backup\n"
+	  "  --note TEXT        why it is kept\n" },
+	{ "unpin", cmd_unpin, "let the retention policy decide about a backup again",
+	  "  ID                 the backup\n" },
+	{ "verify", cmd_verify, "check that every backup and the WAL archive are complete",
+	  "  --read-data        fetch, decrypt and check every chunk (default: check they exist)\n"
+	  "  --json             print the result as JSON\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 

@@ -33,5 +33,9 @@ extern const struct pgk_command pgk_commands[];
 int cmd_init(const struct pgk_globals *g, int argc, char **argv);
 int cmd_wal_push(const struct pgk_globals *g, int argc, char **argv);
 int cmd_wal_fetch(const struct pgk_globals *g, int argc, char **argv);
+int cmd_expire(const struct pgk_globals *g, int argc, char **argv);
+int cmd_pin(const struct pgk_globals *g, int argc, char **argv);
+int cmd_unpin(const struct pgk_globals *g, int argc, char **argv);
+int cmd_verify(const struct pgk_globals *g, int argc, char **argv);
 
 #endif

@@ -1,0 +1,359 @@
+/*
+ * pgkeep verify [--read-data] [--json]: is every backup restorable?  Every
+ * manifest must read, every chunk it names must exist (with --read-data: be
+ * fetched, decrypted and checked against its keyed id and the stream's
+ * checksum), and the WAL must run without a gap from each base backup's start
+ * to its stop and on to the newest archived segment.  Chunks nothing refers
+ * to are reported, not counted as problems.  Exit 0 only when all is well.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cmd/commands.h"
+#include "cmd/context.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "pg/walname.h"
+#include "pipeline/pipeline.h"
+#include "repo/gc.h"
+#include "repo/lock.h"
+#include "repo/manifest.h"
+
+struct report {
+	bool json;
+	size_t problems;
+	struct json_object *jproblems;
+};
+
+static void problem(struct report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void problem(struct report *rep, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	rep->problems++;
+	if (rep->json)
+		json_object_array_add(rep->jproblems, json_object_new_string(msg));
+	else
+		printf("problem: %s\n", msg);
+}
+
+struct keylist {
+	char **keys;
+	size_t n;
+};
+
+static int add_key(void *payload, const char *key, const struct pgkeep_stat *st)
+{
+	struct keylist *l = payload;
+
+	(void)st;
+	l->keys = xrealloc(l->keys, (l->n + 1) * sizeof(*l->keys));
+	l->keys[l->n++] = xstrdup(key);
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool sorted_has(char **v, size_t n, const char *s)
+{
+	return bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
+}
+
+static int null_sink(void *payload, const void *buf, size_t len)
+{
+	(void)payload, (void)buf, (void)len;
+	return 0;
+}
+
+/* A segment present in the archive, as (timeline, segment number). */
+struct seg {
+	uint32_t tli;
+	uint64_t segno;
+};
+
+static int cmp_seg(const void *a, const void *b)
+{
+	const struct seg *x = a, *y = b;
+
+	if (x->segno != y->segno)
+		return x->segno < y->segno ? -1 : 1;
+	return x->tli < y->tli ? -1 : (x->tli > y->tli);
+}
+
+/* Is segno archived on timeline tli or on a later one (after a switch)? */
+static bool seg_present(const struct seg *v, size_t n, uint64_t segno, uint32_t min_tli, bool exact_tli)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid].segno < segno)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < n && v[lo].segno == segno; lo++)
+		if (exact_tli ? v[lo].tli == min_tli : v[lo].tli >= min_tli)
+			return true;
+	return false;
+}
+
+/* Report runs of missing segments in [from, to] as "A..B". */
+static void check_range(struct report *rep, const struct seg *v, size_t n, uint32_t tli,
+			uint64_t from, uint64_t to, uint32_t seg_size, bool exact, const char *what)
+{
+	uint64_t s = from;
+
+	while (s <= to) {
+		char a[WAL_SEG_NAME_LEN + 1], b[WAL_SEG_NAME_LEN + 1];
+		uint64_t e;
+
+		if (seg_present(v, n, s, tli, exact)) {
+			s++;
+			continue;
+		}
+		for (e = s; e + 1 <= to && !seg_present(v, n, e + 1, tli, exact); e++)
+			;
+		wal_segno_to_name(a, tli, s, seg_size);
+		wal_segno_to_name(b, tli, e, seg_size);
+		if (s == e)
+			problem(rep, "%s: WAL segment %s is missing", what, a);
+		else
+			problem(rep, "%s: WAL segments %s..%s are missing", what, a, b);
+		s = e + 1;
+	}
+}
+
+static int check_wal(struct repo *r, struct report *rep, const struct manifest *list, size_t n,
+		     struct json_object *jout)
+{
+	struct keylist l = { NULL, 0 };
+	struct seg *segs = NULL;
+	size_t nsegs = 0, i;
+	uint64_t newest = 0;
+	uint32_t seg_size = 0;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		if (list[i].type == BACKUP_BASE && list[i].wal_seg_size)
+			seg_size = list[i].wal_seg_size;
+	if (!seg_size)
+		seg_size = WAL_SEG_SIZE_DEFAULT;
+
+	rc = store_list(r->store, "wal/", add_key, &l);
+	if (rc < 0)
+		return rc;
+	segs = xmalloc((l.n ? l.n : 1) * sizeof(*segs));
+	for (i = 0; i < l.n; i++) {
+		const char *name = strrchr(l.keys[i], '/');
+		struct wal_name wn;
+		uint64_t segno;
+
+		if (name && walname_parse(name + 1, &wn) == 0 && wn.type == WAL_SEGMENT &&
+		    wal_name_to_segno(&wn, seg_size, &segno) == 0) {
+			segs[nsegs].tli = wn.tli;
+			segs[nsegs++].segno = segno;
+			if (segno > newest)
+				newest = segno;
+		}
+		free(l.keys[i]);
+	}
+	free(l.keys);
+	qsort(segs, nsegs, sizeof(*segs), cmp_seg);
+	json_object_object_add(jout, "wal_segments", json_object_new_int64((int64_t)nsegs));
+
+	for (i = 0; i < n; i++) {
+		struct wal_name ws, we;
+		uint64_t s, e;
+		char what[128];
+
+		if (list[i].type != BACKUP_BASE)
+			continue;
+		snprintf(what, sizeof(what), "backup %s", list[i].id);
+		if (walname_parse(list[i].wal_start, &ws) < 0 || walname_parse(list[i].wal_stop, &we) < 0 ||
+		    wal_name_to_segno(&ws, seg_size, &s) < 0 || wal_name_to_segno(&we, seg_size, &e) < 0) {
+			problem(rep, "%s: bad WAL range '%s'..'%s' in its manifest", what,
+				list[i].wal_start, list[i].wal_stop);
+			continue;
+		}
+		/* What the backup itself needs to be consistent, on its timeline. */
+		check_range(rep, segs, nsegs, ws.tli, s, e, seg_size, true, what);
+		/* What point-in-time recovery needs beyond it, up to the newest
+		 * archived segment (a later timeline may take over). */
+		if (e < newest) {
+			snprintf(what, sizeof(what), "WAL after backup %s", list[i].id);
+			check_range(rep, segs, nsegs, ws.tli, e + 1, newest, seg_size, false, what);
+		}
+		break; /* later backups lie inside the range just checked */
+	}
+	free(segs);
+	return 0;
+}
+
+int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "read-data", no_argument, NULL, 'd' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pgk_config cfg = { 0 };
+	struct report rep = { 0 };
+	struct repo *r = NULL;
+	struct repo_lock *lock = NULL;
+	struct keylist manifests = { NULL, 0 }, chunks = { NULL, 0 };
+	struct manifest *list = NULL;
+	struct json_object *jout = json_object_new_object(), *jbackups = json_object_new_array();
+	char **refs = NULL, **orphans = NULL;
+	size_t n = 0, nrefs = 0, norphans = 0, i, j, k;
+	bool read_data = false;
+	int c, jobs, ret = PGK_EXIT_ERROR;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'd')
+			read_data = true;
+		else if (c == 'j')
+			rep.json = true;
+		else
+			return PGK_EXIT_USAGE;
+	}
+	rep.jproblems = json_object_new_array();
+	json_object_object_add(jout, "backups", jbackups);
+	json_object_object_add(jout, "problems", rep.jproblems);
+	if (ctx_load_config(g, &cfg) < 0) {
+		json_object_put(jout);
+		return ctx_fail();
+	}
+	jobs = cfg.jobs > 0 ? cfg.jobs : 2;
+	if (ctx_open_repo(g, &cfg, &r) < 0 ||
+	    lock_acquire(&lock, r, LOCK_SHARED, "verify", 60) < 0 ||
+	    store_list(r->store, "backups/", add_key, &manifests) < 0 ||
+	    store_list(r->store, "chunks/", add_key, &chunks) < 0)
+		goto fail;
+	json_object_object_add(jout, "repository", json_object_new_string(r->name));
+
+	/* Chunk ids present, sorted, for existence checks without a call each. */
+	for (i = 0; i < chunks.n; i++) {
+		const char *slash = strrchr(chunks.keys[i], '/');
+		char *id = xstrdup(slash ? slash + 1 : chunks.keys[i]);
+
+		free(chunks.keys[i]);
+		chunks.keys[i] = id;
+	}
+	qsort(chunks.keys, chunks.n, sizeof(*chunks.keys), cmp_str);
+
+	qsort(manifests.keys, manifests.n, sizeof(*manifests.keys), cmp_str);
+	list = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*list));
+	for (i = 0; i < manifests.n; i++) {
+		const char *key = manifests.keys[i];
+		size_t len = strlen(key);
+		char id[MANIFEST_ID_MAX];
+		size_t missing = 0;
+		struct json_object *jb;
+
+		if (len < 9 + 9 || strcmp(key + len - 9, ".manifest") != 0) {
+			problem(&rep, "unexpected object %s", key);
+			continue;
+		}
+		snprintf(id, sizeof(id), "%.*s", (int)(len - 8 - 9), key + 8);
+		if (manifest_load(r, id, &list[n]) < 0) {
+			problem(&rep, "backup %s: manifest unreadable: %s", id, pgk_errmsg());
+			continue;
+		}
+		for (j = 0; j < list[n].nstreams; j++) {
+			const struct manifest_stream *s = &list[n].streams[j];
+
+			for (k = 0; k < s->nchunks; k++)
+				if (!sorted_has(chunks.keys, chunks.n, s->chunks[k].id)) {
+					char ck[128];
+
+					chunk_key(s->chunks[k].id, ck, sizeof(ck));
+					problem(&rep, "backup %s: stream %s: chunk %s is missing (%s)",
+						id, s->name, s->chunks[k].id, ck);
+					missing++;
+				}
+			if (read_data && !missing && stream_read(r, s, jobs, null_sink, NULL) < 0)
+				problem(&rep, "backup %s: stream %s: %s", id, s->name, pgk_errmsg());
+		}
+		jb = json_object_new_object();
+		json_object_object_add(jb, "id", json_object_new_string(id));
+		json_object_object_add(jb, "type", json_object_new_string(backup_type_name(list[n].type)));
+		json_object_object_add(jb, "missing_chunks", json_object_new_int64((int64_t)missing));
+		json_object_array_add(jbackups, jb);
+		if (!rep.json)
+			printf("backup %s: %s\n", id, missing ? "chunks missing" : read_data ? "data verified" : "chunks present");
+		n++;
+	}
+
+	if (check_wal(r, &rep, list, n, jout) < 0)
+		goto fail;
+
+	/* Chunks nothing refers to: left by an interrupted backup; expire removes them. */
+	{
+		char **ids;
+		size_t total = 0, m = 0;
+
+		for (i = 0; i < n; i++)
+			for (j = 0; j < list[i].nstreams; j++)
+				total += list[i].streams[j].nchunks;
+		ids = xmalloc((total ? total : 1) * sizeof(*ids));
+		for (i = 0; i < n; i++)
+			for (j = 0; j < list[i].nstreams; j++)
+				for (k = 0; k < list[i].streams[j].nchunks; k++)
+					ids[m++] = list[i].streams[j].chunks[k].id;
+		qsort(ids, m, sizeof(*ids), cmp_str);
+		refs = ids;
+		nrefs = m;
+		if (gc_unreferenced_chunks(r, refs, nrefs, &orphans, &norphans) < 0)
+			goto fail;
+	}
+	json_object_object_add(jout, "unreferenced_chunks", json_object_new_int64((int64_t)norphans));
+	json_object_object_add(jout, "ok", json_object_new_boolean(rep.problems == 0));
+	if (rep.json) {
+		printf("%s\n", json_object_to_json_string_ext(jout, JSON_C_TO_STRING_PRETTY));
+	} else {
+		if (norphans)
+			printf("note: %zu chunk(s) nothing refers to (left by an interrupted backup; expire removes them)\n",
+			       norphans);
+		if (rep.problems)
+			printf("verify: %zu problem(s) in repository %s\n", rep.problems, r->name);
+		else
+			printf("verify: repository %s is consistent (%zu backup(s)%s)\n", r->name, n,
+			       read_data ? ", all data read back" : "");
+	}
+	ret = rep.problems ? PGK_EXIT_ERROR : PGK_EXIT_OK;
+	goto out;
+fail:
+	ret = ctx_fail();
+out:
+	gc_free_ids(orphans, norphans);
+	free(refs);
+	for (i = 0; i < manifests.n; i++)
+		free(manifests.keys[i]);
+	free(manifests.keys);
+	for (i = 0; i < chunks.n; i++)
+		free(chunks.keys[i]);
+	free(chunks.keys);
+	if (list)
+		manifest_list_free(list, n);
+	json_object_put(jout);
+	lock_release(lock);
+	if (r)
+		repo_close(r);
+	config_free(&cfg);
+	return ret;
+}
