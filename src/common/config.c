@@ -40,7 +40,6 @@ struct parse_state {
 	struct pgk_config *cfg;
 	FILE *f;
 	int line;		/* line being parsed */
-	bool at_bol;		/* the next read starts a new line */
 	enum section sec;
 	struct pgk_config_repo *repo;	/* current [repo:NAME] */
 	int global_line;	/* line of [global], 0 before it */
@@ -183,15 +182,12 @@ static void start_section(struct parse_state *st, const char *name)
 	}
 }
 
-static void scan_line(struct parse_state *st, const char *line)
+static void scan_line(struct parse_state *st, const char *p)
 {
-	const char *p = line, *end;
+	const char *end;
 	char *name;
 
-	while (*p == ' ' || *p == '\t')
-		p++;
-	/* An indented line continues the previous value in inih; not a header. */
-	if (*p != '[' || p != line)
+	if (*p != '[')
 		return;
 	end = strchr(p, ']');
 	if (!end)
@@ -201,20 +197,36 @@ static void scan_line(struct parse_state *st, const char *line)
 	free(name);
 }
 
+/*
+ * One whole line per call.  Debian's inih reads lines of at most 199 bytes
+ * and would parse the rest of a longer one as a line of its own, so a long
+ * line is refused here instead.  Leading blanks are dropped so that an
+ * indented key is a key, not a continuation of the previous value.
+ */
 static char *reader(char *str, int num, void *stream)
 {
 	struct parse_state *st = stream;
-	bool bol = st->at_bol;
-	size_t n;
+	size_t n, skip;
+	char *p;
 
-	if (bol)
-		st->line++;
 	if (!fgets(str, num, st->f))
 		return NULL;
+	st->line++;
 	n = strlen(str);
-	st->at_bol = n && str[n - 1] == '\n';
-	if (bol)
-		scan_line(st, st->line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0 ? str + 3 : str);
+	if (n && str[n - 1] != '\n' && !feof(st->f)) {
+		fail_at(st, PGKEEP_EINVAL, "line too long (at most %d characters)", num - 2);
+		do {
+			p = fgets(str, num, st->f);
+		} while (p && str[strlen(str) - 1] != '\n');
+		strcpy(str, "\n");
+		return str;
+	}
+	skip = strspn(str, " \t");
+	memmove(str, str + skip, n - skip + 1);
+	if (st->line == 1 && strncmp(str, "\xEF\xBB\xBF", 3) == 0)
+		scan_line(st, str + 3);
+	else
+		scan_line(st, str);
 	return str;
 }
 
@@ -447,7 +459,6 @@ int config_load(struct pgk_config *cfg, const char *path)
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
-	st.at_bol = true;
 	st.f = fopen(path, "re");
 	if (!st.f) {
 		ret = pgk_error(errno == ENOENT ? PGKEEP_ENOTFOUND : PGKEEP_EIO,

@@ -1,0 +1,166 @@
+/*
+ * Object format: round trips across sizes, codecs and data, and every kind of
+ * damage (truncation, bit flips, wrong key, wrong kind) refused before a byte
+ * is returned.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/rand.h>
+
+#include "common/error.h"
+#include "repo/object.h"
+#include "tap.h"
+
+static struct repo_keys key, other;
+
+/* Text-like data that zstd shrinks a lot but that is not one repeated byte. */
+static void fill_compressible(uint8_t *p, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)("pgkeep keeps WAL and base backups "[i % 34] + (i / 4096) % 3);
+}
+
+static void fill_random(uint8_t *p, size_t len)
+{
+	size_t off, n;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off < (1u << 20) ? len - off : (1u << 20);
+		RAND_bytes(p + off, (int)n);
+	}
+}
+
+static void round_trip(size_t len, bool random, int level)
+{
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	uint8_t *data = xmalloc(len);
+	int ret;
+
+	if (random)
+		fill_random(data, len);
+	else
+		fill_compressible(data, len);
+	ret = obj_seal(&key, OBJ_CHUNK, level, data, len, &obj);
+	is_int(ret, 0, "seal %zu %s bytes at level %d", len, random ? "random" : "compressible", level);
+	if (level == 0 || random || len < 100)
+		is_int(obj.len, len + OBJ_OVERHEAD, "  stored uncompressed (%zu bytes)", obj.len);
+	else
+		ok(obj.len - OBJ_OVERHEAD < len / 2, "  compressed %zu to %zu bytes", len, obj.len);
+	is_int(obj.data[9], obj.len == len + OBJ_OVERHEAD ? 0 : 1, "  header names the codec");
+	/* open appends after what the buffer already holds */
+	buf_append(&plain, "xyz", 3);
+	ret = obj_open(&key, OBJ_CHUNK, obj.data, obj.len, &plain, "chunks/test");
+	is_int(ret, 0, "  open: %s", ret ? pgk_errmsg() : "ok");
+	ok(plain.len == len + 3 && memcmp(plain.data, "xyz", 3) == 0 &&
+	   memcmp(plain.data + 3, data, len) == 0, "  same bytes back, appended");
+	buf_free(&obj);
+	buf_free(&plain);
+	free(data);
+}
+
+/* Every shorter length and one flipped bit at every offset must be refused. */
+static void damage(int level)
+{
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT, bad = PGK_BUF_INIT;
+	uint8_t data[300];
+	size_t i, cut_wrong = 0, flip_wrong = 0, leaked = 0;
+	int ret, want;
+
+	fill_compressible(data, sizeof(data));
+	obj_seal(&key, OBJ_WAL, level, data, sizeof(data), &obj);
+	diag("level %d object: %zu bytes", level, obj.len);
+	for (i = 0; i < obj.len; i++) {
+		ret = obj_open(&key, OBJ_WAL, obj.data, i, &plain, "wal/x");
+		if (ret != PGKEEP_ECORRUPT || !strstr(pgk_errmsg(), "wal/x")) {
+			if (!cut_wrong++)
+				diag("cut at %zu: %d %s", i, ret, pgk_errmsg());
+		}
+		leaked += plain.len;
+	}
+	is_int(cut_wrong, 0, "level %d: truncation at each of %zu lengths is ECORRUPT naming the object",
+	       level, obj.len);
+	for (i = 0; i < obj.len; i++) {
+		buf_reset(&bad);
+		buf_append(&bad, obj.data, obj.len);
+		bad.data[i] ^= (uint8_t)(1u << (i % 8));
+		ret = obj_open(&key, OBJ_WAL, bad.data, bad.len, &plain, "wal/x");
+		/* A changed key id reads as another key's object, by design. */
+		want = i >= 12 && i < 20 ? PGKEEP_EAUTH : PGKEEP_ECORRUPT;
+		if (ret != want) {
+			if (!flip_wrong++)
+				diag("flip at %zu: %d %s", i, ret, pgk_errmsg());
+		}
+		leaked += plain.len;
+	}
+	is_int(flip_wrong, 0, "level %d: a flipped bit at each of %zu bytes is refused", level, obj.len);
+	is_int(leaked, 0, "level %d: no byte returned from a damaged object", level);
+	buf_free(&obj);
+	buf_free(&plain);
+	buf_free(&bad);
+}
+
+static void wrong_key_and_kind(void)
+{
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	struct repo_keys forged = key;
+	int ret;
+
+	obj_seal(&key, OBJ_MANIFEST, 3, "manifest body", 13, &obj);
+	ret = obj_open(&other, OBJ_MANIFEST, obj.data, obj.len, &plain, "backups/1.manifest");
+	is_int(ret, PGKEEP_EAUTH, "another repository's key: EAUTH");
+	is_str(pgk_errmsg(), "object backups/1.manifest was written with another key", "  message");
+	ret = obj_open(&key, OBJ_CHUNK, obj.data, obj.len, &plain, "backups/1.manifest");
+	is_int(ret, PGKEEP_ECORRUPT, "wrong kind: ECORRUPT");
+	ok(strstr(pgk_errmsg(), "backups/1.manifest") && strstr(pgk_errmsg(), "manifest object"),
+	   "  message names the object and its kind: %s", pgk_errmsg());
+	/* Same key id, different encryption key: only the tag can tell. */
+	forged.enc[0] ^= 1;
+	ret = obj_open(&forged, OBJ_MANIFEST, obj.data, obj.len, &plain, "backups/1.manifest");
+	is_int(ret, PGKEEP_ECORRUPT, "matching key id but wrong key: tag refuses it");
+	is_int(plain.len, 0, "nothing returned on any failure");
+	ret = obj_open(&key, OBJ_MANIFEST, obj.data, obj.len, &plain, "backups/1.manifest");
+	ok(ret == 0 && plain.len == 13 && memcmp(plain.data, "manifest body", 13) == 0,
+	   "the right key and kind open it");
+	buf_free(&obj);
+	buf_free(&plain);
+}
+
+static void fresh_nonces(void)
+{
+	struct pgk_buf a = PGK_BUF_INIT, b = PGK_BUF_INIT;
+
+	obj_seal(&key, OBJ_CHUNK, 0, "same", 4, &a);
+	obj_seal(&key, OBJ_CHUNK, 0, "same", 4, &b);
+	ok(a.len == b.len && memcmp(a.data + 20, b.data + 20, 12) != 0,
+	   "two seals of the same data use different nonces");
+	ok(memcmp(a.data, "PGKEEP\0\1", 8) == 0 && a.data[8] == OBJ_CHUNK && a.data[10] == 1 &&
+	   memcmp(a.data + 12, key.key_id, PGK_KEY_ID_LEN) == 0 && a.data[39] == 4,
+	   "header: magic, version, kind, cipher, key id, big-endian length");
+	buf_free(&a);
+	buf_free(&b);
+}
+
+int main(void)
+{
+	static const size_t sizes[] = { 0, 1, 100, 64 << 10, 1 << 20, 16 << 20, 20 << 20 };
+	size_t i;
+
+	keys_generate(&key);
+	keys_generate(&other);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		round_trip(sizes[i], false, 0);
+		round_trip(sizes[i], false, 3);
+		round_trip(sizes[i], true, 0);
+		round_trip(sizes[i], true, 3);
+	}
+	damage(0);
+	damage(3);
+	wrong_key_and_kind();
+	fresh_nonces();
+	keys_wipe(&key);
+	keys_wipe(&other);
+	return done_testing();
+}
