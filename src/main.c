@@ -30,6 +30,8 @@ const struct pgk_command pgk_commands[] = {
 	{ "verify", cmd_verify, "check that every backup and the WAL archive are complete",
 	  "  --read-data        fetch, decrypt and check every chunk (default: check they exist)\n"
 	  "  --json             print the result as JSON\n" },
+	{ "check", cmd_check, "check config, repository, PostgreSQL and WAL archiving end to end",
+	  "  --timeout SECS     how long to wait for a switched segment (default archive_timeout, else 60)\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 
