@@ -158,6 +158,7 @@ static void defaults(void)
 	const struct pgk_config_repo *rc;
 	struct pgk_config cfg;
 	char *path = write_file("min.conf", "[repo:only]\nplugin=local\n", 0644);
+	char *pass = NULL;
 	int ret;
 
 	ret = config_load(&cfg, path);
@@ -170,10 +171,11 @@ static void defaults(void)
 		ok(config_repo(&cfg, NULL, &rc) == 0 && strcmp(rc->name, "only") == 0,
 		   "the only repository is the default");
 		unsetenv("PGKEEP_PASSPHRASE");
-		ok(config_passphrase(&cfg, &path) < 0 && strstr(pgk_errmsg(), "no passphrase"),
+		ok(config_passphrase(&cfg, &pass) < 0 && strstr(pgk_errmsg(), "no passphrase"),
 		   "no passphrase source: %s", pgk_errmsg());
 		config_free(&cfg);
 	}
+	free(path);
 	path = write_file("two.conf", "[repo:a]\nplugin=local\n[repo:b]\nplugin=local\n", 0644);
 	if (config_load(&cfg, path) == 0) {
 		ok(config_repo(&cfg, NULL, &rc) < 0 && strstr(pgk_errmsg(), "no default"),
