@@ -52,14 +52,11 @@ int ctx_open_repo(const struct pgk_globals *g, const struct pgk_config *cfg, str
 	char *pass;
 	int ret;
 
-	ret = config_repo(cfg, g->repo_name, &rc);
-	if (ret < 0)
-		return ret;
 	/* Passphrase first: a missing one should not cost a connection. */
 	ret = config_passphrase(cfg, &pass);
 	if (ret < 0)
 		return ret;
-	ret = ctx_open_store(g, cfg, &store, NULL);
+	ret = ctx_open_store(g, cfg, &store, &rc);
 	if (ret == 0)
 		ret = repo_open(out, store, rc->name, pass, cfg->compress_level);
 	secure_free(pass, strlen(pass));

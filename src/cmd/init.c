@@ -65,17 +65,25 @@ static int read_sysid(const char *pgdata, uint64_t *sysid)
 	return n == (ssize_t)sizeof(*sysid) && *sysid ? 0 : -1;
 }
 
-/* Optional: record the cluster now when the config says where it lives. */
-static void record_sysid(const struct pgk_globals *g, const struct pgk_config *cfg)
+/*
+ * Optional: when the config says where the cluster lives, record it now
+ * rather than at the first wal-push.  Failing here leaves a good repository,
+ * so it only warns.
+ */
+static void record_sysid(const struct pgk_globals *g, const struct pgk_config *cfg,
+			 const char *pass)
 {
+	const struct pgk_config_repo *rc;
+	struct pgk_store *store;
 	struct repo *r;
 	uint64_t sysid;
 
 	if (!cfg->pgdata || read_sysid(cfg->pgdata, &sysid) < 0)
 		return;
-	if (ctx_open_repo(g, cfg, &r) < 0) {
-		pgk_log_warning("cannot record the cluster's system identifier now (%s); "
-				"wal-push and backup will", pgk_errmsg());
+	if (ctx_open_store(g, cfg, &store, &rc) < 0 ||
+	    repo_open(&r, store, rc->name, pass, cfg->compress_level) < 0) {
+		pgk_log_warning("cluster not recorded yet (%s); the first wal-push or backup will",
+				pgk_errmsg());
 		return;
 	}
 	if (repo_check_sysid(r, sysid) < 0)
@@ -108,7 +116,7 @@ int cmd_init(const struct pgk_globals *g, int argc, char **argv)
 		goto out_free_pass;
 	printf("repository %s initialised at %s\n", rc->name, rc->plugin);
 	fflush(stdout);
-	record_sysid(g, &cfg);
+	record_sysid(g, &cfg, pass);
 out_free_pass:
 	secure_free(pass, strlen(pass));
 out_free_cfg:
