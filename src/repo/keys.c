@@ -248,7 +248,8 @@ int keyslot_wrap(const struct repo_keys *k, const char *pass, const struct kdf_p
 	json_object_object_add(obj, "salt", json_object_new_string(salt64));
 	json_object_object_add(obj, "nonce", json_object_new_string(nonce64));
 	json_object_object_add(obj, "wrapped", json_object_new_string(wrapped64));
-	buf_printf(out, "%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY));
+	buf_printf(out, "%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
 	free(salt64);
 	free(nonce64);

@@ -50,7 +50,8 @@ static void repo_json(const struct repo_keys *k, struct pgk_buf *out)
 	/* Public: every object header carries it.  It lets open skip slots
 	 * left by an init that did not finish. */
 	json_object_object_add(obj, "key_id", json_object_new_string(key_id));
-	buf_printf(out, "%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY));
+	buf_printf(out, "%s\n", json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PRETTY |
+							      JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
 }
 

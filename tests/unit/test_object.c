@@ -143,6 +143,52 @@ static void fresh_nonces(void)
 	buf_free(&b);
 }
 
+static void read_file(const char *name, struct pgk_buf *out)
+{
+	const char *top = getenv("top_srcdir");
+	char *path = xasprintf("%s/tests/data/format-v1/%s", top ? top : ".", name);
+	FILE *f = fopen(path, "rb");
+	char chunk[4096];
+	size_t n;
+
+	if (!f)
+		diag("cannot open %s", path);
+	while (f && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		buf_append(out, chunk, n);
+	if (f)
+		fclose(f);
+	free(path);
+}
+
+/* Objects written by the first version must read forever. */
+static void golden(void)
+{
+	struct pgk_buf slot = PGK_BUF_INIT, obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	struct repo_keys k;
+	size_t i, bad = 0;
+	int ret;
+
+	read_file("keyslot.json", &slot);
+	ret = keyslot_unwrap(&k, "golden passphrase", slot.data, slot.len);
+	is_int(ret, 0, "golden key slot unwraps: %s", ret ? pgk_errmsg() : "ok");
+	read_file("plain.obj", &obj);
+	ret = obj_open(&k, OBJ_META, obj.data, obj.len, &plain, "plain.obj");
+	ok(ret == 0 && plain.len == 27 && memcmp(plain.data, "uncompressed golden object\n", 27) == 0,
+	   "golden uncompressed metadata object opens: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&obj);
+	buf_reset(&plain);
+	read_file("zstd.obj", &obj);
+	ret = obj_open(&k, OBJ_CHUNK, obj.data, obj.len, &plain, "zstd.obj");
+	for (i = 0; ret == 0 && i < plain.len; i++)
+		bad += plain.data[i] != (uint8_t)"pgkeep format v1 golden object\n"[i % 31];
+	ok(ret == 0 && obj.len > 9 && obj.data[9] == 1 && plain.len == 2000 && bad == 0,
+	   "golden zstd chunk opens: %s", ret ? pgk_errmsg() : "ok");
+	keys_wipe(&k);
+	buf_free(&slot);
+	buf_free(&obj);
+	buf_free(&plain);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 100, 64 << 10, 1 << 20, 16 << 20, 20 << 20 };
@@ -160,6 +206,7 @@ int main(void)
 	damage(3);
 	wrong_key_and_kind();
 	fresh_nonces();
+	golden();
 	keys_wipe(&key);
 	keys_wipe(&other);
 	return done_testing();
