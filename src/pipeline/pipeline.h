@@ -41,7 +41,8 @@ void stream_writer_free(struct stream_writer *w);
 int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 		pgkeep_sink_fn sink, void *payload);
 
-/* Key of a chunk object. */
+/* Key of a chunk object: chunks/XX/ID (XX = the id's first two hex digits). */
+#define CHUNK_KEY_MAX 80
 void chunk_key(const char *id, char *key, size_t keylen);
 
 #endif

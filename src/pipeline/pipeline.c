@@ -1,0 +1,584 @@
+/*
+ * The backup data path.  Writing: bytes are hashed and cut into chunks in the
+ * caller's thread, and a bounded ring of chunk slots feeds `jobs` workers that
+ * name, dedup-check, seal and store each chunk; results are collected in
+ * stream order.  Reading runs the same ring backwards: workers fetch and
+ * verify ahead, the caller delivers strictly in order.
+ */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+#include "pipeline/pipeline.h"
+
+/* More threads than this only add contention on one store handle. */
+#define PIPE_MAX_JOBS 64
+
+void chunk_key(const char *id, char *key, size_t keylen)
+{
+	snprintf(key, keylen, "chunks/%.2s/%s", id, id);
+}
+
+static int clamp_jobs(int jobs)
+{
+	if (jobs < 1)
+		return 1;
+	return jobs > PIPE_MAX_JOBS ? PIPE_MAX_JOBS : jobs;
+}
+
+static void hex_encode(const uint8_t *in, size_t len, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * len] = '\0';
+}
+
+static const char *stream_name(const struct manifest_stream *s)
+{
+	return s->name ? s->name : "(unnamed)";
+}
+
+static EVP_MD_CTX *sha256_new(void)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		ctx = NULL;
+	}
+	return ctx;
+}
+
+static int sha256_final_hex(EVP_MD_CTX *ctx, char out[65])
+{
+	uint8_t md[32];
+	unsigned mdlen = 0;
+
+	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md))
+		return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
+	hex_encode(md, sizeof(md), out);
+	return 0;
+}
+
+/* ---- writing ---- */
+
+struct wslot {
+	struct pgk_buf data;	/* the chunk's plaintext */
+	bool done;		/* the worker has finished with it */
+	char id[65];
+	uint32_t stored;	/* bytes newly stored, 0 for a dedup hit */
+};
+
+struct stream_writer {
+	struct repo *r;
+	struct manifest_stream *dest;
+	struct chunker_params params;
+	EVP_MD_CTX *sha;
+	uint64_t size;
+
+	/* Bytes not yet cut into a chunk: pend[pend_off .. pend_len). */
+	uint8_t *pend;
+	size_t pend_off, pend_len, pend_cap;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;		/* to workers: a chunk is queued, or stop */
+	pthread_cond_t done_cv;		/* to the writer: a chunk is done, or failed */
+	struct wslot *slots;
+	size_t nslots;
+	/* Sequence numbers: submitted, taken by a worker, collected in order. */
+	uint64_t next_submit, next_take, next_collect;
+	bool stop;
+	int err;			/* first failure, sticky */
+	char errmsg[PGKEEP_ERRLEN];
+
+	pthread_t *threads;
+	int nthreads;
+	bool finished;
+};
+
+/* Name the chunk, skip it when the repository has it, else seal and store. */
+static int store_chunk(struct repo *r, struct wslot *slot, struct pgk_buf *sealed)
+{
+	char key[CHUNK_KEY_MAX];
+	struct pgkeep_stat st;
+	int ret;
+
+	keys_chunk_id(&r->keys, slot->data.data, slot->data.len, slot->id);
+	chunk_key(slot->id, key, sizeof(key));
+	slot->stored = 0;
+	ret = store_stat(r->store, key, &st);
+	if (ret == 0)
+		return 0;
+	if (ret != PGKEEP_ENOTFOUND)
+		return ret;
+	buf_reset(sealed);
+	ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data.data,
+		       slot->data.len, sealed);
+	if (ret)
+		return ret;
+	ret = store_put(r->store, key, sealed->data, sealed->len, PGKEEP_PUT_IF_ABSENT);
+	/* Another writer stored the same content in the meantime: same bytes. */
+	if (ret == PGKEEP_EEXISTS)
+		return 0;
+	if (ret)
+		return ret;
+	slot->stored = (uint32_t)sealed->len;
+	return 0;
+}
+
+/* Caller holds w->mu. */
+static void writer_fail(struct stream_writer *w, int code, const char *msg)
+{
+	if (!w->err) {
+		w->err = code;
+		snprintf(w->errmsg, sizeof(w->errmsg), "%s", msg);
+	}
+	w->stop = true;
+	pthread_cond_broadcast(&w->work_cv);
+	pthread_cond_broadcast(&w->done_cv);
+}
+
+static void *writer_worker(void *arg)
+{
+	struct stream_writer *w = arg;
+	struct pgk_buf sealed = PGK_BUF_INIT;
+	struct wslot *slot;
+	int ret;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->stop && w->next_take == w->next_submit)
+			pthread_cond_wait(&w->work_cv, &w->mu);
+		if (w->stop)
+			break;
+		slot = &w->slots[w->next_take++ % w->nslots];
+		pthread_mutex_unlock(&w->mu);
+
+		ret = store_chunk(w->r, slot, &sealed);
+
+		pthread_mutex_lock(&w->mu);
+		if (ret)
+			writer_fail(w, ret, pgk_errmsg());
+		slot->done = true;
+		pthread_cond_broadcast(&w->done_cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	buf_free(&sealed);
+	return NULL;
+}
+
+/* The writer's thread reports a failure that happened anywhere. */
+static int writer_error(struct stream_writer *w)
+{
+	return pgk_error(w->err, "stream %s: %s", stream_name(w->dest), w->errmsg);
+}
+
+static bool writer_failed(struct stream_writer *w)
+{
+	bool failed;
+
+	pthread_mutex_lock(&w->mu);
+	failed = w->err != 0;
+	pthread_mutex_unlock(&w->mu);
+	return failed;
+}
+
+/* Record finished chunks in stream order.  Caller holds w->mu. */
+static void collect_done(struct stream_writer *w)
+{
+	struct wslot *slot;
+
+	while (w->next_collect < w->next_submit) {
+		slot = &w->slots[w->next_collect % w->nslots];
+		if (!slot->done)
+			break;
+		manifest_stream_add_chunk(w->dest, slot->id, (uint32_t)slot->data.len,
+					  slot->stored);
+		w->dest->stored += slot->stored;
+		slot->done = false;
+		w->next_collect++;
+	}
+}
+
+/* Hand one chunk to the workers, waiting for a free slot (back-pressure). */
+static int submit_chunk(struct stream_writer *w, const uint8_t *data, size_t len)
+{
+	struct wslot *slot;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		collect_done(w);
+		if (w->err || w->next_submit - w->next_collect < w->nslots)
+			break;
+		pthread_cond_wait(&w->done_cv, &w->mu);
+	}
+	if (w->err) {
+		pthread_mutex_unlock(&w->mu);
+		return writer_error(w);
+	}
+	slot = &w->slots[w->next_submit % w->nslots];
+	pthread_mutex_unlock(&w->mu);
+
+	/* The slot is ours until next_submit moves past it. */
+	buf_reset(&slot->data);
+	buf_append(&slot->data, data, len);
+
+	pthread_mutex_lock(&w->mu);
+	w->next_submit++;
+	pthread_cond_signal(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
+}
+
+/* Cut and submit chunks while a cut is certain (or, at the end, always). */
+static int cut_pending(struct stream_writer *w, bool eof)
+{
+	size_t avail, n;
+	int ret;
+
+	for (;;) {
+		avail = w->pend_len - w->pend_off;
+		if (avail == 0 || (!eof && avail < w->params.max))
+			return 0;
+		n = chunker_next(&w->params, w->pend + w->pend_off, avail);
+		ret = submit_chunk(w, w->pend + w->pend_off, n);
+		if (ret)
+			return ret;
+		w->pend_off += n;
+	}
+}
+
+static void writer_stop_threads(struct stream_writer *w)
+{
+	int i;
+
+	pthread_mutex_lock(&w->mu);
+	w->stop = true;
+	pthread_cond_broadcast(&w->work_cv);
+	pthread_mutex_unlock(&w->mu);
+	for (i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
+	w->nthreads = 0;
+}
+
+int stream_writer_open(struct stream_writer **out, struct repo *r,
+		       struct manifest_stream *dest, int jobs)
+{
+	struct chunker_params defaults = CHUNKER_DEFAULT_PARAMS;
+	struct stream_writer *w;
+	int i, ret;
+
+	*out = NULL;
+	jobs = clamp_jobs(jobs);
+	w = xzalloc(sizeof(*w));
+	w->r = r;
+	w->dest = dest;
+	w->params = defaults;
+	w->sha = sha256_new();
+	if (!w->sha) {
+		free(w);
+		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
+	}
+	w->pend_cap = 2 * w->params.max;
+	w->pend = xmalloc(w->pend_cap);
+	w->nslots = 2 * (size_t)jobs;
+	w->slots = xzalloc(w->nslots * sizeof(*w->slots));
+	w->threads = xzalloc((size_t)jobs * sizeof(*w->threads));
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->work_cv, NULL);
+	pthread_cond_init(&w->done_cv, NULL);
+	dest->size = 0;
+	dest->stored = 0;
+	dest->nchunks = 0;
+
+	for (i = 0; i < jobs; i++) {
+		ret = pthread_create(&w->threads[i], NULL, writer_worker, w);
+		if (ret) {
+			stream_writer_free(w);
+			return pgk_error(PGKEEP_ENOMEM, "cannot start a pipeline thread: %s",
+					 strerror(ret));
+		}
+		w->nthreads++;
+	}
+	*out = w;
+	return 0;
+}
+
+int stream_writer_write(struct stream_writer *w, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t n;
+	int ret;
+
+	if (writer_failed(w))
+		return writer_error(w);
+	if (w->finished)
+		return pgk_error(PGKEEP_EINVAL, "stream %s: write after finish",
+				 stream_name(w->dest));
+	if (len && EVP_DigestUpdate(w->sha, buf, len) != 1)
+		return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
+	w->size += len;
+	while (len) {
+		/* cut_pending leaves less than max, so compacting frees max bytes */
+		if (w->pend_len == w->pend_cap) {
+			memmove(w->pend, w->pend + w->pend_off, w->pend_len - w->pend_off);
+			w->pend_len -= w->pend_off;
+			w->pend_off = 0;
+		}
+		n = w->pend_cap - w->pend_len;
+		if (n > len)
+			n = len;
+		memcpy(w->pend + w->pend_len, p, n);
+		w->pend_len += n;
+		p += n;
+		len -= n;
+		ret = cut_pending(w, false);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int stream_writer_finish(struct stream_writer *w)
+{
+	int ret;
+
+	if (writer_failed(w))
+		return writer_error(w);
+	if (w->finished)
+		return 0;
+	ret = cut_pending(w, true);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		collect_done(w);
+		if (w->err || w->next_collect == w->next_submit)
+			break;
+		pthread_cond_wait(&w->done_cv, &w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (writer_failed(w))
+		return writer_error(w);
+	ret = sha256_final_hex(w->sha, w->dest->sha256);
+	if (ret)
+		return ret;
+	w->dest->size = w->size;
+	w->finished = true;
+	return 0;
+}
+
+void stream_writer_free(struct stream_writer *w)
+{
+	size_t i;
+
+	if (!w)
+		return;
+	writer_stop_threads(w);
+	for (i = 0; i < w->nslots; i++)
+		buf_free(&w->slots[i].data);
+	free(w->slots);
+	free(w->threads);
+	free(w->pend);
+	EVP_MD_CTX_free(w->sha);
+	pthread_cond_destroy(&w->done_cv);
+	pthread_cond_destroy(&w->work_cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+}
+
+/* ---- reading ---- */
+
+struct rslot {
+	struct pgk_buf plain;	/* verified plaintext */
+	bool done;
+	int err;
+	char errmsg[PGKEEP_ERRLEN];
+};
+
+struct stream_reader {
+	struct repo *r;
+	const struct manifest_stream *s;
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv;		/* to workers: a slot was freed, or stop */
+	pthread_cond_t done_cv;		/* to the reader: a slot is filled */
+	struct rslot *slots;
+	size_t nslots;
+	size_t next_take, next_deliver;
+	bool stop;
+};
+
+/* Fetch chunk c into plain and prove it is the chunk the manifest names. */
+static int fetch_chunk(struct repo *r, const struct manifest_chunk *c, struct pgk_buf *obj,
+		       struct pgk_buf *plain)
+{
+	char key[CHUNK_KEY_MAX], id[65];
+	int ret;
+
+	chunk_key(c->id, key, sizeof(key));
+	buf_reset(obj);
+	ret = store_get(r->store, key, obj);
+	/* A chunk a manifest names is gone: the repository is damaged. */
+	if (ret == PGKEEP_ENOTFOUND)
+		return pgk_error(PGKEEP_ECORRUPT, "chunk %s missing (%s)", c->id, key);
+	if (ret)
+		return ret;
+	buf_reset(plain);
+	ret = obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+	if (ret)
+		return ret;
+	if (plain->len != c->size)
+		return pgk_error(PGKEEP_ECORRUPT,
+				 "chunk %s holds %zu bytes, the manifest says %u (%s)", c->id,
+				 plain->len, (unsigned)c->size, key);
+	keys_chunk_id(&r->keys, plain->data, plain->len, id);
+	if (strcmp(id, c->id) != 0)
+		return pgk_error(PGKEEP_ECORRUPT, "chunk %s does not match its id (%s)", c->id,
+				 key);
+	return 0;
+}
+
+static void *reader_worker(void *arg)
+{
+	struct stream_reader *rd = arg;
+	struct pgk_buf obj = PGK_BUF_INIT;
+	struct rslot *slot;
+	size_t i;
+	int ret;
+
+	pthread_mutex_lock(&rd->mu);
+	for (;;) {
+		while (!rd->stop && (rd->next_take >= rd->s->nchunks ||
+				     rd->next_take - rd->next_deliver >= rd->nslots))
+			pthread_cond_wait(&rd->work_cv, &rd->mu);
+		if (rd->stop)
+			break;
+		i = rd->next_take++;
+		slot = &rd->slots[i % rd->nslots];
+		pthread_mutex_unlock(&rd->mu);
+
+		ret = fetch_chunk(rd->r, &rd->s->chunks[i], &obj, &slot->plain);
+		if (ret)
+			snprintf(slot->errmsg, sizeof(slot->errmsg), "%s", pgk_errmsg());
+
+		pthread_mutex_lock(&rd->mu);
+		slot->err = ret;
+		slot->done = true;
+		pthread_cond_broadcast(&rd->done_cv);
+	}
+	pthread_mutex_unlock(&rd->mu);
+	buf_free(&obj);
+	return NULL;
+}
+
+/* Deliver every chunk in order; errors are reported in stream order too. */
+static int deliver_all(struct stream_reader *rd, EVP_MD_CTX *sha, pgkeep_sink_fn sink,
+		       void *payload, uint64_t *total)
+{
+	const struct manifest_stream *s = rd->s;
+	struct rslot *slot;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < s->nchunks; i++) {
+		slot = &rd->slots[i % rd->nslots];
+		pthread_mutex_lock(&rd->mu);
+		while (!slot->done)
+			pthread_cond_wait(&rd->done_cv, &rd->mu);
+		pthread_mutex_unlock(&rd->mu);
+		if (slot->err)
+			return pgk_error(slot->err, "stream %s: %s", stream_name(s), slot->errmsg);
+		if (EVP_DigestUpdate(sha, slot->plain.data, slot->plain.len) != 1)
+			return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
+		*total += slot->plain.len;
+		ret = sink(payload, slot->plain.data, slot->plain.len);
+		if (ret)
+			return ret;
+		pthread_mutex_lock(&rd->mu);
+		slot->done = false;
+		rd->next_deliver++;
+		pthread_cond_broadcast(&rd->work_cv);
+		pthread_mutex_unlock(&rd->mu);
+	}
+	return 0;
+}
+
+static int check_stream_end(const struct manifest_stream *s, EVP_MD_CTX *sha, uint64_t total)
+{
+	char hex[65];
+	int ret;
+
+	if (total != s->size)
+		return pgk_error(PGKEEP_ECORRUPT, "stream %s: %llu bytes read, the manifest says %llu",
+				 stream_name(s), (unsigned long long)total,
+				 (unsigned long long)s->size);
+	ret = sha256_final_hex(sha, hex);
+	if (ret)
+		return ret;
+	if (strcmp(hex, s->sha256) != 0)
+		return pgk_error(PGKEEP_ECORRUPT, "stream %s: checksum mismatch", stream_name(s));
+	return 0;
+}
+
+int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
+		pgkeep_sink_fn sink, void *payload)
+{
+	struct stream_reader rd = { .r = r, .s = s };
+	pthread_t threads[PIPE_MAX_JOBS];
+	EVP_MD_CTX *sha;
+	uint64_t total = 0;
+	int i, nthreads = 0, ret;
+	size_t k;
+
+	sha = sha256_new();
+	if (!sha)
+		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
+	jobs = clamp_jobs(jobs);
+	rd.nslots = 2 * (size_t)jobs;
+	rd.slots = xzalloc(rd.nslots * sizeof(*rd.slots));
+	pthread_mutex_init(&rd.mu, NULL);
+	pthread_cond_init(&rd.work_cv, NULL);
+	pthread_cond_init(&rd.done_cv, NULL);
+
+	ret = 0;
+	for (i = 0; i < jobs && (size_t)i < s->nchunks; i++) {
+		ret = pthread_create(&threads[i], NULL, reader_worker, &rd);
+		if (ret) {
+			ret = pgk_error(PGKEEP_ENOMEM, "cannot start a pipeline thread: %s",
+					strerror(ret));
+			break;
+		}
+		nthreads++;
+	}
+	if (ret == 0)
+		ret = deliver_all(&rd, sha, sink, payload, &total);
+	if (ret == 0)
+		ret = check_stream_end(s, sha, total);
+
+	pthread_mutex_lock(&rd.mu);
+	rd.stop = true;
+	pthread_cond_broadcast(&rd.work_cv);
+	pthread_mutex_unlock(&rd.mu);
+	for (i = 0; i < nthreads; i++)
+		pthread_join(threads[i], NULL);
+
+	for (k = 0; k < rd.nslots; k++)
+		buf_free(&rd.slots[k].plain);
+	free(rd.slots);
+	pthread_cond_destroy(&rd.done_cv);
+	pthread_cond_destroy(&rd.work_cv);
+	pthread_mutex_destroy(&rd.mu);
+	EVP_MD_CTX_free(sha);
+	return ret;
+}

@@ -1,0 +1,632 @@
+/*
+ * Backup manifests: building them, their JSON form (json-c, every 64-bit
+ * value exact), and storing, loading and listing them.  A manifest read back
+ * is checked field by field, so restore never acts on a half-valid one.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+#include "repo/manifest.h"
+
+/* The JSON layout's own version, refused when newer than this code. */
+#define MANIFEST_VERSION 1
+
+#define BACKUPS_PREFIX "backups/"
+#define MANIFEST_SUFFIX ".manifest"
+
+const char *backup_type_name(enum backup_type t)
+{
+	switch (t) {
+	case BACKUP_BASE: return "base";
+	case BACKUP_DUMP: return "dump";
+	}
+	return "unknown";
+}
+
+static void stream_free(struct manifest_stream *s)
+{
+	free(s->name);
+	free(s->chunks);
+}
+
+void manifest_free(struct manifest *m)
+{
+	size_t i;
+
+	if (!m)
+		return;
+	for (i = 0; i < m->nstreams; i++)
+		stream_free(&m->streams[i]);
+	free(m->streams);
+	free(m->dbname);
+	free(m->label);
+	free(m->format);
+	memset(m, 0, sizeof(*m));
+}
+
+struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name)
+{
+	struct manifest_stream *s;
+
+	m->streams = xrealloc(m->streams, (m->nstreams + 1) * sizeof(*m->streams));
+	s = &m->streams[m->nstreams++];
+	memset(s, 0, sizeof(*s));
+	s->name = xstrdup(name);
+	return s;
+}
+
+void manifest_stream_add_chunk(struct manifest_stream *s, const char *id, uint32_t size,
+			       uint32_t stored)
+{
+	struct manifest_chunk *c;
+
+	if (s->nchunks == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 64;
+		s->chunks = xrealloc(s->chunks, s->cap * sizeof(*s->chunks));
+	}
+	c = &s->chunks[s->nchunks++];
+	snprintf(c->id, sizeof(c->id), "%s", id);
+	c->size = size;
+	c->stored = stored;
+}
+
+uint64_t manifest_size(const struct manifest *m)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < m->nstreams; i++)
+		n += m->streams[i].size;
+	return n;
+}
+
+uint64_t manifest_stored(const struct manifest *m)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < m->nstreams; i++)
+		n += m->streams[i].stored;
+	return n;
+}
+
+/* ---- to JSON ---- */
+
+static void add_str(struct json_object *o, const char *k, const char *v)
+{
+	json_object_object_add(o, k, v ? json_object_new_string(v) : NULL);
+}
+
+static void add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static void add_i64(struct json_object *o, const char *k, int64_t v)
+{
+	json_object_object_add(o, k, json_object_new_int64(v));
+}
+
+/* Chunks as [id, size, stored]: a base backup can have a million of them. */
+static struct json_object *stream_to_json(const struct manifest_stream *s)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *chunks = json_object_new_array_ext((int)s->nchunks);
+	struct json_object *c;
+	size_t i;
+
+	add_str(o, "name", s->name);
+	add_u64(o, "size", s->size);
+	add_u64(o, "stored", s->stored);
+	add_str(o, "sha256", s->sha256);
+	for (i = 0; i < s->nchunks; i++) {
+		c = json_object_new_array_ext(3);
+		json_object_array_add(c, json_object_new_string(s->chunks[i].id));
+		json_object_array_add(c, json_object_new_uint64(s->chunks[i].size));
+		json_object_array_add(c, json_object_new_uint64(s->chunks[i].stored));
+		json_object_array_add(chunks, c);
+	}
+	json_object_object_add(o, "chunks", chunks);
+	return o;
+}
+
+int manifest_to_json(const struct manifest *m, struct pgk_buf *out)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *streams = json_object_new_array();
+	const char *text;
+	size_t i, len;
+
+	add_i64(o, "manifest", MANIFEST_VERSION);
+	add_str(o, "id", m->id);
+	add_str(o, "type", backup_type_name(m->type));
+	add_u64(o, "sysid", m->sysid);
+	add_i64(o, "pg_version", m->pg_version);
+	add_u64(o, "timeline", m->timeline);
+	add_u64(o, "start_lsn", m->start_lsn);
+	add_u64(o, "stop_lsn", m->stop_lsn);
+	add_str(o, "wal_start", m->wal_start);
+	add_str(o, "wal_stop", m->wal_stop);
+	add_i64(o, "start_time", m->start_time);
+	add_i64(o, "stop_time", m->stop_time);
+	add_str(o, "dbname", m->dbname);
+	add_str(o, "label", m->label);
+	add_str(o, "format", m->format);
+	for (i = 0; i < m->nstreams; i++)
+		json_object_array_add(streams, stream_to_json(&m->streams[i]));
+	json_object_object_add(o, "streams", streams);
+
+	text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	if (!text) {
+		json_object_put(o);
+		return pgk_error(PGKEEP_ENOMEM, "manifest %s: cannot serialise", m->id);
+	}
+	buf_append(out, text, len);
+	json_object_put(o);
+	return 0;
+}
+
+/* ---- from JSON: every field checked, errors name the object and field ---- */
+
+struct parse {
+	const char *what;
+	int err;
+};
+
+static int bad(struct parse *p, const char *field, const char *why)
+{
+	if (!p->err)
+		p->err = pgk_error(PGKEEP_ECORRUPT, "manifest %s: field \"%s\" %s", p->what,
+				   field, why);
+	return p->err;
+}
+
+/* A member of o, NULL when absent or null. */
+static struct json_object *member(struct json_object *o, const char *k)
+{
+	struct json_object *v = NULL;
+
+	if (!json_object_object_get_ex(o, k, &v))
+		return NULL;
+	return v;
+}
+
+/*
+ * json-c saturates integers too large for 64 bits to the type's limit, so the
+ * limits themselves are refused: no field legitimately holds them.
+ */
+static int get_u64(struct parse *p, struct json_object *o, const char *k, uint64_t max,
+		   uint64_t *out)
+{
+	struct json_object *v = member(o, k);
+	uint64_t u;
+
+	if (!v)
+		return bad(p, k, "is missing");
+	if (!json_object_is_type(v, json_type_int))
+		return bad(p, k, "is not an integer");
+	if (json_object_get_int64(v) < 0)
+		return bad(p, k, "is negative");
+	u = json_object_get_uint64(v);
+	if (u == UINT64_MAX || u > max)
+		return bad(p, k, "is out of range");
+	*out = u;
+	return 0;
+}
+
+static int get_i64(struct parse *p, struct json_object *o, const char *k, int64_t min,
+		   int64_t max, int64_t *out)
+{
+	struct json_object *v = member(o, k);
+	int64_t i;
+
+	if (!v)
+		return bad(p, k, "is missing");
+	if (!json_object_is_type(v, json_type_int))
+		return bad(p, k, "is not an integer");
+	i = json_object_get_int64(v);
+	if (i == INT64_MIN || i < min || i > max ||
+	    (i == INT64_MAX && json_object_get_uint64(v) != (uint64_t)INT64_MAX))
+		return bad(p, k, "is out of range");
+	*out = i;
+	return 0;
+}
+
+/* A string member; *out NULL when absent or null and optional. */
+static int get_str(struct parse *p, struct json_object *o, const char *k, bool required,
+		   const char **out)
+{
+	struct json_object *v = member(o, k);
+
+	*out = NULL;
+	if (!v)
+		return required ? bad(p, k, "is missing") : 0;
+	if (!json_object_is_type(v, json_type_string))
+		return bad(p, k, "is not a string");
+	*out = json_object_get_string(v);
+	if (strlen(*out) != (size_t)json_object_get_string_len(v))
+		return bad(p, k, "contains a NUL byte");
+	return 0;
+}
+
+static bool is_hex(const char *s, size_t len, bool upper)
+{
+	size_t i;
+
+	if (strlen(s) != len)
+		return false;
+	for (i = 0; i < len; i++) {
+		if (!isxdigit((unsigned char)s[i]))
+			return false;
+		if (isalpha((unsigned char)s[i]) && (upper ? !isupper((unsigned char)s[i]) :
+							     !islower((unsigned char)s[i])))
+			return false;
+	}
+	return true;
+}
+
+/* Ids become store keys: one key segment of [A-Za-z0-9._-], not "." or "..". */
+static bool valid_id(const char *id)
+{
+	size_t i, len = strlen(id);
+
+	if (len == 0 || len >= MANIFEST_ID_MAX || id[0] == '.')
+		return false;
+	for (i = 0; i < len; i++)
+		if (!isalnum((unsigned char)id[i]) && !strchr("._-", id[i]))
+			return false;
+	return true;
+}
+
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static int get_opt_text(struct parse *p, struct json_object *o, const char *k, char **out)
+{
+	const char *s;
+
+	if (get_str(p, o, k, false, &s))
+		return p->err;
+	if (s)
+		*out = xstrdup(s);
+	return 0;
+}
+
+static int parse_chunk(struct parse *p, struct json_object *c, struct manifest_stream *s)
+{
+	struct json_object *v;
+	uint64_t size, stored;
+	const char *id;
+
+	if (!json_object_is_type(c, json_type_array) || json_object_array_length(c) != 3)
+		return bad(p, "chunks", "has an entry that is not [id, size, stored]");
+	v = json_object_array_get_idx(c, 0);
+	if (!json_object_is_type(v, json_type_string) ||
+	    !is_hex(id = json_object_get_string(v), 64, false))
+		return bad(p, "chunks", "has an entry whose id is not 64 hex digits");
+	v = json_object_array_get_idx(c, 1);
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0 ||
+	    (size = json_object_get_uint64(v)) > UINT32_MAX)
+		return bad(p, "chunks", "has an entry with an impossible size");
+	v = json_object_array_get_idx(c, 2);
+	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
+	    (stored = json_object_get_uint64(v)) > UINT32_MAX)
+		return bad(p, "chunks", "has an entry with an impossible stored size");
+	manifest_stream_add_chunk(s, id, (uint32_t)size, (uint32_t)stored);
+	return 0;
+}
+
+static int parse_stream(struct parse *p, struct json_object *o, struct manifest *m)
+{
+	struct manifest_stream *s;
+	struct json_object *chunks;
+	const char *name, *sha;
+	uint64_t sum = 0;
+	size_t i, n;
+
+	if (!json_object_is_type(o, json_type_object))
+		return bad(p, "streams", "has an entry that is not an object");
+	if (get_str(p, o, "name", true, &name))
+		return p->err;
+	if (!*name || !printable(name))
+		return bad(p, "name", "is not a valid stream name");
+	for (i = 0; i < m->nstreams; i++)
+		if (strcmp(m->streams[i].name, name) == 0)
+			return bad(p, "name", "repeats a stream name");
+	s = manifest_add_stream(m, name);
+	if (get_u64(p, o, "size", UINT64_MAX, &s->size) ||
+	    get_u64(p, o, "stored", UINT64_MAX, &s->stored) ||
+	    get_str(p, o, "sha256", true, &sha))
+		return p->err;
+	if (!is_hex(sha, 64, false))
+		return bad(p, "sha256", "is not 64 lower-case hex digits");
+	memcpy(s->sha256, sha, 65);
+	chunks = member(o, "chunks");
+	if (!chunks || !json_object_is_type(chunks, json_type_array))
+		return bad(p, "chunks", "is missing or not an array");
+	n = json_object_array_length(chunks);
+	for (i = 0; i < n; i++) {
+		if (parse_chunk(p, json_object_array_get_idx(chunks, i), s))
+			return p->err;
+		sum += s->chunks[i].size;
+	}
+	if (sum != s->size)
+		return bad(p, "size", "does not match the sum of the chunk sizes");
+	return 0;
+}
+
+static int parse_type(struct parse *p, struct json_object *o, struct manifest *m)
+{
+	const char *t;
+
+	if (get_str(p, o, "type", true, &t))
+		return p->err;
+	if (strcmp(t, "base") == 0)
+		m->type = BACKUP_BASE;
+	else if (strcmp(t, "dump") == 0)
+		m->type = BACKUP_DUMP;
+	else
+		return bad(p, "type", "is neither \"base\" nor \"dump\"");
+	return 0;
+}
+
+static int parse_wal_name(struct parse *p, struct json_object *o, const char *k, char out[25])
+{
+	const char *s;
+
+	if (get_str(p, o, k, true, &s))
+		return p->err;
+	if (*s && !is_hex(s, 24, true))
+		return bad(p, k, "is not a WAL segment name");
+	snprintf(out, 25, "%s", s);
+	return 0;
+}
+
+static int parse_header(struct parse *p, struct json_object *o, struct manifest *m)
+{
+	int64_t version, pgv, tli;
+	const char *id;
+
+	if (get_i64(p, o, "manifest", 1, INT32_MAX, &version))
+		return p->err;
+	if (version > MANIFEST_VERSION)
+		return bad(p, "manifest", "is a newer format than this pgkeep reads");
+	if (get_str(p, o, "id", true, &id))
+		return p->err;
+	if (!valid_id(id))
+		return bad(p, "id", "is not a valid backup id");
+	snprintf(m->id, sizeof(m->id), "%s", id);
+	if (parse_type(p, o, m) ||
+	    get_u64(p, o, "sysid", UINT64_MAX, &m->sysid) ||
+	    get_i64(p, o, "pg_version", 0, INT_MAX, &pgv) ||
+	    get_i64(p, o, "timeline", 0, UINT32_MAX, &tli) ||
+	    get_u64(p, o, "start_lsn", UINT64_MAX, &m->start_lsn) ||
+	    get_u64(p, o, "stop_lsn", UINT64_MAX, &m->stop_lsn) ||
+	    parse_wal_name(p, o, "wal_start", m->wal_start) ||
+	    parse_wal_name(p, o, "wal_stop", m->wal_stop) ||
+	    get_i64(p, o, "start_time", INT64_MIN + 1, INT64_MAX, &m->start_time) ||
+	    get_i64(p, o, "stop_time", INT64_MIN + 1, INT64_MAX, &m->stop_time) ||
+	    get_opt_text(p, o, "dbname", &m->dbname) ||
+	    get_opt_text(p, o, "label", &m->label) ||
+	    get_opt_text(p, o, "format", &m->format))
+		return p->err;
+	m->pg_version = (int)pgv;
+	m->timeline = (uint32_t)tli;
+	if (m->stop_lsn < m->start_lsn)
+		return bad(p, "stop_lsn", "is before start_lsn");
+	return 0;
+}
+
+static int parse_manifest(struct parse *p, struct json_object *o, struct manifest *m)
+{
+	struct json_object *streams;
+	size_t i, n;
+
+	if (!json_object_is_type(o, json_type_object))
+		return pgk_error(PGKEEP_ECORRUPT, "manifest %s: not a JSON object", p->what);
+	if (parse_header(p, o, m))
+		return p->err;
+	streams = member(o, "streams");
+	if (!streams || !json_object_is_type(streams, json_type_array))
+		return bad(p, "streams", "is missing or not an array");
+	n = json_object_array_length(streams);
+	for (i = 0; i < n; i++)
+		if (parse_stream(p, json_object_array_get_idx(streams, i), m))
+			return p->err;
+	return 0;
+}
+
+static bool only_space(const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (!isspace((unsigned char)s[i]))
+			return false;
+	return true;
+}
+
+int manifest_from_json(struct manifest *m, const char *json, size_t len, const char *what)
+{
+	struct parse p = { .what = what, .err = 0 };
+	struct json_tokener *tok;
+	struct json_object *o;
+	size_t end;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	if (len > INT_MAX)
+		return pgk_error(PGKEEP_ECORRUPT, "manifest %s: too large (%zu bytes)", what, len);
+	tok = json_tokener_new();
+	if (!tok)
+		return pgk_error(PGKEEP_ENOMEM, "manifest %s: cannot allocate a JSON parser", what);
+	o = json_tokener_parse_ex(tok, json, (int)len);
+	/* A bare number at the very end needs an explicit end of input. */
+	if (!o && json_tokener_get_error(tok) == json_tokener_continue)
+		o = json_tokener_parse_ex(tok, "", 1);
+	if (!o) {
+		ret = pgk_error(PGKEEP_ECORRUPT, "manifest %s: invalid JSON: %s", what,
+				json_tokener_error_desc(json_tokener_get_error(tok)));
+		goto out_free_tok;
+	}
+	end = json_tokener_get_parse_end(tok);
+	if (end < len && !only_space(json + end, len - end)) {
+		ret = pgk_error(PGKEEP_ECORRUPT, "manifest %s: trailing data after the JSON",
+				what);
+		goto out_put;
+	}
+	ret = parse_manifest(&p, o, m);
+	if (ret)
+		manifest_free(m);
+out_put:
+	json_object_put(o);
+out_free_tok:
+	json_tokener_free(tok);
+	return ret;
+}
+
+/* ---- in the repository ---- */
+
+static char *manifest_key(const char *id)
+{
+	return xasprintf(BACKUPS_PREFIX "%s" MANIFEST_SUFFIX, id);
+}
+
+int manifest_save(struct repo *r, const struct manifest *m)
+{
+	struct pgk_buf json = PGK_BUF_INIT;
+	char *key;
+	int ret;
+
+	if (!valid_id(m->id))
+		return pgk_error(PGKEEP_EINVAL, "invalid backup id \"%s\"", m->id);
+	ret = manifest_to_json(m, &json);
+	if (ret)
+		return ret;
+	key = manifest_key(m->id);
+	ret = repo_put(r, key, OBJ_MANIFEST, json.data, json.len, PGKEEP_PUT_IF_ABSENT);
+	if (ret == PGKEEP_EEXISTS)
+		pgk_error(ret, "backup %s already exists (%s)", m->id, key);
+	free(key);
+	buf_free(&json);
+	return ret;
+}
+
+int manifest_load(struct repo *r, const char *id, struct manifest *m)
+{
+	struct pgk_buf json = PGK_BUF_INIT;
+	char *key;
+	int ret;
+
+	memset(m, 0, sizeof(*m));
+	if (!valid_id(id))
+		return pgk_error(PGKEEP_EINVAL, "invalid backup id \"%s\"", id);
+	key = manifest_key(id);
+	ret = repo_get(r, key, OBJ_MANIFEST, &json);
+	if (ret == PGKEEP_ENOTFOUND)
+		pgk_error(ret, "backup %s not found (%s)", id, key);
+	if (ret == 0)
+		ret = manifest_from_json(m, (const char *)json.data, json.len, key);
+	/* A manifest stored under another backup's name was moved or forged. */
+	if (ret == 0 && strcmp(m->id, id) != 0) {
+		ret = pgk_error(PGKEEP_ECORRUPT, "manifest %s: records backup id %s", key, m->id);
+		manifest_free(m);
+	}
+	free(key);
+	buf_free(&json);
+	return ret;
+}
+
+struct id_list {
+	char **ids;
+	size_t n, cap;
+};
+
+static int collect_id(void *payload, const char *key, const struct pgkeep_stat *st)
+{
+	struct id_list *l = payload;
+	size_t plen = strlen(BACKUPS_PREFIX), slen = strlen(MANIFEST_SUFFIX);
+	size_t len = strlen(key);
+
+	(void)st;
+	if (len <= plen + slen || strcmp(key + len - slen, MANIFEST_SUFFIX) != 0 ||
+	    strchr(key + plen, '/'))
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
+	}
+	l->ids[l->n++] = xstrndup(key + plen, len - plen - slen);
+	return 0;
+}
+
+/* Ids are names, not clocks: order by what the backups recorded. */
+static int cmp_manifest(const void *a, const void *b)
+{
+	const struct manifest *x = a, *y = b;
+
+	if (x->start_time != y->start_time)
+		return x->start_time < y->start_time ? -1 : 1;
+	if (x->stop_lsn != y->stop_lsn)
+		return x->stop_lsn < y->stop_lsn ? -1 : 1;
+	return strcmp(x->id, y->id);
+}
+
+int manifest_list(struct repo *r, struct manifest **out, size_t *n)
+{
+	struct id_list ids = { 0 };
+	struct manifest *list;
+	size_t i, got = 0;
+	int ret;
+
+	*out = NULL;
+	*n = 0;
+	ret = store_list(r->store, BACKUPS_PREFIX, collect_id, &ids);
+	if (ret)
+		goto out_free_ids;
+	list = xzalloc((ids.n ? ids.n : 1) * sizeof(*list));
+	for (i = 0; i < ids.n; i++) {
+		ret = manifest_load(r, ids.ids[i], &list[got]);
+		/* Expired between the listing and now: it is simply gone. */
+		if (ret == PGKEEP_ENOTFOUND)
+			continue;
+		if (ret) {
+			manifest_list_free(list, got);
+			goto out_free_ids;
+		}
+		got++;
+	}
+	ret = 0;
+	qsort(list, got, sizeof(*list), cmp_manifest);
+	*out = list;
+	*n = got;
+out_free_ids:
+	for (i = 0; i < ids.n; i++)
+		free(ids.ids[i]);
+	free(ids.ids);
+	return ret;
+}
+
+void manifest_list_free(struct manifest *list, size_t n)
+{
+	size_t i;
+
+	if (!list)
+		return;
+	for (i = 0; i < n; i++)
+		manifest_free(&list[i]);
+	free(list);
+}
