@@ -261,7 +261,8 @@ int b2_api(struct b2 *b, const char *op, json_object *args, json_object **out,
 	int attempt = 0, reauth = 0, ret;
 	unsigned gen = 0;
 
-	snprintf(label, sizeof(label), "%s %s", op, what ? what : "");
+	snprintf(label, sizeof(label), "%s%s%s", op, what && *what ? " " : "",
+		 what ? what : "");
 	for (;;) {
 		ret = b2_api_once(b, op, body, &rs, &gen, err);
 		if (ret)

@@ -33,6 +33,15 @@ from b2sdk.utils import b2_url_decode, b2_url_encode
 API = '/b2api/v2/'
 
 
+def json_default(o):
+    """The simulator answers with a few sets and enums; B2 sends lists and strings."""
+    if isinstance(o, (set, frozenset)):
+        return sorted(o)
+    if hasattr(o, 'value'):
+        return o.value
+    raise TypeError(type(o).__name__)
+
+
 class B2Fail(Exception):
     """An error answered as B2 does: {status, code, message}."""
 
@@ -107,12 +116,18 @@ class Fake:
         self.counter = itertools.count(1)
         self.sw = dict(fail_503=0, fail_429=0, retry_after=1,
                        refuse_upload=0, cap_exceeded=False, upload_hold_ms=0,
-                       delay_ms=0)
+                       delay_ms=0, expire_after=0)
         self.stats = {}
 
     def count(self, what, n=1):
         with self.lock:
             self.stats[what] = self.stats.get(what, 0) + n
+
+    def expire_all(self):
+        """Every token issued so far expires now, upload tokens included."""
+        self.sim.expired_auth_tokens.update(self.sim.auth_token_to_key)
+        self.sim.expired_auth_tokens.discard(self.setup_token)
+        self.count('expiries')
 
     def account_token(self, token):
         """Check an account token the way the simulator's auth check does."""
@@ -158,7 +173,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def send_json(self, obj, status=200):
-        self.send(status, json.dumps(obj).encode(),
+        self.send(status, json.dumps(obj, default=json_default).encode(),
                   {'Content-Type': 'application/json'})
 
     def send_fail(self, f, head=False):
@@ -179,6 +194,10 @@ class Handler(BaseHTTPRequestHandler):
         with self.fake.lock:
             if sw['delay_ms']:
                 time.sleep(sw['delay_ms'] / 1000.0)
+            if sw['expire_after'] > 0:
+                sw['expire_after'] -= 1
+                if sw['expire_after'] == 0:
+                    self.fake.expire_all()
             if sw['fail_503'] > 0:
                 sw['fail_503'] -= 1
                 self.fake.count('injected_503')
@@ -245,12 +264,12 @@ class Handler(BaseHTTPRequestHandler):
         req = json.loads(body or b'{}')
         with fk.lock:
             for k in ('fail_503', 'fail_429', 'retry_after', 'refuse_upload',
-                      'cap_exceeded', 'upload_hold_ms', 'delay_ms'):
+                      'cap_exceeded', 'upload_hold_ms', 'delay_ms',
+                      'expire_after'):
                 if k in req:
                     fk.sw[k] = req[k]
             if req.get('expire_tokens'):
-                fk.sim.expired_auth_tokens.update(fk.sim.auth_token_to_key)
-                fk.sim.expired_auth_tokens.discard(fk.setup_token)
+                fk.expire_all()
             if req.get('reset_stats'):
                 fk.stats = {}
             if 'corrupt' in req:
