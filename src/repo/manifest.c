@@ -474,15 +474,20 @@ int manifest_from_json(struct manifest *m, const char *json, size_t len, const c
 	if (!tok)
 		return pgk_error(PGKEEP_ENOMEM, "manifest %s: cannot allocate a JSON parser", what);
 	o = json_tokener_parse_ex(tok, json, (int)len);
-	/* A bare number at the very end needs an explicit end of input. */
-	if (!o && json_tokener_get_error(tok) == json_tokener_continue)
+	end = json_tokener_get_parse_end(tok);
+	/* A bare value at the very end needs an explicit end of input. */
+	if (!o && json_tokener_get_error(tok) == json_tokener_continue) {
 		o = json_tokener_parse_ex(tok, "", 1);
+		end = len;
+	}
 	if (!o) {
-		ret = pgk_error(PGKEEP_ECORRUPT, "manifest %s: invalid JSON: %s", what,
-				json_tokener_error_desc(json_tokener_get_error(tok)));
+		/* json-c returns NULL without an error for the literal null */
+		ret = json_tokener_get_error(tok) == json_tokener_success ?
+			pgk_error(PGKEEP_ECORRUPT, "manifest %s: not a JSON object", what) :
+			pgk_error(PGKEEP_ECORRUPT, "manifest %s: invalid JSON: %s", what,
+				  json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto out_free_tok;
 	}
-	end = json_tokener_get_parse_end(tok);
 	if (end < len && !only_space(json + end, len - end)) {
 		ret = pgk_error(PGKEEP_ECORRUPT, "manifest %s: trailing data after the JSON",
 				what);

@@ -1,0 +1,392 @@
+/*
+ * Manifests: every field survives JSON exactly (64-bit values included), bad
+ * documents are refused naming the object and field, and listing orders
+ * backups by what they recorded, not by their names.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+#include "memstore.h"
+#include "repo/manifest.h"
+#include "tap.h"
+
+static struct repo repo;
+
+static void chunk_id(unsigned n, char out[65])
+{
+	snprintf(out, 65, "%064x", n * 2654435761u);
+}
+
+static void fill_manifest(struct manifest *m)
+{
+	struct manifest_stream *s;
+	char id[65];
+	unsigned i;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(m->id, sizeof(m->id), "20260220T143000Z-base");
+	m->type = BACKUP_BASE;
+	m->sysid = 0xfedcba9876543210ULL;		/* above 2^63 */
+	m->pg_version = 150004;
+	m->timeline = 0xfffffffeu;
+	m->start_lsn = (1ULL << 53) + 1;		/* not exact as a double */
+	m->stop_lsn = 0x7fffffffffffffffULL + 10;
+	snprintf(m->wal_start, sizeof(m->wal_start), "00000001000000A000000042");
+	snprintf(m->wal_stop, sizeof(m->wal_stop), "00000001000000A0000000FF");
+	m->start_time = 1771597800;
+	m->stop_time = (int64_t)1 << 55;
+	m->dbname = xstrdup("shop \"main\" \xc3\xa9");
+	m->label = xstrdup("weekly\tlabel");
+	m->format = xstrdup("custom");
+
+	s = manifest_add_stream(m, "base.tar");
+	for (i = 0; i < 5; i++) {
+		chunk_id(i, id);
+		manifest_stream_add_chunk(s, id, i == 4 ? UINT32_MAX : 1000 + i, i * 7);
+		s->size += i == 4 ? UINT32_MAX : 1000 + i;
+		s->stored += i * 7;
+	}
+	memset(s->sha256, 'a', 64);
+	s = manifest_add_stream(m, "16384.tar");
+	memset(s->sha256, '0', 64);
+}
+
+static bool same_stream(const struct manifest_stream *a, const struct manifest_stream *b)
+{
+	size_t i;
+
+	if (strcmp(a->name, b->name) || a->size != b->size || a->stored != b->stored ||
+	    strcmp(a->sha256, b->sha256) || a->nchunks != b->nchunks)
+		return false;
+	for (i = 0; i < a->nchunks; i++)
+		if (strcmp(a->chunks[i].id, b->chunks[i].id) || a->chunks[i].size != b->chunks[i].size ||
+		    a->chunks[i].stored != b->chunks[i].stored)
+			return false;
+	return true;
+}
+
+static bool same_opt(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void test_round_trip(void)
+{
+	struct manifest m, back;
+	struct pgk_buf json = PGK_BUF_INIT, again = PGK_BUF_INIT;
+	int ret;
+
+	fill_manifest(&m);
+	is_int(manifest_to_json(&m, &json), 0, "serialise a manifest with every field set");
+	ok(strstr((char *)json.data, "18364758544493064720") != NULL,
+	   "  sysid written as an exact integer");
+	ret = manifest_from_json(&back, (const char *)json.data, json.len, "t");
+	is_int(ret, 0, "  parse it back: %s", ret ? pgk_errmsg() : "ok");
+	is_str(back.id, m.id, "  id");
+	is_int(back.type, BACKUP_BASE, "  type");
+	ok(back.sysid == m.sysid, "  sysid above 2^63");
+	is_int(back.pg_version, 150004, "  pg_version");
+	ok(back.timeline == 0xfffffffeu, "  timeline");
+	ok(back.start_lsn == m.start_lsn, "  start_lsn above 2^53");
+	ok(back.stop_lsn == m.stop_lsn, "  stop_lsn above 2^63");
+	is_str(back.wal_start, m.wal_start, "  wal_start");
+	is_str(back.wal_stop, m.wal_stop, "  wal_stop");
+	ok(back.start_time == m.start_time && back.stop_time == m.stop_time, "  times");
+	is_str(back.dbname, m.dbname, "  dbname with quotes and UTF-8");
+	is_str(back.label, m.label, "  label with a tab");
+	is_str(back.format, "custom", "  format");
+	is_int(back.nstreams, 2, "  two streams");
+	ok(back.nstreams == 2 && same_stream(&back.streams[0], &m.streams[0]) &&
+	   same_stream(&back.streams[1], &m.streams[1]), "  streams and chunk lists identical");
+	ok(manifest_size(&back) == manifest_size(&m) && manifest_size(&m) == 4006ULL + UINT32_MAX,
+	   "  logical size %llu", (unsigned long long)manifest_size(&back));
+	is_int(manifest_stored(&back), 70, "  stored bytes");
+	manifest_to_json(&back, &again);
+	ok(again.len == json.len && memcmp(again.data, json.data, json.len) == 0,
+	   "  serialising the parsed manifest gives the same text");
+	manifest_free(&back);
+	buf_free(&again);
+	buf_free(&json);
+
+	free(m.dbname);
+	free(m.label);
+	free(m.format);
+	m.dbname = m.label = m.format = NULL;
+	m.type = BACKUP_DUMP;
+	manifest_to_json(&m, &json);
+	ret = manifest_from_json(&back, (const char *)json.data, json.len, "t");
+	ok(ret == 0 && back.type == BACKUP_DUMP && !back.dbname && !back.label && !back.format,
+	   "absent dbname, label and format stay absent");
+	ok(same_opt(back.label, NULL), "  label NULL");
+	manifest_free(&back);
+	buf_free(&json);
+	manifest_free(&m);
+	is_str(backup_type_name(BACKUP_BASE), "base", "type name base");
+	is_str(backup_type_name(BACKUP_DUMP), "dump", "type name dump");
+}
+
+/* A valid document as a json-c tree, for tests that break one thing. */
+static struct json_object *valid_tree(void)
+{
+	struct pgk_buf json = PGK_BUF_INIT;
+	struct manifest m;
+	struct json_object *o;
+
+	fill_manifest(&m);
+	manifest_to_json(&m, &json);
+	buf_append(&json, "", 1);
+	o = json_tokener_parse((const char *)json.data);
+	buf_free(&json);
+	manifest_free(&m);
+	return o;
+}
+
+/* Parse o under the name "backups/x.manifest"; expect a refusal naming field. */
+static void expect_refused(struct json_object *o, const char *field, const char *why)
+{
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	struct manifest m;
+	int ret;
+
+	ret = manifest_from_json(&m, text, strlen(text), "backups/x.manifest");
+	is_int(ret, PGKEEP_ECORRUPT, "%s: refused", why);
+	ok(strstr(pgk_errmsg(), "backups/x.manifest") && strstr(pgk_errmsg(), field),
+	   "  message names the object and \"%s\": %s", field, pgk_errmsg());
+	ok(m.nstreams == 0 && m.streams == NULL && m.dbname == NULL, "  nothing left allocated");
+	json_object_put(o);
+}
+
+static void test_missing_fields(void)
+{
+	static const char *const required[] = {
+		"manifest", "id", "type", "sysid", "pg_version", "timeline", "start_lsn",
+		"stop_lsn", "wal_start", "wal_stop", "start_time", "stop_time", "streams",
+	};
+	static const char *const stream_required[] = { "name", "size", "sha256", "chunks" };
+	struct json_object *o, *s;
+	char why[80];
+	size_t i;
+
+	for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
+		o = valid_tree();
+		json_object_object_del(o, required[i]);
+		snprintf(why, sizeof(why), "missing %s", required[i]);
+		expect_refused(o, required[i], why);
+	}
+	for (i = 0; i < sizeof(stream_required) / sizeof(stream_required[0]); i++) {
+		o = valid_tree();
+		s = json_object_array_get_idx(json_object_object_get(o, "streams"), 0);
+		json_object_object_del(s, stream_required[i]);
+		snprintf(why, sizeof(why), "stream without %s", stream_required[i]);
+		expect_refused(o, stream_required[i], why);
+	}
+}
+
+static void set(struct json_object *o, const char *k, struct json_object *v)
+{
+	json_object_object_add(o, k, v);
+}
+
+static struct json_object *first_stream(struct json_object *o)
+{
+	return json_object_array_get_idx(json_object_object_get(o, "streams"), 0);
+}
+
+static struct json_object *first_chunk(struct json_object *o)
+{
+	return json_object_array_get_idx(json_object_object_get(first_stream(o), "chunks"), 0);
+}
+
+static void test_bad_values(void)
+{
+	struct json_object *o;
+
+	o = valid_tree();
+	set(o, "sysid", json_object_new_int64(-5));
+	expect_refused(o, "sysid", "negative sysid");
+	o = valid_tree();
+	set(o, "sysid", json_object_new_string("123"));
+	expect_refused(o, "sysid", "sysid as a string");
+	o = valid_tree();
+	set(o, "start_lsn", json_object_new_double(1.5));
+	expect_refused(o, "start_lsn", "fractional LSN");
+	o = valid_tree();
+	set(o, "timeline", json_object_new_int64(1LL << 32));
+	expect_refused(o, "timeline", "timeline above 32 bits");
+	o = valid_tree();
+	set(o, "type", json_object_new_string("incremental"));
+	expect_refused(o, "type", "unknown type");
+	o = valid_tree();
+	set(o, "id", json_object_new_string("../../etc"));
+	expect_refused(o, "id", "id that is not a key segment");
+	o = valid_tree();
+	set(o, "manifest", json_object_new_int64(2));
+	expect_refused(o, "manifest", "a newer manifest format");
+	o = valid_tree();
+	set(o, "wal_start", json_object_new_string("00000001000000a000000042"));
+	expect_refused(o, "wal_start", "lower-case WAL name");
+	o = valid_tree();
+	set(o, "stop_lsn", json_object_new_int64(5));
+	expect_refused(o, "stop_lsn", "stop before start");
+	o = valid_tree();
+	set(first_stream(o), "size", json_object_new_int64(12));
+	expect_refused(o, "size", "stream size that disagrees with its chunks");
+	o = valid_tree();
+	set(first_stream(o), "sha256", json_object_new_string("abc"));
+	expect_refused(o, "sha256", "short stream hash");
+	o = valid_tree();
+	json_object_array_put_idx(first_chunk(o), 0, json_object_new_string("zz"));
+	expect_refused(o, "chunks", "chunk id that is not hex");
+	o = valid_tree();
+	json_object_array_put_idx(first_chunk(o), 1, json_object_new_int64(0));
+	expect_refused(o, "chunks", "empty chunk");
+	o = valid_tree();
+	json_object_array_put_idx(first_chunk(o), 1, json_object_new_int64(1LL << 32));
+	expect_refused(o, "chunks", "chunk above 4 GiB");
+	o = valid_tree();
+	json_object_array_del_idx(first_chunk(o), 2, 1);
+	expect_refused(o, "chunks", "chunk entry with two fields");
+	o = valid_tree();
+	json_object_object_add(json_object_array_get_idx(json_object_object_get(o, "streams"), 1),
+			       "name", json_object_new_string("base.tar"));
+	expect_refused(o, "name", "two streams with one name");
+}
+
+static void test_bad_text(void)
+{
+	static const char *const texts[] = {
+		"", "{", "[]", "null", "42", "{\"manifest\":1", "{} {}",
+	};
+	struct json_object *o;
+	struct manifest m;
+	char *text, *p;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		ret = manifest_from_json(&m, texts[i], strlen(texts[i]), "backups/y.manifest");
+		ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "backups/y.manifest"),
+		   "'%s' refused: %s", texts[i], pgk_errmsg());
+	}
+
+	/* json-c saturates an integer too large for 64 bits; it must not pass */
+	o = valid_tree();
+	text = xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	p = strstr(text, "18364758544493064720");
+	ok(p != NULL, "sysid found in the text");
+	if (p) {
+		memcpy(p, "99999999999999999999", 20);
+		ret = manifest_from_json(&m, text, strlen(text), "backups/y.manifest");
+		ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "sysid"),
+		   "a sysid beyond 64 bits is refused: %s", pgk_errmsg());
+		memcpy(p, "18446744073709551615", 20);
+		ret = manifest_from_json(&m, text, strlen(text), "backups/y.manifest");
+		ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "sysid"),
+		   "2^64 - 1, the saturated value, is refused too");
+		memcpy(p, "18446744073709551614", 20);
+		ret = manifest_from_json(&m, text, strlen(text), "backups/y.manifest");
+		ok(ret == 0 && m.sysid == UINT64_MAX - 1, "2^64 - 2 is read exactly");
+		manifest_free(&m);
+	}
+	free(text);
+}
+
+static void save_one(const char *id, int64_t start, uint64_t stop_lsn)
+{
+	struct manifest m;
+	int ret;
+
+	fill_manifest(&m);
+	snprintf(m.id, sizeof(m.id), "%s", id);
+	m.start_time = start;
+	m.stop_time = start + 60;
+	m.start_lsn = 0;
+	m.stop_lsn = stop_lsn;
+	ret = manifest_save(&repo, &m);
+	is_int(ret, 0, "save %s: %s", id, ret ? pgk_errmsg() : "ok");
+	manifest_free(&m);
+}
+
+static void test_store(void)
+{
+	struct manifest m, *list;
+	size_t n;
+	int ret;
+
+	/* ids sort the opposite way to the times the backups recorded */
+	save_one("c-oldest", 1000, 50);
+	save_one("b-middle-late", 2000, 90);
+	save_one("a-newest", 3000, 10);
+	save_one("z-middle-early", 2000, 70);
+	ok(memstore_count(repo.store, "backups/") == 4, "four manifests stored");
+	ret = manifest_save(&repo, &(struct manifest){ .id = "c-oldest", .type = BACKUP_DUMP });
+	is_int(ret, PGKEEP_EEXISTS, "saving an existing backup id is refused");
+	ok(strstr(pgk_errmsg(), "c-oldest") != NULL, "  naming it: %s", pgk_errmsg());
+
+	ret = manifest_load(&repo, "a-newest", &m);
+	ok(ret == 0 && strcmp(m.id, "a-newest") == 0 && m.start_time == 3000 &&
+	   m.sysid == 0xfedcba9876543210ULL, "load a-newest");
+	manifest_free(&m);
+	ret = manifest_load(&repo, "nope", &m);
+	is_int(ret, PGKEEP_ENOTFOUND, "loading an unknown backup: not found");
+	ok(strstr(pgk_errmsg(), "nope") != NULL, "  naming it: %s", pgk_errmsg());
+	ret = manifest_load(&repo, "../keys", &m);
+	is_int(ret, PGKEEP_EINVAL, "an id that is not a key segment is refused");
+
+	/* junk next to the manifests is not a backup */
+	store_put(repo.store, "backups/README", "x", 1, 0);
+	store_put(repo.store, "backups/sub/x.manifest", "x", 1, 0);
+	ret = manifest_list(&repo, &list, &n);
+	is_int(ret, 0, "list: %s", ret ? pgk_errmsg() : "ok");
+	ok(n == 4 && strcmp(list[0].id, "c-oldest") == 0 &&
+	   strcmp(list[1].id, "z-middle-early") == 0 &&
+	   strcmp(list[2].id, "b-middle-late") == 0 && strcmp(list[3].id, "a-newest") == 0,
+	   "  sorted by start time, then stop LSN; not by id");
+	manifest_list_free(list, n);
+
+	/* a manifest copied under another name was moved or forged */
+	{
+		struct pgk_buf obj = PGK_BUF_INIT;
+
+		store_get(repo.store, "backups/a-newest.manifest", &obj);
+		store_put(repo.store, "backups/x-forged.manifest", obj.data, obj.len, 0);
+		buf_free(&obj);
+	}
+	ret = manifest_load(&repo, "x-forged", &m);
+	is_int(ret, PGKEEP_ECORRUPT, "a manifest under another backup's name is refused");
+	ret = manifest_list(&repo, &list, &n);
+	is_int(ret, PGKEEP_ECORRUPT, "  and fails the listing");
+	ok(strstr(pgk_errmsg(), "x-forged") != NULL, "  naming it: %s", pgk_errmsg());
+	memstore_delete(repo.store, "backups/x-forged.manifest");
+
+	memstore_corrupt(repo.store, "backups/b-middle-late.manifest", 60);
+	ret = manifest_list(&repo, &list, &n);
+	is_int(ret, PGKEEP_ECORRUPT, "a damaged manifest fails the listing");
+	ok(strstr(pgk_errmsg(), "b-middle-late") != NULL, "  naming it: %s", pgk_errmsg());
+}
+
+int main(void)
+{
+	repo.store = memstore_open();
+	repo.name = "test";
+	repo.compress_level = 3;
+	if (keys_generate(&repo.keys)) {
+		diag("keys: %s", pgk_errmsg());
+		return 1;
+	}
+	test_round_trip();
+	test_missing_fields();
+	test_bad_values();
+	test_bad_text();
+	test_store();
+	memstore_close(repo.store);
+	keys_wipe(&repo.keys);
+	return done_testing();
+}

@@ -1,0 +1,366 @@
+/*
+ * The stream pipeline against an in-memory store: byte-exact round trips at
+ * several sizes and thread counts, dedup across streams, and every failure
+ * (missing, damaged chunk; failing store; bad manifest) reported by name.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "common/error.h"
+#include "common/mem.h"
+#include "memstore.h"
+#include "pipeline/pipeline.h"
+#include "tap.h"
+
+#define MiB (1024u * 1024u)
+
+static struct repo repo;
+
+static void fill_random(uint8_t *p, size_t len, uint64_t seed)
+{
+	uint64_t z;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		z = (seed += 0x9e3779b97f4a7c15ULL);
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		p[i] = (uint8_t)(z ^ (z >> 31));
+	}
+}
+
+/* Half random, half text-like, so that both codec paths run. */
+static uint8_t *make_data(size_t len, uint64_t seed)
+{
+	uint8_t *d = xmalloc(len ? len : 1);
+	size_t i;
+
+	fill_random(d, len, seed);
+	for (i = len / 2; i < len; i++)
+		d[i] = (uint8_t)("INSERT INTO t VALUES (42, 'pgkeep');\n"[i % 37] + (i >> 20) % 5);
+	/* the seed every 4 KiB keeps streams of equal length from sharing chunks */
+	for (i = len / 2; i + sizeof(seed) <= len; i += 4096)
+		memcpy(d + i, &seed, sizeof(seed));
+	return d;
+}
+
+static void sha256_hex(const uint8_t *d, size_t len, char out[65])
+{
+	uint8_t md[32];
+	unsigned mdlen, i;
+
+	EVP_Digest(d, len, md, &mdlen, EVP_sha256(), NULL);
+	for (i = 0; i < 32; i++)
+		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* Write d through a stream writer in odd-sized pieces. */
+static int write_stream(struct manifest_stream *s, const uint8_t *d, size_t len, int jobs)
+{
+	static const size_t pieces[] = { 1, 7, 4093, 65537, 1000003, 3 * MiB + 5, 13 };
+	struct stream_writer *w;
+	size_t off = 0, n, k = 0;
+	int ret;
+
+	ret = stream_writer_open(&w, &repo, s, jobs);
+	if (ret)
+		return ret;
+	while (off < len && ret == 0) {
+		n = pieces[k++ % (sizeof(pieces) / sizeof(pieces[0]))];
+		if (n > len - off)
+			n = len - off;
+		ret = stream_writer_write(w, d + off, n);
+		off += n;
+	}
+	if (ret == 0)
+		ret = stream_writer_finish(w);
+	stream_writer_free(w);
+	return ret;
+}
+
+struct collect {
+	struct pgk_buf buf;
+	size_t fail_after;	/* return -42 once this many bytes arrived; 0 = never */
+};
+
+static int collect_sink(void *payload, const void *buf, size_t len)
+{
+	struct collect *c = payload;
+
+	buf_append(&c->buf, buf, len);
+	if (c->fail_after && c->buf.len >= c->fail_after)
+		return -42;
+	return 0;
+}
+
+static void round_trip(size_t len, int jobs)
+{
+	struct manifest m = { 0 };
+	struct manifest_stream *s = manifest_add_stream(&m, "base.tar");
+	struct collect c = { PGK_BUF_INIT, 0 };
+	uint8_t *d = make_data(len, len + (uint64_t)jobs);
+	char want[65];
+	uint64_t sum = 0;
+	size_t i;
+	int ret;
+
+	ret = write_stream(s, d, len, jobs);
+	is_int(ret, 0, "write %zu bytes with %d jobs: %s", len, jobs, ret ? pgk_errmsg() : "ok");
+	is_int(s->size, len, "  stream size recorded");
+	sha256_hex(d, len, want);
+	is_str(s->sha256, want, "  stream SHA-256 is the data's");
+	for (i = 0; i < s->nchunks; i++)
+		sum += s->chunks[i].size;
+	ok(sum == len && (len == 0) == (s->nchunks == 0), "  %zu chunks add up to the stream",
+	   s->nchunks);
+	ret = stream_read(&repo, s, jobs, collect_sink, &c);
+	is_int(ret, 0, "  read back with %d jobs: %s", jobs, ret ? pgk_errmsg() : "ok");
+	ok(c.buf.len == len && (len == 0 || memcmp(c.buf.data, d, len) == 0),
+	   "  same %zu bytes back", len);
+	buf_free(&c.buf);
+	manifest_free(&m);
+	free(d);
+}
+
+/* Chunk ids do not depend on how many threads cut and stored them. */
+static void test_jobs_agree(void)
+{
+	struct manifest m = { 0 };
+	struct manifest_stream *a, *b;
+	size_t len = 12 * MiB, i;
+	uint8_t *d = make_data(len, 5);
+	bool same;
+
+	a = manifest_add_stream(&m, "one");
+	is_int(write_stream(a, d, len, 1), 0, "12 MiB with 1 job");
+	b = manifest_add_stream(&m, "eight");
+	a = &m.streams[0];
+	is_int(write_stream(b, d, len, 8), 0, "the same 12 MiB with 8 jobs");
+	same = a->nchunks == b->nchunks;
+	for (i = 0; same && i < a->nchunks; i++)
+		same = strcmp(a->chunks[i].id, b->chunks[i].id) == 0 &&
+		       a->chunks[i].size == b->chunks[i].size;
+	ok(same, "  same chunk list, in the same order");
+	is_int(b->stored, 0, "  the second stream stored nothing new");
+	manifest_free(&m);
+	free(d);
+}
+
+static void test_dedup(void)
+{
+	struct manifest m = { 0 };
+	struct manifest_stream *s;
+	size_t len = 40 * MiB, nchunks, newer;
+	uint8_t *d = make_data(len, 77), *e;
+	uint64_t puts;
+
+	s = manifest_add_stream(&m, "first");
+	is_int(write_stream(s, d, len, 4), 0, "dedup: first 40 MiB stream");
+	nchunks = s->nchunks;
+	ok(s->stored > 0, "  it stored %llu bytes", (unsigned long long)s->stored);
+
+	puts = memstore_puts(repo.store);
+	s = manifest_add_stream(&m, "again");
+	is_int(write_stream(s, d, len, 4), 0, "  the same stream again");
+	is_int(memstore_puts(repo.store) - puts, 0, "  no object stored the second time");
+	is_int(s->stored, 0, "  nothing counted as stored");
+
+	/* about 1%: three 100 KiB overwrites and one 1000-byte insertion */
+	e = xmalloc(len + 1000);
+	memcpy(e, d, 5 * MiB);
+	fill_random(e + 5 * MiB, 1000, 1);
+	memcpy(e + 5 * MiB + 1000, d + 5 * MiB, len - 5 * MiB);
+	fill_random(e + 12 * MiB, 100 * 1024, 2);
+	fill_random(e + 22 * MiB, 100 * 1024, 3);
+	fill_random(e + 33 * MiB, 100 * 1024, 4);
+	puts = memstore_puts(repo.store);
+	s = manifest_add_stream(&m, "changed");
+	is_int(write_stream(s, e, len + 1000, 4), 0, "  a 1%% modified stream");
+	newer = (size_t)(memstore_puts(repo.store) - puts);
+	ok(newer >= 4 && newer <= 10, "  %zu of %zu chunks stored anew for 4 edits", newer,
+	   s->nchunks);
+	ok(s->stored < len / 4, "  %llu bytes stored for it", (unsigned long long)s->stored);
+	diag("first stream had %zu chunks", nchunks);
+	manifest_free(&m);
+	free(d);
+	free(e);
+}
+
+/* A stream with its chunk list, and its data, for the failure tests. */
+struct fixture {
+	struct manifest m;
+	struct manifest_stream *s;
+	uint8_t *d;
+	size_t len;
+};
+
+static void fixture_make(struct fixture *f, size_t len, uint64_t seed)
+{
+	memset(f, 0, sizeof(*f));
+	f->len = len;
+	f->d = make_data(len, seed);
+	f->s = manifest_add_stream(&f->m, "damaged.tar");
+	if (write_stream(f->s, f->d, len, 3))
+		diag("fixture write failed: %s", pgk_errmsg());
+}
+
+static void fixture_free(struct fixture *f)
+{
+	manifest_free(&f->m);
+	free(f->d);
+}
+
+static size_t bytes_before(const struct manifest_stream *s, size_t k)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < k; i++)
+		n += s->chunks[i].size;
+	return n;
+}
+
+static void test_missing_and_corrupt(void)
+{
+	struct fixture f;
+	struct collect c = { PGK_BUF_INIT, 0 };
+	char key[CHUNK_KEY_MAX];
+	size_t k;
+	int ret;
+
+	fixture_make(&f, 20 * MiB, 11);
+	ok(f.s->nchunks >= 8, "damage: a stream of %zu chunks", f.s->nchunks);
+
+	k = 5;
+	chunk_key(f.s->chunks[k].id, key, sizeof(key));
+	ok(strncmp(key, "chunks/", 7) == 0 && strncmp(key + 7, f.s->chunks[k].id, 2) == 0 &&
+	   key[9] == '/' && strcmp(key + 10, f.s->chunks[k].id) == 0,
+	   "chunk key is chunks/XX/ID (%s)", key);
+	is_int(memstore_delete(repo.store, key), 0, "  chunk %zu deleted from the store", k);
+	ret = stream_read(&repo, f.s, 4, collect_sink, &c);
+	is_int(ret, PGKEEP_ECORRUPT, "  read fails: the repository is damaged");
+	ok(strstr(pgk_errmsg(), f.s->chunks[k].id) && strstr(pgk_errmsg(), "missing") &&
+	   strstr(pgk_errmsg(), key), "  message names the chunk: %s", pgk_errmsg());
+	ok(strstr(pgk_errmsg(), "damaged.tar") != NULL, "  and the stream");
+	ok(c.buf.len == bytes_before(f.s, k) && memcmp(c.buf.data, f.d, c.buf.len) == 0,
+	   "  only the %zu verified bytes before it reached the sink", c.buf.len);
+	buf_free(&c.buf);
+	fixture_free(&f);
+
+	fixture_make(&f, 20 * MiB, 12);
+	k = 3;
+	chunk_key(f.s->chunks[k].id, key, sizeof(key));
+	is_int(memstore_corrupt(repo.store, key, 1000), 0, "chunk %zu: one byte flipped", k);
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	is_int(ret, PGKEEP_ECORRUPT, "  read fails as corrupt");
+	ok(strstr(pgk_errmsg(), key) != NULL, "  message names the object: %s", pgk_errmsg());
+	ok(c.buf.len == bytes_before(f.s, k), "  nothing of the damaged chunk reached the sink");
+	buf_free(&c.buf);
+	fixture_free(&f);
+}
+
+static void test_bad_manifest(void)
+{
+	struct fixture f;
+	struct collect c = { PGK_BUF_INIT, 0 };
+	struct manifest_chunk saved;
+	int ret;
+
+	fixture_make(&f, 6 * MiB, 21);
+	f.s->sha256[0] = f.s->sha256[0] == '0' ? '1' : '0';
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	is_int(ret, PGKEEP_ECORRUPT, "a wrong stream checksum is refused");
+	is_str(pgk_errmsg(), "stream damaged.tar: checksum mismatch", "  with the stream named");
+	buf_reset(&c.buf);
+	fixture_free(&f);
+
+	fixture_make(&f, 6 * MiB, 22);
+	saved = f.s->chunks[1];
+	f.s->chunks[1] = f.s->chunks[0];
+	f.s->chunks[0] = saved;
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	is_int(ret, PGKEEP_ECORRUPT, "chunks listed out of order are refused");
+	buf_reset(&c.buf);
+	f.s->chunks[0] = f.s->chunks[1];
+	f.s->chunks[1] = saved;
+	f.s->chunks[2].size--;
+	f.s->size--;
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	is_int(ret, PGKEEP_ECORRUPT, "a chunk size that disagrees with the object is refused");
+	ok(strstr(pgk_errmsg(), f.s->chunks[2].id) != NULL, "  naming it: %s", pgk_errmsg());
+	buf_reset(&c.buf);
+	f.s->chunks[2].size++;
+	c.fail_after = 3 * MiB;
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	is_int(ret, -42, "a failing sink stops the read with its own code");
+	buf_free(&c.buf);
+	fixture_free(&f);
+}
+
+static void test_failing_store(int jobs, unsigned nth)
+{
+	struct manifest m = { 0 };
+	struct manifest_stream *s = manifest_add_stream(&m, "doomed.tar");
+	size_t len = 30 * MiB;
+	uint8_t *d = make_data(len, 1000 + nth + (uint64_t)jobs);
+	int ret;
+
+	memstore_fail_put(repo.store, nth);
+	ret = write_stream(s, d, len, jobs);
+	memstore_fail_put(repo.store, 0);
+	is_int(ret, PGKEEP_EIO, "store failing at put %u, %d jobs: the writer fails", nth, jobs);
+	ok(strstr(pgk_errmsg(), "injected failure") && strstr(pgk_errmsg(), "doomed.tar"),
+	   "  with the store's message and the stream: %s", pgk_errmsg());
+	manifest_free(&m);
+	free(d);
+}
+
+static void test_backpressure(void)
+{
+	struct manifest m = { 0 };
+	struct manifest_stream *s = manifest_add_stream(&m, "slow.tar");
+	size_t len = 24 * MiB;
+	uint8_t *d = make_data(len, 31337);
+
+	memstore_set_put_delay(repo.store, 20000);
+	is_int(write_stream(s, d, len, 3), 0, "a slow store with 3 jobs");
+	memstore_set_put_delay(repo.store, 0);
+	ok(memstore_max_concurrent_puts(repo.store) <= 3,
+	   "  never more than 3 puts at once (%u)", memstore_max_concurrent_puts(repo.store));
+	manifest_free(&m);
+	free(d);
+}
+
+int main(void)
+{
+	static const size_t sizes[] = { 0, 1, 3 * MiB, 40 * MiB };
+	size_t i;
+
+	repo.store = memstore_open();
+	repo.name = "test";
+	repo.compress_level = 3;
+	if (keys_generate(&repo.keys)) {
+		diag("keys: %s", pgk_errmsg());
+		return 1;
+	}
+
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		round_trip(sizes[i], 1);
+		round_trip(sizes[i], 4);
+	}
+	test_jobs_agree();
+	test_dedup();
+	test_missing_and_corrupt();
+	test_bad_manifest();
+	test_failing_store(1, 1);
+	test_failing_store(4, 3);
+	test_failing_store(4, 12);
+	test_backpressure();
+
+	memstore_close(repo.store);
+	keys_wipe(&repo.keys);
+	return done_testing();
+}
