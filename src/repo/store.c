@@ -1,0 +1,403 @@
+/*
+ * The storage plugin loader and the agent's wrappers around its calls.
+ * Loading follows nbdkit: check the ABI version, copy at most our own table
+ * size into a zeroed table, refuse a plugin that lacks a mandatory call.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "repo/store.h"
+
+#ifndef PGKEEP_PKGLIBDIR
+#define PGKEEP_PKGLIBDIR "/usr/local/lib/pgkeep"
+#endif
+
+/* ERETRY is retried this many times, waiting RETRY_BASE_MS, then twice that... */
+#define RETRY_MAX 4
+#define RETRY_BASE_MS 100
+
+static const struct pgkeep_host host_table = {
+	.abi_version = PGKEEP_STORAGE_ABI_VERSION,
+	.struct_size = sizeof(struct pgkeep_host),
+	.log = pgk_vlog,
+};
+
+/* A plugin's table must at least reach the last mandatory call. */
+#define OPS_MIN_SIZE (offsetof(struct pgkeep_storage_ops, remove) + sizeof(void *))
+
+static const struct {
+	size_t offset;
+	const char *name;
+} mandatory[] = {
+#define M(f) { offsetof(struct pgkeep_storage_ops, f), #f }
+	M(open), M(close), M(put_begin), M(put_write), M(put_commit),
+	M(put_abort), M(get), M(stat), M(list), M(remove),
+#undef M
+};
+
+static void store_free(struct pgk_store *st)
+{
+	if (st->dl)
+		dlclose(st->dl);
+	free(st->path);
+	free(st->repo_name);
+	free(st);
+}
+
+static int check_table(struct pgk_store *st, const struct pgkeep_storage_ops *ops)
+{
+	size_t i, n;
+
+	if (!ops)
+		return pgk_error(PGKEEP_EINVAL, "plugin %s returned no operations table", st->path);
+	if (ops->abi_version > PGKEEP_STORAGE_ABI_VERSION)
+		return pgk_error(PGKEEP_EINVAL,
+				 "plugin %s was built for storage ABI %u, this pgkeep serves up to %d",
+				 st->path, ops->abi_version, PGKEEP_STORAGE_ABI_VERSION);
+	if (ops->abi_version == 0)
+		return pgk_error(PGKEEP_EINVAL, "plugin %s reports storage ABI 0", st->path);
+	if (ops->struct_size < OPS_MIN_SIZE)
+		return pgk_error(PGKEEP_EINVAL,
+				 "plugin %s reports an operations table of %u bytes, too small for ABI %u",
+				 st->path, ops->struct_size, ops->abi_version);
+
+	/* Slots the plugin was built without stay NULL. */
+	n = ops->struct_size < sizeof(st->ops) ? ops->struct_size : sizeof(st->ops);
+	memset(&st->ops, 0, sizeof(st->ops));
+	memcpy(&st->ops, ops, n);
+
+	for (i = 0; i < sizeof(mandatory) / sizeof(mandatory[0]); i++) {
+		void *fn;
+
+		memcpy(&fn, (const char *)&st->ops + mandatory[i].offset, sizeof(fn));
+		if (!fn)
+			return pgk_error(PGKEEP_EINVAL, "plugin %s lacks the mandatory call '%s'",
+					 st->path, mandatory[i].name);
+	}
+	if (!st->ops.name)
+		st->ops.name = "unnamed";
+	return 0;
+}
+
+int store_load(struct pgk_store **out, const char *path)
+{
+	struct pgk_store *st = xzalloc(sizeof(*st));
+	pgkeep_storage_init_fn init;
+	int ret;
+
+	st->path = xstrdup(path);
+	st->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!st->dl) {
+		ret = pgk_error(PGKEEP_EINVAL, "cannot load storage plugin: %s", dlerror());
+		goto out_free;
+	}
+	/* ISO C has no cast from void * to a function pointer; POSIX allows the copy. */
+	{
+		void *sym = dlsym(st->dl, PGKEEP_STORAGE_INIT_SYMBOL);
+
+		if (!sym) {
+			ret = pgk_error(PGKEEP_EINVAL,
+					"%s is not a pgkeep storage plugin: no symbol %s",
+					path, PGKEEP_STORAGE_INIT_SYMBOL);
+			goto out_free;
+		}
+		memcpy(&init, &sym, sizeof(init));
+	}
+	ret = check_table(st, init(&host_table));
+	if (ret < 0)
+		goto out_free;
+	*out = st;
+	return 0;
+
+out_free:
+	store_free(st);
+	return ret;
+}
+
+static bool valid_plugin_name(const char *name)
+{
+	if (!*name)
+		return false;
+	for (; *name; name++)
+		if (!((*name >= 'a' && *name <= 'z') || (*name >= '0' && *name <= '9') ||
+		      *name == '_'))
+			return false;
+	return true;
+}
+
+/* The first directory holding NAME.so, in search order; NULL when none. */
+static char *find_plugin(const char *plugin, const char *plugin_dir, struct pgk_buf *looked)
+{
+	const char *dirs[3] = { plugin_dir, getenv("PGKEEP_PLUGIN_DIR"), PGKEEP_PKGLIBDIR };
+	size_t i;
+
+	for (i = 0; i < 3; i++) {
+		char *path;
+
+		if (!dirs[i] || !*dirs[i])
+			continue;
+		path = xasprintf("%s/%s.so", dirs[i], plugin);
+		if (access(path, F_OK) == 0)
+			return path;
+		buf_printf(looked, "%s%s", looked->len ? ", " : "", dirs[i]);
+		free(path);
+	}
+	return NULL;
+}
+
+static const char *ctx_name(const struct pgk_store *st)
+{
+	return st->repo_name ? st->repo_name : st->ops.name;
+}
+
+/*
+ * A plugin call failed: make sure a message exists and the code is one we
+ * know, then add which repository and what we were doing.
+ */
+static int wrap_failure(const struct pgk_store *st, int ret, const char *what, const char *key)
+{
+	char *msg = pgk_errbuf();
+
+	if (ret > 0 || ret < PGKEEP_ENOSPC)
+		ret = PGKEEP_EIO;
+	if (!msg[0])
+		pgk_error(ret, "plugin %s failed (%s) without a message", st->ops.name,
+			  pgk_strstatus(ret));
+	if (key)
+		return pgk_error_wrap(ret, "repository %s: %s %s", ctx_name(st), what, key);
+	return pgk_error_wrap(ret, "repository %s: %s", ctx_name(st), what);
+}
+
+int store_open(struct pgk_store **out, const char *repo_name, const char *plugin,
+	       const char *plugin_dir, const struct pgkeep_option *opts, size_t nopts)
+{
+	struct pgk_buf looked = PGK_BUF_INIT;
+	struct pgk_store *st;
+	char *path;
+	int ret;
+
+	if (strchr(plugin, '/')) {
+		path = xstrdup(plugin);
+	} else if (!valid_plugin_name(plugin)) {
+		return pgk_error(PGKEEP_EINVAL,
+				 "repository %s: invalid storage plugin name '%s' (expected [a-z0-9_]+)",
+				 repo_name, plugin);
+	} else {
+		path = find_plugin(plugin, plugin_dir, &looked);
+		if (!path) {
+			ret = pgk_error(PGKEEP_EINVAL,
+					"repository %s: storage plugin '%s' not found (looked for %s.so in %s)",
+					repo_name, plugin, plugin, looked.data ? (char *)looked.data : "");
+			buf_free(&looked);
+			return ret;
+		}
+		buf_free(&looked);
+	}
+
+	ret = store_load(&st, path);
+	free(path);
+	if (ret < 0)
+		return pgk_error_wrap(ret, "repository %s", repo_name);
+	st->repo_name = xstrdup(repo_name);
+
+	pgk_errbuf()[0] = '\0';
+	ret = st->ops.open(&st->handle, opts, nopts, pgk_errbuf());
+	if (ret < 0) {
+		st->handle = NULL;
+		ret = wrap_failure(st, ret, "open", NULL);
+		store_free(st);
+		return ret;
+	}
+	*out = st;
+	return 0;
+}
+
+void store_close(struct pgk_store *st)
+{
+	if (!st)
+		return;
+	if (st->handle)
+		st->ops.close(st->handle);
+	store_free(st);
+}
+
+bool store_has_feature(const struct pgk_store *st, uint64_t feat)
+{
+	return (st->ops.features & feat) == feat;
+}
+
+/* ---------------------------------------------------------------- retries */
+
+static bool retryable(int ret)
+{
+	return ret == PGKEEP_ERETRY;
+}
+
+/* Exponential backoff with jitter, so that many processes do not retry in step. */
+static void backoff(int attempt)
+{
+	static _Thread_local uint64_t seed;
+	uint64_t ms = (uint64_t)RETRY_BASE_MS << attempt, r;
+	struct timespec ts;
+
+	if (!seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+		seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
+	seed ^= seed << 13;
+	seed ^= seed >> 7;
+	seed ^= seed << 17;
+	r = seed % (ms / 2 + 1);
+	ms = ms / 2 + r;
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static bool retry_again(const struct pgk_store *st, int ret, int *attempt, const char *what,
+			const char *key)
+{
+	if (!retryable(ret) || *attempt >= RETRY_MAX)
+		return false;
+	pgk_log_debug("repository %s: %s %s: %s; retrying", ctx_name(st), what, key ? key : "",
+		      pgk_errbuf());
+	backoff((*attempt)++);
+	return true;
+}
+
+/* ------------------------------------------------------------- operations */
+
+static int put_once(struct pgk_store *st, const char *key, const void *buf, size_t len,
+		    unsigned flags)
+{
+	void *put;
+	int ret;
+
+	pgk_errbuf()[0] = '\0';
+	ret = st->ops.put_begin(st->handle, key, len, flags, &put, pgk_errbuf());
+	if (ret < 0)
+		return ret;
+	if (len) {
+		ret = st->ops.put_write(put, buf, len, pgk_errbuf());
+		if (ret < 0) {
+			st->ops.put_abort(put);
+			return ret;
+		}
+	}
+	return st->ops.put_commit(put, pgk_errbuf());
+}
+
+int store_put(struct pgk_store *st, const char *key, const void *buf, size_t len,
+	      unsigned flags)
+{
+	int attempt = 0, ret;
+
+	do
+		ret = put_once(st, key, buf, len, flags);
+	while (ret < 0 && retry_again(st, ret, &attempt, "put", key));
+	return ret < 0 ? wrap_failure(st, ret, "put", key) : 0;
+}
+
+static int collect(void *payload, const void *buf, size_t len)
+{
+	buf_append(payload, buf, len);
+	return 0;
+}
+
+int store_get(struct pgk_store *st, const char *key, struct pgk_buf *out)
+{
+	int attempt = 0, ret;
+
+	do {
+		buf_reset(out);
+		pgk_errbuf()[0] = '\0';
+		ret = st->ops.get(st->handle, key, 0, UINT64_MAX, collect, out, pgk_errbuf());
+	} while (ret < 0 && retry_again(st, ret, &attempt, "get", key));
+	if (ret < 0) {
+		buf_reset(out);
+		return wrap_failure(st, ret, "get", key);
+	}
+	return 0;
+}
+
+int store_stat(struct pgk_store *st, const char *key, struct pgkeep_stat *out)
+{
+	int attempt = 0, ret;
+
+	do {
+		pgk_errbuf()[0] = '\0';
+		memset(out, 0, sizeof(*out));
+		ret = st->ops.stat(st->handle, key, out, pgk_errbuf());
+	} while (ret < 0 && retry_again(st, ret, &attempt, "stat", key));
+	return ret < 0 ? wrap_failure(st, ret, "stat", key) : 0;
+}
+
+struct list_ctx {
+	pgkeep_list_fn cb;
+	void *payload;
+	size_t delivered;
+	int cb_ret;
+};
+
+static int list_relay(void *payload, const char *key, const struct pgkeep_stat *stp)
+{
+	struct list_ctx *c = payload;
+
+	c->delivered++;
+	c->cb_ret = c->cb(c->payload, key, stp);
+	return c->cb_ret;
+}
+
+int store_list(struct pgk_store *st, const char *prefix, pgkeep_list_fn cb, void *payload)
+{
+	struct list_ctx c = { cb, payload, 0, 0 };
+	int attempt = 0, ret;
+
+	/* A listing is only retried while nothing reached the caller: a second
+	 * pass would deliver keys twice. */
+	for (;;) {
+		pgk_errbuf()[0] = '\0';
+		ret = st->ops.list(st->handle, prefix, list_relay, &c, pgk_errbuf());
+		if (ret == 0)
+			return 0;
+		if (c.cb_ret && ret == c.cb_ret)
+			return ret;	/* the caller stopped it; its message stands */
+		if (c.delivered || !retry_again(st, ret, &attempt, "list", prefix))
+			break;
+	}
+	return wrap_failure(st, ret, "list", *prefix ? prefix : "(all)");
+}
+
+int store_remove(struct pgk_store *st, const char *key)
+{
+	int attempt = 0, ret;
+
+	do {
+		pgk_errbuf()[0] = '\0';
+		ret = st->ops.remove(st->handle, key, pgk_errbuf());
+	} while (ret < 0 && retry_again(st, ret, &attempt, "delete", key));
+	return ret < 0 ? wrap_failure(st, ret, "delete", key) : 0;
+}
+
+int store_lock_until(struct pgk_store *st, const char *key, int64_t until)
+{
+	int attempt = 0, ret;
+
+	if (!st->ops.lock_until || !store_has_feature(st, PGKEEP_FEAT_LOCK))
+		return pgk_error(PGKEEP_EUNSUPPORTED,
+				 "repository %s: lock %s: plugin %s cannot lock objects",
+				 ctx_name(st), key, st->ops.name);
+	do {
+		pgk_errbuf()[0] = '\0';
+		ret = st->ops.lock_until(st->handle, key, until, pgk_errbuf());
+	} while (ret < 0 && retry_again(st, ret, &attempt, "lock", key));
+	return ret < 0 ? wrap_failure(st, ret, "lock", key) : 0;
+}
