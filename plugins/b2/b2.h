@@ -107,8 +107,9 @@ int b2_api(struct b2 *b, const char *op, json_object *args, json_object **out,
 int b2_fail_resp(struct b2 *b, const char *what, const struct b2_resp *rs,
 		 char *err);
 int b2_find_bucket(struct b2 *b, char *err);
-struct b2_upurl *b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
-			       const char *id, const char *what, char *err);
+int b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
+		  const char *id, const char *what, struct b2_upurl **out,
+		  char *err);
 void b2_upurl_give(struct b2 *b, struct b2_upurl *u);
 void b2_upurl_free(struct b2_upurl *u);
 bool b2_auth_expired(const struct b2_resp *rs);

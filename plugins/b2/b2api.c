@@ -355,32 +355,38 @@ void b2_upurl_free(struct b2_upurl *u)
  * b2_get_upload_url and one is free, else a fresh one (part URLs belong to
  * one large file, so they are never pooled).
  */
-struct b2_upurl *b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
-			       const char *id, const char *what, char *err)
+int b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
+		  const char *id, const char *what, struct b2_upurl **uo,
+		  char *err)
 {
 	json_object *args, *out = NULL;
 	struct b2_upurl *u = NULL;
 	const char *url, *tok;
 	bool pooled = !strcmp(op, "b2_get_upload_url");
+	int ret;
 
+	*uo = NULL;
 	if (pooled) {
 		pthread_mutex_lock(&b->pool_lock);
 		u = b->upurls;
 		if (u)
 			b->upurls = u->next;
 		pthread_mutex_unlock(&b->pool_lock);
-		if (u)
-			return u;
+		if (u) {
+			*uo = u;
+			return 0;
+		}
 	}
 	args = json_object_new_object();
 	json_object_object_add(args, id_key, json_object_new_string(id));
-	if (b2_api(b, op, args, &out, what, err))
+	ret = b2_api(b, op, args, &out, what, err);
+	if (ret)
 		goto out_put;
 	url = b2_json_str(out, "uploadUrl");
 	tok = b2_json_str(out, "authorizationToken");
 	if (!url || !tok) {
-		pgkeep_fail(err, PGKEEP_EIO, "b2: %s %s: bucket %s: no uploadUrl in answer",
-			    op, what, b->bucket);
+		ret = pgkeep_fail(err, PGKEEP_EIO, "b2: %s %s: bucket %s: no uploadUrl in answer",
+				  op, what, b->bucket);
 		goto out_put;
 	}
 	u = calloc(1, sizeof(*u));
@@ -391,12 +397,13 @@ struct b2_upurl *b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
 	if (!u || !u->url || !u->token) {
 		b2_upurl_free(u);
 		u = NULL;
-		pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+		ret = pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
 	}
+	*uo = u;
 out_put:
 	json_object_put(out);
 	json_object_put(args);
-	return u;
+	return ret;
 }
 
 void b2_upurl_give(struct b2 *b, struct b2_upurl *u)

@@ -98,20 +98,16 @@ static int b2_upload(struct b2_put *p, const void *buf, size_t len,
 	else
 		snprintf(what, sizeof(what), "upload %s", p->name);
 	for (attempt = 0; attempt < B2_UPLOAD_URL_TRIES; attempt++) {
-		if (part) {
-			u = p->part_url;
-			p->part_url = NULL;
-			if (!u)
-				u = b2_upurl_take(b, "b2_get_upload_part_url",
-						  "fileId", p->file_id, p->name, err);
-		} else {
-			u = b2_upurl_take(b, "b2_get_upload_url", "bucketId",
-					  b->bucket_id, p->name, err);
-		}
-		if (!u) {
-			ret = PGKEEP_EIO;	/* err is set */
+		u = p->part_url;
+		p->part_url = NULL;
+		if (part && !u)
+			ret = b2_upurl_take(b, "b2_get_upload_part_url", "fileId",
+					    p->file_id, p->name, &u, err);
+		else if (!part)
+			ret = b2_upurl_take(b, "b2_get_upload_url", "bucketId",
+					    b->bucket_id, p->name, &u, err);
+		if (ret)
 			goto out_free;
-		}
 		rq.url = u->url;
 		rq.headers = b2_hdr(NULL, "Authorization: %s", u->token);
 		rq.headers = b2_hdr(rq.headers, "X-Bz-Content-Sha1: %s", sha);
