@@ -339,9 +339,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	ret = ops->open(&handle, opts, nopts, err);
-	if (ret)
-		return status_exit(ret, err);
-	ret = run(argc, argv);
-	ops->close(handle);
+	if (!ret) {
+		ret = run(argc, argv);
+		ops->close(handle);
+	} else {
+		ret = status_exit(ret, err);
+	}
+	while (nopts--) {
+		free((char *)opts[nopts].key);
+		free((char *)opts[nopts].value);
+	}
+	free(opts);
 	return ret;
 }
