@@ -17,6 +17,28 @@ const struct pgk_command pgk_commands[] = {
 	  "  PATH               the file to archive (%p)\n" },
 	{ "wal-fetch", cmd_wal_fetch, "restore a WAL file (restore_command = 'pgkeep wal-fetch %f %p')",
 	  "  NAME PATH          the file wanted (%f) and where to write it (%p)\n" },
+	{ "backup", cmd_backup, "take a base backup (pg_basebackup) or a dump (pg_dump)",
+	  "  --type=base|dump   physical base backup, or logical dump of one database\n"
+	  "  --db NAME          dump this database (default: the conninfo's)\n"
+	  "  --all              dump the globals and every connectable database\n"
+	  "  --label TEXT       recorded with the backup\n" },
+	{ "restore", cmd_restore, "restore a backup (ID or latest), to a point in time for base backups",
+	  "  --pgdata DIR       base backups: a new or empty data directory\n"
+	  "  --force            empty a non-empty DIR first / replace an --output file\n"
+	  "  --target-time T    stop recovery at this time ('2026-02-20 14:30:00+01')\n"
+	  "  --target-lsn LSN   ... at this WAL location\n"
+	  "  --target-xid XID   ... after this transaction\n"
+	  "  --target-name NAME ... at this pg_create_restore_point() name\n"
+	  "  --target-immediate ... as soon as the backup is consistent\n"
+	  "  --target-action A  promote (default), pause or shutdown\n"
+	  "  --archive-mode M   preserve (default) or off: the restored server archives no WAL\n"
+	  "  --dbname NAME      dumps: pg_restore into this database\n"
+	  "  --create           create the database first\n"
+	  "  --output FILE      dumps: write the dump file itself ('-' for stdout)\n"
+	  "  --stream NAME      which stream of a --all dump (globals.sql, DB.dump)\n" },
+	{ "list", cmd_list, "list the backups of the repository", "" },
+	{ "info", cmd_info, "show backups and the WAL archive (--json for monitoring)",
+	  "  --json             print one JSON object\n" },
 	{ "expire", cmd_expire, "apply the retention policy: remove old backups, their chunks and WAL",
 	  "  --dry-run          show what would be removed, remove nothing\n"
 	  "  --json             print the decisions as JSON\n"

@@ -38,5 +38,9 @@ int cmd_pin(const struct pgk_globals *g, int argc, char **argv);
 int cmd_unpin(const struct pgk_globals *g, int argc, char **argv);
 int cmd_check(const struct pgk_globals *g, int argc, char **argv);
 int cmd_verify(const struct pgk_globals *g, int argc, char **argv);
+int cmd_backup(const struct pgk_globals *g, int argc, char **argv);
+int cmd_restore(const struct pgk_globals *g, int argc, char **argv);
+int cmd_list(const struct pgk_globals *g, int argc, char **argv);
+int cmd_info(const struct pgk_globals *g, int argc, char **argv);
 
 #endif

@@ -1,0 +1,579 @@
+/*
+ * backup: stream pg_basebackup's tar or pg_dump's archive through the
+ * pipeline into the repository.  A base backup is finished only once every
+ * WAL segment from its start to its stop is in the repository; only then is
+ * the manifest written, so a backup that exists is a backup that restores.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "cmd/backup_util.h"
+#include "cmd/commands.h"
+#include "cmd/context.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "pg/backup_label.h"
+#include "pg/child.h"
+#include "pg/pgconn.h"
+#include "pg/walname.h"
+#include "pipeline/pipeline.h"
+#include "repo/lock.h"
+#include "repo/manifest.h"
+
+#define READ_BUF (1024 * 1024)
+/* backup_label is the tar's first member and a few hundred bytes long. */
+#define HEAD_BUF (64 * 1024)
+#define DEFAULT_ARCHIVE_TIMEOUT 300
+#define LOCK_WAIT 60
+
+struct backup_opts {
+	enum backup_type type;
+	const char *db;
+	bool all;
+	const char *label;
+};
+
+struct backup_run {
+	struct pgk_config cfg;
+	struct repo *repo;
+	struct manifest m;
+	int jobs;
+	struct pg_server_info info;
+	struct timespec t0;
+};
+
+/* ---------------------------------------------------------------- streaming a child */
+
+/*
+ * Copy the child's stdout into a new stream of the manifest.  head, when
+ * not NULL, receives the stream's first HEAD_BUF bytes.
+ */
+static int stream_child(struct backup_run *b, char *const argv[], char **envp,
+			const char *stream_name, struct pgk_buf *head)
+{
+	struct manifest_stream *s = manifest_add_stream(&b->m, stream_name);
+	struct stream_writer *w = NULL;
+	struct pg_child c;
+	uint8_t *buf;
+	ssize_t n;
+	int rc;
+
+	rc = stream_writer_open(&w, b->repo, s, b->jobs);
+	if (rc < 0)
+		return rc;
+	rc = child_start(&c, argv, envp, CHILD_PIPE_STDOUT);
+	if (rc < 0)
+		goto out_writer;
+	buf = xmalloc(READ_BUF);
+	for (;;) {
+		n = read(c.fd, buf, READ_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = pgk_error(PGKEEP_EIO, "cannot read from %s: %s", c.name,
+				       strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if (head && head->len < HEAD_BUF)
+			buf_append(head, buf, (size_t)n < HEAD_BUF - head->len ?
+					      (size_t)n : HEAD_BUF - head->len);
+		rc = stream_writer_write(w, buf, (size_t)n);
+		if (rc < 0)
+			break;
+	}
+	free(buf);
+	if (rc < 0) {
+		child_abort(&c);
+		goto out_writer;
+	}
+	/* The child's verdict first: a truncated stream is its failure, not ours. */
+	rc = child_wait(&c);
+	if (rc == 0)
+		rc = stream_writer_finish(w);
+out_writer:
+	stream_writer_free(w);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- base backups */
+
+/* The backup_label at the start of pg_basebackup's tar. */
+static int label_from_head(const struct pgk_buf *head, struct backup_label *bl)
+{
+	struct archive *a = archive_read_new();
+	struct archive_entry *e;
+	char text[HEAD_BUF];
+	la_ssize_t n;
+	int rc = PGKEEP_ECORRUPT;
+
+	archive_read_support_format_tar(a);
+	if (archive_read_open_memory(a, head->data, head->len) != ARCHIVE_OK ||
+	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
+		pgk_error(rc, "pg_basebackup's output does not start with a tar header: %s",
+			  archive_error_string(a) ? archive_error_string(a) : "empty");
+		goto out;
+	}
+	if (strcmp(archive_entry_pathname(e), "backup_label") != 0) {
+		pgk_error(rc, "pg_basebackup's tar starts with %s, not backup_label",
+			  archive_entry_pathname(e));
+		goto out;
+	}
+	n = archive_read_data(a, text, sizeof(text));
+	if (n <= 0 || n != archive_entry_size(e)) {
+		pgk_error(rc, "cannot read backup_label from pg_basebackup's tar");
+		goto out;
+	}
+	rc = backup_label_parse(bl, text, (size_t)n, false, "backup_label");
+out:
+	archive_read_free(a);
+	return rc;
+}
+
+static int archive_timeout(const struct backup_run *b)
+{
+	return b->cfg.archive_timeout >= 0 ? b->cfg.archive_timeout : DEFAULT_ARCHIVE_TIMEOUT;
+}
+
+static int wal_missing_error(const struct backup_run *b, const char *name)
+{
+	return pgk_error(PGKEEP_EIO,
+			 "WAL file %s needed by backup %s did not reach repository %s within "
+			 "%d s: is archive_command set to pgkeep wal-push?",
+			 name, b->m.id, b->repo->name, archive_timeout(b));
+}
+
+/* The backup history file, once the archiver has pushed it. */
+static int wait_history(struct backup_run *b, const struct backup_label *start,
+			struct backup_label *hist)
+{
+	char name[64], key[WAL_KEY_MAX];
+	struct pgk_buf data = PGK_BUF_INIT;
+	time_t deadline = time(NULL) + archive_timeout(b);
+	int rc;
+
+	backup_history_name(name, sizeof(name), start->start_tli, start->start_lsn,
+			    b->m.wal_seg_size);
+	rc = walname_key(name, key, sizeof(key));
+	if (rc < 0)
+		return rc;
+	pgk_log_info("waiting for %s", key);
+	for (;;) {
+		rc = repo_get(b->repo, key, OBJ_WAL, &data);
+		if (rc != PGKEEP_ENOTFOUND)
+			break;
+		if (time(NULL) >= deadline)
+			return wal_missing_error(b, name);
+		usleep(200 * 1000);
+	}
+	if (rc == 0)
+		rc = backup_label_parse(hist, (const char *)data.data, data.len, true, key);
+	buf_free(&data);
+	if (rc == 0 && hist->start_lsn != start->start_lsn)
+		rc = pgk_error(PGKEEP_ECORRUPT, "%s is for a backup starting at another LSN", key);
+	return rc;
+}
+
+/* Every segment from wal_start through wal_stop, in the repository. */
+static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, uint32_t tli)
+{
+	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
+	time_t deadline = time(NULL) + archive_timeout(b);
+	struct pgkeep_stat st;
+	uint64_t segno;
+	int rc;
+
+	for (segno = first; segno <= last; segno++) {
+		wal_segno_to_name(name, tli, segno, b->m.wal_seg_size);
+		walname_key(name, key, sizeof(key));
+		for (;;) {
+			rc = store_stat(b->repo->store, key, &st);
+			if (rc != PGKEEP_ENOTFOUND)
+				break;
+			if (time(NULL) >= deadline)
+				return wal_missing_error(b, name);
+			usleep(200 * 1000);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int check_cluster(struct backup_run *b, struct pgconn *pc)
+{
+	char *spc;
+	int n, rc;
+
+	if (b->info.in_recovery)
+		return pgk_error(PGKEEP_EINVAL,
+				 "the server is a standby: pgkeep takes base backups of the primary "
+				 "only (a standby archives no backup history file)");
+	if (strcmp(b->info.archive_mode, "off") == 0)
+		return pgk_error(PGKEEP_EINVAL,
+				 "archive_mode is off: a base backup needs its WAL archived "
+				 "(archive_mode = on, archive_command = 'pgkeep wal-push %%p')");
+	if (!strstr(b->info.archive_command, "pgkeep") && !*b->info.archive_library)
+		pgk_log_warning("archive_command '%s' does not look like pgkeep wal-push; the "
+				"backup waits for its WAL in repository %s",
+				b->info.archive_command, b->repo->name);
+	if (!wal_seg_size_valid(b->info.wal_seg_size))
+		return pgk_error(PGKEEP_EINVAL, "the server reports a WAL segment size of %u",
+				 b->info.wal_seg_size);
+	rc = pgconn_extra_tablespaces(pc, &spc, &n);
+	if (rc < 0)
+		return rc;
+	if (n > 0)
+		rc = pgk_error(PGKEEP_EINVAL,
+			       "the cluster has %d tablespace%s besides pg_default and pg_global "
+			       "(%s): pg_basebackup writes a tar to a pipe for one tablespace only, "
+			       "so pgkeep refuses rather than take an incomplete backup",
+			       n, n == 1 ? "" : "s", spc);
+	free(spc);
+	return rc;
+}
+
+static int fill_wal_range(struct backup_run *b, const struct backup_label *bl,
+			  const struct backup_label *hist, uint64_t *first, uint64_t *last)
+{
+	if (hist->stop_tli != bl->start_tli)
+		return pgk_error(PGKEEP_EINVAL,
+				 "backup %s started on timeline %u and stopped on %u; take it again",
+				 b->m.id, bl->start_tli, hist->stop_tli);
+	if (hist->stop_lsn <= bl->start_lsn)
+		return pgk_error(PGKEEP_ECORRUPT, "backup %s stops before it starts", b->m.id);
+	b->m.timeline = bl->start_tli;
+	b->m.start_lsn = bl->start_lsn;
+	b->m.stop_lsn = hist->stop_lsn;
+	*first = wal_lsn_to_segno(bl->start_lsn, b->m.wal_seg_size);
+	/* The stop LSN may sit on a segment boundary: the last byte is before it. */
+	*last = wal_lsn_to_segno(hist->stop_lsn - 1, b->m.wal_seg_size);
+	wal_segno_to_name(b->m.wal_start, bl->start_tli, *first, b->m.wal_seg_size);
+	wal_segno_to_name(b->m.wal_stop, bl->start_tli, *last, b->m.wal_seg_size);
+	if (strcmp(b->m.wal_start, bl->start_wal) != 0)
+		return pgk_error(PGKEEP_ECORRUPT, "backup_label names segment %s for LSN %s",
+				 bl->start_wal, b->m.wal_start);
+	return 0;
+}
+
+static int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opts *o)
+{
+	struct pgk_buf head = PGK_BUF_INIT;
+	struct backup_label bl, hist;
+	uint64_t first = 0, last = 0;
+	char **envp = NULL, *prog, *label;
+	int rc;
+
+	rc = check_cluster(b, pc);
+	if (rc < 0)
+		return rc;
+	rc = pgconn_child_env(b->cfg.conninfo, NULL, &envp);
+	if (rc < 0)
+		return rc;
+	b->m.wal_seg_size = b->info.wal_seg_size;
+	prog = child_find_program("pg_basebackup", b->info.version / 10000);
+	label = xasprintf("pgkeep %s", o->label ? o->label : b->m.id);
+	{
+		/*
+		 * -X none: WAL comes from the archive, which is what makes the
+		 * backup restorable to any later point.  The backup manifest is kept:
+		 * it lands in the restored directory, where pg_verifybackup can
+		 * check every file against what the server sent.
+		 */
+		char *argv[] = { prog, "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-w",
+				 "-l", label, NULL };
+
+		pgk_log_info("running %s for backup %s", prog, b->m.id);
+		rc = stream_child(b, argv, envp, "base.tar", &head);
+	}
+	if (rc < 0)
+		goto out;
+	b->m.stop_time = backup_now_ceil();
+	rc = label_from_head(&head, &bl);
+	if (rc < 0)
+		goto out;
+	rc = wait_history(b, &bl, &hist);
+	if (rc == 0)
+		rc = fill_wal_range(b, &bl, &hist, &first, &last);
+	if (rc == 0)
+		rc = wait_segments(b, first, last, bl.start_tli);
+out:
+	buf_free(&head);
+	free(label);
+	free(prog);
+	pgconn_env_free(envp);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- dumps */
+
+static int dump_one(struct backup_run *b, const char *db)
+{
+	char **envp = NULL, *prog, *stream;
+	int rc;
+
+	rc = pgconn_child_env(b->cfg.conninfo, db, &envp);
+	if (rc < 0)
+		return rc;
+	prog = child_find_program("pg_dump", b->info.version / 10000);
+	stream = xasprintf("%s.dump", db);
+	{
+		/* Custom format, uncompressed: our chunker dedups, zstd compresses. */
+		char *argv[] = { prog, "-F", "c", "-Z", "0", "-w", NULL };
+
+		pgk_log_info("running %s for database %s", prog, db);
+		rc = stream_child(b, argv, envp, stream, NULL);
+	}
+	if (rc < 0)
+		pgk_error_wrap(rc, "dump of database %s", db);
+	free(stream);
+	free(prog);
+	pgconn_env_free(envp);
+	return rc;
+}
+
+static int dump_globals(struct backup_run *b)
+{
+	char **envp = NULL, *prog;
+	int rc;
+
+	rc = pgconn_child_env(b->cfg.conninfo, NULL, &envp);
+	if (rc < 0)
+		return rc;
+	prog = child_find_program("pg_dumpall", b->info.version / 10000);
+	{
+		char *argv[] = { prog, "--globals-only", "-w", NULL };
+
+		rc = stream_child(b, argv, envp, "globals.sql", NULL);
+	}
+	free(prog);
+	pgconn_env_free(envp);
+	return rc;
+}
+
+static int backup_dump(struct backup_run *b, struct pgconn *pc, const struct backup_opts *o)
+{
+	char **dbs = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	b->m.format = xstrdup("custom");
+	if (!o->all) {
+		b->m.dbname = xstrdup(b->info.dbname);
+		rc = dump_one(b, b->info.dbname);
+		goto out;
+	}
+	rc = pgconn_databases(pc, &dbs, &n);
+	if (rc < 0)
+		return rc;
+	rc = dump_globals(b);
+	for (i = 0; rc == 0 && i < n; i++)
+		rc = dump_one(b, dbs[i]);
+	for (i = 0; i < n; i++)
+		free(dbs[i]);
+	free(dbs);
+out:
+	if (rc == 0)
+		b->m.stop_time = backup_now_ceil();
+	return rc;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+/* An id no manifest has yet: YYYYMMDDTHHMMSSZ-TYPE, then -2, -3 ... */
+static int choose_id(struct backup_run *b, int attempt)
+{
+	char stamp[32], key[128];
+	struct pgkeep_stat st;
+	struct tm tm;
+	time_t t = (time_t)b->m.start_time;
+	int rc, i;
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	for (i = attempt; i < 100; i++) {
+		if (i == 0)
+			snprintf(b->m.id, sizeof(b->m.id), "%s-%s", stamp, backup_type_name(b->m.type));
+		else
+			snprintf(b->m.id, sizeof(b->m.id), "%s-%s-%d", stamp,
+				 backup_type_name(b->m.type), i + 1);
+		snprintf(key, sizeof(key), "backups/%s.manifest", b->m.id);
+		rc = store_stat(b->repo->store, key, &st);
+		if (rc == PGKEEP_ENOTFOUND)
+			return i;
+		if (rc < 0)
+			return rc;
+	}
+	return pgk_error(PGKEEP_EEXISTS, "no free backup id for %s", stamp);
+}
+
+/* Another backup may have taken the id meanwhile: move to the next one. */
+static int save_manifest(struct backup_run *b, int attempt)
+{
+	int rc;
+
+	for (;;) {
+		rc = manifest_save(b->repo, &b->m);
+		if (rc != PGKEEP_EEXISTS)
+			return rc;
+		attempt = choose_id(b, attempt + 1);
+		if (attempt < 0)
+			return attempt;
+	}
+}
+
+static void print_summary(const struct backup_run *b)
+{
+	struct timespec t1;
+	char size[32], stored[32];
+	double secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - b->t0.tv_sec) + (double)(t1.tv_nsec - b->t0.tv_nsec) / 1e9;
+	human_size(manifest_size(&b->m), size, sizeof(size));
+	human_size(manifest_stored(&b->m), stored, sizeof(stored));
+	printf("%s\n", b->m.id);
+	if (b->m.type == BACKUP_BASE)
+		printf("%s backup of %s: %s, %s newly stored, %.1f s, WAL %s to %s\n",
+		       backup_type_name(b->m.type), "the cluster", size, stored, secs,
+		       b->m.wal_start, b->m.wal_stop);
+	else
+		printf("%s backup of %s: %s, %s newly stored, %.1f s\n",
+		       backup_type_name(b->m.type), b->m.dbname ? b->m.dbname : "every database",
+		       size, stored, secs);
+	fflush(stdout);
+}
+
+static int run_backup(struct backup_run *b, const struct backup_opts *o)
+{
+	struct repo_lock *lock = NULL;
+	struct pgconn *pc = NULL;
+	int rc, attempt;
+
+	rc = pgconn_open(&pc, b->cfg.conninfo, o->type == BACKUP_DUMP ? o->db : NULL);
+	if (rc < 0)
+		return rc;
+	rc = pgconn_server_info(pc, &b->info);
+	if (rc < 0)
+		goto out_conn;
+	rc = repo_check_sysid(b->repo, b->info.sysid);
+	if (rc < 0)
+		goto out_info;
+	/* Shared: expire must not collect the chunks of a backup in progress. */
+	rc = lock_acquire(&lock, b->repo, LOCK_SHARED, "backup", LOCK_WAIT);
+	if (rc < 0)
+		goto out_info;
+	b->m.type = o->type;
+	b->m.sysid = b->info.sysid;
+	b->m.pg_version = b->info.version;
+	b->m.timeline = b->info.timeline;
+	b->m.start_time = (int64_t)time(NULL);
+	b->m.label = o->label ? xstrdup(o->label) : NULL;
+	attempt = choose_id(b, 0);
+	if (attempt < 0) {
+		rc = attempt;
+		goto out_lock;
+	}
+	rc = o->type == BACKUP_BASE ? backup_base(b, pc, o) : backup_dump(b, pc, o);
+	if (rc == 0)
+		rc = save_manifest(b, attempt);
+	if (rc < 0)
+		pgk_error_wrap(rc, "backup %s failed", b->m.id);
+	else
+		print_summary(b);
+out_lock:
+	lock_release(lock);
+out_info:
+	pg_server_info_free(&b->info);
+out_conn:
+	pgconn_close(pc);
+	return rc;
+}
+
+static int parse_opts(int argc, char **argv, struct backup_opts *o)
+{
+	static const struct option opts[] = {
+		{ "type", required_argument, NULL, 't' },
+		{ "db", required_argument, NULL, 'd' },
+		{ "all", no_argument, NULL, 'a' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt;
+
+	memset(o, 0, sizeof(*o));
+	while ((opt = getopt_long(argc, argv, "+t:d:al:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			if (strcmp(optarg, "base") == 0)
+				o->type = BACKUP_BASE;
+			else if (strcmp(optarg, "dump") == 0)
+				o->type = BACKUP_DUMP;
+			else
+				return pgk_error(PGKEEP_EINVAL, "--type must be base or dump, not '%s'",
+						 optarg);
+			break;
+		case 'd': o->db = optarg; break;
+		case 'a': o->all = true; break;
+		case 'l': o->label = optarg; break;
+		case 'h': return 1;
+		default: return PGKEEP_EINVAL;
+		}
+	}
+	if (optind < argc)
+		return pgk_error(PGKEEP_EINVAL, "unexpected argument '%s'", argv[optind]);
+	if (!o->type)
+		return pgk_error(PGKEEP_EINVAL, "--type=base or --type=dump is required");
+	if (o->type == BACKUP_BASE && (o->db || o->all))
+		return pgk_error(PGKEEP_EINVAL, "--db and --all are for --type=dump");
+	if (o->db && o->all)
+		return pgk_error(PGKEEP_EINVAL, "--db and --all exclude each other");
+	if (o->label && strlen(o->label) > 200)
+		return pgk_error(PGKEEP_EINVAL, "--label is longer than 200 characters");
+	return 0;
+}
+
+int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
+{
+	struct backup_run b;
+	struct backup_opts o;
+	int rc;
+
+	rc = parse_opts(argc, argv, &o);
+	if (rc == 1) {
+		printf("usage: pgkeep backup --type=base|dump [--db NAME | --all] [--label TEXT]\n");
+		return PGK_EXIT_OK;
+	}
+	if (rc < 0) {
+		if (*pgk_errmsg())
+			pgk_log_error("%s", pgk_errmsg());
+		return PGK_EXIT_USAGE;
+	}
+	/* A child that dies must not take us with it: we report its status. */
+	signal(SIGPIPE, SIG_IGN);
+	memset(&b, 0, sizeof(b));
+	clock_gettime(CLOCK_MONOTONIC, &b.t0);
+	if (ctx_load_config(g, &b.cfg) < 0)
+		return ctx_fail();
+	b.jobs = b.cfg.jobs > 0 ? b.cfg.jobs : BACKUP_DEFAULT_JOBS;
+	rc = ctx_open_repo(g, &b.cfg, &b.repo);
+	if (rc == 0)
+		rc = run_backup(&b, &o);
+	manifest_free(&b.m);
+	repo_close(b.repo);
+	config_free(&b.cfg);
+	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+}

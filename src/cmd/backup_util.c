@@ -1,0 +1,62 @@
+/*
+ * Formatting shared by backup, restore, list and info.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <time.h>
+
+#include "cmd/backup_util.h"
+
+void human_size(uint64_t bytes, char *out, size_t outlen)
+{
+	static const char *units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+
+	while (v >= 1024.0 && u < sizeof(units) / sizeof(units[0]) - 1) {
+		v /= 1024.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(out, outlen, "%" PRIu64 " B", bytes);
+	else
+		snprintf(out, outlen, "%.1f %s", v, units[u]);
+}
+
+void human_duration(int64_t secs, char *out, size_t outlen)
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 60)
+		snprintf(out, outlen, "%" PRId64 "s", secs);
+	else if (secs < 3600)
+		snprintf(out, outlen, "%" PRId64 "m%02" PRId64 "s", secs / 60, secs % 60);
+	else
+		snprintf(out, outlen, "%" PRId64 "h%02" PRId64 "m", secs / 3600, secs / 60 % 60);
+}
+
+void local_time_text(int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	localtime_r(&tt, &tm);
+	strftime(out, outlen, "%Y-%m-%d %H:%M:%S", &tm);
+}
+
+void iso_utc_text(int64_t t, char *out, size_t outlen)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&tt, &tm);
+	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int64_t backup_now_ceil(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec + (ts.tv_nsec > 0 ? 1 : 0);
+}

@@ -1,0 +1,31 @@
+/*
+ * Small pieces the backup, restore, list and info commands share: sizes and
+ * times for people, and the clock rounding that keeps recorded backup times
+ * on the safe side.
+ */
+#ifndef PGK_BACKUP_UTIL_H
+#define PGK_BACKUP_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Parallel workers of the pipeline when the config sets no `jobs`. */
+#define BACKUP_DEFAULT_JOBS 4
+
+/* "1.5 GiB", "512 B". */
+void human_size(uint64_t bytes, char *out, size_t outlen);
+/* "1h02m", "3m05s", "4.2s"-style, from whole seconds. */
+void human_duration(int64_t secs, char *out, size_t outlen);
+/* "2026-02-20 15:30:00" in local time. */
+void local_time_text(int64_t t, char *out, size_t outlen);
+/* "2026-02-20T14:30:00Z". */
+void iso_utc_text(int64_t t, char *out, size_t outlen);
+
+/*
+ * Now, rounded up to the next whole second: a backup's recorded stop time
+ * is never earlier than the moment it really stopped, so choosing "the
+ * newest backup that stopped before T" can never pick one that stopped after.
+ */
+int64_t backup_now_ceil(void);
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * list: the backups of a repository, oldest first, as a table for people.
+ * Scripts read `pgkeep info --json` instead.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/backup_util.h"
+#include "cmd/commands.h"
+#include "cmd/context.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "repo/manifest.h"
+
+static void print_row(const struct manifest *m)
+{
+	char start[32], dur[32], size[32], stored[32], what[80];
+
+	local_time_text(m->start_time, start, sizeof(start));
+	human_duration(m->stop_time - m->start_time, dur, sizeof(dur));
+	human_size(manifest_size(m), size, sizeof(size));
+	human_size(manifest_stored(m), stored, sizeof(stored));
+	if (m->type == BACKUP_BASE)
+		snprintf(what, sizeof(what), "%s-%s", m->wal_start, m->wal_stop);
+	else
+		snprintf(what, sizeof(what), "database %s", m->dbname ? m->dbname : "(all)");
+	printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", m->id, backup_type_name(m->type),
+	       start, dur, size, stored, what);
+}
+
+int cmd_list(const struct pgk_globals *g, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct pgk_config cfg;
+	struct manifest *list = NULL;
+	struct repo *r = NULL;
+	size_t n = 0, i;
+	int opt, rc;
+
+	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		if (opt == 'h') {
+			printf("usage: pgkeep list\n");
+			return PGK_EXIT_OK;
+		}
+		return PGK_EXIT_USAGE;
+	}
+	if (optind < argc) {
+		pgk_log_error("unexpected argument '%s'", argv[optind]);
+		return PGK_EXIT_USAGE;
+	}
+	if (ctx_load_config(g, &cfg) < 0)
+		return ctx_fail();
+	rc = ctx_open_repo(g, &cfg, &r);
+	if (rc == 0)
+		rc = manifest_list(r, &list, &n);
+	if (rc == 0 && n > 0) {
+		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", "ID", "TYPE", "START",
+		       "DURATION", "SIZE", "STORED", "WAL RANGE / DATABASE");
+		for (i = 0; i < n; i++)
+			print_row(&list[i]);
+	} else if (rc == 0) {
+		pgk_log_info("repository %s has no backups", r->name);
+	}
+	manifest_list_free(list, n);
+	repo_close(r);
+	config_free(&cfg);
+	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+}

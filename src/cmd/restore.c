@@ -1,0 +1,982 @@
+/*
+ * restore: a base backup into a data directory, ready for point-in-time
+ * recovery through `pgkeep wal-fetch`; or a dump into a database through
+ * pg_restore, or into a file.
+ *
+ * A base backup is extracted while it streams (a pipe between the pipeline
+ * and libarchive), so memory stays bounded.  global/pg_control is withheld
+ * under another name until every byte is verified and the recovery settings
+ * are written: PostgreSQL refuses to start a directory without it, so a
+ * restore that stops half way can never be mistaken for a complete one.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <archive.h>
+#include <archive_entry.h>
+
+#include "cmd/backup_util.h"
+#include "cmd/commands.h"
+#include "cmd/context.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/mem.h"
+#include "pg/backup_label.h"
+#include "pg/child.h"
+#include "pg/pgconn.h"
+#include "pg/recovery.h"
+#include "pipeline/pipeline.h"
+#include "repo/lock.h"
+#include "repo/manifest.h"
+
+#define CONTROL_FILE "global/pg_control"
+#define CONTROL_PENDING "global/pg_control.pgkeep-restoring"
+#define LOCK_WAIT 60
+
+struct restore_opts {
+	const char *id;
+	/* base backups */
+	const char *pgdata;
+	bool force;
+	enum recovery_target target;
+	const char *target_value;
+	char target_norm[64];		/* TARGET_TIME: normalised to UTC */
+	int64_t target_sec;		/* TARGET_TIME */
+	long target_usec;
+	uint64_t target_lsn;		/* TARGET_LSN */
+	const char *action;
+	bool archive_off;
+	/* dumps */
+	const char *dbname;
+	bool create;
+	const char *output;
+	const char *stream;
+};
+
+struct restore_run {
+	const struct pgk_globals *g;
+	struct pgk_config cfg;
+	struct repo *repo;
+	struct manifest m;
+	int jobs;
+	struct timespec t0;
+};
+
+/* ---------------------------------------------------------------- targets */
+
+static int parse_zone(const char *z, long *offset)
+{
+	int hh = 0, mm = 0, sign;
+
+	while (*z == ' ')
+		z++;
+	if (!*z) {
+		*offset = LONG_MIN;	/* local time */
+		return 0;
+	}
+	if (strcmp(z, "Z") == 0 || strcmp(z, "UTC") == 0 || strcmp(z, "GMT") == 0) {
+		*offset = 0;
+		return 0;
+	}
+	if (*z != '+' && *z != '-')
+		return PGKEEP_EINVAL;
+	sign = *z == '-' ? -1 : 1;
+	z++;
+	if (strlen(z) == 2 && sscanf(z, "%2d", &hh) == 1)
+		;
+	else if (strlen(z) == 5 && z[2] == ':' && sscanf(z, "%2d:%2d", &hh, &mm) == 2)
+		;
+	else if (strlen(z) == 4 && sscanf(z, "%2d%2d", &hh, &mm) == 2)
+		;
+	else
+		return PGKEEP_EINVAL;
+	if (hh > 15 || mm > 59)
+		return PGKEEP_EINVAL;
+	*offset = sign * (hh * 3600L + mm * 60L);
+	return 0;
+}
+
+/*
+ * "2026-02-20 14:30[:05[.123456]][ ][Z|UTC|+01|+01:00]".  Without a zone the
+ * time is local, as a person typing it means; we hand PostgreSQL the same
+ * instant in UTC so its own timezone setting cannot shift it.
+ */
+static int parse_target_time(struct restore_opts *o)
+{
+	const char *s = o->target_value, *rest;
+	long offset, usec = 0;
+	struct tm tm, utc;
+	int digits = 0;
+	time_t t;
+
+	memset(&tm, 0, sizeof(tm));
+	rest = strptime(s, "%Y-%m-%d", &tm);
+	if (!rest || (*rest != ' ' && *rest != 'T'))
+		goto bad;
+	rest = strptime(rest + 1, "%H:%M", &tm);
+	if (!rest)
+		goto bad;
+	if (*rest == ':') {
+		if (!strptime(rest + 1, "%S", &tm))
+			goto bad;
+		rest += 3;
+		if (*rest == '.') {
+			for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
+				if (digits < 6)
+					usec = usec * 10 + (*rest - '0');
+			if (!digits)
+				goto bad;
+			for (; digits < 6; digits++)
+				usec *= 10;
+		}
+	}
+	if (parse_zone(rest, &offset) < 0)
+		goto bad;
+	if (offset == LONG_MIN) {
+		tm.tm_isdst = -1;
+		t = mktime(&tm);
+	} else {
+		t = timegm(&tm) - offset;
+	}
+	o->target_sec = (int64_t)t;
+	o->target_usec = usec;
+	gmtime_r(&t, &utc);
+	snprintf(o->target_norm, sizeof(o->target_norm),
+		 "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", utc.tm_year + 1900, utc.tm_mon + 1,
+		 utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, usec);
+	return 0;
+bad:
+	return pgk_error(PGKEEP_EINVAL,
+			 "--target-time '%s' is not a time like '2026-02-20 14:30:00+01' "
+			 "(YYYY-MM-DD HH:MM[:SS[.ffffff]], optional zone Z or +HH[:MM])", s);
+}
+
+static int set_target(struct restore_opts *o, enum recovery_target t, const char *v)
+{
+	if (o->target != TARGET_NONE)
+		return pgk_error(PGKEEP_EINVAL, "give at most one of --target-time, --target-lsn, "
+				 "--target-xid, --target-name and --target-immediate");
+	o->target = t;
+	o->target_value = v;
+	if (t == TARGET_TIME)
+		return parse_target_time(o);
+	if (t == TARGET_LSN && pg_lsn_parse(v, &o->target_lsn) < 0)
+		return pgk_error(PGKEEP_EINVAL, "--target-lsn '%s' is not an LSN like 0/3000028", v);
+	if (t == TARGET_XID && (strspn(v, "0123456789") != strlen(v) || !*v))
+		return pgk_error(PGKEEP_EINVAL, "--target-xid '%s' is not a transaction id", v);
+	if (t == TARGET_NAME && !*v)
+		return pgk_error(PGKEEP_EINVAL, "--target-name is empty");
+	return 0;
+}
+
+/* ---------------------------------------------------------------- choosing the backup */
+
+static bool reaches_target(const struct manifest *m, const struct restore_opts *o)
+{
+	if (o->target == TARGET_TIME)
+		return m->stop_time <= o->target_sec;
+	if (o->target == TARGET_LSN)
+		return m->stop_lsn <= o->target_lsn;
+	return true;
+}
+
+static const char *type_hint(enum backup_type t)
+{
+	return t == BACKUP_BASE ? "restore it with --pgdata DIR"
+				: "restore it with --dbname NAME or --output FILE";
+}
+
+static int pick_backup(struct restore_run *rr, const struct restore_opts *o,
+		       enum backup_type want)
+{
+	struct manifest *list = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (strcmp(o->id, "latest") != 0) {
+		rc = manifest_load(rr->repo, o->id, &rr->m);
+		if (rc < 0)
+			return rc;
+		if (rr->m.type != want)
+			return pgk_error(PGKEEP_EINVAL, "backup %s is a %s backup: %s", o->id,
+					 backup_type_name(rr->m.type), type_hint(rr->m.type));
+		if (!reaches_target(&rr->m, o))
+			return pgk_error(PGKEEP_EINVAL,
+					 "backup %s finished after the recovery target %s: "
+					 "choose an older backup (or 'latest')", o->id,
+					 o->target_value);
+		return 0;
+	}
+	rc = manifest_list(rr->repo, &list, &n);
+	if (rc < 0)
+		return rc;
+	for (i = n; i > 0; i--) {
+		if (list[i - 1].type != want || !reaches_target(&list[i - 1], o))
+			continue;
+		/* Move it out of the list, which is freed below. */
+		rr->m = list[i - 1];
+		memset(&list[i - 1], 0, sizeof(list[i - 1]));
+		break;
+	}
+	manifest_list_free(list, n);
+	if (i > 0)
+		return 0;
+	if (o->target == TARGET_TIME || o->target == TARGET_LSN)
+		return pgk_error(PGKEEP_ENOTFOUND, "repository %s has no base backup that "
+				 "finished before the recovery target %s", rr->repo->name,
+				 o->target_value);
+	return pgk_error(PGKEEP_ENOTFOUND, "repository %s has no %s backup", rr->repo->name,
+			 backup_type_name(want));
+}
+
+static const struct manifest_stream *find_stream(const struct manifest *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->nstreams; i++)
+		if (strcmp(m->streams[i].name, name) == 0)
+			return &m->streams[i];
+	return NULL;
+}
+
+/* ---------------------------------------------------------------- the data directory */
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	if (ftw->level == 0)
+		return 0;
+	if ((flag == FTW_DP ? rmdir(path) : unlink(path)) < 0) {
+		pgk_error(PGKEEP_EIO, "cannot remove %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int dir_is_empty(const char *path, bool *empty)
+{
+	struct dirent *d;
+	DIR *dir;
+
+	dir = opendir(path);
+	if (!dir)
+		return pgk_error(PGKEEP_EIO, "cannot open directory %s: %s", path, strerror(errno));
+	*empty = true;
+	while ((d = readdir(dir)))
+		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
+			*empty = false;
+	closedir(dir);
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char *copy = xstrdup(path), *p;
+	int rc = 0;
+
+	for (p = copy + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(copy, 0700) < 0 && errno != EEXIST)
+			rc = pgk_error(PGKEEP_EIO, "cannot create directory %s: %s", copy,
+				       strerror(errno));
+		*p = '/';
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0 && mkdir(copy, 0700) < 0 && errno != EEXIST)
+		rc = pgk_error(PGKEEP_EIO, "cannot create directory %s: %s", copy, strerror(errno));
+	free(copy);
+	return rc;
+}
+
+/* A new or empty directory (emptied with --force), mode 0700; its real path. */
+static int prepare_pgdata(const struct restore_opts *o, char **abs)
+{
+	struct stat st;
+	char *pid;
+	bool empty = false;
+	int rc;
+
+	if (stat(o->pgdata, &st) < 0) {
+		if (errno != ENOENT)
+			return pgk_error(PGKEEP_EIO, "cannot use %s: %s", o->pgdata, strerror(errno));
+		rc = mkdir_p(o->pgdata);
+		if (rc < 0)
+			return rc;
+	} else if (!S_ISDIR(st.st_mode)) {
+		return pgk_error(PGKEEP_EINVAL, "%s is not a directory", o->pgdata);
+	} else {
+		rc = dir_is_empty(o->pgdata, &empty);
+		if (rc < 0)
+			return rc;
+		if (!empty && !o->force)
+			return pgk_error(PGKEEP_EINVAL,
+					 "%s is not empty: restore into a new or empty directory, "
+					 "or add --force to empty it first", o->pgdata);
+		if (!empty) {
+			pid = xasprintf("%s/postmaster.pid", o->pgdata);
+			rc = access(pid, F_OK) == 0 ? PGKEEP_EINVAL : 0;
+			if (rc < 0)
+				pgk_error(rc, "%s exists: is PostgreSQL running there? stop it (or "
+					  "remove a stale postmaster.pid) before restoring", pid);
+			free(pid);
+			if (rc < 0)
+				return rc;
+			pgk_log_warning("--force: removing everything in %s", o->pgdata);
+			if (nftw(o->pgdata, remove_entry, 32, FTW_DEPTH | FTW_PHYS) != 0)
+				return PGKEEP_EIO;
+		}
+	}
+	*abs = realpath(o->pgdata, NULL);
+	if (!*abs)
+		return pgk_error(PGKEEP_EIO, "cannot resolve %s: %s", o->pgdata, strerror(errno));
+	/* PostgreSQL refuses a data directory others can read. */
+	if (chmod(*abs, 0700) < 0)
+		return pgk_error(PGKEEP_EIO, "cannot chmod %s: %s", *abs, strerror(errno));
+	return 0;
+}
+
+/* ---------------------------------------------------------------- extraction */
+
+struct extractor {
+	int fd;			/* read end of the pipe */
+	const char *root;
+	pthread_t thread;
+	int rc;
+	char err[1024];
+	uint64_t entries;
+};
+
+static bool safe_member(const char *name)
+{
+	const char *p = name;
+
+	if (!*name || *name == '/')
+		return false;
+	while (*p) {
+		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
+			return false;
+		p = strchr(p, '/');
+		if (!p)
+			break;
+		p++;
+	}
+	return true;
+}
+
+static int extract_fail(struct extractor *x, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int extract_fail(struct extractor *x, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(x->err, sizeof(x->err), fmt, ap);
+	va_end(ap);
+	x->rc = PGKEEP_EIO;
+	return x->rc;
+}
+
+static int copy_data(struct extractor *x, struct archive *in, struct archive *out,
+		     const char *name)
+{
+	const void *buf;
+	size_t len;
+	la_int64_t off;
+	int r;
+
+	for (;;) {
+		r = archive_read_data_block(in, &buf, &len, &off);
+		if (r == ARCHIVE_EOF)
+			return 0;
+		if (r != ARCHIVE_OK)
+			return extract_fail(x, "cannot read %s from the backup: %s", name,
+					    archive_error_string(in));
+		if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
+			return extract_fail(x, "cannot write %s: %s", name,
+					    archive_error_string(out));
+	}
+}
+
+static int extract_entry(struct extractor *x, struct archive *in, struct archive *out,
+			 struct archive_entry *e)
+{
+	char *name = xstrdup(archive_entry_pathname(e)), *dest, *link;
+	const char *hl = archive_entry_hardlink(e);
+	int rc = 0;
+
+	if (!safe_member(name) || (hl && !safe_member(hl))) {
+		rc = extract_fail(x, "the backup holds an unsafe path '%s'", name);
+		goto out;
+	}
+	/* Withheld until the end: see the comment at the top. */
+	dest = xasprintf("%s/%s", x->root,
+			 strcmp(name, CONTROL_FILE) == 0 ? CONTROL_PENDING : name);
+	archive_entry_set_pathname(e, dest);
+	free(dest);
+	if (hl) {
+		link = xasprintf("%s/%s", x->root, hl);
+		archive_entry_set_hardlink(e, link);
+		free(link);
+	}
+	if (archive_write_header(out, e) != ARCHIVE_OK) {
+		rc = extract_fail(x, "cannot create %s: %s", name, archive_error_string(out));
+		goto out;
+	}
+	if (archive_entry_size(e) > 0)
+		rc = copy_data(x, in, out, name);
+	if (rc == 0 && archive_write_finish_entry(out) != ARCHIVE_OK)
+		rc = extract_fail(x, "cannot finish %s: %s", name, archive_error_string(out));
+	x->entries++;
+out:
+	free(name);
+	return rc;
+}
+
+/* Read what is left after the tar's end marker, so the writer never blocks. */
+static void drain(int fd)
+{
+	char buf[65536];
+
+	while (read(fd, buf, sizeof(buf)) > 0 || errno == EINTR)
+		;
+}
+
+static void *extract_main(void *arg)
+{
+	struct extractor *x = arg;
+	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
+	struct archive_entry *e;
+	int r;
+
+	archive_read_support_format_tar(in);
+	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+					    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+					    ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+	if (archive_read_open_fd(in, x->fd, 256 * 1024) != ARCHIVE_OK) {
+		extract_fail(x, "cannot read the backup stream: %s", archive_error_string(in));
+		goto out;
+	}
+	while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
+		if (extract_entry(x, in, out, e) < 0)
+			goto out;
+	}
+	if (r != ARCHIVE_EOF)
+		extract_fail(x, "the backup's tar stream is damaged: %s",
+			     archive_error_string(in));
+	else
+		drain(x->fd);
+out:
+	archive_write_free(out);
+	archive_read_free(in);
+	/* On failure this makes the writer's next write fail with EPIPE. */
+	close(x->fd);
+	return NULL;
+}
+
+static int sink_fd(void *payload, const void *buf, size_t len)
+{
+	int fd = *(int *)payload;
+	const char *p = buf;
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pgk_error(PGKEEP_EIO, "cannot pass the stream on: %s", strerror(errno));
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int extract_stream(struct restore_run *rr, const struct manifest_stream *s,
+			  const char *root)
+{
+	struct extractor x = { .root = root };
+	int fds[2], rc;
+
+	if (pipe2(fds, O_CLOEXEC) < 0)
+		return pgk_error(PGKEEP_EIO, "cannot create a pipe: %s", strerror(errno));
+	x.fd = fds[0];
+	if (pthread_create(&x.thread, NULL, extract_main, &x) != 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return pgk_error(PGKEEP_EIO, "cannot start the extraction thread");
+	}
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &fds[1]);
+	close(fds[1]);
+	pthread_join(x.thread, NULL);
+	/* The extractor's error explains a broken pipe; a stream error stands alone. */
+	if (x.rc < 0)
+		return pgk_error(x.rc, "%s", x.err);
+	if (rc < 0)
+		return rc;
+	pgk_log_info("extracted %" PRIu64 " entries into %s", x.entries, root);
+	return 0;
+}
+
+/* ---------------------------------------------------------------- base restore */
+
+static char *restore_command(struct restore_run *rr)
+{
+	const char *cfgpath = rr->g->config_path;
+	char exe[PATH_MAX], *abscfg, *qexe, *qcfg, *qrepo, *cmd;
+	ssize_t n;
+
+	if (!cfgpath)
+		cfgpath = getenv("PGKEEP_CONFIG");
+	if (!cfgpath || !*cfgpath)
+		cfgpath = PGK_CONFIG_DEFAULT_PATH;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		snprintf(exe, sizeof(exe), "pgkeep");
+	else
+		exe[n] = '\0';
+	abscfg = realpath(cfgpath, NULL);
+	qexe = shell_quote(exe);
+	qcfg = shell_quote(abscfg ? abscfg : cfgpath);
+	qrepo = shell_quote(rr->repo->name);
+	/* The repository is named: a later change of the default must not
+	 * send recovery to another archive. */
+	cmd = xasprintf("%s --config %s --repo %s wal-fetch %%f %%p", qexe, qcfg, qrepo);
+	free(qrepo);
+	free(qcfg);
+	free(qexe);
+	free(abscfg);
+	return cmd;
+}
+
+static int check_extracted(const char *root)
+{
+	static const char *need[] = { CONTROL_PENDING, "backup_label", "PG_VERSION" };
+	char *p;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && i < sizeof(need) / sizeof(need[0]); i++) {
+		p = xasprintf("%s/%s", root, need[i]);
+		if (access(p, F_OK) < 0)
+			rc = pgk_error(PGKEEP_ECORRUPT, "the backup has no %s",
+				       strcmp(need[i], CONTROL_PENDING) ? need[i] : CONTROL_FILE);
+		free(p);
+	}
+	return rc;
+}
+
+static int fsync_path(const char *path, bool whole_fs)
+{
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return pgk_error(PGKEEP_EIO, "cannot open %s: %s", path, strerror(errno));
+	if ((whole_fs ? syncfs(fd) : fsync(fd)) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot sync %s: %s", path, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+/* Everything on disk, then pg_control into place: the directory is complete. */
+static int finish_pgdata(const char *root)
+{
+	char *from = xasprintf("%s/%s", root, CONTROL_PENDING);
+	char *to = xasprintf("%s/%s", root, CONTROL_FILE);
+	char *global = xasprintf("%s/global", root);
+	int rc;
+
+	rc = fsync_path(root, true);
+	if (rc == 0 && rename(from, to) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot rename %s to %s: %s", from, to, strerror(errno));
+	if (rc == 0)
+		rc = fsync_path(global, false);
+	free(global);
+	free(to);
+	free(from);
+	return rc;
+}
+
+static int restore_base(struct restore_run *rr, const struct restore_opts *o)
+{
+	const struct manifest_stream *s;
+	struct recovery_settings rs = { 0 };
+	char *root = NULL, *cmd = NULL, *comment = NULL, when[32];
+	int rc;
+
+	s = find_stream(&rr->m, "base.tar");
+	if (!s)
+		return pgk_error(PGKEEP_ECORRUPT, "backup %s has no base.tar stream", rr->m.id);
+	rc = prepare_pgdata(o, &root);
+	if (rc < 0)
+		return rc;
+	rc = extract_stream(rr, s, root);
+	if (rc == 0)
+		rc = check_extracted(root);
+	if (rc < 0)
+		goto incomplete;
+	cmd = restore_command(rr);
+	iso_utc_text((int64_t)time(NULL), when, sizeof(when));
+	comment = xasprintf("recovery settings written by pgkeep restore of backup %s at %s",
+			    rr->m.id, when);
+	rs.restore_command = cmd;
+	rs.target = o->target;
+	rs.target_value = o->target == TARGET_TIME ? o->target_norm : o->target_value;
+	rs.action = o->action;
+	rs.archive_off = o->archive_off;
+	rs.comment = comment;
+	rc = recovery_write(root, &rs);
+	if (rc == 0)
+		rc = finish_pgdata(root);
+	if (rc < 0)
+		goto incomplete;
+	goto out;
+incomplete:
+	pgk_error_wrap(rc, "restore of backup %s into %s failed, leaving the directory "
+		       "incomplete (PostgreSQL cannot start it: %s is missing); empty it or "
+		       "run restore again with --force", rr->m.id, root, CONTROL_FILE);
+out:
+	free(comment);
+	free(cmd);
+	free(root);
+	return rc;
+}
+
+/* ---------------------------------------------------------------- dumps */
+
+static int write_output(struct restore_run *rr, const struct manifest_stream *s,
+			const struct restore_opts *o)
+{
+	char *tmp;
+	int fd, rc;
+
+	if (strcmp(o->output, "-") == 0) {
+		fd = STDOUT_FILENO;
+		return stream_read(rr->repo, s, rr->jobs, sink_fd, &fd);
+	}
+	if (!o->force && access(o->output, F_OK) == 0)
+		return pgk_error(PGKEEP_EEXISTS, "%s exists (add --force to replace it)",
+				 o->output);
+	tmp = xasprintf("%s.pgkeep-XXXXXX", o->output);
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0) {
+		rc = pgk_error(PGKEEP_EIO, "cannot create %s: %s", tmp, strerror(errno));
+		goto out_free;
+	}
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &fd);
+	if (rc == 0 && fsync(fd) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
+	close(fd);
+	if (rc == 0 && rename(tmp, o->output) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot rename %s to %s: %s", tmp, o->output,
+			       strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+out_free:
+	free(tmp);
+	return rc;
+}
+
+/* dbname='...' with conninfo quoting; it carries no secret. */
+static char *dbname_connstr(const char *db)
+{
+	struct pgk_buf b = PGK_BUF_INIT;
+
+	buf_printf(&b, "dbname='");
+	for (; *db; db++) {
+		if (*db == '\'' || *db == '\\')
+			buf_append(&b, "\\", 1);
+		buf_append(&b, db, 1);
+	}
+	buf_append(&b, "'", 1);
+	return buf_detach(&b);
+}
+
+static int prepare_database(struct restore_run *rr, const struct restore_opts *o, int *major)
+{
+	struct pg_server_info info;
+	struct pgconn *pc;
+	bool exists;
+	int rc, err;
+
+	rc = pgconn_open(&pc, rr->cfg.conninfo, NULL);
+	if (rc < 0)
+		return rc;
+	rc = pgconn_server_info(pc, &info);
+	if (rc < 0)
+		goto out;
+	*major = info.version / 10000;
+	pg_server_info_free(&info);
+	exists = pgconn_database_exists(pc, o->dbname, &err);
+	if (err < 0)
+		rc = err;
+	else if (o->create && exists)
+		rc = pgk_error(PGKEEP_EEXISTS, "database %s exists; --create makes a new one",
+			       o->dbname);
+	else if (o->create)
+		rc = pgconn_create_database(pc, o->dbname);
+	else if (!exists)
+		rc = pgk_error(PGKEEP_ENOTFOUND, "database %s does not exist (add --create)",
+			       o->dbname);
+out:
+	pgconn_close(pc);
+	return rc;
+}
+
+static int pipe_into_database(struct restore_run *rr, const struct manifest_stream *s,
+			      const struct restore_opts *o)
+{
+	bool sql = strlen(s->name) > 4 && strcmp(s->name + strlen(s->name) - 4, ".sql") == 0;
+	char **envp = NULL, *prog, *conn;
+	struct pg_child c;
+	int major = 0, rc;
+
+	rc = prepare_database(rr, o, &major);
+	if (rc < 0)
+		return rc;
+	rc = pgconn_child_env(rr->cfg.conninfo, o->dbname, &envp);
+	if (rc < 0)
+		return rc;
+	prog = child_find_program(sql ? "psql" : "pg_restore", major);
+	conn = dbname_connstr(o->dbname);
+	{
+		/* One transaction: a failed restore leaves the database as it was. */
+		char *restore_argv[] = { prog, "-d", conn, "--exit-on-error", "--single-transaction",
+					 "-w", NULL };
+		char *psql_argv[] = { prog, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-w",
+				      "-d", conn, NULL };
+
+		rc = child_start(&c, sql ? psql_argv : restore_argv, envp, CHILD_PIPE_STDIN);
+	}
+	if (rc < 0)
+		goto out;
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &c.fd);
+	if (rc < 0) {
+		/* The child's message explains a broken pipe better than EPIPE does. */
+		if (child_wait(&c) == 0)
+			pgk_error(PGKEEP_EIO, "%s", "stream stopped");
+		goto out;
+	}
+	rc = child_wait(&c);
+out:
+	free(conn);
+	free(prog);
+	pgconn_env_free(envp);
+	return rc;
+}
+
+static int restore_dump(struct restore_run *rr, const struct restore_opts *o)
+{
+	const struct manifest_stream *s;
+	size_t i;
+
+	if (o->stream) {
+		s = find_stream(&rr->m, o->stream);
+	} else if (rr->m.nstreams == 1) {
+		s = &rr->m.streams[0];
+	} else {
+		struct pgk_buf names = PGK_BUF_INIT;
+
+		for (i = 0; i < rr->m.nstreams; i++)
+			buf_printf(&names, "%s%s", i ? ", " : "", rr->m.streams[i].name);
+		pgk_error(PGKEEP_EINVAL, "backup %s holds %zu streams (%s): choose one with --stream",
+			  rr->m.id, rr->m.nstreams, names.len ? (char *)names.data : "");
+		buf_free(&names);
+		return PGKEEP_EINVAL;
+	}
+	if (!s)
+		return pgk_error(PGKEEP_ENOTFOUND, "backup %s has no stream %s", rr->m.id, o->stream);
+	if (o->output)
+		return write_output(rr, s, o);
+	return pipe_into_database(rr, s, o);
+}
+
+/* ---------------------------------------------------------------- the command */
+
+static void print_done(const struct restore_run *rr, const struct restore_opts *o)
+{
+	struct timespec t1;
+	char size[32];
+	double secs;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	secs = (double)(t1.tv_sec - rr->t0.tv_sec) + (double)(t1.tv_nsec - rr->t0.tv_nsec) / 1e9;
+	human_size(manifest_size(&rr->m), size, sizeof(size));
+	if (o->pgdata) {
+		printf("restored backup %s (%s) into %s in %.1f s\n", rr->m.id, size, o->pgdata,
+		       secs);
+		if (o->target == TARGET_NONE)
+			printf("start PostgreSQL there: it fetches WAL from repository %s and "
+			       "recovers to the end of the archive\n", rr->repo->name);
+		else
+			printf("start PostgreSQL there: it fetches WAL from repository %s, recovers "
+			       "to %s = %s, then %s\n", rr->repo->name,
+			       recovery_target_setting(o->target),
+			       o->target == TARGET_TIME ? o->target_norm :
+			       o->target == TARGET_IMMEDIATE ? "immediate" : o->target_value,
+			       o->action);
+	} else if (o->output && strcmp(o->output, "-") != 0) {
+		printf("wrote backup %s (%s) to %s in %.1f s\n", rr->m.id, size, o->output, secs);
+	} else if (o->dbname) {
+		printf("restored backup %s (%s) into database %s in %.1f s\n", rr->m.id, size,
+		       o->dbname, secs);
+	}
+	fflush(stdout);
+}
+
+static int run_restore(struct restore_run *rr, const struct restore_opts *o)
+{
+	enum backup_type want = o->pgdata ? BACKUP_BASE : BACKUP_DUMP;
+	struct repo_lock *lock = NULL;
+	int rc;
+
+	/* Shared: expire must not collect chunks we are reading. */
+	rc = lock_acquire(&lock, rr->repo, LOCK_SHARED, "restore", LOCK_WAIT);
+	if (rc < 0)
+		return rc;
+	rc = pick_backup(rr, o, want);
+	if (rc == 0) {
+		pgk_log_info("restoring backup %s", rr->m.id);
+		rc = want == BACKUP_BASE ? restore_base(rr, o) : restore_dump(rr, o);
+		if (rc < 0 && !strstr(pgk_errmsg(), rr->m.id))
+			pgk_error_wrap(rc, "backup %s", rr->m.id);
+	}
+	if (rc == 0)
+		print_done(rr, o);
+	lock_release(lock);
+	return rc;
+}
+
+static int check_opts(struct restore_opts *o)
+{
+	int kinds = !!o->pgdata + !!o->dbname + !!o->output;
+
+	if (kinds != 1)
+		return pgk_error(PGKEEP_EINVAL, "give exactly one of --pgdata DIR (base backups), "
+				 "--dbname NAME or --output FILE (dumps)");
+	if (!o->pgdata && (o->target != TARGET_NONE || o->archive_off))
+		return pgk_error(PGKEEP_EINVAL, "recovery targets and --archive-mode are for "
+				 "--pgdata");
+	if (o->create && !o->dbname)
+		return pgk_error(PGKEEP_EINVAL, "--create goes with --dbname");
+	if (!o->action)
+		o->action = "promote";
+	if (strcmp(o->action, "promote") != 0 && strcmp(o->action, "pause") != 0 &&
+	    strcmp(o->action, "shutdown") != 0)
+		return pgk_error(PGKEEP_EINVAL, "--target-action must be promote, pause or "
+				 "shutdown, not '%s'", o->action);
+	return 0;
+}
+
+static int parse_opts(int argc, char **argv, struct restore_opts *o)
+{
+	static const struct option opts[] = {
+		{ "pgdata", required_argument, NULL, 'D' },
+		{ "force", no_argument, NULL, 'f' },
+		{ "target-time", required_argument, NULL, 'T' },
+		{ "target-lsn", required_argument, NULL, 'L' },
+		{ "target-xid", required_argument, NULL, 'X' },
+		{ "target-name", required_argument, NULL, 'N' },
+		{ "target-immediate", no_argument, NULL, 'I' },
+		{ "target-action", required_argument, NULL, 'A' },
+		{ "archive-mode", required_argument, NULL, 'M' },
+		{ "dbname", required_argument, NULL, 'd' },
+		{ "create", no_argument, NULL, 'C' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "stream", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int opt, rc = 0;
+
+	memset(o, 0, sizeof(*o));
+	while (rc == 0 && (opt = getopt_long(argc, argv, "+D:fd:Co:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'D': o->pgdata = optarg; break;
+		case 'f': o->force = true; break;
+		case 'T': rc = set_target(o, TARGET_TIME, optarg); break;
+		case 'L': rc = set_target(o, TARGET_LSN, optarg); break;
+		case 'X': rc = set_target(o, TARGET_XID, optarg); break;
+		case 'N': rc = set_target(o, TARGET_NAME, optarg); break;
+		case 'I': rc = set_target(o, TARGET_IMMEDIATE, NULL); break;
+		case 'A': o->action = optarg; break;
+		case 'M':
+			if (strcmp(optarg, "off") == 0)
+				o->archive_off = true;
+			else if (strcmp(optarg, "preserve") != 0)
+				rc = pgk_error(PGKEEP_EINVAL, "--archive-mode must be off or preserve");
+			break;
+		case 'd': o->dbname = optarg; break;
+		case 'C': o->create = true; break;
+		case 'o': o->output = optarg; break;
+		case 's': o->stream = optarg; break;
+		case 'h': return 1;
+		default: return PGKEEP_EINVAL;
+		}
+	}
+	if (rc < 0)
+		return rc;
+	if (optind + 1 != argc)
+		return pgk_error(PGKEEP_EINVAL, "name one backup: an id from 'pgkeep list', or "
+				 "latest");
+	o->id = argv[optind];
+	return check_opts(o);
+}
+
+static const char usage_text[] =
+	"usage: pgkeep restore ID|latest --pgdata DIR [--force] [TARGET] [--target-action A]\n"
+	"                                [--archive-mode off|preserve]\n"
+	"       pgkeep restore ID|latest --dbname NAME [--create] [--stream NAME]\n"
+	"       pgkeep restore ID|latest --output FILE|- [--force] [--stream NAME]\n"
+	"TARGET: --target-time T | --target-lsn LSN | --target-xid XID | --target-name NAME\n"
+	"        | --target-immediate\n";
+
+int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
+{
+	struct restore_run rr;
+	struct restore_opts o;
+	int rc;
+
+	rc = parse_opts(argc, argv, &o);
+	if (rc == 1) {
+		printf("%s", usage_text);
+		return PGK_EXIT_OK;
+	}
+	if (rc < 0) {
+		if (*pgk_errmsg())
+			pgk_log_error("%s", pgk_errmsg());
+		fprintf(stderr, "%s", usage_text);
+		return PGK_EXIT_USAGE;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	memset(&rr, 0, sizeof(rr));
+	rr.g = g;
+	clock_gettime(CLOCK_MONOTONIC, &rr.t0);
+	if (ctx_load_config(g, &rr.cfg) < 0)
+		return ctx_fail();
+	rr.jobs = rr.cfg.jobs > 0 ? rr.cfg.jobs : BACKUP_DEFAULT_JOBS;
+	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
+	if (rc == 0)
+		rc = run_restore(&rr, &o);
+	manifest_free(&rr.m);
+	repo_close(rr.repo);
+	config_free(&rr.cfg);
+	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+}
