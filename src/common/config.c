@@ -465,6 +465,7 @@ int config_load(struct pgk_config *cfg, const char *path)
 				"cannot read config %s: %s", path, strerror(errno));
 		goto out_free_cfg;
 	}
+	errno = 0;
 	ret = ini_parse_stream(reader, &st, handler, &st);
 	if (ret == -2) {
 		ret = pgk_error(PGKEEP_ENOMEM, "%s: out of memory while parsing", path);
@@ -474,7 +475,8 @@ int config_load(struct pgk_config *cfg, const char *path)
 	} else if (st.err) {
 		ret = st.err;
 	} else if (ferror(st.f)) {
-		ret = pgk_error(PGKEEP_EIO, "cannot read config %s: read error", path);
+		ret = pgk_error(PGKEEP_EIO, "cannot read config %s: %s", path,
+				errno ? strerror(errno) : "read error");
 	} else {
 		ret = check_repos(&st);
 		if (ret == 0)
