@@ -594,6 +594,8 @@ int s3_fail_reply(struct s3_store *st, const char *what, const char *object,
 
 	if (msg && strlen(msg) > 200)
 		strcpy(msg + 197, "...");
+	else if (msg && *msg && msg[strlen(msg) - 1] == '.')
+		msg[strlen(msg) - 1] = '\0';
 	if (!code && (resp->status == 401 || resp->status == 403))
 		hint = "access refused; the reply names no reason (HEAD replies carry none): check the credentials, the region and the clock";
 	pgkeep_fail(err, rc, "s3: %s of '%s' in bucket '%s' failed: HTTP %ld%s%s%s%s%s%s",

@@ -56,6 +56,7 @@ static const struct opt_def opt_defs[] = {
 	LONG("timeout", timeout, 1, 86400),
 	INT("retries", retries, 0, 100),
 	LONG("retry_wait_ms", retry_wait_ms, 1, 600000),
+	INT("list_max_keys", list_max_keys, 1, 1000),
 };
 
 static int parse_bool(const char *v, int *out)
@@ -185,6 +186,7 @@ static int set_defaults(struct s3_store *st)
 	st->timeout = 60;
 	st->retries = 4;
 	st->retry_wait_ms = 250;
+	st->list_max_keys = 1000;
 	return PGKEEP_OK;
 }
 

@@ -164,6 +164,33 @@ static int not_found_or_fail(struct s3_store *st, const char *what, const char *
 	return rc;
 }
 
+/*
+ * A HEAD reply has no body to tell NoSuchBucket from NoSuchKey, so a 404 is
+ * confirmed with a HEAD of the bucket: a missing bucket must never pass for
+ * a missing key (wal-fetch would take it for the end of the archive).
+ */
+static int check_bucket(struct s3_store *st, const char *obj, int rc, char *err)
+{
+	struct s3_response resp = { 0 };
+	struct s3_request rq = { 0 };
+	int brc;
+
+	rq.method = "HEAD";
+	rq.object = NULL;
+	rq.what = "stat (bucket check)";
+	brc = s3_http(st, &rq, &resp, err);
+	if (!brc && resp.status == 404)
+		brc = pgkeep_fail(err, PGKEEP_EIO,
+				  "s3: stat of '%s' in bucket '%s' failed: the bucket does not exist",
+				  obj, st->bucket);
+	else if (!brc && resp.status != 200)
+		brc = s3_fail_reply(st, "stat (bucket check)", obj, &resp, err);
+	else if (!brc)
+		brc = rc;
+	s3_response_free(&resp);
+	return brc;
+}
+
 static int s3_stat(void *handle, const char *key, struct pgkeep_stat *out, char *err)
 {
 	struct s3_store *st = handle;
@@ -185,6 +212,8 @@ static int s3_stat(void *handle, const char *key, struct pgkeep_stat *out, char 
 		out->mtime = resp.mtime;
 	} else {
 		rc = not_found_or_fail(st, "stat", obj, &resp, err);
+		if (rc == PGKEEP_ENOTFOUND)
+			rc = check_bucket(st, obj, rc, err);
 	}
 out_free:
 	s3_response_free(&resp);
@@ -269,13 +298,15 @@ static int s3_list(void *handle, const char *prefix, pgkeep_list_fn cb, void *pa
 {
 	struct s3_store *st = handle;
 	char *full = s3_object_name(st, prefix), *token = NULL;
+	char max_keys[16];
 	int rc = PGKEEP_OK;
 
 	if (!full)
 		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	snprintf(max_keys, sizeof(max_keys), "%d", st->list_max_keys);
 	do {
 		struct sigv4_param q[4] = {
-			{ "list-type", "2" }, { "prefix", full }, { "max-keys", "1000" },
+			{ "list-type", "2" }, { "prefix", full }, { "max-keys", max_keys },
 			{ "continuation-token", token },
 		};
 		struct s3_response resp = { 0 };

@@ -46,6 +46,7 @@ struct s3_store {
 	long timeout;	      /* seconds without progress before giving up */
 	int retries;
 	long retry_wait_ms; /* first backoff; doubles each attempt */
+	int list_max_keys;  /* page size of ListObjectsV2, at most 1000 */
 
 	/* Idle curl handles: kept so that their connections are reused. */
 	pthread_mutex_t pool_lock;

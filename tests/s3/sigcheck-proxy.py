@@ -10,6 +10,7 @@ One line per request goes to the log file: "METHOD TARGET STATUS VERDICT".
 
 usage: sigcheck-proxy.py --upstream HOST:PORT --port-file FILE --log FILE
                          [--access-key S3RVER] [--secret S3RVER]
+                         [--fault-file FILE]
 Run with /usr/bin/python3 (Debian's python3-botocore).
 """
 import argparse
@@ -147,8 +148,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(body)
         self.log_line(status, verdict)
 
+    def injected_fault(self):
+        """A line "STATUS COUNT" in the fault file fails the next COUNT requests."""
+        if not OPTS.fault_file:
+            return None
+        with LOG_LOCK:
+            try:
+                with open(OPTS.fault_file) as f:
+                    status, count = f.read().split()
+            except (OSError, ValueError):
+                return None
+            if int(count) <= 0:
+                return None
+            with open(OPTS.fault_file, "w") as f:
+                f.write("%s %d\n" % (status, int(count) - 1))
+            return int(status)
+
     def handle_any(self):
         body = self.read_body()
+        fault = self.injected_fault()
+        if fault:
+            code = "SlowDown" if fault == 503 else "InternalError"
+            self.reply(fault, s3_error(code, "injected by the test"), "injected:%d" % fault)
+            return
         bad = check(self.command, self.path, self.headers, body)
         if bad:
             status, code, message, extra = bad
@@ -208,6 +230,7 @@ def main():
     ap.add_argument("--log", required=True)
     ap.add_argument("--access-key", default="S3RVER")
     ap.add_argument("--secret", default="S3RVER")
+    ap.add_argument("--fault-file")
     OPTS = ap.parse_args()
     srv = Server(("127.0.0.1", 0), Handler)
     with open(OPTS.port_file + ".tmp", "w") as f:

@@ -1,0 +1,219 @@
+#!/bin/bash
+# The s3 plugin against s3rver behind a proxy that checks every request's
+# SigV4 signature with botocore (tests/s3/sigcheck-proxy.py): the plugin
+# contract suite, then behaviour and faults — multipart round trips, list
+# pagination, if-absent, retries of 503s, a wrong secret (refused at once,
+# no retries), s3rver killed mid-upload (non-zero, nothing visible), the
+# client killed mid-upload, and a stalled server (timeout within the bound).
+# Prints TAP.
+
+set -u
+: "${top_srcdir:?}" "${top_builddir:?}" "${PGKEEP_TEST_PLUGIN_DIR:?}"
+
+. "$top_srcdir/tests/integration/s3lib.sh"
+
+SO=$PGKEEP_TEST_PLUGIN_DIR/s3.so
+DRIVE=$top_builddir/tests/s3/s3drive
+CONTRACT=$top_builddir/tests/plugin/contract
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-s3.XXXXXX")
+STALL_PID=
+cleanup() {
+	s3_stop
+	[ -n "$STALL_PID" ] && kill "$STALL_PID" 2>/dev/null
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+n=0
+failed=0
+pass() { n=$((n + 1)); echo "ok $n - $1"; }
+fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
+check() { local d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
+diag() { echo "# $*"; }
+diag_file() { sed 's/^/# /' "$1"; }
+not_in() { ! grep -q -- "$1" "$2"; }
+all() { local c; for c in "$@"; do eval "$c" || return 1; done; }
+now_ms() { date +%s%3N; }
+
+if ! s3_start "$T/s3"; then
+	echo "Bail out! cannot start s3rver and the signature-checking proxy"
+	cat "$T/s3/"*.log "$T/s3/"*.err 2>/dev/null | sed 's/^/# /'
+	exit 1
+fi
+
+OPTS=(endpoint="$S3_ENDPOINT" bucket="$S3_BUCKET" uri_style=path region=us-east-1
+      access_key_id=S3RVER secret_access_key=S3RVER retry_wait_ms=50)
+drive() { "$DRIVE" "$SO" "$@" "${OPTS[@]}"; }
+# requests the proxy saw whose line matches $1
+proxy_count() { local c; c=$(grep -c -- "$1" "$S3_DIR/proxy.log" 2>/dev/null); echo "${c:-0}"; }
+
+# --- the contract suite ---------------------------------------------------
+
+if [ -x "$CONTRACT" ]; then
+	if "$CONTRACT" s3 "${OPTS[@]}" prefix=contract part_size=5MiB \
+		>"$T/contract.out" 2>&1; then
+		pass "contract suite passes against s3rver through the signature check"
+	else
+		fail "contract suite passes against s3rver through the signature check"
+		diag_file "$T/contract.out"
+	fi
+else
+	fail "contract suite binary $CONTRACT is built"
+fi
+check "no request of the contract suite failed the signature check" \
+	[ "$(proxy_count 'rejected:')" -eq 0 ]
+
+# --- round trips ------------------------------------------------------------
+
+head -c 12582917 /dev/urandom >"$T/big"	# 12 MiB + 5: three parts of 5 MiB
+printf 'hello, s3' >"$T/small"
+check "small object: single PUT" drive put rt/small "$T/small" prefix=p1
+drive get rt/small prefix=p1 >"$T/small.back" 2>"$T/err"
+check "small object reads back identical" cmp -s "$T/small" "$T/small.back"
+before=$(proxy_count 'partNumber=')
+check "12 MiB object: multipart upload in 5 MiB parts" \
+	drive put rt/big "$T/big" prefix=p1 part_size=5MiB upload_threads=3
+check "three parts were uploaded" [ $(( $(proxy_count 'partNumber=') - before )) -eq 3 ]
+drive get rt/big prefix=p1 >"$T/big.back" 2>"$T/err"
+check "multipart object reads back identical" cmp -s "$T/big" "$T/big.back"
+check "stat reports the multipart object's size" \
+	[ "$(drive stat rt/big prefix=p1 | cut -d' ' -f1)" = 12582917 ]
+drive get rt/big 5242870 20 prefix=p1 >"$T/range" 2>"$T/err"
+check "ranged get across a part boundary" \
+	cmp -s "$T/range" <(tail -c +5242871 "$T/big" | head -c 20)
+check "object stored under the prefix" [ -f "$(s3_object_file p1/rt/big)" ]
+drive get rt/missing prefix=p1 >/dev/null 2>"$T/err"
+check "get of a missing key: not found (exit 2)" [ $? -eq 2 ]
+drive stat rt/big bucket=no-such-bucket >/dev/null 2>"$T/err"
+check "stat in a missing bucket is not reported as a missing key" [ $? -eq 1 ]
+drive get rt/big bucket=no-such-bucket >/dev/null 2>"$T/err"
+check "get from a missing bucket is not reported as a missing key" [ $? -eq 1 ]
+
+# --- list pagination --------------------------------------------------------
+
+for i in $(seq -w 1 23); do printf '%s' "$i" >"$T/o$i"; done
+ok_all=0
+for i in $(seq -w 1 23); do drive put "ls/o$i" "$T/o$i" prefix=p1 2>/dev/null || ok_all=1; done
+check "23 small objects stored" [ $ok_all -eq 0 ]
+before=$(proxy_count 'continuation-token=')
+drive list ls/ prefix=p1 list_max_keys=5 >"$T/list" 2>"$T/err"
+check "list in pages of 5 returns all 23 keys" [ "$(wc -l <"$T/list")" -eq 23 ]
+check "list followed continuation tokens (4 more pages)" \
+	[ $(( $(proxy_count 'continuation-token=') - before )) -eq 4 ]
+check "listed keys are relative to the prefix" grep -qx 'ls/o07 2' "$T/list"
+check "delete" drive rm ls/o07 prefix=p1
+check "delete of a missing key succeeds" drive rm ls/o07 prefix=p1
+check "deleted key is gone from the listing" [ "$(drive list ls/ prefix=p1 | wc -l)" -eq 22 ]
+
+# --- if absent (HEAD first: s3rver ignores If-None-Match) -------------------
+
+drive putnew rt/small "$T/small" prefix=p1 2>"$T/err"
+check "putnew on an existing key: exists (exit 3)" [ $? -eq 3 ]
+check "putnew on a new key succeeds" drive putnew rt/new "$T/small" prefix=p1
+
+# --- retries ----------------------------------------------------------------
+
+echo "503 2" >"$S3_DIR/proxy.faults"
+before=$(proxy_count 'GET /pgkeep/p1/rt/small ')
+drive get rt/small prefix=p1 >"$T/small.back" 2>"$T/err"
+rc=$?
+check "get succeeds after two 503 SlowDown replies" all '[ $rc -eq 0 ]' 'cmp -s "$T/small" "$T/small.back"'
+check "it took three requests" [ $(( $(proxy_count 'GET /pgkeep/p1/rt/small ') - before )) -eq 3 ]
+check "each retry was logged" [ "$(grep -c 'retry' "$T/err")" -eq 2 ]
+echo "503 100" >"$S3_DIR/proxy.faults"
+drive stat rt/small prefix=p1 retries=2 >/dev/null 2>"$T/err"
+rc=$?
+echo "0 0" >"$S3_DIR/proxy.faults"
+check "a store that keeps failing: error after retries=2" all '[ $rc -ne 0 ]' '[ $rc -ne 2 ]'
+check "... after exactly three requests" [ "$(grep -c 'retry' "$T/err")" -eq 2 ]
+
+# --- authentication ---------------------------------------------------------
+
+before=$(wc -l <"$S3_DIR/proxy.log")
+t0=$(now_ms)
+"$DRIVE" "$SO" get rt/small "${OPTS[@]}" secret_access_key=WRONG prefix=p1 \
+	>/dev/null 2>"$T/err"
+rc=$?
+t1=$(now_ms)
+check "wrong secret: authentication error (exit 4)" [ $rc -eq 4 ]
+check "wrong secret: one request, no retries" [ $(( $(wc -l <"$S3_DIR/proxy.log") - before )) -eq 1 ]
+check "wrong secret: refused within 2 s ($((t1 - t0)) ms)" [ $((t1 - t0)) -lt 2000 ]
+check "message names SignatureDoesNotMatch, bucket and key" \
+	all 'grep -q SignatureDoesNotMatch "$T/err"' 'grep -q "bucket .pgkeep." "$T/err"' \
+	'grep -q p1/rt/small "$T/err"'
+check "message does not contain the secret" not_in WRONG "$T/err"
+diag "$(cat "$T/err")"
+"$DRIVE" "$SO" stat rt/small "${OPTS[@]}" access_key_id=NOBODY prefix=p1 >/dev/null 2>"$T/err"
+check "unknown access key: authentication error (exit 4)" [ $? -eq 4 ]
+"$DRIVE" "$SO" stat rt/small "${OPTS[@]}" colour=blue >/dev/null 2>"$T/err"
+check "unknown option refused, by name" grep -q "unknown option 'colour'" "$T/err"
+
+# --- s3rver killed mid-upload -----------------------------------------------
+
+mkfifo "$T/fifo"
+drive put crash/big "$T/fifo" prefix=p1 part_size=5MiB upload_threads=2 retries=1 \
+	>/dev/null 2>"$T/crash.err" &
+pid=$!
+exec 3>"$T/fifo"
+head -c 12582912 /dev/urandom >&3
+i=0
+while [ "$(proxy_count 'PUT /pgkeep/p1/crash/big?partNumber=2&.* 200 ')" -lt 1 ] && [ $i -lt 200 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+s3_kill_server
+head -c 6291456 /dev/urandom >&3 2>/dev/null
+exec 3>&-
+wait $pid
+rc=$?
+check "upload with s3rver killed mid-way exits non-zero ($rc)" [ $rc -ne 0 ]
+grep -q 'crash/big' "$T/crash.err" || diag_file "$T/crash.err"
+check "its error names the object" grep -q "p1/crash/big" "$T/crash.err"
+s3_restart_server
+drive stat crash/big prefix=p1 >/dev/null 2>&1
+check "after restart the object is not visible" [ $? -eq 2 ]
+check "nor listed" [ -z "$(drive list crash/ prefix=p1)" ]
+
+# --- client killed mid-upload -----------------------------------------------
+
+rm -f "$T/fifo"
+mkfifo "$T/fifo"
+drive put crash/client "$T/fifo" prefix=p1 part_size=5MiB >/dev/null 2>&1 &
+pid=$!
+exec 3>"$T/fifo"
+head -c 12582912 /dev/urandom >&3
+i=0
+while [ "$(proxy_count 'PUT /pgkeep/p1/crash/client?partNumber=2&.* 200 ')" -lt 1 ] && [ $i -lt 200 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+kill -9 $pid
+wait $pid 2>/dev/null
+exec 3>&-
+drive stat crash/client prefix=p1 >/dev/null 2>&1
+check "client killed mid-upload: the object is not visible" [ $? -eq 2 ]
+
+# --- a stalled server -------------------------------------------------------
+
+/usr/bin/python3 "$top_srcdir/tests/s3/stall-server.py" "$T/stall.port" &
+STALL_PID=$!
+i=0
+while [ ! -s "$T/stall.port" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+t0=$(now_ms)
+"$DRIVE" "$SO" stat rt/small "${OPTS[@]}" endpoint="http://127.0.0.1:$(cat "$T/stall.port")" \
+	timeout=2 connect_timeout=2 retries=1 >/dev/null 2>"$T/err"
+rc=$?
+t1=$(now_ms)
+# Bound: (retries + 1) * timeout + backoff + a second of curl's granularity each.
+check "stalled server: error, not success or not-found ($rc)" all '[ $rc -ne 0 ]' '[ $rc -ne 2 ]'
+check "stalled server: gave up within the bound ($((t1 - t0)) ms, bound 7000)" \
+	all '[ $((t1 - t0)) -ge 3500 ]' '[ $((t1 - t0)) -le 7000 ]'
+check "stalled server: message says timed out" grep -q "timed out" "$T/err"
+diag "$(tail -1 "$T/err")"
+
+check "no request failed the signature check" [ "$(proxy_count 'rejected:SignatureDoesNotMatch')" -eq 1 ]
+
+echo "1..$n"
+[ $failed -eq 0 ]
