@@ -54,6 +54,10 @@ const struct pgk_command pgk_commands[] = {
 	  "  --json             print the result as JSON\n" },
 	{ "check", cmd_check, "check config, repository, PostgreSQL and WAL archiving end to end",
 	  "  --timeout SECS     how long to wait for a switched segment (default archive_timeout, else 60)\n" },
+	{ "daemon", cmd_daemon, "run the jobs of the [schedule] section (for hosts without systemd)",
+	  "  (no options; SIGTERM stops it after the running jobs)\n" },
+	{ "schedule", cmd_schedule, "print the next run of every job in [schedule]",
+	  "  (no options)\n" },
 	{ NULL, NULL, NULL, NULL },
 };
 

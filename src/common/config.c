@@ -18,22 +18,23 @@
 #include <ini.h>
 
 #include "common/config.h"
+#include "common/cron.h"
 #include "common/error.h"
 #include "common/mem.h"
 
 #define PASSPHRASE_MAX 4096
 
-enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_BAD };
+enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_SCHEDULE, SEC_BAD };
 
 /* [global] keys; their index is their slot in parse_state.global_lines. */
 enum global_key {
 	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
-	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_COUNT
+	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS, G_COUNT
 };
 
 static const char *const global_names[G_COUNT] = {
 	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
-	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout",
+	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout", "archive_repos",
 };
 
 struct parse_state {
@@ -43,6 +44,7 @@ struct parse_state {
 	enum section sec;
 	struct pgk_config_repo *repo;	/* current [repo:NAME] */
 	int global_line;	/* line of [global], 0 before it */
+	int schedule_line;	/* line of [schedule], 0 before it */
 	int global_lines[G_COUNT];
 	int plugin_line;	/* of the current repo's plugin key */
 	int lock_days_line;
@@ -176,9 +178,19 @@ static void start_section(struct parse_state *st, const char *name)
 		st->sec = SEC_GLOBAL;
 	} else if (strncmp(name, "repo:", 5) == 0) {
 		start_repo(st, name + 5);
+	} else if (strcmp(name, "schedule") == 0) {
+		if (st->schedule_line) {
+			st->sec = SEC_BAD;
+			fail_at(st, PGKEEP_EINVAL, "duplicate section [schedule] (first on line %d)",
+				st->schedule_line);
+			return;
+		}
+		st->schedule_line = st->line;
+		st->sec = SEC_SCHEDULE;
 	} else {
 		st->sec = SEC_BAD;
-		fail_at(st, PGKEEP_EINVAL, "unknown section [%s] (expected [global] or [repo:NAME])", name);
+		fail_at(st, PGKEEP_EINVAL,
+			"unknown section [%s] (expected [global], [repo:NAME] or [schedule])", name);
 	}
 }
 
@@ -302,6 +314,9 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 			return fail_at(st, PGKEEP_EINVAL,
 				       "archive_timeout: bad value '%s' (seconds, an integer >= 0)", value);
 		return 1;
+	case G_ARCHIVE_REPOS:
+		/* Names are checked against the [repo:NAME] sections after the parse. */
+		return set_string(st, &cfg->archive_repos, name, value);
 	case G_COUNT:
 		break;
 	}
@@ -373,6 +388,36 @@ static int repo_key(struct parse_state *st, const char *name, const char *value)
 	return 1;
 }
 
+/* [schedule]: JOB = CRON for the daemon, plus copy_to / copy_from. */
+static int schedule_key(struct parse_state *st, const char *name, const char *value)
+{
+	struct pgk_config *cfg = st->cfg;
+	struct cron_spec spec;
+	int line;
+
+	if (strcmp(name, "copy_to") == 0 || strcmp(name, "copy_from") == 0) {
+		char **dst = name[5] == 't' ? &cfg->schedule_copy_to : &cfg->schedule_copy_from;
+
+		if (*dst)
+			return fail_at(st, PGKEEP_EINVAL, "duplicate key '%s'", name);
+		if (!valid_name(value))
+			return fail_at(st, PGKEEP_EINVAL, "%s: bad repository name '%s'", name, value);
+		*dst = xstrdup(value);
+		return 1;
+	}
+	if (strcmp(name, "dump") != 0 && strcmp(name, "base") != 0 && strcmp(name, "expire") != 0 &&
+	    strcmp(name, "drill") != 0 && strcmp(name, "copy") != 0)
+		return fail_at(st, PGKEEP_EINVAL,
+			       "unknown job '%s' in [schedule] (dump, base, expire, drill, copy, copy_to, copy_from)",
+			       name);
+	if (find_opt(cfg->schedule, cfg->schedule_lines, cfg->nschedule, name, &line))
+		return fail_at(st, PGKEEP_EINVAL, "duplicate key '%s' (first on line %d)", name, line);
+	if (cron_parse(value, &spec) < 0)
+		return fail_at(st, PGKEEP_EINVAL, "%s: %s", name, pgk_errmsg());
+	add_opt(&cfg->schedule, &cfg->schedule_lines, &cfg->nschedule, name, value, st->line);
+	return 1;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse_state *st = user;
@@ -384,6 +429,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		return global_key(st, name, value);
 	case SEC_REPO:
 		return repo_key(st, name, value);
+	case SEC_SCHEDULE:
+		return schedule_key(st, name, value);
 	case SEC_BAD:
 		return 0;	/* already reported at the section header */
 	}
@@ -391,6 +438,16 @@ static int handler(void *user, const char *section, const char *name, const char
 }
 
 /* ---- after the parse ---- */
+
+static bool has_repo(const struct pgk_config *cfg, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nrepos; i++)
+		if (strcmp(cfg->repos[i].name, name) == 0)
+			return true;
+	return false;
+}
 
 static int check_repos(struct parse_state *st)
 {
@@ -401,14 +458,70 @@ static int check_repos(struct parse_state *st)
 		if (!cfg->repos[i].plugin)
 			return pgk_error(PGKEEP_EINVAL, "%s:%d: [repo:%s] has no plugin key",
 					 cfg->path, cfg->repos[i].line, cfg->repos[i].name);
-	if (cfg->repo) {
-		for (i = 0; i < cfg->nrepos; i++)
-			if (strcmp(cfg->repos[i].name, cfg->repo) == 0)
-				return 0;
+	if (cfg->repo && !has_repo(cfg, cfg->repo))
 		return pgk_error(PGKEEP_EINVAL, "%s:%d: repo = %s, but there is no [repo:%s] section",
 				 cfg->path, st->global_lines[G_REPO], cfg->repo, cfg->repo);
+	if (cfg->archive_repos) {
+		char **names;
+		size_t n;
+
+		config_split_list(cfg->archive_repos, &names, &n);
+		for (i = 0; i < n; i++)
+			if (!has_repo(cfg, names[i])) {
+				int rc = pgk_error(PGKEEP_EINVAL,
+						   "%s:%d: archive_repos names '%s', but there is no [repo:%s] section",
+						   cfg->path, st->global_lines[G_ARCHIVE_REPOS], names[i], names[i]);
+				config_free_list(names, n);
+				return rc;
+			}
+		if (n == 0) {
+			config_free_list(names, n);
+			return pgk_error(PGKEEP_EINVAL, "%s:%d: archive_repos is empty", cfg->path,
+					 st->global_lines[G_ARCHIVE_REPOS]);
+		}
+		config_free_list(names, n);
 	}
+	if (cfg->schedule_copy_to && !has_repo(cfg, cfg->schedule_copy_to))
+		return pgk_error(PGKEEP_EINVAL, "%s: [schedule] copy_to = %s, but there is no [repo:%s] section",
+				 cfg->path, cfg->schedule_copy_to, cfg->schedule_copy_to);
+	if (cfg->schedule_copy_from && !has_repo(cfg, cfg->schedule_copy_from))
+		return pgk_error(PGKEEP_EINVAL, "%s: [schedule] copy_from = %s, but there is no [repo:%s] section",
+				 cfg->path, cfg->schedule_copy_from, cfg->schedule_copy_from);
 	return 0;
+}
+
+void config_split_list(const char *text, char ***out, size_t *n)
+{
+	char **v = NULL;
+	const char *p = text;
+
+	*n = 0;
+	while (*p) {
+		const char *start, *end;
+
+		while (*p == ',' || *p == ' ' || *p == '\t')
+			p++;
+		start = p;
+		while (*p && *p != ',')
+			p++;
+		end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (end > start) {
+			v = xrealloc(v, (*n + 1) * sizeof(*v));
+			v[(*n)++] = xstrndup(start, (size_t)(end - start));
+		}
+	}
+	*out = v;
+}
+
+void config_free_list(char **v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
 }
 
 static int check_private(const char *what, const char *path, const struct stat *sb)
@@ -517,6 +630,10 @@ void config_free(struct pgk_config *cfg)
 		free_opts(rc->core_opts, rc->core_opt_lines, rc->ncore_opts);
 	}
 	free(cfg->repos);
+	free_opts(cfg->schedule, cfg->schedule_lines, cfg->nschedule);
+	free(cfg->schedule_copy_to);
+	free(cfg->schedule_copy_from);
+	free(cfg->archive_repos);
 	free(cfg->path);
 	free(cfg->repo);
 	free(cfg->passphrase_file);

@@ -48,6 +48,15 @@ struct pgk_config {
 	int passphrase_command_line;
 	struct pgk_config_repo *repos;
 	size_t nrepos;
+	/* [global] archive_repos: repositories wal-push writes to (comma list);
+	 * NULL = the default repository alone. */
+	char *archive_repos;
+	/* [schedule]: job name = cron expression, for the daemon. */
+	struct pgkeep_option *schedule;
+	int *schedule_lines;
+	size_t nschedule;
+	char *schedule_copy_to;
+	char *schedule_copy_from;
 };
 
 /*
@@ -72,6 +81,10 @@ int config_passphrase(const struct pgk_config *cfg, char **out);
 
 /* The value of core option `key` (keep_*) in rc, or NULL. */
 const char *config_repo_core_opt(const struct pgk_config_repo *rc, const char *key);
+
+/* Split "a, b,c" into names; free with config_free_list. */
+void config_split_list(const char *text, char ***out, size_t *n);
+void config_free_list(char **v, size_t n);
 
 /* Parse "zstd:3", "zstd", "none" into a level (0 = none). */
 int config_parse_compression(const char *s, int *level);
