@@ -293,6 +293,44 @@ static void compression(void)
 	ok(config_parse_compression("gzip", &level) < 0, "gzip refused");
 }
 
+static void schedule_and_archive_repos(void)
+{
+	struct pgk_config cfg;
+	char **names;
+	size_t n;
+	char *path;
+
+	path = write_file("sched.conf",
+			  "[global]\nrepo = a\narchive_repos = a, b\n"
+			  "[repo:a]\nplugin = local\n[repo:b]\nplugin = local\n"
+			  "[schedule]\ndump = 30 1 * * *\nbase = @weekly\ncopy = 0 3 * * sun\ncopy_to = b\n",
+			  0600);
+	ok(config_load(&cfg, path) == 0, "schedule and archive_repos load: %s", pgk_errmsg());
+	is_str(cfg.archive_repos, "a, b", "archive_repos kept as written");
+	is_int(cfg.nschedule, 3, "three jobs");
+	is_str(cfg.schedule[0].key, "dump", "first job");
+	is_str(cfg.schedule[0].value, "30 1 * * *", "its cron");
+	is_int(cfg.schedule_lines[1], 10, "the line of the second job (base)");
+	is_str(cfg.schedule_copy_to, "b", "copy_to");
+	config_split_list(cfg.archive_repos, &names, &n);
+	ok(n == 2 && strcmp(names[0], "a") == 0 && strcmp(names[1], "b") == 0,
+	   "archive_repos splits into a, b");
+	config_free_list(names, n);
+	config_free(&cfg);
+	free(path);
+
+	bad("unknown job", "[schedule]\nbackup = * * * * *\n", "@:2: unknown job 'backup' in [schedule]");
+	bad("bad cron", "[schedule]\ndump = 61 * * * *\n",
+	    "@:2: dump: schedule '61 * * * *': minute 61 out of range");
+	bad("duplicate job", "[schedule]\ndump = @daily\ndump = @weekly\n",
+	    "@:3: duplicate key 'dump' (first on line 2)");
+	bad("copy_to unknown repo", "[repo:a]\nplugin = local\n[schedule]\ncopy_to = z\n",
+	    "[schedule] copy_to = z, but there is no [repo:z] section");
+	bad("archive_repos unknown repo", "[global]\narchive_repos = a, z\n[repo:a]\nplugin = local\n",
+	    "@:2: archive_repos names 'z', but there is no [repo:z] section");
+	bad("duplicate schedule section", "[schedule]\n[schedule]\n", "@:2: duplicate section [schedule]");
+}
+
 int main(void)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -308,6 +346,7 @@ int main(void)
 	passphrase_command();
 	bad_configs();
 	compression();
+	schedule_and_archive_repos();
 	cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
