@@ -53,6 +53,11 @@ struct manifest {
 };
 
 void manifest_free(struct manifest *m);
+/*
+ * The returned stream lives in m->streams, which grows by realloc: the
+ * pointer is valid until the next manifest_add_stream on m (write streams one
+ * after another, or look them up again by index).
+ */
 struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name);
 void manifest_stream_add_chunk(struct manifest_stream *s, const char *id, uint32_t size,
 			       uint32_t stored);
