@@ -555,7 +555,6 @@ static const char *hint_for(const char *code)
 		{ "InvalidToken", "the session token is malformed or invalid" },
 		{ "AccessDenied", "the credentials lack permission for this bucket or key" },
 		{ "AuthorizationHeaderMalformed", "check the region option" },
-		{ "NoSuchBucket", "the bucket does not exist" },
 		{ "PermanentRedirect", "the bucket is in another region or needs another endpoint" },
 	};
 	size_t i;

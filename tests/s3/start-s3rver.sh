@@ -2,7 +2,8 @@
 # Start s3rver (npm, 3.7.x) on 127.0.0.1 and a free port, path-style only,
 # with one bucket, its data in DIR/data.  Writes DIR/s3rver.port and
 # DIR/s3rver.pid and prints the port.  With PORT given, reuses that port (to
-# bring a killed server back on the same data).
+# bring a killed server back on the same data).  With S3RVER_CERT and
+# S3RVER_KEY set (PEM files), serves HTTPS instead.
 #
 # usage: start-s3rver.sh DIR [BUCKET] [PORT]
 set -eu
@@ -11,6 +12,12 @@ bucket=${2:-pgkeep}
 port=${3:-}
 bin=$(command -v s3rver) || { echo "start-s3rver: s3rver not found: npm install -g s3rver@3.7.1" >&2; exit 1; }
 mkdir -p "$dir/data"
+scheme=http
+tls=()
+if [ -n "${S3RVER_CERT:-}" ]; then
+	scheme=https
+	tls=(--cert "$S3RVER_CERT" --key "$S3RVER_KEY")
+fi
 
 free_port() {
 	/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
@@ -21,10 +28,11 @@ for attempt in 1 2 3; do
 	# --openssl-legacy-provider: s3rver makes continuation tokens with DES,
 	# which Node 17+ refuses without it (listing past one page answers 500).
 	node --openssl-legacy-provider "$bin" -d "$dir/data" -a 127.0.0.1 -p "$p" \
-		--no-vhost-buckets --configure-bucket "$bucket" >>"$dir/s3rver.log" 2>&1 &
+		--no-vhost-buckets --configure-bucket "$bucket" "${tls[@]}" \
+		>>"$dir/s3rver.log" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 100); do
-		if curl -s -o /dev/null "http://127.0.0.1:$p/$bucket" 2>/dev/null; then
+		if curl -s -k -o /dev/null "$scheme://127.0.0.1:$p/$bucket" 2>/dev/null; then
 			echo "$p" >"$dir/s3rver.port"
 			echo "$pid" >"$dir/s3rver.pid"
 			echo "$p"
