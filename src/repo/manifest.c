@@ -590,7 +590,19 @@ static int cmp_manifest(const void *a, const void *b)
 	return strcmp(x->id, y->id);
 }
 
-int manifest_list(struct repo *r, struct manifest **out, size_t *n)
+static void drop_chunks(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nstreams; i++) {
+		free(m->streams[i].chunks);
+		m->streams[i].chunks = NULL;
+		m->streams[i].nchunks = 0;
+		m->streams[i].cap = 0;
+	}
+}
+
+static int list_manifests(struct repo *r, bool keep_chunks, struct manifest **out, size_t *n)
 {
 	struct id_list ids = { 0 };
 	struct manifest *list;
@@ -612,6 +624,8 @@ int manifest_list(struct repo *r, struct manifest **out, size_t *n)
 			manifest_list_free(list, got);
 			goto out_free_ids;
 		}
+		if (!keep_chunks)
+			drop_chunks(&list[got]);
 		got++;
 	}
 	ret = 0;
@@ -623,6 +637,16 @@ out_free_ids:
 		free(ids.ids[i]);
 	free(ids.ids);
 	return ret;
+}
+
+int manifest_list(struct repo *r, struct manifest **out, size_t *n)
+{
+	return list_manifests(r, true, out, n);
+}
+
+int manifest_list_summary(struct repo *r, struct manifest **out, size_t *n)
+{
+	return list_manifests(r, false, out, n);
 }
 
 void manifest_list_free(struct manifest *list, size_t n)

@@ -78,6 +78,12 @@ int manifest_load(struct repo *r, const char *id, struct manifest *m);
  * LSN), oldest first.  The caller frees with manifest_list_free.
  */
 int manifest_list(struct repo *r, struct manifest **out, size_t *n);
+/*
+ * The same list without chunk lists (streams keep name, size, stored and
+ * sha256; chunks is NULL and nchunks 0): for info, list and retention, whose
+ * memory would otherwise grow with every chunk of every backup.
+ */
+int manifest_list_summary(struct repo *r, struct manifest **out, size_t *n);
 void manifest_list_free(struct manifest *list, size_t n);
 
 const char *backup_type_name(enum backup_type t);

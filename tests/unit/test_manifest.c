@@ -350,6 +350,13 @@ static void test_store(void)
 	   strcmp(list[2].id, "b-middle-late") == 0 && strcmp(list[3].id, "a-newest") == 0,
 	   "  sorted by start time, then stop LSN; not by id");
 	manifest_list_free(list, n);
+	ret = manifest_list_summary(&repo, &list, &n);
+	ok(ret == 0 && n == 4 && strcmp(list[0].id, "c-oldest") == 0 &&
+	   strcmp(list[3].id, "a-newest") == 0 && list[0].nstreams == 2 &&
+	   list[0].streams[0].nchunks == 0 && !list[0].streams[0].chunks &&
+	   list[0].streams[0].size == 4006ULL + UINT32_MAX,
+	   "summary list: same order, stream sizes kept, chunk lists dropped");
+	manifest_list_free(list, n);
 
 	/* a manifest copied under another name was moved or forged */
 	{
