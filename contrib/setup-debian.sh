@@ -35,13 +35,6 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# A packaged PostgreSQL may start a system cluster; the tests start their own.
-if command -v pg_lsclusters >/dev/null 2>&1; then
-	pg_lsclusters -h 2>/dev/null | while read -r ver name _; do
-		pg_ctlcluster "$ver" "$name" stop 2>/dev/null || true
-	done
-fi
-
 # s3rver, the S3 test server (npm).
 if ! command -v s3rver >/dev/null 2>&1; then
 	echo "setup-debian.sh: installing s3rver from npm"
