@@ -494,7 +494,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	else
 		print_summary(b);
 out_lock:
-	lock_release(lock);
+	lock_release_keep_error(lock);
 out_info:
 	pg_server_info_free(&b->info);
 out_conn:
@@ -550,7 +550,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 {
 	struct backup_run b;
 	struct backup_opts o;
-	int rc;
+	int rc, status;
 
 	rc = parse_opts(argc, argv, &o);
 	if (rc == 1) {
@@ -572,8 +572,10 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	rc = ctx_open_repo(g, &b.cfg, &b.repo);
 	if (rc == 0)
 		rc = run_backup(&b, &o);
+	/* Report before cleaning up: closing the store reuses the message buffer. */
+	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&b.m);
 	repo_close(b.repo);
 	config_free(&b.cfg);
-	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+	return status;
 }

@@ -3,9 +3,13 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "cmd/backup_util.h"
+#include "common/error.h"
+#include "common/mem.h"
+#include "repo/lock.h"
 
 void human_size(uint64_t bytes, char *out, size_t outlen)
 {
@@ -59,4 +63,14 @@ int64_t backup_now_ceil(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec + (ts.tv_nsec > 0 ? 1 : 0);
+}
+
+void lock_release_keep_error(struct repo_lock *l)
+{
+	char *saved = xstrdup(pgk_errmsg());
+
+	lock_release(l);
+	if (*saved)
+		pgk_error(PGKEEP_EIO, "%s", saved);
+	free(saved);
 }

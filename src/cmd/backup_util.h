@@ -28,4 +28,9 @@ void iso_utc_text(int64_t t, char *out, size_t outlen);
  */
 int64_t backup_now_ceil(void);
 
+struct repo_lock;
+/* lock_release that keeps the calling thread's error message: the store
+ * calls it makes share the message buffer. */
+void lock_release_keep_error(struct repo_lock *l);
+
 #endif

@@ -158,7 +158,7 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 	struct repo *r = NULL;
 	bool json = false;
 	size_t n = 0;
-	int opt, rc;
+	int opt, rc, status;
 
 	while ((opt = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
 		if (opt == 'j') {
@@ -186,8 +186,9 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 		print_json(r, list, n, &w);
 	else if (rc == 0)
 		print_text(r, list, n, &w);
+	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_list_free(list, n);
 	repo_close(r);
 	config_free(&cfg);
-	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+	return status;
 }

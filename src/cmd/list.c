@@ -39,7 +39,7 @@ int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 	struct manifest *list = NULL;
 	struct repo *r = NULL;
 	size_t n = 0, i;
-	int opt, rc;
+	int opt, rc, status;
 
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		if (opt == 'h') {
@@ -65,8 +65,9 @@ int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 	} else if (rc == 0) {
 		pgk_log_info("repository %s has no backups", r->name);
 	}
+	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_list_free(list, n);
 	repo_close(r);
 	config_free(&cfg);
-	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+	return status;
 }

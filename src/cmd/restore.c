@@ -490,18 +490,25 @@ out:
 	return NULL;
 }
 
+struct fd_sink {
+	int fd;
+	bool failed;	/* the reader went away: its own error explains why */
+};
+
 static int sink_fd(void *payload, const void *buf, size_t len)
 {
-	int fd = *(int *)payload;
+	struct fd_sink *sk = payload;
 	const char *p = buf;
 	ssize_t n;
 
 	while (len > 0) {
-		n = write(fd, p, len);
+		n = write(sk->fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0)
+		if (n < 0) {
+			sk->failed = true;
 			return pgk_error(PGKEEP_EIO, "cannot pass the stream on: %s", strerror(errno));
+		}
 		p += n;
 		len -= (size_t)n;
 	}
@@ -512,6 +519,7 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 			  const char *root)
 {
 	struct extractor x = { .root = root };
+	struct fd_sink sk = { -1, false };
 	int fds[2], rc;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -522,10 +530,17 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 		close(fds[1]);
 		return pgk_error(PGKEEP_EIO, "cannot start the extraction thread");
 	}
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &fds[1]);
+	sk.fd = fds[1];
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	close(fds[1]);
 	pthread_join(x.thread, NULL);
-	/* The extractor's error explains a broken pipe; a stream error stands alone. */
+	/*
+	 * A stream error (a missing or damaged chunk) comes first: the extractor
+	 * then only saw a truncated tar.  When the extractor failed first, the
+	 * pipe broke and its message is the one that explains.
+	 */
+	if (rc < 0 && !sk.failed)
+		return rc;
 	if (x.rc < 0)
 		return pgk_error(x.rc, "%s", x.err);
 	if (rc < 0)
@@ -664,13 +679,12 @@ out:
 static int write_output(struct restore_run *rr, const struct manifest_stream *s,
 			const struct restore_opts *o)
 {
+	struct fd_sink sk = { STDOUT_FILENO, false };
 	char *tmp;
 	int fd, rc;
 
-	if (strcmp(o->output, "-") == 0) {
-		fd = STDOUT_FILENO;
-		return stream_read(rr->repo, s, rr->jobs, sink_fd, &fd);
-	}
+	if (strcmp(o->output, "-") == 0)
+		return stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	if (!o->force && access(o->output, F_OK) == 0)
 		return pgk_error(PGKEEP_EEXISTS, "%s exists (add --force to replace it)",
 				 o->output);
@@ -680,7 +694,8 @@ static int write_output(struct restore_run *rr, const struct manifest_stream *s,
 		rc = pgk_error(PGKEEP_EIO, "cannot create %s: %s", tmp, strerror(errno));
 		goto out_free;
 	}
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &fd);
+	sk.fd = fd;
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = pgk_error(PGKEEP_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
 	close(fd);
@@ -745,6 +760,7 @@ static int pipe_into_database(struct restore_run *rr, const struct manifest_stre
 {
 	bool sql = strlen(s->name) > 4 && strcmp(s->name + strlen(s->name) - 4, ".sql") == 0;
 	char **envp = NULL, *prog, *conn;
+	struct fd_sink sk = { -1, false };
 	struct pg_child c;
 	int major = 0, rc;
 
@@ -767,11 +783,17 @@ static int pipe_into_database(struct restore_run *rr, const struct manifest_stre
 	}
 	if (rc < 0)
 		goto out;
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &c.fd);
+	sk.fd = c.fd;
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
+	if (rc < 0 && !sk.failed) {
+		/* Our stream failed: stop the child before it commits anything. */
+		child_abort(&c);
+		goto out;
+	}
 	if (rc < 0) {
-		/* The child's message explains a broken pipe better than EPIPE does. */
+		/* The child went away: its status and message explain why. */
 		if (child_wait(&c) == 0)
-			pgk_error(PGKEEP_EIO, "%s", "stream stopped");
+			pgk_error(PGKEEP_EIO, "%s stopped reading the dump", prog);
 		goto out;
 	}
 	rc = child_wait(&c);
@@ -860,7 +882,7 @@ static int run_restore(struct restore_run *rr, const struct restore_opts *o)
 	}
 	if (rc == 0)
 		print_done(rr, o);
-	lock_release(lock);
+	lock_release_keep_error(lock);
 	return rc;
 }
 
@@ -907,7 +929,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 	int opt, rc = 0;
 
 	memset(o, 0, sizeof(*o));
-	while (rc == 0 && (opt = getopt_long(argc, argv, "+D:fd:Co:h", opts, NULL)) != -1) {
+	while (rc == 0 && (opt = getopt_long(argc, argv, "D:fd:Co:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'D': o->pgdata = optarg; break;
 		case 'f': o->force = true; break;
@@ -952,7 +974,7 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 {
 	struct restore_run rr;
 	struct restore_opts o;
-	int rc;
+	int rc, status;
 
 	rc = parse_opts(argc, argv, &o);
 	if (rc == 1) {
@@ -975,8 +997,10 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
 	if (rc == 0)
 		rc = run_restore(&rr, &o);
+	/* Report before cleaning up: closing the store reuses the message buffer. */
+	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&rr.m);
 	repo_close(rr.repo);
 	config_free(&rr.cfg);
-	return rc < 0 ? ctx_fail() : PGK_EXIT_OK;
+	return status;
 }
