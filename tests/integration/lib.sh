@@ -53,7 +53,7 @@
 #                           $T/passphrase, created if absent), plugin_dir, and
 #                           one repository "test" from PGKEEP_TEST_REPO_CONF
 #   pgkeep_run ARGS...      run "$PGKEEP --config $PGKEEP_CONF ARGS" as postgres
-#   pgkeep_init             pgkeep_run init --kdf-n 1024 (fast scrypt)
+#   pgkeep_init             pgkeep_run init --kdf-n 1024 (fast scrypt), stdout to stderr
 #   repo_is_local           true when the repository is the default local one
 #   repo_corrupt_object KEY flip one byte in the middle of stored object KEY
 #                           (hook: local only here; override for other stores)
@@ -313,7 +313,8 @@ pgkeep_run() {
 }
 
 pgkeep_init() {
-	pgkeep_run init --kdf-n 1024
+	# Its report goes to stderr, out of the TAP stream.
+	pgkeep_run init --kdf-n 1024 >&2
 }
 
 repo_is_local() {
