@@ -24,6 +24,7 @@
 #include "repo/gc.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
+#include "repo/walcheck.h"
 
 struct report {
 	bool json;
@@ -78,129 +79,37 @@ static int null_sink(void *payload, const void *buf, size_t len)
 	return 0;
 }
 
-/* A segment present in the archive, as (timeline, segment number). */
-struct seg {
-	uint32_t tli;
-	uint64_t segno;
-};
-
-static int cmp_seg(const void *a, const void *b)
+static void report_problem(void *payload, const char *msg)
 {
-	const struct seg *x = a, *y = b;
-
-	if (x->segno != y->segno)
-		return x->segno < y->segno ? -1 : 1;
-	return x->tli < y->tli ? -1 : (x->tli > y->tli);
+	problem(payload, "%s", msg);
 }
 
-/* Is segno archived on timeline tli or on a later one (after a switch)? */
-static bool seg_present(const struct seg *v, size_t n, uint64_t segno, uint32_t min_tli, bool exact_tli)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v[mid].segno < segno)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < n && v[lo].segno == segno; lo++)
-		if (exact_tli ? v[lo].tli == min_tli : v[lo].tli >= min_tli)
-			return true;
-	return false;
-}
-
-/* Report runs of missing segments in [from, to] as "A..B". */
-static void check_range(struct report *rep, const struct seg *v, size_t n, uint32_t tli,
-			uint64_t from, uint64_t to, uint32_t seg_size, bool exact, const char *what)
-{
-	uint64_t s = from;
-
-	while (s <= to) {
-		char a[WAL_SEG_NAME_LEN + 1], b[WAL_SEG_NAME_LEN + 1];
-		uint64_t e;
-
-		if (seg_present(v, n, s, tli, exact)) {
-			s++;
-			continue;
-		}
-		for (e = s; e + 1 <= to && !seg_present(v, n, e + 1, tli, exact); e++)
-			;
-		wal_segno_to_name(a, tli, s, seg_size);
-		wal_segno_to_name(b, tli, e, seg_size);
-		if (s == e)
-			problem(rep, "%s: WAL segment %s is missing", what, a);
-		else
-			problem(rep, "%s: WAL segments %s..%s are missing", what, a, b);
-		s = e + 1;
-	}
-}
-
+/* WAL continuity from the oldest base backup on: later ones lie inside it. */
 static int check_wal(struct repo *r, struct report *rep, const struct manifest *list, size_t n,
 		     struct json_object *jout)
 {
-	struct keylist l = { NULL, 0 };
-	struct seg *segs = NULL;
-	size_t nsegs = 0, i;
-	uint64_t newest = 0;
+	const struct manifest *oldest = NULL;
+	struct wal_archive a;
 	uint32_t seg_size = 0;
+	size_t i;
 	int rc;
 
 	for (i = 0; i < n; i++)
 		if (list[i].type == BACKUP_BASE && list[i].wal_seg_size)
 			seg_size = list[i].wal_seg_size;
-	if (!seg_size)
-		seg_size = WAL_SEG_SIZE_DEFAULT;
-
-	rc = store_list(r->store, "wal/", add_key, &l);
+	rc = wal_archive_load(r, seg_size, &a);
 	if (rc < 0)
 		return rc;
-	segs = xmalloc((l.n ? l.n : 1) * sizeof(*segs));
-	for (i = 0; i < l.n; i++) {
-		const char *name = strrchr(l.keys[i], '/');
-		struct wal_name wn;
-		uint64_t segno;
-
-		if (name && walname_parse(name + 1, &wn) == 0 && wn.type == WAL_SEGMENT &&
-		    wal_name_to_segno(&wn, seg_size, &segno) == 0) {
-			segs[nsegs].tli = wn.tli;
-			segs[nsegs++].segno = segno;
-			if (segno > newest)
-				newest = segno;
-		}
-		free(l.keys[i]);
-	}
-	free(l.keys);
-	qsort(segs, nsegs, sizeof(*segs), cmp_seg);
-	json_object_object_add(jout, "wal_segments", json_object_new_int64((int64_t)nsegs));
-
-	for (i = 0; i < n; i++) {
-		struct wal_name ws, we;
-		uint64_t s, e;
-		char what[128];
-
-		if (list[i].type != BACKUP_BASE)
-			continue;
-		snprintf(what, sizeof(what), "backup %s", list[i].id);
-		if (walname_parse(list[i].wal_start, &ws) < 0 || walname_parse(list[i].wal_stop, &we) < 0 ||
-		    wal_name_to_segno(&ws, seg_size, &s) < 0 || wal_name_to_segno(&we, seg_size, &e) < 0) {
-			problem(rep, "%s: bad WAL range '%s'..'%s' in its manifest", what,
-				list[i].wal_start, list[i].wal_stop);
-			continue;
-		}
-		/* What the backup itself needs to be consistent, on its timeline. */
-		check_range(rep, segs, nsegs, ws.tli, s, e, seg_size, true, what);
-		/* What point-in-time recovery needs beyond it, up to the newest
-		 * archived segment (a later timeline may take over). */
-		if (e < newest) {
-			snprintf(what, sizeof(what), "WAL after backup %s", list[i].id);
-			check_range(rep, segs, nsegs, ws.tli, e + 1, newest, seg_size, false, what);
-		}
-		break; /* later backups lie inside the range just checked */
-	}
-	free(segs);
+	json_object_object_add(jout, "wal_segments", json_object_new_int64((int64_t)a.n));
+	/* The oldest by recorded start, never by id. */
+	for (i = 0; i < n; i++)
+		if (list[i].type == BACKUP_BASE &&
+		    (!oldest || list[i].start_time < oldest->start_time ||
+		     (list[i].start_time == oldest->start_time && list[i].stop_lsn < oldest->stop_lsn)))
+			oldest = &list[i];
+	if (oldest)
+		wal_archive_check(&a, oldest, true, report_problem, rep);
+	wal_archive_free(&a);
 	return 0;
 }
 
