@@ -107,8 +107,11 @@ static int check_wal(struct repo *r, struct report *rep, const struct manifest *
 		    (!oldest || list[i].start_time < oldest->start_time ||
 		     (list[i].start_time == oldest->start_time && list[i].stop_lsn < oldest->stop_lsn)))
 			oldest = &list[i];
-	if (oldest)
-		wal_archive_check(&a, oldest, true, report_problem, rep);
+	/* Each backup's own range names the backup that needs a missing
+	 * segment; the oldest's range on to the newest covers the rest. */
+	for (i = 0; i < n; i++)
+		if (list[i].type == BACKUP_BASE)
+			wal_archive_check(&a, &list[i], &list[i] == oldest, report_problem, rep);
 	wal_archive_free(&a);
 	return 0;
 }
