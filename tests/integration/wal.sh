@@ -122,6 +122,24 @@ like "$err" "object $key2 exists with different content" "... naming the object"
 run pgkeep_in "$T/restore" wal-fetch "$seg2" "pg_wal/check-$seg2"
 ok "... and the stored object is unchanged" cmp -s "$PG1/pg_wal/$seg2" "$T/restore/pg_wal/check-$seg2"
 
+# A segment's bytes under another segment's name: the page address tells.
+wrongname=00000001000000FF00000001
+cp "$PG1/pg_wal/$seg2" "$T/other/$wrongname"
+chown postgres "$T/other/$wrongname"
+run pgkeep_in "$T/other" wal-push "$wrongname"
+ok "a segment whose first page belongs to another segment is refused" [ "$rc" -ne 0 ]
+like "$err" "not the segment its name says" "... with a clear message"
+run pgkeep_in "$T/restore" wal-fetch "$wrongname" "pg_wal/$wrongname"
+is "$rc" "1" "... and nothing was stored under that name"
+
+# .partial: what a promoted standby archives for the old timeline's last segment.
+cp "$PG1/pg_wal/$seg2" "$T/other/$seg2.partial"
+chown postgres "$T/other/$seg2.partial"
+run pgkeep_in "$T/other" wal-push "$seg2.partial"
+is "$rc" "0" "a .partial segment is archived"
+run pgkeep_in "$T/restore" wal-fetch "$seg2.partial" "pg_wal/$seg2.partial"
+ok "... and fetched byte-identical" cmp -s "$T/other/$seg2.partial" "$T/restore/pg_wal/$seg2.partial"
+
 cp "$PG1/pg_wal/$seg2" "$T/other/RECOVERYXLOG"
 chown postgres "$T/other/RECOVERYXLOG"
 run pgkeep_in "$T/other" wal-push RECOVERYXLOG
