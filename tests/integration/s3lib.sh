@@ -70,3 +70,36 @@ EOF
 repo_corrupt_object() {
 	s3_corrupt_file "$(s3_object_file "${S3_TEST_PREFIX:+$S3_TEST_PREFIX/}$1")"
 }
+
+# Run the store-agnostic integration test SCRIPT (e.g. wal.sh) with its
+# repository on s3rver behind the signature check; exits with its status,
+# or 1 when any request pgkeep sent was signed wrongly.
+s3_run_integration() {
+	local script=$1 rc
+	S3T=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-s3it.XXXXXX")
+	trap 's3_stop; rm -rf "$S3T"' EXIT
+	trap 'exit 1' INT TERM
+	if ! s3_start "$S3T/s3"; then
+		echo "Bail out! cannot start s3rver and the signature-checking proxy"
+		cat "$S3T/s3/"*.log "$S3T/s3/"*.err 2>/dev/null | sed 's/^/# /'
+		exit 1
+	fi
+	# s3rver's credentials are fixed and public, so they may sit in the config.
+	S3_TEST_PREFIX=repo
+	PGKEEP_TEST_REPO_CONF=$(s3_repo_conf "$S3_TEST_PREFIX")
+	PGKEEP_TEST_HOOKS=$top_srcdir/tests/integration/s3lib.sh
+	export S3_TEST_PREFIX PGKEEP_TEST_REPO_CONF PGKEEP_TEST_HOOKS
+
+	sh "$top_srcdir/tests/integration/$script"
+	rc=$?
+	echo "# proxy: $(wc -l <"$S3_DIR/proxy.log") requests," \
+		"$(grep -c 'rejected:' "$S3_DIR/proxy.log") rejected by the signature check"
+	grep 'rejected:' "$S3_DIR/proxy.log" | head -5 | sed 's/^/# /'
+	# A request signed wrongly fails the test even when the script passed.
+	if grep -q 'rejected:SignatureDoesNotMatch\|rejected:XAmzContentSHA256Mismatch' \
+		"$S3_DIR/proxy.log"; then
+		echo "# pgkeep sent requests whose signature botocore rejects"
+		rc=1
+	fi
+	exit $rc
+}
