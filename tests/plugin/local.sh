@@ -31,6 +31,15 @@ R=$T/repo
 op() { "$OP" local "path=$R" -- "$@"; }
 temps() { find "$1" -name '*.tmp.*' | wc -l; }
 
+# --- the ABI boundary ---------------------------------------------------
+
+# Every plugin built exports its entry point and nothing else, so that two
+# plugins (or a plugin and the agent) can never bind to each other's symbols.
+for so in "$PGKEEP_TEST_PLUGIN_DIR"/*.so; do
+	is "$(nm -D --defined-only "$so" | awk '{ print $3 }' | tr '\n' ' ')" \
+		"pgkeep_storage_plugin_init " "$(basename "$so") exports only pgkeep_storage_plugin_init"
+done
+
 # --- the contract -------------------------------------------------------
 
 "$CONTRACT" local "path=$R" >"$T/contract.out" 2>&1
