@@ -151,8 +151,10 @@ static int push(const struct pgk_globals *g, const char *path)
 		goto out_config;
 	if (sysid) {
 		rc = repo_check_sysid(r, sysid);
-		if (rc < 0)
+		if (rc < 0) {
+			pgk_error_wrap(rc, "%s", path);
 			goto out_repo;
+		}
 	}
 	rc = repo_put(r, key, OBJ_WAL, data.data, data.len, PGKEEP_PUT_IF_ABSENT);
 	if (rc == PGKEEP_EEXISTS)
