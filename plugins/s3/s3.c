@@ -18,6 +18,7 @@
 #include "s3.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -487,6 +488,8 @@ const struct pgkeep_storage_ops *pgkeep_storage_plugin_init(const struct pgkeep_
 
 const struct pgkeep_storage_ops *pgkeep_storage_plugin_init(const struct pgkeep_host *h)
 {
-	host = h;
+	/* A host table too short to hold log is treated as having none. */
+	if (h && h->struct_size >= offsetof(struct pgkeep_host, log) + sizeof(h->log))
+		host = h;
 	return &s3_ops;
 }

@@ -122,6 +122,13 @@ rc=$?
 check "get succeeds after two 503 SlowDown replies" all '[ $rc -eq 0 ]' 'cmp -s "$T/small" "$T/small.back"'
 check "it took three requests" [ $(( $(proxy_count 'GET /pgkeep/p1/rt/small ') - before )) -eq 3 ]
 check "each retry was logged" [ "$(grep -c 'retry' "$T/err")" -eq 2 ]
+echo "cut 1" >"$S3_DIR/proxy.faults"
+drive get rt/big prefix=p1 >"$T/big.back" 2>"$T/err"
+rc=$?
+check "get cut off halfway resumes and completes" all '[ $rc -eq 0 ]' 'cmp -s "$T/big" "$T/big.back"'
+check "... after one retry" [ "$(grep -c 'retry' "$T/err")" -eq 1 ]
+check "... asking only for the rest (a Range request)" \
+	grep -q "GET /pgkeep/p1/rt/big 206 forwarded" "$S3_DIR/proxy.log"
 echo "503 100" >"$S3_DIR/proxy.faults"
 drive stat rt/small prefix=p1 retries=2 >/dev/null 2>"$T/err"
 rc=$?

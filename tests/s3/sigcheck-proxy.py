@@ -8,6 +8,11 @@ x-amz-date, the fixed secret) and the payload hash with hashlib, and answers
 they differ; otherwise it forwards the request to s3rver and relays the reply.
 One line per request goes to the log file: "METHOD TARGET STATUS VERDICT".
 
+It also makes writes to one key take turns.  S3 makes every PUT atomic, but
+s3rver truncates and rewrites the object's file in place, so two concurrent
+PUTs of one key can leave a mix of both bodies; serializing them here gives
+the tests S3's semantics without hiding anything the plugin does.
+
 usage: sigcheck-proxy.py --upstream HOST:PORT --port-file FILE --log FILE
                          [--access-key S3RVER] [--secret S3RVER]
                          [--fault-file FILE]
@@ -33,6 +38,15 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect",
               "proxy-connection", "te", "upgrade"}
 OPTS = None
 LOG_LOCK = threading.Lock()
+KEY_LOCKS = {}
+KEY_LOCKS_LOCK = threading.Lock()
+
+
+def key_lock(target):
+    """The lock for the object a write targets (query string ignored)."""
+    path = target.partition("?")[0]
+    with KEY_LOCKS_LOCK:
+        return KEY_LOCKS.setdefault(path, threading.Lock())
 
 
 def parse_authorization(value):
@@ -149,7 +163,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.log_line(status, verdict)
 
     def injected_fault(self):
-        """A line "STATUS COUNT" in the fault file fails the next COUNT requests."""
+        """A line "STATUS COUNT" in the fault file fails the next COUNT
+        requests with that HTTP status; "cut COUNT" forwards them but drops
+        the connection halfway through the reply body."""
         if not OPTS.fault_file:
             return None
         with LOG_LOCK:
@@ -162,15 +178,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return None
             with open(OPTS.fault_file, "w") as f:
                 f.write("%s %d\n" % (status, int(count) - 1))
-            return int(status)
+            return status if status == "cut" else int(status)
 
     def handle_any(self):
         body = self.read_body()
         fault = self.injected_fault()
+        if fault == "cut":
+            self.forward(body, cut=True)
+            return
         if fault:
             code = "SlowDown" if fault == 503 else "InternalError"
             self.reply(fault, s3_error(code, "injected by the test"), "injected:%d" % fault)
             return
+        if self.command in ("PUT", "POST", "DELETE") and "partNumber=" not in self.path:
+            with key_lock(self.path):
+                self.forward_checked(body)
+            return
+        self.forward_checked(body)
+
+    def forward_checked(self, body):
         bad = check(self.command, self.path, self.headers, body)
         if bad:
             status, code, message, extra = bad
@@ -178,7 +204,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         self.forward(body)
 
-    def forward(self, body):
+    def forward(self, body, cut=False):
         host, _, port = OPTS.upstream.rpartition(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=300)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -203,6 +229,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", length)
         self.end_headers()
         if self.command != "HEAD":
+            if cut:
+                # Half the body, then a dropped connection.
+                whole = data if data is not None else resp.read()
+                self.wfile.write(whole[:len(whole) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                conn.close()
+                self.log_line(resp.status, "cut")
+                return
             if data is not None:
                 self.wfile.write(data)
             else:
