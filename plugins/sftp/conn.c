@@ -889,6 +889,10 @@ static int conn_open(struct sftp_store *st, struct sftp_conn **out, char *err)
 		goto out_close;
 	}
 	known_free(&k);
+	sftp_log(PGKEEP_LOG_DEBUG, "sftp: connected to %s: kex %s, cipher %s, mac %s",
+		 st->where, libssh2_session_methods(c->session, LIBSSH2_METHOD_KEX),
+		 libssh2_session_methods(c->session, LIBSSH2_METHOD_CRYPT_CS),
+		 libssh2_session_methods(c->session, LIBSSH2_METHOD_MAC_CS));
 	*out = c;
 	return PGKEEP_OK;
 out_close:
