@@ -17,6 +17,11 @@
  *   at the end, so the suite can run against a shared server or bucket.
  *   Exit status 0 when every check passed.  A plugin test script runs it
  *   after starting its server and reports it as one of its own TAP lines.
+ *
+ *   The largest round trip is 24 MiB, enough to cross any multipart
+ *   threshold at its default; a script that shrinks the part size to a few
+ *   KiB to exercise multipart may lower it with PGKEEP_CONTRACT_LARGE_MIB
+ *   (at least 2) rather than send thousands of parts.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -640,6 +645,14 @@ static void cleanup(void)
 	keyset_free(&ks);
 }
 
+static size_t large_mib(void)
+{
+	const char *v = getenv("PGKEEP_CONTRACT_LARGE_MIB");
+	long n = v ? atol(v) : 24;
+
+	return n >= 2 ? (size_t)n : 24;
+}
+
 int main(int argc, char **argv)
 {
 	const char *dir = getenv("PGKEEP_TEST_PLUGIN_DIR");
@@ -684,7 +697,7 @@ int main(int argc, char **argv)
 	test_round_trip(0);
 	test_round_trip(1);
 	test_round_trip(MiB);
-	test_round_trip(24 * MiB);
+	test_round_trip(large_mib() * MiB);
 	test_range();
 	test_sink_stop();
 	test_if_absent_and_overwrite();
