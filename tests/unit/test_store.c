@@ -15,7 +15,7 @@
 #include "repo/store.h"
 #include "tap.h"
 
-static char tmpdir[] = "/tmp/pgkeep-test-store.XXXXXX";
+static char *tmpdir;
 static const char *plugin_dir;
 static char *bad_dir;
 
@@ -328,6 +328,7 @@ int main(void)
 		printf("Bail out! run through make check (top_builddir, PGKEEP_TEST_PLUGIN_DIR)\n");
 		return 1;
 	}
+	tmpdir = xasprintf("%s/pgkeep-test-store.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	if (!mkdtemp(tmpdir)) {
 		printf("Bail out! mkdtemp failed\n");
 		return 1;
@@ -348,6 +349,7 @@ int main(void)
 	if (system(cmd) != 0)
 		diag("could not remove %s", tmpdir);
 	free(cmd);
+	free(tmpdir);
 	free(bad_dir);
 	return done_testing();
 }
