@@ -13,11 +13,6 @@ run() {
 	err=$(cat "$T/run.err")
 }
 
-set_conninfo() {
-	as_pg sed -i "/^\[global\]\$/a conninfo = host=$SOCKDIR port=$PGPORT dbname=postgres" \
-		"$PGKEEP_CONF"
-}
-
 # psql_db DB SQL
 psql_db() {
 	as_pg "$PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PGPORT" -d "$1" -c "$2"
@@ -42,7 +37,6 @@ print([b for b in info["backups"] if b["id"] == sys.argv[2]][0]["stored_size"])'
 
 pg_init "$T/pg1"
 pgkeep_conf
-set_conninfo
 ok "pgkeep init" pgkeep_init
 pg_start
 

@@ -15,12 +15,6 @@ run() {
 	err=$(cat "$T/run.err")
 }
 
-# conninfo goes into [global], which pgkeep_conf writes first.
-set_conninfo() {
-	as_pg sed -i "/^\[global\]\$/a conninfo = host=$SOCKDIR port=$PGPORT dbname=postgres" \
-		"$PGKEEP_CONF"
-}
-
 # Start a restored directory on a free port and wait for the end of recovery.
 start_restored() {
 	local dir=$1 port i
@@ -57,7 +51,6 @@ wait_archived() {
 
 pg_init "$T/pg1"
 pgkeep_conf
-set_conninfo
 ok "pgkeep init" pgkeep_init
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"
 pg_start

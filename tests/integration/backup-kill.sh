@@ -1,0 +1,115 @@
+#!/bin/sh
+# A base backup killed with SIGKILL while pg_basebackup streams leaves no
+# backup behind: no manifest, nothing in list or info, pg_basebackup gone;
+# the next backup succeeds, the repository verifies, and the new backup
+# restores into a cluster that starts with every row.
+
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+
+SCALE=30
+
+run() {
+	out=$("$@" 2>"$T/run.err")
+	rc=$?
+	err=$(cat "$T/run.err")
+}
+
+# How many backups the repository holds (pgkeep's own view, any store).
+manifests() {
+	pgkeep_run info --json | python3 -c 'import json, sys
+print(len(json.load(sys.stdin)["backups"]))'
+}
+
+pg_init "$T/pg1"
+pgkeep_conf
+ok "pgkeep init" pgkeep_init
+pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'" \
+	"max_wal_size = '2GB'"
+pg_start
+as_pg "$PG_BINDIR/pgbench" -i -q -s "$SCALE" -h "$SOCKDIR" -p "$PGPORT" postgres >/dev/null 2>&1 ||
+	bail_out "pgbench -i failed"
+psql_q "checkpoint" >/dev/null
+
+# ---------------------------------------------------------------- kill mid-stream
+
+# In a subshell, whose stderr swallows the shell's "Killed" report.
+(as_pg sh -c 'echo $$ >"$1"; exec "$2" --config "$3" backup --type=base >"$4" 2>&1' \
+	sh "$T/backup.pid" "$PGKEEP" "$PGKEEP_CONF" "$T/backup.log") 2>/dev/null &
+waiter=$!
+# Mid-stream: pg_basebackup is sending files (the server reports progress).
+i=0
+while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup where phase = 'streaming database files' and backup_streamed > 20 * 1024 * 1024" 2>/dev/null)" != 1 ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || break
+	sleep 0.05
+done
+pid=$(cat "$T/backup.pid")
+streamed=$(psql_q "select backup_streamed from pg_stat_progress_basebackup")
+ok "pg_basebackup is streaming (${streamed:-0} bytes sent) when pgkeep is killed" \
+	[ -n "$streamed" ]
+kill -KILL "$pid"
+wait "$waiter"
+ok "pgkeep is gone" sh -c "! kill -0 $pid 2>/dev/null"
+
+i=0
+while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup")" != 0 ]; do
+	i=$((i + 1))
+	[ $i -lt 300 ] || break
+	sleep 0.1
+done
+is "$(psql_q "select count(*) from pg_stat_progress_basebackup")" "0" \
+	"the server's backup ended (pg_basebackup died with its pipe)"
+is "$(manifests)" "0" "no manifest: the killed backup does not exist"
+run pgkeep_run list
+is "$rc" "0" "pgkeep list succeeds"
+is "$out" "" "... and lists nothing"
+if repo_is_local; then
+	is "$(ls "$TEST_REPO_PATH/backups" 2>/dev/null | wc -l)" "0" "no object under backups/"
+	nchunks=$(find "$TEST_REPO_PATH/chunks" -type f 2>/dev/null | wc -l)
+	diag "the killed backup left $nchunks chunks (garbage for expire, shared by the next backup)"
+fi
+
+# ---------------------------------------------------------------- the next one works
+
+run pgkeep_run backup --type=base
+is "$rc" "0" "the next backup succeeds"
+[ "$rc" -eq 0 ] || diag "$err"
+B=$(printf '%s\n' "$out" | head -n 1)
+diag "$(printf '%s\n' "$out" | sed -n 2p)"
+is "$(manifests)" "1" "one backup exists"
+run pgkeep_run verify
+is "$rc" "0" "pgkeep verify accepts the repository"
+[ "$rc" -eq 0 ] || diag "$out" "$err"
+
+psql_q "create table after_backup as select 42 as answer" || bail_out "create table failed"
+last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
+i=0
+while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$last', false) from pg_stat_archiver")" != t ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || break
+	sleep 0.2
+done
+
+run pgkeep_run restore "$B" --pgdata "$T/r1" --archive-mode=off
+is "$rc" "0" "it restores"
+[ "$rc" -eq 0 ] || diag "$err"
+port=$(free_port)
+printf '%s\n' "$port" >"$T/r1.port"
+at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$T/r1' -m immediate -w stop"
+start_r1() {
+	as_pg "$PG_BINDIR/pg_ctl" -D "$T/r1" -l "$T/r1.log" -o "-p $port" -w -t 120 start >/dev/null
+}
+ok "PostgreSQL starts on the restored directory" start_r1
+pg_use "$T/r1"
+i=0
+while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
+	i=$((i + 1))
+	[ $i -lt 600 ] || break
+	sleep 0.2
+done
+is "$(psql_q "select count(*) from pgbench_accounts")" "$((SCALE * 100000))" \
+	"every pgbench account is there"
+is "$(psql_q "select answer from after_backup")" "42" \
+	"and the table created after the backup (replayed from the archive)"
+
+done_testing
