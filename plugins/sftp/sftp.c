@@ -71,23 +71,53 @@ static int set_str(char **dst, const char *v, char *err)
 	return *dst ? PGKEEP_OK : pgkeep_fail(err, PGKEEP_ENOMEM, "sftp: out of memory");
 }
 
-/* The first line of the passphrase file; never echoed anywhere. */
-static int read_passphrase(struct sftp_settings *set, const char *file, char *err)
+/* A leading "~/" is the home of the account running pgkeep, as in ssh. */
+static int set_path(char **dst, const char *v, char *err)
 {
-	FILE *f = fopen(file, "re");
-	char *line = NULL;
+	struct passwd *pw;
+
+	if (strncmp(v, "~/", 2))
+		return set_str(dst, v, err);
+	pw = getpwuid(geteuid());
+	if (!pw || !pw->pw_dir)
+		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: cannot expand %s: uid %u has no home "
+				   "directory", v, (unsigned)geteuid());
+	free(*dst);
+	if (asprintf(dst, "%s/%s", pw->pw_dir, v + 2) < 0) {
+		*dst = NULL;
+		return pgkeep_fail(err, PGKEEP_ENOMEM, "sftp: out of memory");
+	}
+	return PGKEEP_OK;
+}
+
+/* The first line of the passphrase file; never echoed anywhere. */
+static int read_passphrase(struct sftp_settings *set, const char *value, char *err)
+{
+	char *file = NULL, *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
+	FILE *f;
+	int rc;
 
-	if (!f)
-		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: cannot read identity_passphrase_file %s: %s",
-				   file, strerror(errno));
+	rc = set_path(&file, value, err);
+	if (rc)
+		return rc;
+	f = fopen(file, "re");
+	if (!f) {
+		rc = pgkeep_fail(err, PGKEEP_EINVAL, "sftp: cannot read identity_passphrase_file %s: %s",
+				 file, strerror(errno));
+		free(file);
+		return rc;
+	}
 	n = getline(&line, &cap, f);
 	fclose(f);
 	if (n < 0) {
 		free(line);
-		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: identity_passphrase_file %s is empty", file);
+		rc = pgkeep_fail(err, PGKEEP_EINVAL, "sftp: identity_passphrase_file %s is empty", file);
+		free(file);
+		return rc;
 	}
+	free(file);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
 	if (set->passphrase) {
@@ -123,13 +153,13 @@ static int settings_one(struct sftp_settings *set, const char *k, const char *v,
 	if (!strcmp(k, "path"))
 		return set_str(&set->path, v, err);
 	if (!strcmp(k, "identity_file"))
-		return set_str(&set->identity_file, v, err);
+		return set_path(&set->identity_file, v, err);
 	if (!strcmp(k, "identity_passphrase_file"))
 		return read_passphrase(set, v, err);
 	if (!strcmp(k, "use_agent"))
 		return parse_bool(k, v, &set->use_agent, err);
 	if (!strcmp(k, "known_hosts"))
-		return set_str(&set->known_hosts, v, err);
+		return set_path(&set->known_hosts, v, err);
 	if (!strcmp(k, "connect_timeout"))
 		return parse_int(k, v, 1, 3600, &set->connect_timeout, err);
 	if (!strcmp(k, "timeout"))
