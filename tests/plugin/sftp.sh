@@ -52,7 +52,7 @@ W=$(mktemp -d /tmp/pgkeep-sftp.XXXXXX) || bail "mktemp failed"
 chmod 0755 "$W"
 cleanup() {
 	[ -n "${bgpid:-}" ] && kill "$bgpid" 2>/dev/null
-	[ -n "${SSH_AGENT_PID:-}" ] && kill "$SSH_AGENT_PID" 2>/dev/null
+	[ -n "${agentpid:-}" ] && kill "$agentpid" 2>/dev/null
 	sshd_cleanup
 	rm -rf "$W"
 }
@@ -242,6 +242,7 @@ like "$err" "refused the key" "a key sshd does not know is refused clearly"
 
 # ssh-agent: the key lives only in the agent
 eval "$(ssh-agent -s -a "$W/agent.sock")" >/dev/null
+agentpid=$SSH_AGENT_PID
 ssh-add -q "$SFTP_KEY" 2>/dev/null
 err=$("$IO" -o host=127.0.0.1 -o port="$SFTP_PORT" -o user="$SFTP_USER" -o path="$REPO" \
 	-o use_agent=yes -o known_hosts="$SFTP_KNOWN_HOSTS" "$PLUGIN" get obj/medium 2>&1 >"$W/out")
@@ -252,7 +253,8 @@ ssh-add -q -D 2>/dev/null
 err=$("$IO" -o host=127.0.0.1 -o port="$SFTP_PORT" -o user="$SFTP_USER" -o path="$REPO" \
 	-o use_agent=yes -o known_hosts="$SFTP_KNOWN_HOSTS" "$PLUGIN" list 2>&1)
 like "$err" "refused all 0 key\(s\) of the ssh-agent" "an agent without a usable key is refused clearly"
-kill "$SSH_AGENT_PID" 2>/dev/null
+kill "$agentpid" 2>/dev/null
+agentpid=
 unset SSH_AUTH_SOCK SSH_AGENT_PID
 
 # ---------------------------------------------------------------- sshd dies
