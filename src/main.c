@@ -54,6 +54,10 @@ const struct pgk_command pgk_commands[] = {
 	  "  --json             print the result as JSON\n" },
 	{ "check", cmd_check, "check config, repository, PostgreSQL and WAL archiving end to end",
 	  "  --timeout SECS     how long to wait for a switched segment (default archive_timeout, else 60)\n" },
+	{ "drill", cmd_drill, "restore the newest base backup into a scratch cluster and check it works",
+	  "  --dir DIR          where the scratch directory goes (default /var/tmp)\n"
+	  "  --keep             keep the scratch directory afterwards\n"
+	  "  --timeout SECS     how long recovery may take (default 3600)\n" },
 	{ "daemon", cmd_daemon, "run the jobs of the [schedule] section (for hosts without systemd)",
 	  "  (no options; SIGTERM stops it after the running jobs)\n" },
 	{ "schedule", cmd_schedule, "print the next run of every job in [schedule]",

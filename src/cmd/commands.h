@@ -36,6 +36,7 @@ int cmd_wal_fetch(const struct pgk_globals *g, int argc, char **argv);
 int cmd_expire(const struct pgk_globals *g, int argc, char **argv);
 int cmd_pin(const struct pgk_globals *g, int argc, char **argv);
 int cmd_unpin(const struct pgk_globals *g, int argc, char **argv);
+int cmd_drill(const struct pgk_globals *g, int argc, char **argv);
 int cmd_daemon(const struct pgk_globals *g, int argc, char **argv);
 int cmd_schedule(const struct pgk_globals *g, int argc, char **argv);
 int cmd_check(const struct pgk_globals *g, int argc, char **argv);

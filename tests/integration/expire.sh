@@ -30,13 +30,12 @@ conf_with() {
 		pgkeep_conf "$file"
 }
 
-pgkeep_conf
-ok "init" pgkeep_init
-[ -n "$TEST_REPO_PATH" ] || bail_out "this test needs the local repository"
-
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'" \
 	"wal_keep_size = '1GB'"
+pgkeep_conf
+ok "init" pgkeep_init
+[ -n "$TEST_REPO_PATH" ] || bail_out "this test needs the local repository"
 pg_start
 
 psql_q "create table shared_data as select g as id, md5(g::text) as v from generate_series(1, 200000) g" ||

@@ -51,7 +51,9 @@
 #   pgkeep_conf [FILE [PASSFILE]]  write a config (default $PGKEEP_CONF) with
 #                           a random passphrase in PASSFILE (default
 #                           $T/passphrase, created if absent), plugin_dir, and
-#                           one repository "test" from PGKEEP_TEST_REPO_CONF
+#                           one repository "test" from PGKEEP_TEST_REPO_CONF;
+#                           when a cluster is current (after pg_init), also
+#                           conninfo and pgdata pointing at it
 #   pgkeep_run ARGS...      run "$PGKEEP --config $PGKEEP_CONF ARGS" as postgres
 #   pgkeep_init             pgkeep_run init --kdf-n 1024 (fast scrypt), stdout to stderr
 #   repo_is_local           true when the repository is the default local one
@@ -74,6 +76,8 @@ set -u
 : "${PGKEEP:?PGKEEP must name the pgkeep binary (run through make check)}"
 : "${PG_BINDIR:?PG_BINDIR must name the PostgreSQL bindir (run through make check)}"
 PGKEEP_TEST_PLUGIN_DIR=${PGKEEP_TEST_PLUGIN_DIR:-}
+# The current cluster is whatever pg_init / pg_use chose, never the caller's.
+unset PGPORT PGDATA
 PGKEEP_TEST_REPO_CONF=${PGKEEP_TEST_REPO_CONF:-}
 
 t_count=0
@@ -297,11 +301,18 @@ pgkeep_conf() {
 		body="plugin = local
 path = $TEST_REPO_PATH"
 	fi
+	# With a current cluster, the config points at it.
+	local pgconf=""
+	if [ -n "${PGPORT:-}" ]; then
+		pgconf="conninfo = host=$SOCKDIR port=$PGPORT dbname=postgres
+pgdata = $PGDATA"
+	fi
 	as_pg sh -c 'umask 077; cat >"$1"' sh "$conf" <<EOF || bail_out "cannot write $conf"
 [global]
 repo = test
 passphrase_file = $passfile
 plugin_dir = $PGKEEP_TEST_PLUGIN_DIR
+$pgconf
 
 [repo:test]
 $body
