@@ -2,12 +2,14 @@
  * The steps most commands start with: config, repository choice, store,
  * passphrase, opened repository.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/context.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "repo/store.h"
 
 int ctx_load_config(const struct pgk_globals *g, struct pgk_config *cfg)
@@ -37,7 +39,27 @@ int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
 	ret = config_repo(cfg, g->repo_name, &r);
 	if (ret < 0)
 		return ret;
-	ret = store_open(store, r->name, r->plugin, cfg->plugin_dir, r->opts, r->nopts);
+	if (r->lock_days > 0) {
+		/* Retention at the store: the plugin writes every object locked. */
+		struct pgkeep_option *opts = xmalloc((r->nopts + 1) * sizeof(*opts));
+		char days[16];
+
+		memcpy(opts, r->opts, r->nopts * sizeof(*opts));
+		snprintf(days, sizeof(days), "%d", r->lock_days);
+		opts[r->nopts].key = "lock_days";
+		opts[r->nopts].value = days;
+		ret = store_open(store, r->name, r->plugin, cfg->plugin_dir, opts, r->nopts + 1);
+		free(opts);
+		if (ret == 0 && !store_has_feature(*store, PGKEEP_FEAT_LOCK)) {
+			store_close(*store);
+			ret = PGKEEP_EINVAL;
+		}
+		if (ret == PGKEEP_EINVAL)
+			return pgk_error_wrap(ret, "repository %s: lock_days is set, and plugin %s cannot lock objects (s3 and b2 can)",
+					      r->name, r->plugin);
+	} else {
+		ret = store_open(store, r->name, r->plugin, cfg->plugin_dir, r->opts, r->nopts);
+	}
 	if (ret < 0)
 		return ret;
 	if (rc)
