@@ -28,4 +28,10 @@ cd "$build"
 [ -f Makefile ] || "$src/configure" -q --with-s3=yes --with-b2=yes --with-sftp=yes
 jobs=$(nproc 2>/dev/null || echo 2)
 make -j"$jobs" >/dev/null
-make -j"$jobs" check || { cat test-suite.log 2>/dev/null | tail -n 200; exit 1; }
+make -j"$jobs" check || { grep -E '^(FAIL|ERROR)' test-suite.log; tail -n 300 test-suite.log; exit 1; }
+
+# What `make install` puts in place: binary, plugins, header, manual pages, units.
+rm -rf "$build/destdir"
+make install DESTDIR="$build/destdir" >/dev/null
+"$src/tests/install-check.sh" "$build/destdir" "$(sed -n 's/^prefix = //p' Makefile)" \
+	"$(sed -n 's/^systemdsystemunitdir = //p' Makefile)"
