@@ -18,7 +18,7 @@ build="build-essential autoconf automake libtool pkg-config
 # the B2 simulator, node/npm for s3rver, and tools the tests call.
 test="postgresql-15 postgresql-client-15 openssh-server openssh-client
 	python3 python3-botocore python3-b2sdk zstd procps psmisc
-	util-linux iproute2 time curl openssl groff-base man-db systemd pgbackrest hyperfine clang valgrind"
+	util-linux iproute2 time curl openssl groff-base man-db systemd clang libclang-rt-14-dev valgrind"
 
 missing=""
 for p in $build $test; do
