@@ -59,11 +59,33 @@ EOF
 PGKEEP_TEST_HOOKS=$B2T/hooks.sh
 export PGKEEP_TEST_HOOKS
 
-sh "$top_srcdir/tests/integration/wal.sh"
+# pitr-b2.sh runs the point-in-time test through this same set-up, with
+# B2_FAKE_CONTROL (JSON for the fake's /__control) set first: faults that
+# then land in the middle of backups and restores.
+if [ -n "${B2_FAKE_CONTROL:-}" ]; then
+	"$PY" - "$B2_FAKE_API" "$B2_FAKE_CONTROL" <<'PYEOF' || { echo "Bail out! cannot set the fake's switches"; exit 1; }
+import sys, urllib.request
+urllib.request.urlopen(urllib.request.Request(sys.argv[1] + '/__control', method='POST',
+                                              data=sys.argv[2].encode())).read()
+PYEOF
+fi
+sh "$top_srcdir/tests/integration/${B2_INNER_TEST:-wal.sh}"
 rc=$?
 # What the store saw, for the log.
 "$PY" - "$B2_FAKE_API" <<'EOF' | sed 's/^/# fake B2: /'
 import json, sys, urllib.request
 print(json.dumps(json.load(urllib.request.urlopen(sys.argv[1] + '/__stats')), sort_keys=True))
 EOF
+# With faults switched on they must really have happened, or the run proved
+# nothing about surviving them.
+if [ -n "${B2_FAKE_CONTROL:-}" ]; then
+	"$PY" - "$B2_FAKE_API" <<'PYEOF' || rc=1
+import json, sys, urllib.request
+st = json.load(urllib.request.urlopen(sys.argv[1] + '/__stats'))
+missing = [k for k in ('expiries', 'expired_rejected', 'injected_503', 'injected_429') if not st.get(k)]
+if missing:
+    print('# FAIL: the fake saw none of: ' + ', '.join(missing))
+    sys.exit(1)
+PYEOF
+fi
 exit $rc

@@ -30,7 +30,8 @@ PGKEEP_TEST_HOOKS=$top_srcdir/tests/integration/sftplib.sh
 export SFTP_ROOT SFTP_PORT SFTP_USER SFTP_KEY SFTP_KNOWN_HOSTS SFTP_TEST_REPO \
 	PGKEEP_TEST_REPO_CONF PGKEEP_TEST_HOOKS
 
-sh "$top_srcdir/tests/integration/wal.sh"
+# pitr-sftp.sh runs the point-in-time test through this same set-up.
+sh "$top_srcdir/tests/integration/${SFTP_INNER_TEST:-wal.sh}"
 rc=$?
 # What sshd saw, for the log: sessions opened and any refusals.
 echo "# sshd: $(grep -c 'Accepted publickey' "$SFTP_DIR/sshd.log") logins," \

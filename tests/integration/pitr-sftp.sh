@@ -1,0 +1,10 @@
+#!/bin/sh
+# The point-in-time restore test (pitr.sh) with the repository on a private
+# sshd through the sftp plugin: base backup, WAL archive, restores to a time,
+# an LSN and a restore point.
+
+set -u
+: "${top_srcdir:?}"
+SFTP_INNER_TEST=pitr.sh
+export SFTP_INNER_TEST
+exec sh "$top_srcdir/tests/integration/wal-sftp.sh"
