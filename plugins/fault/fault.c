@@ -7,7 +7,9 @@
  * Options: path (for local), fail_at=N (1-based), fail_every=M (then every
  * Mth call after the first failure), fail_ops=put,get,stat,list,remove or
  * put_begin,put_write,put_commit (which calls count; default all),
- * fail_code=io|retry|nospc|auth|corrupt, fail_state=FILE.
+ * fail_code=io|retry|nospc|auth|corrupt, fail_state=FILE, delay_ms=N (sleep
+ * N milliseconds at the start of every call, so that a test can land a kill
+ * or a signal inside an operation rather than between two).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <pgkeep/storage.h>
@@ -57,6 +60,7 @@ struct fault {
 	const struct pgkeep_storage_ops *inner;
 	void *ih;
 	uint64_t fail_at, fail_every;
+	uint64_t delay_ms;
 	unsigned ops;
 	int code;
 	char *state;		/* counter file, or NULL for an in-process count */
@@ -114,12 +118,25 @@ out_close:
 	return ret;
 }
 
+static void fault_delay(const struct fault *f)
+{
+	struct timespec ts;
+
+	if (!f->delay_ms)
+		return;
+	ts.tv_sec = (time_t)(f->delay_ms / 1000);
+	ts.tv_nsec = (long)(f->delay_ms % 1000) * 1000000L;
+	/* A signal cuts the sleep short; the call then simply goes ahead. */
+	nanosleep(&ts, NULL);
+}
+
 /* 0 to go ahead with the call, or the injected (or counter) failure. */
 static int fault_check(struct fault *f, unsigned op, char *err)
 {
 	uint64_t n = 0;
 	int ret;
 
+	fault_delay(f);
 	if (!(f->ops & op) || (!f->fail_at && !f->fail_every))
 		return 0;
 	if (f->state) {
@@ -207,6 +224,8 @@ static int parse_options(struct fault *f, const struct pgkeep_option *opts, size
 			ret = parse_count(k, v, &f->fail_at, err);
 		else if (strcmp(k, "fail_every") == 0)
 			ret = parse_count(k, v, &f->fail_every, err);
+		else if (strcmp(k, "delay_ms") == 0)
+			ret = parse_count(k, v, &f->delay_ms, err);
 		else if (strcmp(k, "fail_ops") == 0)
 			ret = parse_ops(v, &f->ops, err);
 		else if (strcmp(k, "fail_code") == 0)
