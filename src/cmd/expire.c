@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "repo/gc.h"
@@ -94,24 +95,6 @@ static char **referenced_chunks(const struct manifest *list, size_t n, const boo
 			ids[j++] = ids[i];
 	*count = j;
 	return ids;
-}
-
-static void fmt_time(int64_t t, char *out, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	localtime_r(&tt, &tm);
-	strftime(out, len, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
-static void iso_time(int64_t t, char *out, size_t len)
-{
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&tt, &tm);
-	strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* The oldest WAL segment a kept base backup needs, or false when none. */
@@ -258,7 +241,7 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 		if (o.json) {
 			struct json_object *b = json_object_new_object();
 
-			iso_time(list[i].start_time, when, sizeof(when));
+			iso_utc_text(list[i].start_time, when, sizeof(when));
 			json_object_object_add(b, "id", json_object_new_string(list[i].id));
 			json_object_object_add(b, "type", json_object_new_string(backup_type_name(list[i].type)));
 			json_object_object_add(b, "start_time", json_object_new_string(when));
@@ -266,7 +249,7 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 			json_object_object_add(b, "reason", json_object_new_string(items[i].reason));
 			json_object_array_add(jbackups, b);
 		} else {
-			fmt_time(list[i].start_time, when, sizeof(when));
+			local_time_text(list[i].start_time, when, sizeof(when));
 			printf("%-6s %-28s %-4s %s  %s\n", expired[i] ? "remove" : "keep", list[i].id,
 			       backup_type_name(list[i].type), when, items[i].reason);
 		}
@@ -283,7 +266,7 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 		if (gc_locked_until(r, key, &until) && until > time(NULL)) {
 			char when[32];
 
-			fmt_time(until, when, sizeof(when));
+			local_time_text(until, when, sizeof(when));
 			if (!o.json)
 				printf("kept   %-28s locked in the store until %s\n", list[i].id, when);
 			expired[i] = false;

@@ -72,6 +72,27 @@ static bool is_referenced(char **refs, size_t nrefs, const char *id)
 	return false;
 }
 
+/* Remove one listed object unless the store still locks it; count it. */
+static int sweep_one(struct repo *r, const struct entry *e, time_t now, bool dry_run,
+		     struct gc_result *res)
+{
+	int64_t until;
+	int rc;
+
+	if (gc_locked_until(r, e->key, &until) && until > now) {
+		res->locked++;
+		return 0;
+	}
+	if (!dry_run) {
+		rc = store_remove(r->store, e->key);
+		if (rc < 0)
+			return rc;
+	}
+	res->removed++;
+	res->bytes += e->st.size;
+	return 0;
+}
+
 /* The chunk id of a key chunks/XX/ID, or NULL for anything else. */
 static const char *chunk_id_of(const char *key)
 {
@@ -93,7 +114,6 @@ int gc_sweep_chunks(struct repo *r, char **refs, size_t nrefs, int64_t grace, bo
 	rc = store_list(r->store, "chunks/", add_entry, &l);
 	for (i = 0; rc == 0 && i < l.n; i++) {
 		const char *id = chunk_id_of(l.e[i].key);
-		int64_t until;
 
 		if (!id || is_referenced(refs, nrefs, id))
 			continue;
@@ -101,17 +121,7 @@ int gc_sweep_chunks(struct repo *r, char **refs, size_t nrefs, int64_t grace, bo
 			res->young++;
 			continue;
 		}
-		if (gc_locked_until(r, l.e[i].key, &until) && until > now) {
-			res->locked++;
-			continue;
-		}
-		if (!dry_run) {
-			rc = store_remove(r->store, l.e[i].key);
-			if (rc < 0)
-				break;
-		}
-		res->removed++;
-		res->bytes += l.e[i].st.size;
+		rc = sweep_one(r, &l.e[i], now, dry_run, res);
 	}
 	listing_free(&l);
 	return rc;
@@ -129,24 +139,13 @@ int gc_sweep_wal(struct repo *r, const struct wal_name *keep_from, bool dry_run,
 	for (i = 0; rc == 0 && i < l.n; i++) {
 		const char *name = strrchr(l.e[i].key, '/');
 		struct wal_name wn;
-		int64_t until;
 
 		if (!name || walname_parse(name + 1, &wn) < 0 || wn.type == WAL_HISTORY)
 			continue;
 		/* (log, seg) order is segment-number order whatever the segment size. */
 		if (wn.log > keep_from->log || (wn.log == keep_from->log && wn.seg >= keep_from->seg))
 			continue;
-		if (gc_locked_until(r, l.e[i].key, &until) && until > now) {
-			res->locked++;
-			continue;
-		}
-		if (!dry_run) {
-			rc = store_remove(r->store, l.e[i].key);
-			if (rc < 0)
-				break;
-		}
-		res->removed++;
-		res->bytes += l.e[i].st.size;
+		rc = sweep_one(r, &l.e[i], now, dry_run, res);
 	}
 	listing_free(&l);
 	return rc;
