@@ -29,12 +29,14 @@ enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_SCHEDULE, SEC_BAD };
 /* [global] keys; their index is their slot in parse_state.global_lines. */
 enum global_key {
 	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
-	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS, G_COUNT
+	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS,
+	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_COUNT
 };
 
 static const char *const global_names[G_COUNT] = {
 	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
 	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout", "archive_repos",
+	"wal_push_ahead", "wal_fetch_ahead", "spool_dir",
 };
 
 struct parse_state {
@@ -227,9 +229,11 @@ static char *reader(char *str, int num, void *stream)
 	n = strlen(str);
 	if (n && str[n - 1] != '\n' && !feof(st->f)) {
 		fail_at(st, PGKEEP_EINVAL, "line too long (at most %d characters)", num - 2);
+		/* A NUL byte can make a piece look empty: never index before it. */
 		do {
 			p = fgets(str, num, st->f);
-		} while (p && str[strlen(str) - 1] != '\n');
+			n = p ? strlen(str) : 0;
+		} while (p && (n == 0 || str[n - 1] != '\n'));
 		strcpy(str, "\n");
 		return str;
 	}
@@ -317,6 +321,17 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 	case G_ARCHIVE_REPOS:
 		/* Names are checked against the [repo:NAME] sections after the parse. */
 		return set_string(st, &cfg->archive_repos, name, value);
+	case G_WAL_PUSH_AHEAD:
+	case G_WAL_FETCH_AHEAD:
+		if (!parse_int(value, 0, PGK_WAL_AHEAD_MAX,
+			       k == G_WAL_PUSH_AHEAD ? &cfg->wal_push_ahead : &cfg->wal_fetch_ahead))
+			return fail_at(st, PGKEEP_EINVAL, "%s: bad value '%s' (an integer from 0 to %d)",
+				       name, value, PGK_WAL_AHEAD_MAX);
+		return 1;
+	case G_SPOOL_DIR:
+		if (value[0] != '/')
+			return fail_at(st, PGKEEP_EINVAL, "spool_dir: '%s' is not an absolute path", value);
+		return set_string(st, &cfg->spool_dir, name, value);
 	case G_COUNT:
 		break;
 	}
@@ -569,6 +584,8 @@ int config_load(struct pgk_config *cfg, const char *path)
 	cfg->compress_level = 3;
 	cfg->log_level = -1;
 	cfg->archive_timeout = -1;
+	cfg->wal_push_ahead = PGK_WAL_PUSH_AHEAD_DEFAULT;
+	cfg->wal_fetch_ahead = PGK_WAL_FETCH_AHEAD_DEFAULT;
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
@@ -634,6 +651,7 @@ void config_free(struct pgk_config *cfg)
 	free(cfg->schedule_copy_to);
 	free(cfg->schedule_copy_from);
 	free(cfg->archive_repos);
+	free(cfg->spool_dir);
 	free(cfg->path);
 	free(cfg->repo);
 	free(cfg->passphrase_file);

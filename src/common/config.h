@@ -15,6 +15,9 @@
 #include <pgkeep/storage.h>
 
 #define PGK_CONFIG_DEFAULT_PATH "/etc/pgkeep/pgkeep.conf"
+#define PGK_WAL_PUSH_AHEAD_DEFAULT 8
+#define PGK_WAL_FETCH_AHEAD_DEFAULT 4
+#define PGK_WAL_AHEAD_MAX 64
 
 struct pgk_config_repo {
 	char *name;		/* NAME in [repo:NAME] */
@@ -51,6 +54,12 @@ struct pgk_config {
 	/* [global] archive_repos: repositories wal-push writes to (comma list);
 	 * NULL = the default repository alone. */
 	char *archive_repos;
+	/* Look-ahead: ready segments one wal-push also pushes, segments one
+	 * wal-fetch prefetches; and where their records and files are kept
+	 * (NULL = the default, see repo/spool.h). */
+	int wal_push_ahead;
+	int wal_fetch_ahead;
+	char *spool_dir;
 	/* [schedule]: job name = cron expression, for the daemon. */
 	struct pgkeep_option *schedule;
 	int *schedule_lines;

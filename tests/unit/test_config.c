@@ -168,6 +168,9 @@ static void defaults(void)
 		is_int(cfg.log_level, -1, "log_level unset");
 		is_int(cfg.jobs, 0, "jobs unset");
 		is_int(cfg.archive_timeout, -1, "archive_timeout unset");
+		is_int(cfg.wal_push_ahead, 8, "wal_push_ahead defaults to 8");
+		is_int(cfg.wal_fetch_ahead, 4, "wal_fetch_ahead defaults to 4");
+		ok(cfg.spool_dir == NULL, "spool_dir unset");
 		ok(config_repo(&cfg, NULL, &rc) == 0 && strcmp(rc->name, "only") == 0,
 		   "the only repository is the default");
 		unsetenv("PGKEEP_PASSPHRASE");
@@ -302,6 +305,7 @@ static void schedule_and_archive_repos(void)
 
 	path = write_file("sched.conf",
 			  "[global]\nrepo = a\narchive_repos = a, b\n"
+			  "wal_push_ahead = 16\nwal_fetch_ahead = 0\nspool_dir = /var/spool/pg\n"
 			  "[repo:a]\nplugin = local\n[repo:b]\nplugin = local\n"
 			  "[schedule]\ndump = 30 1 * * *\nbase = @weekly\ncopy = 0 3 * * sun\ncopy_to = b\n",
 			  0600);
@@ -310,7 +314,10 @@ static void schedule_and_archive_repos(void)
 	is_int(cfg.nschedule, 3, "three jobs");
 	is_str(cfg.schedule[0].key, "dump", "first job");
 	is_str(cfg.schedule[0].value, "30 1 * * *", "its cron");
-	is_int(cfg.schedule_lines[1], 10, "the line of the second job (base)");
+	is_int(cfg.schedule_lines[1], 13, "the line of the second job (base)");
+	is_int(cfg.wal_push_ahead, 16, "wal_push_ahead");
+	is_int(cfg.wal_fetch_ahead, 0, "wal_fetch_ahead 0 turns prefetch off");
+	is_str(cfg.spool_dir, "/var/spool/pg", "spool_dir");
 	is_str(cfg.schedule_copy_to, "b", "copy_to");
 	config_split_list(cfg.archive_repos, &names, &n);
 	ok(n == 2 && strcmp(names[0], "a") == 0 && strcmp(names[1], "b") == 0,
@@ -328,6 +335,10 @@ static void schedule_and_archive_repos(void)
 	    "[schedule] copy_to = z, but there is no [repo:z] section");
 	bad("archive_repos unknown repo", "[global]\narchive_repos = a, z\n[repo:a]\nplugin = local\n",
 	    "@:2: archive_repos names 'z', but there is no [repo:z] section");
+	bad("wal_push_ahead too large", "[global]\nwal_push_ahead = 65\n",
+	    "@:2: wal_push_ahead: bad value '65' (an integer from 0 to 64)");
+	bad("relative spool_dir", "[global]\nspool_dir = spool\n",
+	    "@:2: spool_dir: 'spool' is not an absolute path");
 	bad("duplicate schedule section", "[schedule]\n[schedule]\n", "@:2: duplicate section [schedule]");
 }
 
