@@ -360,8 +360,11 @@ static void check_listing(const char *rel_prefix)
 		if (len < 3 || got.size[i] != list_size(atoi(got.k[i] + len - 3)))
 			sizes_ok = false;
 	}
-	qsort(got.k, got.n, sizeof(*got.k), cmp_str);
-	qsort(want.k, want.n, sizeof(*want.k), cmp_str);
+	/* An empty listing has no array: qsort must not see a null base. */
+	if (got.n)
+		qsort(got.k, got.n, sizeof(*got.k), cmp_str);
+	if (want.n)
+		qsort(want.k, want.n, sizeof(*want.k), cmp_str);
 	same = ret == 0 && got.n == want.n;
 	for (i = 0; same && i < got.n; i++)
 		same = strcmp(got.k[i], want.k[i]) == 0;
