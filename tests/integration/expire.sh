@@ -134,10 +134,10 @@ for i in 7 8 9; do
 	pgkeep_run backup --type=base >/dev/null 2>&1 || bail_out "backup $i failed"
 done
 psql_q "select pg_switch_wal()" >/dev/null
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $T/repo\ndelay_ms = 15\nkeep_last = 1" \
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $T/repo\ndelay_ms = 40\nkeep_last = 1" \
 	pgkeep_conf "$T/slow.conf"
 kills=0
-for delay in 0.3 0.6 1.0 1.5; do
+for delay in 0.6 0.6 0.7 0.8; do
 	as_pg "$PGKEEP" --config "$T/slow.conf" expire --grace 0 >/dev/null 2>&1 &
 	pid=$!
 	sleep "$delay"
