@@ -4,7 +4,7 @@
 # Prints hyperfine figures for a segment that is already stored (spool hit,
 # and without the spool: key unwrap + compare), then segments/s for a burst
 # of 100 ready segments pushed one call per segment, as the archiver does.
-# Run as root (everything then runs as postgres) or as an ordinary user.
+# Run as root (PostgreSQL then runs as postgres) or as an ordinary user.
 # BENCH_KDF_N sets the scrypt cost of the repository (default 32768, init's).
 # BENCH_OLD=1 writes no wal_push_ahead / spool_dir keys (for binaries before them).
 set -eu
@@ -65,40 +65,40 @@ EOF
 # An empty archive_command keeps the .ready files: the backlog of a burst.
 as "$pgbin/pg_ctl" -D "$d/pg" -l "$d/pg.log" -w start >/dev/null
 i=0
+echo "create table f(n int, t text);" | as "$pgbin/psql" -XAtq -h "$d" -p "$port" -d postgres
 while [ $i -lt "$nburst" ]; do
-	echo "create table if not exists f(n int, t text); insert into f select g, md5(g::text) from generate_series(1, 20000) g;"
+	echo "insert into f select g, md5(g::text) from generate_series(1, 20000) g;"
 	echo "select pg_switch_wal();"
 	i=$((i + 1))
 done | as "$pgbin/psql" -XAtq -h "$d" -p "$port" -d postgres >/dev/null
 as "$pgbin/pg_ctl" -D "$d/pg" -m fast -w stop >/dev/null
 
 cd "$d/pg"
+# pgkeep runs as the invoking user (root reads postgres's files), so that
+# no runuser start-up is counted.
 seg=pg_wal/000000010000000000000001
-as "$pgkeep" --config "$d/single.conf" wal-push "$seg"
+seg2=pg_wal/000000010000000000000002
+"$pgkeep" --config "$d/single.conf" wal-push "$seg"
 echo "== one call for a segment already stored (scrypt N=$kdf_n)"
-run_as=""
-[ "$(id -u)" = 0 ] && run_as="runuser -u postgres -- "
 if [ -z "${BENCH_OLD:-}" ]; then
-	# A spool hit: record the segment, then every call finds it.
+	# The call for segment 1 pushes 2.. ahead and records them; the call
+	# for segment 2 then finds its record.
 	hyperfine -N -w 3 -r 40 -n "spool hit" \
-		--prepare "${run_as}$pgkeep --config $d/ahead.conf wal-push $seg" \
-		"${run_as}$pgkeep --config $d/ahead.conf wal-push $seg"
-	hyperfine -N -w 2 -r 15 -n "no spool (unwrap key, compare)" \
-		"${run_as}$pgkeep --config $d/single.conf wal-push $seg"
-else
-	hyperfine -N -w 2 -r 15 -n "already stored" \
-		"${run_as}$pgkeep --config $d/single.conf wal-push $seg"
+		--prepare "$pgkeep --config $d/ahead.conf wal-push $seg" \
+		"$pgkeep --config $d/ahead.conf wal-push $seg2"
 fi
-echo "== startup floor: pgkeep --version"
-hyperfine -N -w 3 -r 40 "${run_as}$pgkeep --version"
+hyperfine -N -w 2 -r 15 -n "no spool (unwrap the key, compare)" \
+	"$pgkeep --config $d/single.conf wal-push $seg"
+echo "== the floor: process start, pgkeep --version"
+hyperfine -N -w 3 -r 40 "$pgkeep --version"
 
-echo "== a burst of the ready segments, one call each as the archiver makes them"
+echo "== a burst of $nburst ready segments, one call each as the archiver makes them"
 status=$d/pg/pg_wal/archive_status
 total=$(ls "$status" | grep -c '\.ready$')
 t0=$(date +%s%N)
 for r in $(ls "$status" | grep '\.ready$' | sort); do
 	name=${r%.ready}
-	as "$pgkeep" --config "$d/ahead.conf" wal-push "pg_wal/$name" || { echo "push of $name failed" >&2; exit 1; }
+	"$pgkeep" --config "$d/ahead.conf" wal-push "pg_wal/$name" || { echo "push of $name failed" >&2; exit 1; }
 	mv "$status/$r" "$status/$name.done"
 done
 t1=$(date +%s%N)
