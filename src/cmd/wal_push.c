@@ -187,8 +187,6 @@ static int job_load(struct push_job *j, uint64_t *sysid)
 	rc = read_wal_file(j->path, &j->data);
 	if (rc == 0 && (j->wn.type == WAL_SEGMENT || j->wn.type == WAL_PARTIAL))
 		rc = check_segment(&j->wn, &j->data, j->path, sysid);
-	if (rc == 0)
-		spool_hash(j->data.data, j->data.len, j->hash);
 	return rc;
 }
 
@@ -267,6 +265,9 @@ static void run_job(struct push_run *run, struct push_job *j)
 		/* Only the cluster that was checked against every repository. */
 		if (rc == 0 && sysid && sysid != run->sysid)
 			rc = pgk_error(PGKEEP_EINVAL, "%s belongs to another cluster", j->path);
+		/* The hash of what is pushed is what the spool record vouches for. */
+		if (rc == 0)
+			spool_hash(j->data.data, j->data.len, j->hash);
 	}
 	if (rc < 0) {
 		for (i = 0; i < run->wr->n; i++) {
@@ -437,7 +438,8 @@ static bool spool_records(const struct spool *sp, const char *path, const char *
 	void *map;
 	int fd;
 
-	if (walname_parse(name, &wn) < 0)
+	/* Most misses are told by the name alone, without hashing. */
+	if (walname_parse(name, &wn) < 0 || !spool_has_name(sp, name))
 		return false;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
