@@ -307,11 +307,14 @@ path = $TEST_REPO_PATH"
 		pgconf="conninfo = host=$SOCKDIR port=$PGPORT dbname=postgres
 pgdata = $PGDATA"
 	fi
+	# The test's own spool, so nothing is left outside $T.
+	[ -d "$T/spool" ] || t_mkdir "$T/spool"
 	as_pg sh -c 'umask 077; cat >"$1"' sh "$conf" <<EOF || bail_out "cannot write $conf"
 [global]
 repo = test
 passphrase_file = $passfile
 plugin_dir = $PGKEEP_TEST_PLUGIN_DIR
+spool_dir = $T/spool
 $pgconf
 
 [repo:test]
