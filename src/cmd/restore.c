@@ -32,6 +32,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/privdrop.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -987,6 +988,9 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 		fprintf(stderr, "%s", usage_text);
 		return PGK_EXIT_USAGE;
 	}
+	/* As root, become the data directory's owner before touching anything. */
+	if (o.pgdata && privdrop_to_owner(o.pgdata, "restore") < 0)
+		return ctx_fail();
 	signal(SIGPIPE, SIG_IGN);
 	memset(&rr, 0, sizeof(rr));
 	rr.g = g;
