@@ -219,6 +219,13 @@ port=$(free_port)
 chown -R postgres:postgres "$dir"
 as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$T/restored.log" -w -t 120 \
 	-o "-p $port -c archive_mode=off -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1
+# pg_ctl -w returns at consistency; the archive is replayed to its end after.
+n=0
+until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
+	-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
+	n=$((n + 1))
+	sleep 0.1
+done
 rows=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
 	-c "select count(*) from ledger" 2>/dev/null)
 as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1
