@@ -19,9 +19,9 @@ out=$(pgkeep_run schedule 2>&1)
 is "$?" 0 "schedule prints the jobs"
 like "$out" "dump +\* \* \* \* \* +[0-9]{4}-" "with the next run of the dump job"
 
-as_pg sh -c "exec '$PGKEEP' --config '$PGKEEP_CONF' daemon >'$T/daemon.log' 2>&1" &
-dpid=$!
-at_exit "kill $dpid"
+# The shell around it records the daemon's exit status.
+as_pg sh -c "'$PGKEEP' --config '$PGKEEP_CONF' daemon >'$T/daemon.log' 2>&1; echo \$? >'$T/daemon.rc'" &
+at_exit "pkill -KILL -f -- '--config $PGKEEP_CONF daemon'"
 
 # Two runs take up to two minutes and a bit.
 n=0
@@ -47,9 +47,14 @@ until [ "$(count 'job dump started')" -gt "$(count 'job dump finished')" ]; do
 done
 sleep 2
 cmp_ok "$(count 'job dump started')" -gt "$(count 'job dump finished')" "a job is running"
-kill -TERM "$dpid"
-wait "$dpid"
-is "$?" 0 "the daemon exits 0 on SIGTERM"
+pkill -TERM -f -- "$PGKEEP --config $PGKEEP_CONF daemon"
+n=0
+until [ -s "$T/daemon.rc" ]; do
+	n=$((n + 1))
+	[ $n -lt 600 ] || break
+	sleep 0.2
+done
+is "$(cat "$T/daemon.rc" 2>/dev/null)" 0 "the daemon exits 0 on SIGTERM"
 like "$(cat "$T/daemon.log")" "received SIGTERM" "and logs why"
 like "$(tail -n 1 "$T/daemon.log")" "stopped" "its last line says it stopped"
 as_pg sed -i 's/^plugin = fault$/plugin = local/; /^delay_ms = /d' "$PGKEEP_CONF"

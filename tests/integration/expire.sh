@@ -136,18 +136,25 @@ done
 psql_q "select pg_switch_wal()" >/dev/null
 PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $T/repo\ndelay_ms = 40\nkeep_last = 1" \
 	pgkeep_conf "$T/slow.conf"
+objects() { find "$T/repo/backups" "$T/repo/chunks" "$T/repo/wal" -type f | wc -l; }
 kills=0
-for delay in 0.6 0.6 0.7 0.8; do
+for round in 1 2 3 4; do
+	before=$(objects)
 	as_pg "$PGKEEP" --config "$T/slow.conf" expire --grace 0 >/dev/null 2>&1 &
 	pid=$!
-	sleep "$delay"
+	# Kill it once it has removed a few objects: in the middle of its work.
+	while kill -0 "$pid" 2>/dev/null && [ "$(objects)" -gt $((before - 3)) ]; do
+		sleep 0.02
+	done
 	if kill -0 "$pid" 2>/dev/null; then
-		pkill -KILL -P "$pid" 2>/dev/null
-		kill -KILL "$pid" 2>/dev/null
+		# pgkeep itself (runuser's child), not just the shell around it.
+		pkill -KILL -f -- "--config $T/slow.conf expire"
 		kills=$((kills + 1))
 	fi
 	wait "$pid" 2>/dev/null
-	ok "after a kill at ${delay}s: verify --read-data passes" pgkeep_run verify --read-data
+	while pgrep -f -- "--config $T/slow.conf expire" >/dev/null; do sleep 0.05; done
+	ok "after kill round $round ($before objects before, $(objects) after): verify --read-data passes" \
+		pgkeep_run verify --read-data
 done
 cmp_ok "$kills" -ge 2 "expire was killed mid-run ($kills times)"
 conf_with "$T/keep1.conf" "keep_last = 1"
