@@ -36,14 +36,17 @@ const struct pgk_command pgk_commands[] = {
 	  "  --create           create the database first\n"
 	  "  --output FILE      dumps: write the dump file itself ('-' for stdout)\n"
 	  "  --stream NAME      which stream of a --all dump (globals.sql, DB.dump)\n" },
-	{ "list", cmd_list, "list the backups of the repository", "" },
+	{ "list", cmd_list, "list the backups of the repository",
+	  "  --all-repos        every repository, with the ones each backup is in\n" },
 	{ "info", cmd_info, "show backups and the WAL archive (--json for monitoring)",
-	  "  --json             print one JSON object\n" },
+	  "  --json             print one JSON object\n"
+	  "  --all-repos        also every other repository, and where each backup is\n" },
 	{ "expire", cmd_expire, "apply the retention policy: remove old backups, their chunks and WAL",
 	  "  --dry-run          show what would be removed, remove nothing\n"
 	  "  --json             print the decisions as JSON\n"
 	  "  --grace DURATION   keep unreferenced chunks younger than this (default 1h; 0 = none)\n"
-	  "  --lock-wait SECS   wait this long for running commands to finish (default 60)\n" },
+	  "  --lock-wait SECS   wait this long for running commands to finish (default 60)\n"
+	  "  --all-repos        every repository of the config in turn, each with its own keep_*\n" },
 	{ "pin", cmd_pin, "keep a backup whatever the retention policy says",
 	  "  ID                 the backup\n"
 	  "  --note TEXT        why it is kept\n" },
@@ -51,13 +54,19 @@ const struct pgk_command pgk_commands[] = {
 	  "  ID                 the backup\n" },
 	{ "verify", cmd_verify, "check that every backup and the WAL archive are complete",
 	  "  --read-data        fetch, decrypt and check every chunk (default: check they exist)\n"
-	  "  --json             print the result as JSON\n" },
+	  "  --json             print the result as JSON\n"
+	  "  --all-repos        verify every repository of the config in turn\n" },
 	{ "check", cmd_check, "check config, repository, PostgreSQL and WAL archiving end to end",
 	  "  --timeout SECS     how long to wait for a switched segment (default archive_timeout, else 60)\n" },
 	{ "drill", cmd_drill, "restore the newest base backup into a scratch cluster and check it works",
 	  "  --dir DIR          where the scratch directory goes (default /var/tmp)\n"
 	  "  --keep             keep the scratch directory afterwards\n"
 	  "  --timeout SECS     how long recovery may take (default 3600)\n" },
+	{ "copy", cmd_copy, "copy backups and the WAL they need to another repository",
+	  "  --to NAME          the repository to copy to (required)\n"
+	  "  --from NAME        the repository to copy from (default: --repo, else the default)\n"
+	  "  ID... | --missing  these backups ('latest' = the newest), or every one --to lacks\n"
+	  "  --lock-wait SECS   wait this long for an exclusive lock to go (default 60)\n" },
 	{ "daemon", cmd_daemon, "run the jobs of the [schedule] section (for hosts without systemd)",
 	  "  (no options; SIGTERM stops it after the running jobs)\n" },
 	{ "schedule", cmd_schedule, "print the next run of every job in [schedule]",

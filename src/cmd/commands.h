@@ -45,5 +45,6 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv);
 int cmd_restore(const struct pgk_globals *g, int argc, char **argv);
 int cmd_list(const struct pgk_globals *g, int argc, char **argv);
 int cmd_info(const struct pgk_globals *g, int argc, char **argv);
+int cmd_copy(const struct pgk_globals *g, int argc, char **argv);
 
 #endif

@@ -175,6 +175,9 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 	size_t nrefs = 0;
 	int ret = PGK_EXIT_ERROR;
 
+	/* Each repository with its own keep_* settings, one after another. */
+	if (ctx_all_repos(argc, argv))
+		return ctx_each_repo(g, argc, argv, cmd_expire);
 	if (parse_args(argc, argv, &o) < 0)
 		return PGK_EXIT_USAGE;
 	if (ctx_load_config(g, &cfg) < 0)

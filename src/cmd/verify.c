@@ -135,6 +135,11 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	bool read_data = false;
 	int c, jobs, ret = PGK_EXIT_ERROR;
 
+	if (ctx_all_repos(argc, argv)) {
+		json_object_put(jout);
+		json_object_put(jbackups);
+		return ctx_each_repo(g, argc, argv, cmd_verify);
+	}
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'd')
 			read_data = true;
