@@ -3,17 +3,20 @@
  * Scripts read `pgkeep info --json` instead.
  */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/repo_set.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "repo/manifest.h"
 
-static void print_row(const struct manifest *m)
+static void print_row_in(const struct manifest *m, const char *in)
 {
 	char start[32], dur[32], size[32], stored[32], what[80];
 
@@ -25,16 +28,72 @@ static void print_row(const struct manifest *m)
 		snprintf(what, sizeof(what), "%s-%s", m->wal_start, m->wal_stop);
 	else
 		snprintf(what, sizeof(what), "database %s", m->dbname ? m->dbname : "(all)");
-	printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", m->id, backup_type_name(m->type),
-	       start, dur, size, stored, what);
+	if (in)
+		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-34s  %s\n", m->id,
+		       backup_type_name(m->type), start, dur, size, stored, what, in);
+	else
+		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", m->id,
+		       backup_type_name(m->type), start, dur, size, stored, what);
+}
+
+static void print_row(const struct manifest *m)
+{
+	print_row_in(m, NULL);
+}
+
+/*
+ * --all-repos: the backups of every repository, once each, with the
+ * repositories that hold it; a backup missing somewhere is said so.
+ */
+static int list_all(const struct pgk_globals *g)
+{
+	struct pgk_config cfg;
+	struct repo_set set = { 0 };
+	const struct manifest **all;
+	size_t n, i, j, partial = 0;
+	int status = PGK_EXIT_OK;
+
+	if (ctx_load_config(g, &cfg) < 0)
+		return ctx_fail();
+	repo_set_load(&set, &cfg);
+	for (i = 0; i < set.n; i++)
+		if (set.v[i].error) {
+			pgk_log_error("%s", set.v[i].error);
+			status = PGK_EXIT_ERROR;
+		}
+	all = repo_set_union(&set, &n);
+	if (n)
+		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-34s  %s\n", "ID", "TYPE", "START",
+		       "DURATION", "SIZE", "STORED", "WAL RANGE / DATABASE", "IN");
+	for (i = 0; i < n; i++) {
+		char in[512] = "";
+		size_t have = 0;
+
+		for (j = 0; j < set.n; j++)
+			if (repo_view_has(&set.v[j], all[i]->id)) {
+				snprintf(in + strlen(in), sizeof(in) - strlen(in), "%s%s",
+					 have++ ? "," : "", set.v[j].name);
+			}
+		if (have < set.n)
+			partial++;
+		print_row_in(all[i], in);
+	}
+	if (partial)
+		printf("%zu of %zu backup(s) are not in every repository\n", partial, n);
+	free(all);
+	repo_set_free(&set);
+	config_free(&cfg);
+	return status;
 }
 
 int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "all-repos", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool all_repos = false;
 	struct pgk_config cfg;
 	struct manifest *list = NULL;
 	struct repo *r = NULL;
@@ -42,6 +101,10 @@ int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 	int opt, rc, status;
 
 	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		if (opt == 'a') {
+			all_repos = true;
+			continue;
+		}
 		if (opt == 'h') {
 			printf("usage: pgkeep list\n");
 			return PGK_EXIT_OK;
@@ -52,6 +115,8 @@ int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 		pgk_log_error("unexpected argument '%s'", argv[optind]);
 		return PGK_EXIT_USAGE;
 	}
+	if (all_repos)
+		return list_all(g);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
 	rc = ctx_open_repo(g, &cfg, &r);
