@@ -13,6 +13,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/repo_set.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "pg/backup_label.h"
@@ -89,13 +90,13 @@ static json_object *backup_json(const struct manifest *m)
 	return o;
 }
 
-static void print_json(const struct repo *r, const struct manifest *list, size_t n,
-		       const struct wal_range *w)
+static json_object *info_object(const char *name, const struct manifest *list, size_t n,
+				const struct wal_range *w)
 {
 	json_object *root = json_object_new_object(), *arr = json_object_new_array(), *wal;
 	size_t i;
 
-	add_str(root, "repository", r->name);
+	add_str(root, "repository", name);
 	for (i = 0; i < n; i++)
 		json_object_array_add(arr, backup_json(&list[i]));
 	json_object_object_add(root, "backups", arr);
@@ -105,9 +106,20 @@ static void print_json(const struct repo *r, const struct manifest *list, size_t
 	json_object_object_add(wal, "count", json_object_new_int64((int64_t)w->count));
 	add_time(wal, "last_archived_time", w->last_mtime);
 	json_object_object_add(root, "wal", wal);
+	return root;
+}
+
+static void print_object(json_object *root)
+{
 	printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);
+}
+
+static void print_json(const struct repo *r, const struct manifest *list, size_t n,
+		       const struct wal_range *w)
+{
+	print_object(info_object(r->name, list, n, w));
 }
 
 static const struct manifest *newest(const struct manifest *list, size_t n, enum backup_type t)
@@ -145,13 +157,110 @@ static void print_text(const struct repo *r, const struct manifest *list, size_t
 	}
 }
 
+/* ---- --all-repos: every repository, and where each backup is ---- */
+
+/* Add "repositories": [names holding it] to each backup object of root. */
+static void add_holders(json_object *root, const struct repo_set *set)
+{
+	json_object *backups = NULL;
+	size_t i, j;
+
+	if (!json_object_object_get_ex(root, "backups", &backups))
+		return;
+	for (i = 0; i < json_object_array_length(backups); i++) {
+		json_object *b = json_object_array_get_idx(backups, i), *in, *id;
+
+		if (!json_object_object_get_ex(b, "id", &id))
+			continue;
+		in = json_object_new_array();
+		for (j = 0; j < set->n; j++)
+			if (repo_view_has(&set->v[j], json_object_get_string(id)))
+				json_object_array_add(in, json_object_new_string(set->v[j].name));
+		json_object_object_add(b, "repositories", in);
+	}
+}
+
+static int info_all(const struct pgk_globals *g, bool json)
+{
+	struct pgk_config cfg;
+	const struct pgk_config_repo *rc;
+	struct repo_set set = { 0 };
+	json_object *root = NULL, *repos = json_object_new_array();
+	const struct manifest **all;
+	size_t i, j, n;
+	int status = PGK_EXIT_OK;
+
+	if (ctx_load_config(g, &cfg) < 0) {
+		json_object_put(repos);
+		return ctx_fail();
+	}
+	if (config_repo(&cfg, g->repo_name, &rc) < 0) {
+		json_object_put(repos);
+		config_free(&cfg);
+		return ctx_fail();
+	}
+	repo_set_load(&set, &cfg);
+	for (i = 0; i < set.n; i++) {
+		struct repo_view *v = &set.v[i];
+		struct wal_range w = { .count = 0 };
+		json_object *o;
+
+		if (!v->error && store_list(v->r->store, "wal/", collect_wal, &w) < 0)
+			v->error = xstrdup(pgk_errmsg());
+		if (v->error) {
+			pgk_log_error("%s", v->error);
+			status = PGK_EXIT_ERROR;
+			o = json_object_new_object();
+			add_str(o, "repository", v->name);
+			add_str(o, "error", v->error);
+		} else {
+			o = info_object(v->name, v->list, v->n, &w);
+			add_holders(o, &set);
+			/* The chosen repository's fields stay at the top level, as
+			 * without the option (a second object: no cycle). */
+			if (strcmp(v->name, rc->name) == 0) {
+				root = info_object(v->name, v->list, v->n, &w);
+				add_holders(root, &set);
+			}
+			if (!json)
+				print_text(v->r, v->list, v->n, &w);
+		}
+		if (!json)
+			printf("\n");
+		add_str(o, "name", v->name);
+		json_object_array_add(repos, o);
+	}
+	if (!root) {
+		root = json_object_new_object();
+		add_str(root, "repository", rc->name);
+	}
+	all = repo_set_union(&set, &n);
+	for (i = 0; i < n; i++)
+		for (j = 0; j < set.n; j++)
+			if (!set.v[j].error && !repo_view_has(&set.v[j], all[i]->id) && !json)
+				printf("backup %s is not in %s\n", all[i]->id, set.v[j].name);
+	free(all);
+	if (json) {
+		json_object_object_add(root, "repositories", repos);
+		print_object(root);
+	} else {
+		json_object_put(repos);
+		json_object_put(root);
+	}
+	repo_set_free(&set);
+	config_free(&cfg);
+	return status;
+}
+
 int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "all-repos", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
+	bool all_repos = false;
 	struct wal_range w = { .count = 0 };
 	struct pgk_config cfg;
 	struct manifest *list = NULL;
@@ -165,6 +274,10 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 			json = true;
 			continue;
 		}
+		if (opt == 'a') {
+			all_repos = true;
+			continue;
+		}
 		if (opt == 'h') {
 			printf("usage: pgkeep info [--json]\n");
 			return PGK_EXIT_OK;
@@ -175,6 +288,8 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 		pgk_log_error("unexpected argument '%s'", argv[optind]);
 		return PGK_EXIT_USAGE;
 	}
+	if (all_repos)
+		return info_all(g, json);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
 	rc = ctx_open_repo(g, &cfg, &r);
