@@ -29,7 +29,7 @@ static void print_row_in(const struct manifest *m, const char *in)
 	else
 		snprintf(what, sizeof(what), "database %s", m->dbname ? m->dbname : "(all)");
 	if (in)
-		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-34s  %s\n", m->id,
+		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-49s  %s\n", m->id,
 		       backup_type_name(m->type), start, dur, size, stored, what, in);
 	else
 		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", m->id,
