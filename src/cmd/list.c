@@ -63,7 +63,7 @@ static int list_all(const struct pgk_globals *g)
 		}
 	all = repo_set_union(&set, &n);
 	if (n)
-		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-34s  %s\n", "ID", "TYPE", "START",
+		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-49s  %s\n", "ID", "TYPE", "START",
 		       "DURATION", "SIZE", "STORED", "WAL RANGE / DATABASE", "IN");
 	for (i = 0; i < n; i++) {
 		char in[512] = "";
