@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,7 +52,104 @@ struct backup_run {
 	int jobs;
 	struct pg_server_info info;
 	struct timespec t0;
+	struct pgconn *pc;		/* watches a base backup's end */
+	time_t last_check;
+	time_t waiting_since;		/* server waiting for WAL archiving */
 };
+
+static int archive_timeout(const struct backup_run *b);
+
+/* SIGINT / SIGTERM: stop the child and leave no backup, instead of dying
+ * with pg_basebackup orphaned in the server's WAL wait. */
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static void catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+static int check_interrupted(void)
+{
+	if (!interrupted)
+		return 0;
+	return pgk_error(PGKEEP_EIO, "interrupted by signal %d", (int)interrupted);
+}
+
+/* ---------------------------------------------------------------- the archiving watchdog */
+
+/*
+ * pg_backup_stop waits until the backup's last WAL segment is archived, for
+ * ever if archiving fails.  While pg_basebackup sends nothing, look whether
+ * the server is in that wait, and give up after archive_timeout seconds
+ * with a message that points at archive_command.
+ */
+static int watch_archiving(struct backup_run *b)
+{
+	time_t now = time(NULL);
+	char *failed = NULL;
+	bool waiting;
+	int rc;
+
+	if (!b->pc || b->m.type != BACKUP_BASE || now - b->last_check < 2)
+		return 0;
+	b->last_check = now;
+	rc = pgconn_backup_waits_for_archive(b->pc, &waiting, &failed);
+	if (rc < 0)
+		return rc;
+	if (!waiting) {
+		b->waiting_since = 0;
+	} else if (!b->waiting_since) {
+		b->waiting_since = now;
+	} else if (now - b->waiting_since >= archive_timeout(b)) {
+		rc = pgk_error(PGKEEP_EIO,
+			       "the server has waited %d s for the backup's WAL to be archived "
+			       "(last failed WAL file: %s): is archive_command set to pgkeep "
+			       "wal-push, and does it work?",
+			       (int)(now - b->waiting_since), failed ? failed : "none");
+	} else if (now - b->waiting_since >= 10 && (now - b->waiting_since) % 30 < 2) {
+		pgk_log_warning("the server is waiting for WAL archiving to finish the backup "
+				"(last failed WAL file: %s)", failed ? failed : "none");
+	}
+	free(failed);
+	return rc;
+}
+
+/* read(), watching the server while the child is silent. */
+static ssize_t read_child(struct backup_run *b, struct pg_child *c, uint8_t *buf, int *rc)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	int r;
+
+	for (;;) {
+		*rc = check_interrupted();
+		if (*rc < 0)
+			return -1;
+		r = poll(&pfd, 1, 1000);
+		if (r < 0 && errno != EINTR) {
+			*rc = pgk_error(PGKEEP_EIO, "cannot poll %s: %s", c->name, strerror(errno));
+			return -1;
+		}
+		if (r > 0)
+			return read(c->fd, buf, READ_BUF);
+		if (r < 0)
+			continue;
+		*rc = watch_archiving(b);
+		if (*rc < 0)
+			return -1;
+	}
+}
 
 /* ---------------------------------------------------------------- streaming a child */
 
@@ -77,7 +175,9 @@ static int stream_child(struct backup_run *b, char *const argv[], char **envp,
 		goto out_writer;
 	buf = xmalloc(READ_BUF);
 	for (;;) {
-		n = read(c.fd, buf, READ_BUF);
+		n = read_child(b, &c, buf, &rc);
+		if (n < 0 && rc < 0)
+			break;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -176,6 +276,8 @@ static int wait_history(struct backup_run *b, const struct backup_label *start,
 			break;
 		if (time(NULL) >= deadline)
 			return wal_missing_error(b, name);
+		if (check_interrupted() < 0)
+			return PGKEEP_EIO;
 		usleep(200 * 1000);
 	}
 	if (rc == 0)
@@ -204,6 +306,8 @@ static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, ui
 				break;
 			if (time(NULL) >= deadline)
 				return wal_missing_error(b, name);
+			if (check_interrupted() < 0)
+				return PGKEEP_EIO;
 			usleep(200 * 1000);
 		}
 		if (rc < 0)
@@ -225,6 +329,10 @@ static int check_cluster(struct backup_run *b, struct pgconn *pc)
 		return pgk_error(PGKEEP_EINVAL,
 				 "archive_mode is off: a base backup needs its WAL archived "
 				 "(archive_mode = on, archive_command = 'pgkeep wal-push %%p')");
+	if (!*b->info.archive_command && !*b->info.archive_library)
+		return pgk_error(PGKEEP_EINVAL,
+				 "archive_command is empty: a base backup needs its WAL archived "
+				 "(archive_command = 'pgkeep wal-push %%p')");
 	if (!strstr(b->info.archive_command, "pgkeep") && !*b->info.archive_library)
 		pgk_log_warning("archive_command '%s' does not look like pgkeep wal-push; the "
 				"backup waits for its WAL in repository %s",
@@ -273,13 +381,15 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	struct pgk_buf head = PGK_BUF_INIT;
 	struct backup_label bl, hist;
 	uint64_t first = 0, last = 0;
-	char **envp = NULL, *prog, *label;
+	char **envp = NULL, *prog, *label, appname[MANIFEST_ID_MAX + 16];
 	int rc;
 
 	rc = check_cluster(b, pc);
 	if (rc < 0)
 		return rc;
-	rc = pgconn_child_env(b->cfg.conninfo, NULL, &envp);
+	/* Named, so that a backup we give up on can be cancelled on the server. */
+	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
+	rc = pgconn_child_env(b->cfg.conninfo, NULL, appname, &envp);
 	if (rc < 0)
 		return rc;
 	b->m.wal_seg_size = b->info.wal_seg_size;
@@ -298,8 +408,18 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 		pgk_log_info("running %s for backup %s", prog, b->m.id);
 		rc = stream_child(b, argv, envp, "base.tar", &head);
 	}
-	if (rc < 0)
+	if (rc < 0) {
+		/* A walsender stuck in pg_backup_stop's archive wait outlives its
+		 * client; cancelling it ends the backup on the server too. */
+		char *why = xstrdup(pgk_errmsg());
+
+		if (pgconn_cancel_walsender(pc, appname) < 0)
+			pgk_log_warning("could not cancel the server side of the backup: %s",
+					pgk_errmsg());
+		pgk_error(rc, "%s", why);
+		free(why);
 		goto out;
+	}
 	b->m.stop_time = backup_now_ceil();
 	rc = label_from_head(&head, &bl);
 	if (rc < 0)
@@ -324,7 +444,7 @@ static int dump_one(struct backup_run *b, const char *db)
 	char **envp = NULL, *prog, *stream;
 	int rc;
 
-	rc = pgconn_child_env(b->cfg.conninfo, db, &envp);
+	rc = pgconn_child_env(b->cfg.conninfo, db, NULL, &envp);
 	if (rc < 0)
 		return rc;
 	prog = child_find_program("pg_dump", b->info.version / 10000);
@@ -349,7 +469,7 @@ static int dump_globals(struct backup_run *b)
 	char **envp = NULL, *prog;
 	int rc;
 
-	rc = pgconn_child_env(b->cfg.conninfo, NULL, &envp);
+	rc = pgconn_child_env(b->cfg.conninfo, NULL, NULL, &envp);
 	if (rc < 0)
 		return rc;
 	prog = child_find_program("pg_dumpall", b->info.version / 10000);
@@ -468,6 +588,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	rc = pgconn_server_info(pc, &b->info);
 	if (rc < 0)
 		goto out_conn;
+	b->pc = pc;
 	rc = repo_check_sysid(b->repo, b->info.sysid);
 	if (rc < 0)
 		goto out_info;
@@ -498,6 +619,7 @@ out_lock:
 out_info:
 	pg_server_info_free(&b->info);
 out_conn:
+	b->pc = NULL;
 	pgconn_close(pc);
 	return rc;
 }
@@ -564,6 +686,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	}
 	/* A child that dies must not take us with it: we report its status. */
 	signal(SIGPIPE, SIG_IGN);
+	catch_signals();
 	memset(&b, 0, sizeof(b));
 	clock_gettime(CLOCK_MONOTONIC, &b.t0);
 	if (ctx_load_config(g, &b.cfg) < 0)

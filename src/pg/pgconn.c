@@ -199,6 +199,39 @@ int pgconn_extra_tablespaces(struct pgconn *c, char **out, int *count)
 	return 0;
 }
 
+int pgconn_backup_waits_for_archive(struct pgconn *c, bool *waiting, char **last_failed)
+{
+	PGresult *res;
+	int rc;
+
+	rc = query(c, &res, "reading backup progress",
+		   "select exists (select 1 from pg_stat_progress_basebackup "
+		   "               where phase like 'waiting for wal archiving%'), "
+		   "       (select last_failed_wal from pg_stat_archiver)", 0, NULL);
+	if (rc < 0)
+		return rc;
+	*waiting = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	*last_failed = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) ?
+		       xstrdup(PQgetvalue(res, 0, 1)) : NULL;
+	PQclear(res);
+	return 0;
+}
+
+int pgconn_cancel_walsender(struct pgconn *c, const char *appname)
+{
+	const char *params[1] = { appname };
+	PGresult *res;
+	int rc;
+
+	rc = query(c, &res, "cancelling the backup's walsender",
+		   "select pg_cancel_backend(pid) from pg_stat_activity "
+		   "where backend_type = 'walsender' and application_name = $1", 1, params);
+	if (rc < 0)
+		return rc;
+	PQclear(res);
+	return 0;
+}
+
 int pgconn_database_size(struct pgconn *c, const char *dbname, uint64_t *out)
 {
 	const char *params[1] = { dbname };
@@ -282,7 +315,8 @@ static bool env_overridden(const char *entry, PQconninfoOption *opts, const char
 	return false;
 }
 
-int pgconn_child_env(const char *conninfo, const char *dbname, char ***envp)
+int pgconn_child_env(const char *conninfo, const char *dbname, const char *appname,
+		     char ***envp)
 {
 	PQconninfoOption *opts = NULL, *o;
 	char *errmsg = NULL;
@@ -301,13 +335,16 @@ int pgconn_child_env(const char *conninfo, const char *dbname, char ***envp)
 		n++;
 	for (o = opts; o && o->keyword; o++)
 		n++;
-	env = xzalloc((n + 2) * sizeof(char *));
+	env = xzalloc((n + 3) * sizeof(char *));
 	for (e = environ; *e; e++)
 		if (!env_overridden(*e, opts, dbname) &&
-		    !(dbname && strncmp(*e, "PGDATABASE=", 11) == 0))
+		    !(dbname && strncmp(*e, "PGDATABASE=", 11) == 0) &&
+		    !(appname && strncmp(*e, "PGAPPNAME=", 10) == 0))
 			env[i++] = xstrdup(*e);
 	for (o = opts; o && o->keyword; o++) {
 		if (strcmp(o->keyword, "dbname") == 0 && dbname)
+			continue;
+		if (strcmp(o->keyword, "application_name") == 0 && appname)
 			continue;
 		if (!o->val)
 			continue;
@@ -320,6 +357,8 @@ int pgconn_child_env(const char *conninfo, const char *dbname, char ***envp)
 	}
 	if (dbname)
 		env[i++] = xasprintf("PGDATABASE=%s", dbname);
+	if (appname)
+		env[i++] = xasprintf("PGAPPNAME=%s", appname);
 	env[i] = NULL;
 	if (opts)
 		PQconninfoFree(opts);

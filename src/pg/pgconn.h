@@ -35,6 +35,17 @@ void pg_server_info_free(struct pg_server_info *i);
  * comma-separated with their locations, for an error message. */
 int pgconn_extra_tablespaces(struct pgconn *c, char **out, int *count);
 
+/*
+ * Is a base backup on this server waiting for WAL archiving (the last step
+ * of pg_backup_stop)?  *last_failed gets pg_stat_archiver's last failed WAL
+ * file, or NULL; free it.
+ */
+int pgconn_backup_waits_for_archive(struct pgconn *c, bool *waiting, char **last_failed);
+
+/* Cancel the walsender serving application_name `appname` (a base backup
+ * we gave up on: the server would otherwise wait for archiving for ever). */
+int pgconn_cancel_walsender(struct pgconn *c, const char *appname);
+
 /* Size in bytes of a database. */
 int pgconn_database_size(struct pgconn *c, const char *dbname, uint64_t *out);
 /* Connectable, non-template databases, sorted. */
@@ -47,11 +58,13 @@ int pgconn_create_database(struct pgconn *c, const char *dbname);
  * Environment for a child program (pg_dump, pg_basebackup, ...) that makes
  * it connect where conninfo says: each conninfo keyword becomes its PG*
  * variable, so no connection detail (a password least of all) appears in
- * argv.  dbname, when not NULL, replaces the conninfo's database.  The
+ * argv.  dbname, when not NULL, replaces the conninfo's database, and
+ * appname the application_name (so we can find the child's session).  The
  * array is NULL-terminated, built on the current environment; free with
  * pgconn_env_free.
  */
-int pgconn_child_env(const char *conninfo, const char *dbname, char ***envp);
+int pgconn_child_env(const char *conninfo, const char *dbname, const char *appname,
+		     char ***envp);
 void pgconn_env_free(char **envp);
 
 #endif

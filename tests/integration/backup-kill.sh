@@ -2,7 +2,8 @@
 # A base backup killed with SIGKILL while pg_basebackup streams leaves no
 # backup behind: no manifest, nothing in list or info, pg_basebackup gone;
 # the next backup succeeds, the repository verifies, and the new backup
-# restores into a cluster that starts with every row.
+# restores into a cluster that starts with every row.  Last, a backup whose
+# WAL cannot be archived gives up after archive_timeout instead of hanging.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -21,6 +22,7 @@ print(len(json.load(sys.stdin)["backups"]))'
 }
 
 pg_init "$T/pg1"
+PG1=$T/pg1
 pgkeep_conf
 ok "pgkeep init" pgkeep_init
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'" \
@@ -111,5 +113,33 @@ is "$(psql_q "select count(*) from pgbench_accounts")" "$((SCALE * 100000))" \
 	"every pgbench account is there"
 is "$(psql_q "select answer from after_backup")" "42" \
 	"and the table created after the backup (replayed from the archive)"
+
+# ---------------------------------------------------------------- archiving broken
+
+pg_use "$PG1"
+psql_q "alter system set archive_command = '/bin/false'" >/dev/null
+psql_q "select pg_reload_conf()" >/dev/null
+as_pg sed -i '/^\[global\]$/a archive_timeout = 6' "$PGKEEP_CONF"
+t0=$(date +%s)
+run pgkeep_run backup --type=base
+t1=$(date +%s)
+ok "a backup whose WAL is not archived fails" [ "$rc" -ne 0 ]
+like "$err" "archive_command" "... pointing at archive_command"
+cmp_ok "$((t1 - t0))" -lt 60 "... after archive_timeout, not never ($((t1 - t0)) s)"
+is "$(manifests)" "1" "... and leaves no backup"
+i=0
+while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup")" != 0 ] && [ $i -lt 100 ]; do
+	i=$((i + 1))
+	sleep 0.1
+done
+is "$(psql_q "select count(*) from pg_stat_progress_basebackup")" "0" \
+	"... nor a backup running on the server"
+
+psql_q "alter system set archive_command = ''" >/dev/null
+psql_q "select pg_reload_conf()" >/dev/null
+sleep 0.5
+run pgkeep_run backup --type=base
+ok "with archive_command empty, a base backup is refused" [ "$rc" -ne 0 ]
+like "$err" "archive_command is empty" "... saying so"
 
 done_testing
