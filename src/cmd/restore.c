@@ -768,7 +768,7 @@ static int pipe_into_database(struct restore_run *rr, const struct manifest_stre
 	rc = prepare_database(rr, o, &major);
 	if (rc < 0)
 		return rc;
-	rc = pgconn_child_env(rr->cfg.conninfo, o->dbname, &envp);
+	rc = pgconn_child_env(rr->cfg.conninfo, o->dbname, NULL, &envp);
 	if (rc < 0)
 		return rc;
 	prog = child_find_program(sql ? "psql" : "pg_restore", major);
