@@ -75,7 +75,9 @@ else
 	B_BODY="plugin = local
 path = $T/rb"
 fi
-as_pg sh -c 'umask 077; cat >"$1"' sh "$PGKEEP_CONF" <<EOF
+# write_conf FILE B_BODY: a (local), b (B_BODY), c (another cluster's).
+write_conf() {
+	as_pg sh -c 'umask 077; cat >"$1"' sh "$1" <<EOF
 [global]
 repo = a
 passphrase_file = $T/passphrase
@@ -90,13 +92,15 @@ path = $T/ra
 keep_last = 1
 
 [repo:b]
-$B_BODY
+$2
 keep_last = 3
 
 [repo:c]
 plugin = local
 path = $T/rc
 EOF
+}
+write_conf "$PGKEEP_CONF" "$B_BODY"
 for r in a b; do
 	ok "init repository $r" pgkeep_run --repo $r init --kdf-n 1024
 done
@@ -165,6 +169,23 @@ sleep 1.1
 psql_q "insert into m(id) values (2)"
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
 ok "the WAL past the target is archived in a" wait_archived "$last"
+
+# A store that fails in the middle of the copy (b seen through the fault
+# plugin, which wraps the local one: the local case only): no manifest, and
+# the next run finishes the job.
+if [ -z "$PGKEEP_TEST_REPO_CONF" ]; then
+	write_conf "$T/fault.conf" "plugin = fault
+path = $T/rb
+fail_ops = put_commit
+fail_at = 5
+fail_code = io"
+	partial0=$(b_chunks)
+	run as_pg "$PGKEEP" --config "$T/fault.conf" copy --missing --to b
+	fails "a copy whose target fails midway fails" [ "$rc" -eq 0 ]
+	like "$err" "backup $B2: stream" "... naming the backup and the stream"
+	ok "... and leaves no manifest in b" [ ! -e "$T/rb/backups/$B2.manifest" ]
+	diag "chunks stored before the failure: $(( $(b_chunks) - partial0 ))"
+fi
 
 before=$(b_chunks)
 t0=$(date +%s%3N)
