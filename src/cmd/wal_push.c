@@ -350,7 +350,8 @@ static size_t ready_after(const char *path, const char *base, int max,
 		names[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), cmp_str);
+	if (n)	/* nothing ready: no array, and qsort wants one */
+		qsort(names, n, sizeof(*names), cmp_str);
 	while (n > (size_t)max)
 		free(names[--n]);
 	*out = names;

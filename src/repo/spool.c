@@ -352,7 +352,8 @@ void spool_prune(const struct spool *sp, const char *current, size_t max)
 	size_t i;
 
 	each_entry(sp, prune_one, &p);
-	qsort(p.keep, p.nkeep, sizeof(*p.keep), cmp_str);
+	if (p.nkeep)	/* an empty spool has no array, and qsort wants one */
+		qsort(p.keep, p.nkeep, sizeof(*p.keep), cmp_str);
 	/* Over the bound: drop what lies furthest ahead, needed last. */
 	for (i = 0; i < p.nkeep; i++) {
 		if (p.nkeep - i > max) {
