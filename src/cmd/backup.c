@@ -24,6 +24,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
 #include "pg/pgconn.h"
@@ -43,6 +44,7 @@ struct backup_opts {
 	const char *db;
 	bool all;
 	const char *label;
+	enum progress_mode progress;
 };
 
 struct backup_run {
@@ -55,6 +57,7 @@ struct backup_run {
 	struct pgconn *pc;		/* watches a base backup's end */
 	time_t last_check;
 	time_t waiting_since;		/* server waiting for WAL archiving */
+	struct progress *progress;	/* NULL: nothing shown */
 };
 
 static int archive_timeout(const struct backup_run *b);
@@ -193,6 +196,7 @@ static int stream_child(struct backup_run *b, char *const argv[], char **envp,
 		rc = stream_writer_write(w, buf, (size_t)n);
 		if (rc < 0)
 			break;
+		progress_add(b->progress, (uint64_t)n);
 	}
 	free(buf);
 	if (rc < 0) {
@@ -576,6 +580,37 @@ static void print_summary(const struct backup_run *b)
 	fflush(stdout);
 }
 
+/*
+ * What the progress line counts towards: the databases' on-disk size.  A
+ * dump is usually smaller (no indexes) and a base backup a little larger
+ * (WAL-free, but global files): an estimate, 0 when it cannot be had.
+ */
+static uint64_t size_estimate(struct pgconn *pc, const struct backup_opts *o, const char *db)
+{
+	static const char *const templates[] = { "template0", "template1" };
+	uint64_t total = 0, one;
+	char **dbs = NULL;
+	size_t n = 0, i;
+
+	if (o->type == BACKUP_DUMP && !o->all)
+		return pgconn_database_size(pc, db, &one) == 0 ? one : 0;
+	if (pgconn_databases(pc, &dbs, &n) < 0) {
+		pgk_error_clear();
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		if (pgconn_database_size(pc, dbs[i], &one) == 0)
+			total += one;
+		free(dbs[i]);
+	}
+	free(dbs);
+	for (i = 0; o->type == BACKUP_BASE && i < 2; i++)
+		if (pgconn_database_size(pc, templates[i], &one) == 0)
+			total += one;
+	pgk_error_clear();
+	return total;
+}
+
 static int run_backup(struct backup_run *b, const struct backup_opts *o)
 {
 	struct repo_lock *lock = NULL;
@@ -607,9 +642,13 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 		rc = attempt;
 		goto out_lock;
 	}
+	progress_start(b->progress, size_estimate(pc, o, b->info.dbname));
 	rc = o->type == BACKUP_BASE ? backup_base(b, pc, o) : backup_dump(b, pc, o);
 	if (rc == 0)
 		rc = save_manifest(b, attempt);
+	/* Clear the line before the summary or the error takes its place. */
+	progress_finish(b->progress, rc == 0);
+	b->progress = NULL;
 	if (rc < 0)
 		pgk_error_wrap(rc, "backup %s failed", b->m.id);
 	else
@@ -631,6 +670,7 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		{ "db", required_argument, NULL, 'd' },
 		{ "all", no_argument, NULL, 'a' },
 		{ "label", required_argument, NULL, 'l' },
+		{ "progress", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -651,6 +691,10 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		case 'd': o->db = optarg; break;
 		case 'a': o->all = true; break;
 		case 'l': o->label = optarg; break;
+		case 'P':
+			if (progress_mode_parse(optarg, &o->progress) < 0)
+				return PGKEEP_EINVAL;
+			break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
 		}
@@ -676,7 +720,8 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 
 	rc = parse_opts(argc, argv, &o);
 	if (rc == 1) {
-		printf("usage: pgkeep backup --type=base|dump [--db NAME | --all] [--label TEXT]\n");
+		printf("usage: pgkeep backup --type=base|dump [--db NAME | --all] [--label TEXT]\n"
+		       "                     [--progress=auto|json|none]\n");
 		return PGK_EXIT_OK;
 	}
 	if (rc < 0) {
@@ -693,8 +738,11 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 		return ctx_fail();
 	b.jobs = b.cfg.jobs > 0 ? b.cfg.jobs : BACKUP_DEFAULT_JOBS;
 	rc = ctx_open_repo(g, &b.cfg, &b.repo);
-	if (rc == 0)
+	if (rc == 0) {
+		b.progress = progress_new(o.progress, "backup");
 		rc = run_backup(&b, &o);
+		progress_finish(b.progress, rc == 0);	/* when it stopped early */
+	}
 	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&b.m);
