@@ -177,6 +177,13 @@ static bool keylist_has(const struct keylist *l, const char *key)
 	return l->n && bsearch(&key, l->keys, l->n, sizeof(*l->keys), cmp_str) != NULL;
 }
 
+/* qsort must not see the NULL array of an empty listing. */
+static void keylist_sort(struct keylist *l)
+{
+	if (l->n > 1)
+		qsort(l->keys, l->n, sizeof(*l->keys), cmp_str);
+}
+
 static void keylist_free(struct keylist *l)
 {
 	size_t i;
@@ -516,7 +523,7 @@ static int copy_wal(struct copy *c, const struct manifest *bases, size_t nbases)
 	ret = store_list(c->from->store, "wal/", add_key, &from);
 	if (ret)
 		goto out_free;
-	qsort(from.keys, from.n, sizeof(*from.keys), cmp_str);
+	keylist_sort(&from);
 	for (i = 0; i < from.n; i++) {
 		const char *key = from.keys[i];
 		bool wanted = !key_segno(key, seg_size, &segno) || segno >= cut;
@@ -535,7 +542,7 @@ static int copy_wal(struct copy *c, const struct manifest *bases, size_t nbases)
 
 		add_key(&c->wal_to, job.keys[i], &st);
 	}
-	qsort(c->wal_to.keys, c->wal_to.n, sizeof(*c->wal_to.keys), cmp_str);
+	keylist_sort(&c->wal_to);
 	c->wal_done = true;
 out_free:
 	free(job.keys);
@@ -776,7 +783,7 @@ static int copy_run(struct copy *c, const struct copy_opts *o)
 		ret = store_list(c->to->store, "wal/", add_key, &c->wal_to);
 	if (ret)
 		goto out_free;
-	qsort(c->wal_to.keys, c->wal_to.n, sizeof(*c->wal_to.keys), cmp_str);
+	keylist_sort(&c->wal_to);
 	for (i = 0; i < na && ncopy; i++)
 		if (in_list(lb, nb, la[i].id) && learn_pair(c, la[i].id) < 0)
 			pgk_log_warning("backup %s: %s (its chunks will be fetched)", la[i].id,
