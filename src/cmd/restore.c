@@ -36,6 +36,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
 #include "pg/pgconn.h"
@@ -66,6 +67,7 @@ struct restore_opts {
 	bool create;
 	const char *output;
 	const char *stream;
+	enum progress_mode progress;
 };
 
 struct restore_run {
@@ -75,6 +77,7 @@ struct restore_run {
 	struct manifest m;
 	int jobs;
 	struct timespec t0;
+	struct progress *progress;	/* NULL: nothing shown */
 };
 
 /* ---------------------------------------------------------------- targets */
@@ -494,7 +497,16 @@ out:
 struct fd_sink {
 	int fd;
 	bool failed;	/* the reader went away: its own error explains why */
+	struct progress *progress;
 };
+
+/* The stream being delivered is what the progress line counts towards. */
+static void sink_progress(struct restore_run *rr, struct fd_sink *sk,
+			  const struct manifest_stream *s)
+{
+	progress_start(rr->progress, s->size);
+	sk->progress = rr->progress;
+}
 
 static int sink_fd(void *payload, const void *buf, size_t len)
 {
@@ -512,6 +524,7 @@ static int sink_fd(void *payload, const void *buf, size_t len)
 		}
 		p += n;
 		len -= (size_t)n;
+		progress_add(sk->progress, (uint64_t)n);
 	}
 	return 0;
 }
@@ -520,7 +533,7 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 			  const char *root)
 {
 	struct extractor x = { .root = root };
-	struct fd_sink sk = { -1, false };
+	struct fd_sink sk = { -1, false, NULL };
 	int fds[2], rc;
 
 	if (pipe2(fds, O_CLOEXEC) < 0)
@@ -532,6 +545,7 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 		return pgk_error(PGKEEP_EIO, "cannot start the extraction thread");
 	}
 	sk.fd = fds[1];
+	sink_progress(rr, &sk, s);
 	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	close(fds[1]);
 	pthread_join(x.thread, NULL);
@@ -680,10 +694,11 @@ out:
 static int write_output(struct restore_run *rr, const struct manifest_stream *s,
 			const struct restore_opts *o)
 {
-	struct fd_sink sk = { STDOUT_FILENO, false };
+	struct fd_sink sk = { STDOUT_FILENO, false, NULL };
 	char *tmp;
 	int fd, rc;
 
+	sink_progress(rr, &sk, s);
 	if (strcmp(o->output, "-") == 0)
 		return stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	if (!o->force && access(o->output, F_OK) == 0)
@@ -761,7 +776,7 @@ static int pipe_into_database(struct restore_run *rr, const struct manifest_stre
 {
 	bool sql = strlen(s->name) > 4 && strcmp(s->name + strlen(s->name) - 4, ".sql") == 0;
 	char **envp = NULL, *prog, *conn;
-	struct fd_sink sk = { -1, false };
+	struct fd_sink sk = { -1, false, NULL };
 	struct pg_child c;
 	int major = 0, rc;
 
@@ -785,6 +800,7 @@ static int pipe_into_database(struct restore_run *rr, const struct manifest_stre
 	if (rc < 0)
 		goto out;
 	sk.fd = c.fd;
+	sink_progress(rr, &sk, s);
 	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	if (rc < 0 && !sk.failed) {
 		/* Our stream failed: stop the child before it commits anything. */
@@ -881,6 +897,9 @@ static int run_restore(struct restore_run *rr, const struct restore_opts *o)
 		if (rc < 0 && !strstr(pgk_errmsg(), rr->m.id))
 			pgk_error_wrap(rc, "backup %s", rr->m.id);
 	}
+	/* Clear the line before the summary or the error takes its place. */
+	progress_finish(rr->progress, rc == 0);
+	rr->progress = NULL;
 	if (rc == 0)
 		print_done(rr, o);
 	lock_release_keep_error(lock);
@@ -924,6 +943,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		{ "create", no_argument, NULL, 'C' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "stream", required_argument, NULL, 's' },
+		{ "progress", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -950,6 +970,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		case 'C': o->create = true; break;
 		case 'o': o->output = optarg; break;
 		case 's': o->stream = optarg; break;
+		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
 		}
@@ -968,6 +989,7 @@ static const char usage_text[] =
 	"                                [--archive-mode off|preserve]\n"
 	"       pgkeep restore ID|latest --dbname NAME [--create] [--stream NAME]\n"
 	"       pgkeep restore ID|latest --output FILE|- [--force] [--stream NAME]\n"
+	"       [--progress=auto|json|none] with any of these\n"
 	"TARGET: --target-time T | --target-lsn LSN | --target-xid XID | --target-name NAME\n"
 	"        | --target-immediate\n";
 
@@ -999,8 +1021,11 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 		return ctx_fail();
 	rr.jobs = rr.cfg.jobs > 0 ? rr.cfg.jobs : BACKUP_DEFAULT_JOBS;
 	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
-	if (rc == 0)
+	if (rc == 0) {
+		rr.progress = progress_new(o.progress, "restore");
 		rc = run_restore(&rr, &o);
+		progress_finish(rr.progress, rc == 0);	/* when it stopped early */
+	}
 	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&rr.m);
