@@ -3,7 +3,9 @@
  * AES-256-GCM with the 40-byte header as additional data.  obj_open returns
  * nothing until the tag has verified.
  */
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
@@ -67,6 +69,75 @@ static bool gcm_update(EVP_CIPHER_CTX *ctx, const uint8_t *in, size_t len, uint8
 	return true;
 }
 
+/*
+ * zstd contexts cost tables of a few MiB to set up, and a one-shot
+ * ZSTD_compress builds and frees one per object: keep one per thread
+ * instead (freed when the thread ends).  Without one, fall back to the
+ * one-shot calls.
+ */
+struct zctx {
+	ZSTD_CCtx *c;
+	ZSTD_DCtx *d;
+};
+
+static pthread_key_t zctx_key;
+static pthread_once_t zctx_once = PTHREAD_ONCE_INIT;
+static bool zctx_key_ok;
+
+static void zctx_free(void *p)
+{
+	struct zctx *z = p;
+
+	ZSTD_freeCCtx(z->c);
+	ZSTD_freeDCtx(z->d);
+	free(z);
+}
+
+static void zctx_key_init(void)
+{
+	zctx_key_ok = pthread_key_create(&zctx_key, zctx_free) == 0;
+}
+
+static struct zctx *zctx_get(void)
+{
+	struct zctx *z;
+
+	pthread_once(&zctx_once, zctx_key_init);
+	if (!zctx_key_ok)
+		return NULL;
+	z = pthread_getspecific(zctx_key);
+	if (z)
+		return z;
+	z = calloc(1, sizeof(*z));
+	if (z && pthread_setspecific(zctx_key, z) != 0) {
+		free(z);
+		z = NULL;
+	}
+	return z;
+}
+
+static size_t zstd_compress(void *dst, size_t cap, const void *src, size_t len, int level)
+{
+	struct zctx *z = zctx_get();
+
+	if (z && !z->c)
+		z->c = ZSTD_createCCtx();
+	if (!z || !z->c)
+		return ZSTD_compress(dst, cap, src, len, level);
+	return ZSTD_compressCCtx(z->c, dst, cap, src, len, level);
+}
+
+static size_t zstd_decompress(void *dst, size_t cap, const void *src, size_t len)
+{
+	struct zctx *z = zctx_get();
+
+	if (z && !z->d)
+		z->d = ZSTD_createDCtx();
+	if (!z || !z->d)
+		return ZSTD_decompress(dst, cap, src, len);
+	return ZSTD_decompressDCtx(z->d, dst, cap, src, len);
+}
+
 /* Compress into body when that saves space; false means store plain. */
 static bool try_compress(int level, const void *plain, size_t len, struct pgk_buf *body)
 {
@@ -76,7 +147,7 @@ static bool try_compress(int level, const void *plain, size_t len, struct pgk_bu
 		return false;
 	bound = ZSTD_compressBound(len);
 	buf_reserve(body, bound);
-	n = ZSTD_compress(body->data, bound, plain, len, level);
+	n = zstd_compress(body->data, bound, plain, len, level);
 	if (ZSTD_isError(n) || n >= len)
 		return false;
 	body->len = n;
@@ -202,7 +273,7 @@ static int decompress(const uint8_t *body, size_t bodylen, uint64_t plainlen,
 	if (plainlen > SIZE_MAX - plain->len)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
 	buf_reserve(plain, (size_t)plainlen);
-	n = ZSTD_decompress(plain->data + plain->len, (size_t)plainlen, body, bodylen);
+	n = zstd_decompress(plain->data + plain->len, (size_t)plainlen, body, bodylen);
 	if (ZSTD_isError(n) || n != plainlen) {
 		secure_zero(plain->data + plain->len, (size_t)plainlen);
 		return pgk_error(PGKEEP_ECORRUPT, "object %s does not decompress to %llu bytes%s%s",
