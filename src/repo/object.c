@@ -138,74 +138,90 @@ static size_t zstd_decompress(void *dst, size_t cap, const void *src, size_t len
 	return ZSTD_decompressDCtx(z->d, dst, cap, src, len);
 }
 
-/* Compress into body when that saves space; false means store plain. */
-static bool try_compress(int level, const void *plain, size_t len, struct pgk_buf *body)
+/*
+ * Compress plain into dst (room for ZSTD_compressBound(len)) when that saves
+ * space; returns the body length, 0 to store plain.  *dirty is how much of
+ * dst now holds compressed plaintext, which must not outlive the call.
+ */
+static size_t try_compress(int level, const void *plain, size_t len, uint8_t *dst,
+			   size_t *dirty)
 {
 	size_t bound, n;
 
+	*dirty = 0;
 	if (level <= 0 || len == 0)
-		return false;
+		return 0;
 	bound = ZSTD_compressBound(len);
-	buf_reserve(body, bound);
-	n = zstd_compress(body->data, bound, plain, len, level);
-	if (ZSTD_isError(n) || n >= len)
-		return false;
-	body->len = n;
-	return true;
+	n = zstd_compress(dst, bound, plain, len, level);
+	if (ZSTD_isError(n)) {
+		*dirty = bound;
+		return 0;
+	}
+	*dirty = n;
+	return n < len ? n : 0;
 }
 
+/*
+ * The body is compressed straight into its place in out and encrypted there
+ * in place, so no second buffer of plaintext exists.
+ */
 int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const void *plain,
 	     size_t len, struct pgk_buf *out)
 {
-	struct pgk_buf zbuf = PGK_BUF_INIT;
-	const uint8_t *body = plain;
-	size_t bodylen = len;
+	size_t room, bodylen, dirty;
+	const uint8_t *src;
 	EVP_CIPHER_CTX *ctx;
-	uint8_t *hdr;
+	uint8_t *hdr, *body;
 	int outl, ret = 0;
-	bool zstd;
 
-	zstd = try_compress(level, plain, len, &zbuf);
-	if (zstd) {
-		body = zbuf.data;
-		bodylen = zbuf.len;
+	room = level > 0 ? ZSTD_compressBound(len) : len;
+	buf_reserve(out, OBJ_OVERHEAD + (room > len ? room : len));
+	hdr = out->data + out->len;
+	body = hdr + OBJ_HEADER_LEN;
+	bodylen = try_compress(level, plain, len, body, &dirty);
+	src = bodylen ? body : plain;
+	if (!bodylen) {
+		bodylen = len;
+		/* Encrypting plain overwrites [0, len); wipe what lies beyond. */
+		if (dirty > len)
+			secure_zero(body + len, dirty - len);
+		dirty = 0;
 	}
 
-	buf_reserve(out, OBJ_OVERHEAD + bodylen);
-	hdr = out->data + out->len;
 	memcpy(hdr, OBJ_MAGIC, OBJ_MAGIC_LEN);
 	hdr[7] = OBJ_VERSION;
 	hdr[8] = (uint8_t)kind;
-	hdr[9] = zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE;
+	hdr[9] = src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE;
 	hdr[10] = OBJ_CIPHER_AES256GCM;
 	hdr[11] = 0;
 	memcpy(hdr + 12, k->key_id, PGK_KEY_ID_LEN);
 	if (RAND_bytes(hdr + 20, OBJ_NONCE_LEN) != 1) {
 		ret = pgk_error(PGKEEP_EIO, "cannot get random bytes for an object nonce");
-		goto out_free_zbuf;
+		goto out_wipe;
 	}
 	put_be64(hdr + 32, len);
 
 	ctx = EVP_CIPHER_CTX_new();
 	if (!ctx) {
 		ret = pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
-		goto out_free_zbuf;
+		goto out_wipe;
 	}
 	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, hdr + 20) != 1 ||
 	    EVP_EncryptUpdate(ctx, NULL, &outl, hdr, OBJ_HEADER_LEN) != 1 ||
-	    !gcm_update(ctx, body, bodylen, hdr + OBJ_HEADER_LEN) ||
-	    EVP_EncryptFinal_ex(ctx, hdr + OBJ_HEADER_LEN + bodylen, &outl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, OBJ_TAG_LEN,
-				hdr + OBJ_HEADER_LEN + bodylen) != 1) {
+	    !gcm_update(ctx, src, bodylen, body) ||
+	    EVP_EncryptFinal_ex(ctx, body + bodylen, &outl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, OBJ_TAG_LEN, body + bodylen) != 1) {
 		ret = pgk_error(PGKEEP_EIO, "object encryption failed");
+		dirty = dirty > bodylen ? dirty : bodylen;
 		goto out_free_ctx;
 	}
 	out->len += OBJ_OVERHEAD + bodylen;
+	dirty = 0;
 out_free_ctx:
 	EVP_CIPHER_CTX_free(ctx);
-out_free_zbuf:
-	/* The compressed body is plaintext too. */
-	buf_free_secure(&zbuf);
+out_wipe:
+	/* On failure, the compressed body (plaintext too) must not linger. */
+	secure_zero(body, dirty);
 	return ret;
 }
 
@@ -310,6 +326,8 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, siz
 	ret = decrypt_body(k, o, len, body.data, what);
 	if (ret == 0)
 		ret = decompress(body.data, bodylen, get_be64(o + 32), plain, what);
-	buf_free_secure(&body);
+	/* Only what was written: wiping all of cap would touch unused pages. */
+	secure_zero(body.data, bodylen + 16);
+	buf_free(&body);
 	return ret;
 }
