@@ -13,6 +13,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/monitor.h"
 #include "cmd/repo_set.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -116,10 +117,26 @@ static void print_object(json_object *root)
 	json_object_put(root);
 }
 
-static void print_json(const struct repo *r, const struct manifest *list, size_t n,
-		       const struct wal_range *w)
+/* The monitoring fields: backup ages, the newest segment's age, archive lag. */
+static void add_health(json_object *o, struct repo *r, const struct manifest *list, size_t n,
+		       const struct wal_range *w, const struct monitor_server *srv)
 {
-	print_object(info_object(r->name, list, n, w));
+	struct monitor_health h;
+
+	if (monitor_collect(&h, r, list, n, w->count ? w->last : NULL, srv) < 0)
+		pgk_log_warning("%s", pgk_errmsg());
+	monitor_json(o, &h);
+}
+
+static void print_json(struct repo *r, const struct manifest *list, size_t n,
+		       const struct wal_range *w, const char *conninfo)
+{
+	json_object *o = info_object(r->name, list, n, w);
+	struct monitor_server srv;
+
+	monitor_server_query(conninfo, &srv);
+	add_health(o, r, list, n, w, &srv);
+	print_object(o);
 }
 
 static const struct manifest *newest(const struct manifest *list, size_t n, enum backup_type t)
@@ -185,6 +202,7 @@ static int info_all(const struct pgk_globals *g, bool json)
 	struct pgk_config cfg;
 	const struct pgk_config_repo *rc;
 	struct repo_set set = { 0 };
+	struct monitor_server srv = { .up = false };
 	json_object *root = NULL, *repos = json_object_new_array();
 	const struct manifest **all;
 	size_t i, j, n;
@@ -200,6 +218,8 @@ static int info_all(const struct pgk_globals *g, bool json)
 		return ctx_fail();
 	}
 	repo_set_load(&set, &cfg);
+	if (json)
+		monitor_server_query(cfg.conninfo, &srv);
 	for (i = 0; i < set.n; i++) {
 		struct repo_view *v = &set.v[i];
 		struct wal_range w = { .count = 0 };
@@ -216,11 +236,15 @@ static int info_all(const struct pgk_globals *g, bool json)
 		} else {
 			o = info_object(v->name, v->list, v->n, &w);
 			add_holders(o, &set);
+			if (json)
+				add_health(o, v->r, v->list, v->n, &w, &srv);
 			/* The chosen repository's fields stay at the top level, as
 			 * without the option (a second object: no cycle). */
 			if (strcmp(v->name, rc->name) == 0) {
 				root = info_object(v->name, v->list, v->n, &w);
 				add_holders(root, &set);
+				if (json)
+					add_health(root, v->r, v->list, v->n, &w, &srv);
 			}
 			if (!json)
 				print_text(v->r, v->list, v->n, &w);
@@ -298,7 +322,7 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 	if (rc == 0)
 		rc = store_list(r->store, "wal/", collect_wal, &w);
 	if (rc == 0 && json)
-		print_json(r, list, n, &w);
+		print_json(r, list, n, &w, cfg.conninfo);
 	else if (rc == 0)
 		print_text(r, list, n, &w);
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
