@@ -82,6 +82,10 @@ static void job_argv(struct job *j, const char *self, const struct pgk_globals *
 		}
 		j->argv[n++] = xstrdup("--to");
 		j->argv[n++] = xstrdup(cfg->schedule_copy_to);
+	} else if (strcmp(j->name, "expire") == 0 && !g->repo_name) {
+		/* Every repository, each with its own keep_* settings. */
+		j->argv[n++] = xstrdup("expire");
+		j->argv[n++] = xstrdup("--all-repos");
 	} else {
 		j->argv[n++] = xstrdup(j->name);
 	}

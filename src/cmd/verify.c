@@ -171,9 +171,11 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 		free(chunks.keys[i]);
 		chunks.keys[i] = id;
 	}
-	qsort(chunks.keys, chunks.n, sizeof(*chunks.keys), cmp_str);
+	if (chunks.n > 1)
+		qsort(chunks.keys, chunks.n, sizeof(*chunks.keys), cmp_str);
 
-	qsort(manifests.keys, manifests.n, sizeof(*manifests.keys), cmp_str);
+	if (manifests.n > 1)
+		qsort(manifests.keys, manifests.n, sizeof(*manifests.keys), cmp_str);
 	list = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*list));
 	for (i = 0; i < manifests.n; i++) {
 		const char *key = manifests.keys[i];
@@ -232,7 +234,8 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 			for (j = 0; j < list[i].nstreams; j++)
 				for (k = 0; k < list[i].streams[j].nchunks; k++)
 					ids[m++] = list[i].streams[j].chunks[k].id;
-		qsort(ids, m, sizeof(*ids), cmp_str);
+		if (m > 1)
+			qsort(ids, m, sizeof(*ids), cmp_str);
 		refs = ids;
 		nrefs = m;
 		if (gc_unreferenced_chunks(r, refs, nrefs, &orphans, &norphans) < 0)
