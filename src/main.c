@@ -21,7 +21,9 @@ const struct pgk_command pgk_commands[] = {
 	  "  --type=base|dump   physical base backup, or logical dump of one database\n"
 	  "  --db NAME          dump this database (default: the conninfo's)\n"
 	  "  --all              dump the globals and every connectable database\n"
-	  "  --label TEXT       recorded with the backup\n" },
+	  "  --label TEXT       recorded with the backup\n"
+	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
+	  "                     JSON object per line on stderr) or none\n" },
 	{ "restore", cmd_restore, "restore a backup (ID or latest), to a point in time for base backups",
 	  "  --pgdata DIR       base backups: a new or empty data directory\n"
 	  "  --force            empty a non-empty DIR first / replace an --output file\n"
@@ -35,12 +37,27 @@ const struct pgk_command pgk_commands[] = {
 	  "  --dbname NAME      dumps: pg_restore into this database\n"
 	  "  --create           create the database first\n"
 	  "  --output FILE      dumps: write the dump file itself ('-' for stdout)\n"
-	  "  --stream NAME      which stream of a --all dump (globals.sql, DB.dump)\n" },
+	  "  --stream NAME      which stream of a --all dump (globals.sql, DB.dump)\n"
+	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
+	  "                     JSON object per line on stderr) or none\n" },
 	{ "list", cmd_list, "list the backups of the repository",
 	  "  --all-repos        every repository, with the ones each backup is in\n" },
 	{ "info", cmd_info, "show backups and the WAL archive (--json for monitoring)",
 	  "  --json             print one JSON object\n"
 	  "  --all-repos        also every other repository, and where each backup is\n" },
+	{ "metrics", cmd_metrics, "write every repository's health in Prometheus text format",
+	  "  --output FILE      write FILE atomically (node_exporter textfile collector)\n"
+	  "                     instead of stdout; exit 2 when a repository is unreadable\n" },
+	{ "import-dump", cmd_import_dump, "store an existing pg_dump file as a dump backup",
+	  "  FILE               plain SQL (gzip, bzip2, xz or zstd compressed or not) or\n"
+	  "                     custom format (pg_dump -Fc)\n"
+	  "  --db NAME          the database it is a dump of (default: the custom\n"
+	  "                     header's, else unknown)\n"
+	  "  --time T           when it was taken, 'YYYY-MM-DD HH:MM:SS' local time (or\n"
+	  "                     with Z / +HH:MM); default: the custom header's, else the\n"
+	  "                     file's modification time\n"
+	  "  --label TEXT       recorded with the backup (default: imported)\n"
+	  "  --progress=MODE    auto, json or none, as for backup\n" },
 	{ "expire", cmd_expire, "apply the retention policy: remove old backups, their chunks and WAL",
 	  "  --dry-run          show what would be removed, remove nothing\n"
 	  "  --json             print the decisions as JSON\n"

@@ -46,5 +46,7 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv);
 int cmd_list(const struct pgk_globals *g, int argc, char **argv);
 int cmd_info(const struct pgk_globals *g, int argc, char **argv);
 int cmd_copy(const struct pgk_globals *g, int argc, char **argv);
+int cmd_metrics(const struct pgk_globals *g, int argc, char **argv);
+int cmd_import_dump(const struct pgk_globals *g, int argc, char **argv);
 
 #endif
