@@ -295,8 +295,8 @@ int b2_find_file(struct b2 *b, const char *name, json_object **file, char *err)
 		return ret;
 	ret = pgkeep_fail(err, PGKEEP_ENOTFOUND, "b2: %s: not found in bucket %s",
 			  name, b->bucket);
-	if (json_object_object_get_ex(out, "files", &files) &&
-	    json_object_array_length(files) > 0) {
+	files = b2_json_array(out, "files");
+	if (files && json_object_array_length(files) > 0) {
 		f = json_object_array_get_idx(files, 0);
 		if (!strcmp(b2_json_str(f, "fileName") ?: "", name)) {
 			*file = json_object_get(f);
@@ -348,8 +348,7 @@ static int b2_list(void *handle, const char *prefix, pgkeep_list_fn cb,
 			break;
 		free(start);
 		start = NULL;
-		if (!json_object_object_get_ex(out, "files", &files))
-			files = NULL;
+		files = b2_json_array(out, "files");
 		n = files ? json_object_array_length(files) : 0;
 		for (i = 0; i < n && !ret; i++) {
 			f = json_object_array_get_idx(files, i);
@@ -394,8 +393,7 @@ static int b2_versions(struct b2 *b, const char *name, json_object **arr,
 		start = start_id = NULL;
 		if (ret)
 			break;
-		if (!json_object_object_get_ex(out, "files", &files))
-			files = NULL;
+		files = b2_json_array(out, "files");
 		n = files ? json_object_array_length(files) : 0;
 		for (i = 0; i < n; i++) {
 			f = json_object_array_get_idx(files, i);

@@ -135,5 +135,6 @@ void b2_log(int level, const char *fmt, ...)
 /* json helpers */
 const char *b2_json_str(json_object *o, const char *key);
 int64_t b2_json_int(json_object *o, const char *key, int64_t dflt);
+json_object *b2_json_array(json_object *o, const char *key);
 
 #endif

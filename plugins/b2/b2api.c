@@ -31,6 +31,17 @@ int64_t b2_json_int(json_object *o, const char *key, int64_t dflt)
 	return json_object_get_int64(v);
 }
 
+/* The array under key, or NULL: json-c asserts when asked the length of anything else. */
+json_object *b2_json_array(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!o || !json_object_object_get_ex(o, key, &v) ||
+	    !json_object_is_type(v, json_type_array))
+		return NULL;
+	return v;
+}
+
 bool b2_auth_expired(const struct b2_resp *rs)
 {
 	return rs->status == 401 && (!strcmp(rs->code, "expired_auth_token") ||
@@ -326,8 +337,8 @@ int b2_find_bucket(struct b2 *b, char *err)
 	free(acct);
 	if (ret)
 		return ret;
-	if (json_object_object_get_ex(out, "buckets", &buckets) &&
-	    json_object_array_length(buckets) > 0) {
+	buckets = b2_json_array(out, "buckets");
+	if (buckets && json_object_array_length(buckets) > 0) {
 		it = json_object_array_get_idx(buckets, 0);
 		if (b2_json_str(it, "bucketId") &&
 		    !strcmp(b2_json_str(it, "bucketName") ?: "", b->bucket))
