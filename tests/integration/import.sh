@@ -148,6 +148,24 @@ ok "--output gives back the decompressed SQL byte for byte" cmp -s "$D/src.sql" 
 run pgkeep_run restore "$ID_CUSTOM" --output "$D/out.dump"
 ok "--output of the custom import is the original archive" cmp -s "$D/src.dump" "$D/out.dump"
 
+# Other compressors libarchive reads: xz and bzip2 (made with Python's own
+# modules, so no extra tool is needed).
+for codec in xz:lzma bz2:bz2; do
+	ext=${codec%%:*}
+	as_pg python3 -c 'import sys, importlib
+m = importlib.import_module(sys.argv[1])
+data = open(sys.argv[2], "rb").read()
+open(sys.argv[3], "wb").write(m.compress(data))' "${codec#*:}" "$D/src.sql" "$D/src.sql.$ext"
+	run pgkeep_run import-dump "$D/src.sql.$ext" --db src --time '2023-02-01 00:00:00' --progress=none
+	is "$rc" "0" "import-dump of a $ext-compressed plain dump succeeds"
+	[ "$rc" -eq 0 ] || diag "$err"
+	id=$(printf '%s\n' "$out" | head -n 1)
+	rm -f "$D/out.$ext.sql"
+	pgkeep_run restore "$id" --output "$D/out.$ext.sql" >/dev/null 2>&1
+	ok "the $ext-compressed import restores to the plain SQL byte for byte" \
+		cmp -s "$D/src.sql" "$D/out.$ext.sql"
+done
+
 # ---------------------------------------------------------------- refusing
 
 before=$(backup_count)
