@@ -35,8 +35,8 @@ pg_init "$T/pg1"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'" \
 	"wal_keep_size = '4GB'" "max_wal_size = '4GB'"
 pgkeep_conf
-as_pg sed -i "/^\[global\]/a spool_dir = $T/spool\\
-wal_push_ahead = $AHEAD\\
+# lib.sh already points spool_dir at $T/spool.
+as_pg sed -i "/^\[global\]/a wal_push_ahead = $AHEAD\\
 wal_fetch_ahead = $FETCH_AHEAD\\
 log_level = debug" "$PGKEEP_CONF" || bail_out "cannot edit $PGKEEP_CONF"
 # The same without prefetch, to read the repository itself.
