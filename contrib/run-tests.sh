@@ -35,3 +35,7 @@ rm -rf "$build/destdir"
 make install DESTDIR="$build/destdir" >/dev/null
 "$src/tests/install-check.sh" "$build/destdir" "$(sed -n 's/^prefix = //p' Makefile)" \
 	"$(sed -n 's/^systemdsystemunitdir = //p' Makefile)"
+
+# Reliability (sanitizers, valgrind, fuzzing, and a summary of the crash,
+# fault, secret and random point-in-time tests), each part bounded in time.
+FUZZ_SECONDS=${FUZZ_SECONDS:-30} "$src/tests/reliability.sh" "$build/reliability"
