@@ -23,7 +23,8 @@ const struct pgk_command pgk_commands[] = {
 	  "  --all              dump the globals and every connectable database\n"
 	  "  --label TEXT       recorded with the backup\n"
 	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
-	  "                     JSON object per line on stderr) or none\n" },
+	  "                     JSON object per line on stderr) or none\n"
+	  "  --jobs N           worker threads (default: jobs in the config, else 4)\n" },
 	{ "restore", cmd_restore, "restore a backup (ID or latest), to a point in time for base backups",
 	  "  --pgdata DIR       base backups: a new or empty data directory\n"
 	  "  --force            empty a non-empty DIR first / replace an --output file\n"
@@ -39,7 +40,8 @@ const struct pgk_command pgk_commands[] = {
 	  "  --output FILE      dumps: write the dump file itself ('-' for stdout)\n"
 	  "  --stream NAME      which stream of a --all dump (globals.sql, DB.dump)\n"
 	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
-	  "                     JSON object per line on stderr) or none\n" },
+	  "                     JSON object per line on stderr) or none\n"
+	  "  --jobs N           worker threads (default: jobs in the config, else 4)\n" },
 	{ "list", cmd_list, "list the backups of the repository",
 	  "  --all-repos        every repository, with the ones each backup is in\n" },
 	{ "info", cmd_info, "show backups and the WAL archive (--json for monitoring)",

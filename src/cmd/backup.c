@@ -45,6 +45,7 @@ struct backup_opts {
 	bool all;
 	const char *label;
 	enum progress_mode progress;
+	int jobs;			/* --jobs, 0 when not given */
 };
 
 struct backup_run {
@@ -671,13 +672,15 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		{ "all", no_argument, NULL, 'a' },
 		{ "label", required_argument, NULL, 'l' },
 		{ "progress", required_argument, NULL, 'P' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	char *end;
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	while ((opt = getopt_long(argc, argv, "+t:d:al:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+t:d:al:j:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			if (strcmp(optarg, "base") == 0)
@@ -694,6 +697,12 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		case 'P':
 			if (progress_mode_parse(optarg, &o->progress) < 0)
 				return PGKEEP_EINVAL;
+			break;
+		case 'j':
+			o->jobs = (int)strtol(optarg, &end, 10);
+			if (*optarg < '1' || *optarg > '9' || *end || o->jobs > 64)
+				return pgk_error(PGKEEP_EINVAL, "--jobs must be a number from 1 to 64, "
+						 "not '%s'", optarg);
 			break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
@@ -736,7 +745,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &b.t0);
 	if (ctx_load_config(g, &b.cfg) < 0)
 		return ctx_fail();
-	b.jobs = b.cfg.jobs > 0 ? b.cfg.jobs : BACKUP_DEFAULT_JOBS;
+	b.jobs = o.jobs ? o.jobs : b.cfg.jobs > 0 ? b.cfg.jobs : BACKUP_DEFAULT_JOBS;
 	rc = ctx_open_repo(g, &b.cfg, &b.repo);
 	if (rc == 0) {
 		b.progress = progress_new(o.progress, "backup");

@@ -68,6 +68,7 @@ struct restore_opts {
 	const char *output;
 	const char *stream;
 	enum progress_mode progress;
+	int jobs;			/* --jobs, 0 when not given */
 };
 
 struct restore_run {
@@ -944,10 +945,12 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		{ "output", required_argument, NULL, 'o' },
 		{ "stream", required_argument, NULL, 's' },
 		{ "progress", required_argument, NULL, 'P' },
+		{ "jobs", required_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt, rc = 0;
+	char *end;
 
 	memset(o, 0, sizeof(*o));
 	while (rc == 0 && (opt = getopt_long(argc, argv, "D:fd:Co:h", opts, NULL)) != -1) {
@@ -971,6 +974,12 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		case 'o': o->output = optarg; break;
 		case 's': o->stream = optarg; break;
 		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
+		case 'j':
+			o->jobs = (int)strtol(optarg, &end, 10);
+			if (*optarg < '1' || *optarg > '9' || *end || o->jobs > 64)
+				rc = pgk_error(PGKEEP_EINVAL, "--jobs must be a number from 1 to 64, "
+					       "not '%s'", optarg);
+			break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
 		}
@@ -989,7 +998,7 @@ static const char usage_text[] =
 	"                                [--archive-mode off|preserve]\n"
 	"       pgkeep restore ID|latest --dbname NAME [--create] [--stream NAME]\n"
 	"       pgkeep restore ID|latest --output FILE|- [--force] [--stream NAME]\n"
-	"       [--progress=auto|json|none] with any of these\n"
+	"       [--progress=auto|json|none] [--jobs N] with any of these\n"
 	"TARGET: --target-time T | --target-lsn LSN | --target-xid XID | --target-name NAME\n"
 	"        | --target-immediate\n";
 
@@ -1019,7 +1028,7 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &rr.t0);
 	if (ctx_load_config(g, &rr.cfg) < 0)
 		return ctx_fail();
-	rr.jobs = rr.cfg.jobs > 0 ? rr.cfg.jobs : BACKUP_DEFAULT_JOBS;
+	rr.jobs = o.jobs ? o.jobs : rr.cfg.jobs > 0 ? rr.cfg.jobs : BACKUP_DEFAULT_JOBS;
 	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
 	if (rc == 0) {
 		rr.progress = progress_new(o.progress, "restore");
