@@ -12,11 +12,17 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/inotify.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cmd/commands.h"
@@ -133,7 +139,7 @@ out_free:
 	return rc;
 }
 
-/* One file to push: the one asked for (jobs[0]) or a ready one after it. */
+/* One file to push: the one asked for, or a ready one after it. */
 struct push_job {
 	char *name;
 	char *path;
@@ -141,23 +147,65 @@ struct push_job {
 	struct wal_name wn;
 	struct pgk_buf data;
 	char hash[SPOOL_HASH_HEX + 1];
+	bool asked;		/* the file this call was made for */
 	int *rc;		/* per repository */
 	char **msg;		/* per repository, on failure */
 };
 
+/*
+ * A run of pushes on a few worker threads.  In the foreground the jobs are
+ * fixed when the run starts; in a background pusher the workers take more
+ * ready files from PostgreSQL's archive_status as they go, while the spool
+ * has room for their records.
+ */
 struct push_run {
 	struct wal_repos *wr;
+	const struct pgk_config *cfg;
+	const struct spool *sp;	/* where look-ahead pushes are recorded; NULL: nowhere */
 	uint64_t sysid;		/* the cluster every segment must belong to */
-	struct push_job *jobs;
+	char *wal_dir;		/* where the ready files are ("" for the current directory) */
+	bool refill;		/* background: keep taking ready files */
+	int notify_fd;		/* background: where the asked file's result goes, then -1 */
+	struct push_job **jobs;
 	size_t njobs;
-	size_t next;		/* next job to take, under mu */
+	size_t next;		/* next job to take */
+	size_t done;		/* jobs finished */
+	char *last_queued;	/* refill takes names after this one */
+	bool stop;		/* a push failed: take no more */
+	uint64_t idle_since_ms;	/* when the workers last had nothing to do, 0 if busy */
+	size_t pushed, failed;
 	pthread_mutex_t mu;
 };
+
+/* A background pusher stays this long for more ready files before it exits. */
+#define PUSHER_LINGER_MS 1500
+/* ... and looks for them this often. */
+#define PUSHER_POLL_MS 20
+/* A call waits at most this long for a pusher before it pushes its file itself. */
+#define WAIT_MAX_MS 120000
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
 
 static void job_free(struct push_job *j, size_t nrepos)
 {
 	size_t i;
 
+	if (!j)
+		return;
 	for (i = 0; i < nrepos; i++)
 		free(j->msg[i]);
 	free(j->msg);
@@ -165,17 +213,20 @@ static void job_free(struct push_job *j, size_t nrepos)
 	buf_free(&j->data);
 	free(j->name);
 	free(j->path);
+	free(j);
 }
 
-static void job_init(struct push_job *j, const char *name, const char *path, size_t nrepos)
+static struct push_job *job_new(const char *name, const char *path, size_t nrepos)
 {
-	memset(j, 0, sizeof(*j));
+	struct push_job *j = xzalloc(sizeof(*j));
+
 	j->name = xstrdup(name);
 	j->path = xstrdup(path);
 	walname_key(name, j->key, sizeof(j->key));
 	walname_parse(name, &j->wn);
 	j->rc = xzalloc(nrepos * sizeof(*j->rc));
 	j->msg = xzalloc(nrepos * sizeof(*j->msg));
+	return j;
 }
 
 /* Read and check the file; sysid 0 when it carries none (history, .backup). */
@@ -188,6 +239,17 @@ static int job_load(struct push_job *j, uint64_t *sysid)
 	if (rc == 0 && (j->wn.type == WAL_SEGMENT || j->wn.type == WAL_PARTIAL))
 		rc = check_segment(&j->wn, &j->data, j->path, sysid);
 	return rc;
+}
+
+static void run_add(struct push_run *run, struct push_job *j)
+{
+	run->jobs = xrealloc(run->jobs, (run->njobs + 1) * sizeof(*run->jobs));
+	run->jobs[run->njobs++] = j;
+}
+
+static char *wal_path(const struct push_run *run, const char *name)
+{
+	return *run->wal_dir ? xasprintf("%s/%s", run->wal_dir, name) : xstrdup(name);
 }
 
 /* Store j in repository r: if absent, else only if identical. */
@@ -254,6 +316,16 @@ static void push_everywhere(struct push_run *run, struct push_job *j)
 	free(a);
 }
 
+static bool job_ok(const struct push_job *j, size_t nrepos)
+{
+	size_t i;
+
+	for (i = 0; i < nrepos; i++)
+		if (j->rc[i] < 0)
+			return false;
+	return true;
+}
+
 static void run_job(struct push_run *run, struct push_job *j)
 {
 	uint64_t sysid;
@@ -265,10 +337,10 @@ static void run_job(struct push_run *run, struct push_job *j)
 		/* Only the cluster that was checked against every repository. */
 		if (rc == 0 && sysid && sysid != run->sysid)
 			rc = pgk_error(PGKEEP_EINVAL, "%s belongs to another cluster", j->path);
-		/* The hash of what is pushed is what the spool record vouches for. */
-		if (rc == 0)
-			spool_hash(j->data.data, j->data.len, j->hash);
 	}
+	/* The hash of what is pushed is what a spool record vouches for. */
+	if (rc == 0)
+		spool_hash(j->data.data, j->data.len, j->hash);
 	if (rc < 0) {
 		for (i = 0; i < run->wr->n; i++) {
 			j->rc[i] = rc;
@@ -277,34 +349,72 @@ static void run_job(struct push_run *run, struct push_job *j)
 		return;
 	}
 	push_everywhere(run, j);
-	/* Look-ahead files are read again by their own call: free them now. */
-	if (j != &run->jobs[0])
-		buf_free(&j->data);
+	buf_free(&j->data);
 }
 
-static void *worker(void *p)
+/*
+ * The result of the asked file, for the call waiting on the other end of
+ * the pipe: the first failing repository's code, then one message per line.
+ */
+static void notify(struct push_run *run, const struct push_job *j)
 {
-	struct push_run *run = p;
-	size_t k;
+	struct pgk_buf out = PGK_BUF_INIT;
+	char head[32];
+	size_t i, off = 0;
+	ssize_t n;
+	int rc = 0, fd;
 
-	for (;;) {
-		pthread_mutex_lock(&run->mu);
-		k = run->next++;
-		pthread_mutex_unlock(&run->mu);
-		if (k >= run->njobs)
-			return NULL;
-		run_job(run, &run->jobs[k]);
+	for (i = 0; i < run->wr->n; i++) {
+		if (j->rc[i] >= 0)
+			continue;
+		if (rc == 0)
+			rc = j->rc[i];
+		buf_append(&out, j->msg[i], strlen(j->msg[i]));
+		buf_append(&out, "\n", 1);
+	}
+	snprintf(head, sizeof(head), "%d\n", rc);
+	n = write(run->notify_fd, head, strlen(head));
+	while (n >= 0 && off < out.len) {
+		n = write(run->notify_fd, out.data + off, out.len - off);
+		if (n > 0)
+			off += (size_t)n;
+	}
+	buf_free(&out);
+	close(run->notify_fd);
+	run->notify_fd = -1;
+	/* The call has returned: nobody reads what this process would print. */
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
 	}
 }
 
-static bool job_ok(const struct push_job *j, size_t nrepos)
+static void job_done(struct push_run *run, struct push_job *j)
 {
-	size_t i;
+	bool ok = job_ok(j, run->wr->n);
 
-	for (i = 0; i < nrepos; i++)
-		if (j->rc[i] < 0)
-			return false;
-	return true;
+	if (ok && run->sp && (run->refill || !j->asked) &&
+	    spool_add_record(run->sp, j->name, j->hash) == 0)
+		pgk_log_debug("pushed %s%s; recorded in the spool", j->name,
+			      j->asked ? "" : " ahead");
+	if (!ok && !j->asked)
+		pgk_log_debug("look-ahead push of %s did not reach every repository: %s", j->name,
+			      j->msg[0] ? j->msg[0] : j->msg[run->wr->n - 1]);
+	if (j->asked && run->notify_fd >= 0)
+		notify(run, j);
+	pthread_mutex_lock(&run->mu);
+	run->done++;
+	if (ok)
+		run->pushed++;
+	else
+		run->failed++;
+	/* After a failure the call for that file pushes it, and says why. */
+	if (!ok)
+		run->stop = true;
+	pthread_mutex_unlock(&run->mu);
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -313,25 +423,23 @@ static int cmp_str(const void *a, const void *b)
 }
 
 /*
- * The ready files after `base` in PostgreSQL's archive_status, in name
- * order, at most max, leaving out what the spool already records.  Only
- * segments and history files: the rest are rare and small.
+ * The ready files after `after` in PostgreSQL's archive_status under
+ * wal_dir, in name order, at most max, leaving out what the spool already
+ * records.  Only segments and history files: the rest are rare and small.
  */
-static size_t ready_after(const char *path, const char *base, int max,
+static size_t ready_after(const char *wal_dir, const char *after, int max,
 			  const struct spool *sp, char ***out)
 {
-	const char *slash = strrchr(path, '/');
 	char *dir, **names = NULL;
 	struct wal_name wn;
 	struct dirent *de;
-	size_t n = 0, len;
+	size_t n = 0, kept = 0, len, i;
 	DIR *d;
 
 	*out = NULL;
 	if (max <= 0)
 		return 0;
-	dir = slash ? xasprintf("%.*s/archive_status", (int)(slash - path), path)
-		    : xstrdup("archive_status");
+	dir = *wal_dir ? xasprintf("%s/archive_status", wal_dir) : xstrdup("archive_status");
 	d = opendir(dir);
 	free(dir);
 	if (!d)
@@ -341,10 +449,8 @@ static size_t ready_after(const char *path, const char *base, int max,
 		if (len < 7 || strcmp(de->d_name + len - 6, ".ready") != 0)
 			continue;
 		de->d_name[len - 6] = '\0';
-		if (strcmp(de->d_name, base) <= 0 || walname_parse(de->d_name, &wn) < 0 ||
+		if (strcmp(de->d_name, after) <= 0 || walname_parse(de->d_name, &wn) < 0 ||
 		    (wn.type != WAL_SEGMENT && wn.type != WAL_HISTORY))
-			continue;
-		if (sp && spool_has_name(sp, de->d_name))
 			continue;
 		names = xrealloc(names, (n + 1) * sizeof(*names));
 		names[n++] = xstrdup(de->d_name);
@@ -352,28 +458,114 @@ static size_t ready_after(const char *path, const char *base, int max,
 	closedir(d);
 	if (n)	/* nothing ready: no array, and qsort wants one */
 		qsort(names, n, sizeof(*names), cmp_str);
-	while (n > (size_t)max)
-		free(names[--n]);
+	/* The first max the spool does not record yet, in order. */
+	for (i = 0; i < n; i++) {
+		if (kept < (size_t)max && !(sp && spool_has_name(sp, names[i])))
+			names[kept++] = names[i];
+		else
+			free(names[i]);
+	}
 	*out = names;
+	return kept;
+}
+
+/*
+ * More ready files for a background pusher, under run->mu.  The records it
+ * leaves (and the pushes still under way) stay within twice the look-ahead,
+ * so that the spool stays small and a pusher never runs far ahead of
+ * PostgreSQL.  Returns how many jobs were added.
+ */
+static size_t refill(struct push_run *run)
+{
+	int ahead = run->cfg->wal_push_ahead;
+	long room = 2L * ahead - (long)spool_count_records(run->sp) -
+		    (long)(run->njobs - run->done);
+	char **names;
+	size_t n, k;
+
+	if (room <= 0)
+		return 0;
+	if (run->done == run->njobs) {	/* all finished: start the list again */
+		for (k = 0; k < run->njobs; k++)
+			job_free(run->jobs[k], run->wr->n);
+		free(run->jobs);
+		run->jobs = NULL;
+		run->njobs = run->next = run->done = 0;
+	}
+	n = ready_after(run->wal_dir, run->last_queued, room < ahead ? (int)room : ahead, run->sp,
+			&names);
+	for (k = 0; k < n; k++) {
+		char *p = wal_path(run, names[k]);
+
+		run_add(run, job_new(names[k], p, run->wr->n));
+		free(p);
+		free(run->last_queued);
+		run->last_queued = names[k];
+	}
+	free(names);
 	return n;
 }
 
-static size_t worker_count(const struct pgk_config *cfg, size_t njobs)
+/* The next job for a worker, or NULL when the run is over. */
+static struct push_job *take(struct push_run *run)
+{
+	struct push_job *j = NULL;
+	uint64_t now;
+	bool over = false;
+
+	for (;;) {
+		pthread_mutex_lock(&run->mu);
+		if (run->next >= run->njobs && run->refill && !run->stop)
+			refill(run);
+		if (run->next < run->njobs) {
+			j = run->jobs[run->next++];
+			run->idle_since_ms = 0;
+		} else if (!run->refill || run->stop) {
+			over = true;
+		} else if (run->done == run->njobs) {
+			/* Nothing queued, nothing under way: linger a little. */
+			now = now_ms();
+			if (!run->idle_since_ms)
+				run->idle_since_ms = now;
+			over = now - run->idle_since_ms >= PUSHER_LINGER_MS;
+		}
+		pthread_mutex_unlock(&run->mu);
+		if (j || over)
+			return j;
+		sleep_ms(PUSHER_POLL_MS);
+	}
+}
+
+static void *worker(void *p)
+{
+	struct push_run *run = p;
+	struct push_job *j;
+
+	while ((j = take(run)) != NULL) {
+		run_job(run, j);
+		job_done(run, j);
+	}
+	return NULL;
+}
+
+static size_t worker_count(const struct pgk_config *cfg)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	size_t w = cfg->jobs > 0 ? (size_t)cfg->jobs : (size_t)(cores > 2 ? cores : 2);
 
-	if (w > PUSH_WORKERS_MAX)
-		w = PUSH_WORKERS_MAX;
-	return w < njobs ? w : njobs;
+	return w > PUSH_WORKERS_MAX ? PUSH_WORKERS_MAX : w;
 }
 
-static void run_jobs(struct push_run *run, const struct pgk_config *cfg)
+static void run_jobs(struct push_run *run)
 {
-	size_t nw = worker_count(cfg, run->njobs), i;
-	pthread_t *tids = xzalloc(nw * sizeof(*tids));
-	bool *started = xzalloc(nw * sizeof(*started));
+	size_t nw = worker_count(run->cfg), i;
+	pthread_t *tids;
+	bool *started;
 
+	if (!run->refill && nw > run->njobs)
+		nw = run->njobs;
+	tids = xzalloc(nw * sizeof(*tids));
+	started = xzalloc(nw * sizeof(*started));
 	pthread_mutex_init(&run->mu, NULL);
 	for (i = 1; i < nw; i++)
 		started[i] = pthread_create(&tids[i], NULL, worker, run) == 0;
@@ -386,14 +578,24 @@ static void run_jobs(struct push_run *run, const struct pgk_config *cfg)
 	free(started);
 }
 
-/* Every failing repository gets its own line; the first is the error. */
-static int report(const struct push_run *run)
+static void run_free(struct push_run *run)
 {
-	const struct push_job *j = &run->jobs[0];
+	size_t k;
+
+	for (k = 0; k < run->njobs; k++)
+		job_free(run->jobs[k], run->wr->n);
+	free(run->jobs);
+	free(run->last_queued);
+	free(run->wal_dir);
+}
+
+/* Every failing repository gets its own line; the first is the error. */
+static int report(const struct push_job *j, size_t nrepos)
+{
 	size_t i;
 	int rc = 0;
 
-	for (i = 0; i < run->wr->n; i++) {
+	for (i = 0; i < nrepos; i++) {
 		if (j->rc[i] >= 0)
 			continue;
 		if (rc == 0) {
@@ -405,62 +607,67 @@ static int report(const struct push_run *run)
 	return rc;
 }
 
-static void record_ahead(const struct push_run *run, const struct spool *sp)
-{
-	size_t k;
-
-	for (k = 1; k < run->njobs; k++) {
-		const struct push_job *j = &run->jobs[k];
-
-		if (!job_ok(j, run->wr->n)) {
-			pgk_log_debug("look-ahead push of %s did not reach every repository: %s",
-				      j->name, j->msg[0] ? j->msg[0] : j->msg[run->wr->n - 1]);
-			continue;
-		}
-		if (sp->dir && spool_add_record(sp, j->name, j->hash) == 0)
-			pgk_log_debug("pushed %s ahead; recorded in the spool", j->name);
-	}
-}
-
-/*
- * The fast path: does the spool record exactly this file?  Mapped rather
- * than read, so that the check costs the hash and little else; any doubt
- * (a file that is not a segment, a short map) answers "no" and the full
- * path decides.
- */
-static bool spool_records(const struct spool *sp, const char *path, const char *name,
-			  char hash[SPOOL_HASH_HEX + 1])
+/* Map the file and check it is the segment its name says; NULL if not. */
+static void *map_wal_file(const char *path, const char *name, size_t *len)
 {
 	struct wal_name wn;
 	struct pgk_buf view;
 	struct stat st;
 	uint64_t sysid;
-	bool hit = false;
-	void *map;
+	void *map = NULL;
 	int fd;
 
-	/* Most misses are told by the name alone, without hashing. */
-	if (walname_parse(name, &wn) < 0 || !spool_has_name(sp, name))
-		return false;
+	if (walname_parse(name, &wn) < 0)
+		return NULL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
+		return NULL;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
 	    (uint64_t)st.st_size > WAL_FILE_MAX)
 		goto out_close;
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
-	if (map == MAP_FAILED)
+	if (map == MAP_FAILED) {
+		map = NULL;
 		goto out_close;
+	}
 	view.data = map;
 	view.len = view.cap = (size_t)st.st_size;
-	if (wn.type != WAL_SEGMENT || check_segment(&wn, &view, path, &sysid) == 0) {
-		spool_hash(map, (size_t)st.st_size, hash);
-		hit = spool_has_record(sp, name, hash);
+	if (wn.type == WAL_SEGMENT && check_segment(&wn, &view, path, &sysid) < 0) {
+		munmap(map, (size_t)st.st_size);
+		map = NULL;
+		goto out_close;
 	}
-	munmap(map, (size_t)st.st_size);
+	*len = (size_t)st.st_size;
 out_close:
 	close(fd);
-	return hit;
+	return map;
+}
+
+/* The hash of the file at path, if it is what its name says. */
+static bool file_hash(const char *path, const char *name, char hash[SPOOL_HASH_HEX + 1])
+{
+	size_t len;
+	void *map = map_wal_file(path, name, &len);
+
+	if (!map)
+		return false;
+	spool_hash(map, len, hash);
+	munmap(map, len);
+	return true;
+}
+
+/*
+ * The fast path: does the spool record exactly this file?  Most misses are
+ * told by the name alone; a hit costs the hash of the file.  Any doubt (a
+ * file that is not what its name says) answers "no" and the full path
+ * decides.
+ */
+static bool spool_records(const struct spool *sp, const char *path, const char *name)
+{
+	char hash[SPOOL_HASH_HEX + 1];
+
+	return spool_has_name(sp, name) && file_hash(path, name, hash) &&
+	       spool_has_record(sp, name, hash);
 }
 
 static void open_spool(const struct pgk_config *cfg, const struct wal_repos *wr,
@@ -484,16 +691,294 @@ static void open_spool(const struct pgk_config *cfg, const struct wal_repos *wr,
 	buf_free(&scope);
 }
 
+/* The directory part of path, "" when there is none. */
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup("");
+}
+
+/*
+ * The push in this process: the asked file and the ready ones after it, on
+ * a few threads; for files a background pusher does not take (history,
+ * .backup, .partial), for calls without a spool, and as the fallback.
+ */
+static int push_here(struct wal_repos *wr, const struct pgk_config *cfg, const struct spool *sp,
+		     const char *path, const char *base)
+{
+	struct push_run run = { 0 };
+	struct push_job *j;
+	char **ahead = NULL;
+	size_t nahead, k;
+	int rc;
+
+	run.wr = wr;
+	run.cfg = cfg;
+	run.sp = sp->dir ? sp : NULL;
+	run.notify_fd = -1;
+	run.wal_dir = dir_of(path);
+	j = job_new(base, path, wr->n);
+	j->asked = true;
+	run_add(&run, j);
+	/* Check the file before the (slow) key unwrapping: bad input fails fast. */
+	rc = job_load(j, &run.sysid);
+	if (rc < 0)
+		goto out_free;
+	/* Without a cluster to check them against, push nothing ahead. */
+	nahead = run.sysid && run.sp ? ready_after(run.wal_dir, base, cfg->wal_push_ahead, run.sp,
+						   &ahead) : 0;
+	for (k = 0; k < nahead; k++) {
+		char *p = wal_path(&run, ahead[k]);
+
+		run_add(&run, job_new(ahead[k], p, wr->n));
+		free(p);
+		free(ahead[k]);
+	}
+	free(ahead);
+	wal_repos_open_all(wr, run.sysid);
+	run_jobs(&run);
+	rc = report(j, wr->n);
+	if (rc == 0 && nahead)
+		pgk_log_debug("%s archived, with %zu ready file(s) after it", base, nahead);
+out_free:
+	run_free(&run);
+	return rc;
+}
+
+/* What a background pusher did, for operators and the benchmark. */
+static void write_stats(const struct spool *sp, const struct push_run *run, uint64_t t0)
+{
+	struct rusage ru;
+	FILE *f;
+	int fd;
+
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return;
+	fd = openat(sp->dfd, "tmp.pusher-stats", O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0600);
+	if (fd < 0 || !(f = fdopen(fd, "w"))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	fprintf(f, "pid %ld\npushed %zu\nfailed %zu\nmax_rss_kib %ld\ncpu_ms %ld\nwall_ms %llu\n",
+		(long)getpid(), run->pushed, run->failed, ru.ru_maxrss,
+		(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+			(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000,
+		(unsigned long long)(now_ms() - t0));
+	if (fclose(f) == 0)
+		renameat(sp->dfd, "tmp.pusher-stats", sp->dfd, "pusher.stats");
+}
+
+/*
+ * The background pusher (a child of the call that started it, in a session
+ * of its own): pushes the asked file first and tells the call, then goes on
+ * with the ready files after it while PostgreSQL's archiver calls for them,
+ * each call returning as soon as the spool records its file.
+ */
+static void pusher_main(struct push_run *run, const struct spool *sp)
+{
+	uint64_t t0 = now_ms();
+
+	/* The call may be gone (killed): its pipe then fails, quietly. */
+	signal(SIGPIPE, SIG_IGN);
+	setsid();
+	wal_repos_open_all(run->wr, run->sysid);
+	run_jobs(run);
+	if (run->notify_fd >= 0)	/* never taken: cannot happen, but say so */
+		close(run->notify_fd);
+	write_stats(sp, run, t0);
+}
+
+/* The call's side: wait for the asked file's result from the pusher. */
+static int await_result(int fd, const char *base)
+{
+	struct pgk_buf in = PGK_BUF_INIT;
+	char buf[4096], *line, *end;
+	ssize_t n;
+	int rc;
+
+	for (;;) {
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		buf_append(&in, buf, (size_t)n);
+	}
+	buf_append(&in, "", 1);
+	line = (char *)in.data;
+	end = strchr(line, '\n');
+	if (!end) {
+		rc = pgk_error(PGKEEP_EIO, "the background push of %s ended without a result", base);
+		goto out_free;
+	}
+	*end = '\0';
+	rc = (int)strtol(line, NULL, 10);
+	if (rc >= 0) {
+		rc = 0;
+		goto out_free;
+	}
+	/* One line per failing repository; the first is the error. */
+	line = end + 1;
+	end = strchr(line, '\n');
+	if (end)
+		*end = '\0';
+	rc = pgk_error(rc, "%s", *line ? line : "the background push failed");
+	while (end && *(line = end + 1)) {
+		end = strchr(line, '\n');
+		if (end)
+			*end = '\0';
+		pgk_log_error("%s", line);
+	}
+out_free:
+	buf_free(&in);
+	return rc;
+}
+
+/*
+ * Holding the pusher lock: load the asked file (bad input fails here, in
+ * the call), then hand it to a background pusher and wait for its result.
+ */
+static int push_background(struct wal_repos *wr, const struct pgk_config *cfg,
+			   const struct spool *sp, const char *path, const char *base, int lockfd)
+{
+	struct push_run run = { 0 };
+	struct push_job *j;
+	int p[2], rc;
+	pid_t pid;
+
+	run.wr = wr;
+	run.cfg = cfg;
+	run.sp = sp;
+	run.refill = true;
+	run.wal_dir = dir_of(path);
+	run.last_queued = xstrdup(base);
+	j = job_new(base, path, wr->n);
+	j->asked = true;
+	run_add(&run, j);
+	rc = job_load(j, &run.sysid);
+	if (rc < 0) {
+		close(lockfd);
+		goto out_free;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		pgk_log_debug("cannot make a pipe (%s); pushing in this process", strerror(errno));
+		goto here;
+	}
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		pgk_log_debug("cannot fork (%s); pushing in this process", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		goto here;
+	}
+	if (pid == 0) {
+		/* The pusher keeps lockfd: the lock lasts as long as it does. */
+		close(p[0]);
+		run.notify_fd = p[1];
+		pusher_main(&run, sp);
+		_exit(0);
+	}
+	close(p[1]);
+	close(lockfd);
+	rc = await_result(p[0], base);
+	close(p[0]);
+	if (rc == 0)
+		pgk_log_debug("%s archived by a background pusher (pid %ld)", base, (long)pid);
+	goto out_free;
+here:
+	close(lockfd);
+	run_free(&run);
+	return push_here(wr, cfg, sp, path, base);
+out_free:
+	run_free(&run);
+	return rc;
+}
+
+enum wait_result { WAIT_RECORDED, WAIT_LOCKED, WAIT_GAVE_UP };
+
+/*
+ * Another call's pusher holds the lock: wait until the spool records this
+ * very file (the pusher takes every ready file in turn), or until the lock
+ * is free, or, should the pusher be stuck, give up and push it here.
+ */
+static enum wait_result wait_for_pusher(const struct spool *sp, int lockfd, const char *path,
+					const char *base)
+{
+	char hash[SPOOL_HASH_HEX + 1];
+	uint64_t t0 = now_ms();
+	struct pollfd pfd;
+	char ev[4096];
+	int ifd;
+
+	if (!file_hash(path, base, hash))
+		return WAIT_GAVE_UP;	/* not what its name says: the full path says why */
+	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	if (ifd >= 0 && inotify_add_watch(ifd, sp->dir, IN_CREATE | IN_MOVED_TO) < 0) {
+		close(ifd);
+		ifd = -1;
+	}
+	for (;;) {
+		if (spool_has_record(sp, base, hash))
+			break;
+		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
+			if (ifd >= 0)
+				close(ifd);
+			return WAIT_LOCKED;
+		}
+		if (now_ms() - t0 > WAIT_MAX_MS) {
+			pgk_log_warning("the background pusher has not stored %s in %d s; pushing it here",
+					base, WAIT_MAX_MS / 1000);
+			if (ifd >= 0)
+				close(ifd);
+			return WAIT_GAVE_UP;
+		}
+		if (ifd >= 0) {
+			pfd = (struct pollfd){ .fd = ifd, .events = POLLIN };
+			if (poll(&pfd, 1, PUSHER_POLL_MS) > 0)
+				while (read(ifd, ev, sizeof(ev)) > 0)
+					;
+		} else {
+			sleep_ms(PUSHER_POLL_MS / 4);
+		}
+	}
+	if (ifd >= 0)
+		close(ifd);
+	pgk_log_debug("%s archived by the background pusher (spool record, after %llu ms)", base,
+		      (unsigned long long)(now_ms() - t0));
+	return WAIT_RECORDED;
+}
+
+/* One lock per WAL directory: its ready files are pushed by one pusher at a time. */
+static int open_pusher_lock(const struct spool *sp, const char *path)
+{
+	char *dir = dir_of(path), *real, *name, hash[SPOOL_HASH_HEX + 1];
+	int fd;
+
+	real = realpath(*dir ? dir : ".", NULL);
+	spool_hash(real ? real : dir, strlen(real ? real : dir), hash);
+	name = xasprintf("pusher-%.16s.lock", hash);
+	fd = openat(sp->dfd, name, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		pgk_log_debug("cannot open %s/%s: %s", sp->dir, name, strerror(errno));
+	free(name);
+	free(real);
+	free(dir);
+	return fd;
+}
+
 static int push(const struct pgk_globals *g, const char *path)
 {
 	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-	struct push_run run = { 0 };
 	struct wal_repos wr;
 	struct pgk_config cfg;
+	struct wal_name wn;
 	struct spool sp;
-	char key[WAL_KEY_MAX], hash[SPOOL_HASH_HEX + 1], **ahead = NULL;
-	size_t nahead, k;
-	int rc;
+	char key[WAL_KEY_MAX];
+	int rc, lockfd = -1;
 
 	rc = walname_key(base, key, sizeof(key));
 	if (rc < 0)
@@ -506,53 +991,40 @@ static int push(const struct pgk_globals *g, const char *path)
 		goto out_config;
 	open_spool(&cfg, &wr, &sp);
 
-	if (sp.dir && spool_records(&sp, path, base, hash)) {
+	if (sp.dir && spool_records(&sp, path, base)) {
 		/* Pushed ahead by an earlier call, these very bytes, everywhere. */
 		pgk_log_debug("%s already archived (spool record)", base);
-		spool_remove(&sp, base, hash);
+		goto out_prune;
+	}
+	/* Segments go through a background pusher; the rare other files do not. */
+	if (!sp.dir || walname_parse(base, &wn) < 0 || wn.type != WAL_SEGMENT ||
+	    (lockfd = open_pusher_lock(&sp, path)) < 0) {
+		rc = push_here(&wr, &cfg, &sp, path, base);
+		goto out_prune;
+	}
+	if (flock(lockfd, LOCK_EX | LOCK_NB) < 0) {
+		switch (wait_for_pusher(&sp, lockfd, path, base)) {
+		case WAIT_RECORDED:
+			goto out_prune;
+		case WAIT_GAVE_UP:
+			rc = push_here(&wr, &cfg, &sp, path, base);
+			goto out_prune;
+		case WAIT_LOCKED:
+			break;
+		}
+		/* The last pusher may have stored it just before it left. */
+		if (spool_records(&sp, path, base)) {
+			pgk_log_debug("%s already archived (spool record)", base);
+			goto out_prune;
+		}
+	}
+	rc = push_background(&wr, &cfg, &sp, path, base, lockfd);
+	lockfd = -1;	/* closed there */
+out_prune:
+	if (lockfd >= 0)
+		close(lockfd);
+	if (sp.dir)
 		spool_prune(&sp, base, SPOOL_MAX(cfg.wal_push_ahead));
-		goto out_spool;
-	}
-
-	/* Check the file before the (slow) key unwrapping: bad input fails fast. */
-	run.jobs = xzalloc(sizeof(*run.jobs));
-	run.njobs = 1;
-	run.wr = &wr;
-	job_init(&run.jobs[0], base, path, wr.n);
-	rc = job_load(&run.jobs[0], &run.sysid);
-	if (rc < 0)
-		goto out_jobs;
-
-	/* Without a cluster to check them against, push nothing ahead. */
-	nahead = run.sysid ? ready_after(path, base, cfg.wal_push_ahead, sp.dir ? &sp : NULL,
-					 &ahead) : 0;
-	run.jobs = xrealloc(run.jobs, (nahead + 1) * sizeof(*run.jobs));
-	for (k = 0; k < nahead; k++) {
-		char *p = strrchr(path, '/') ? xasprintf("%.*s/%s", (int)(base - path - 1), path,
-							  ahead[k])
-					     : xstrdup(ahead[k]);
-
-		job_init(&run.jobs[k + 1], ahead[k], p, wr.n);
-		free(p);
-		free(ahead[k]);
-	}
-	free(ahead);
-	run.njobs = nahead + 1;
-
-	wal_repos_open_all(&wr, run.sysid);
-	run_jobs(&run, &cfg);
-	rc = report(&run);
-	if (sp.dir) {
-		record_ahead(&run, &sp);
-		spool_prune(&sp, base, SPOOL_MAX(cfg.wal_push_ahead));
-	}
-	if (rc == 0 && nahead)
-		pgk_log_debug("%s archived, with %zu ready file(s) after it", base, nahead);
-out_jobs:
-	for (k = 0; k < run.njobs; k++)
-		job_free(&run.jobs[k], wr.n);
-	free(run.jobs);
-out_spool:
 	spool_close(&sp);
 	wal_repos_free(&wr);
 out_config:

@@ -306,6 +306,21 @@ bool spool_find_file(const struct spool *sp, const char *name, char hash[SPOOL_H
 	return f.found;
 }
 
+static void count_one(const struct spool *sp, const char *e, void *payload)
+{
+	(void)sp;
+	if (entry_walname_len(e))
+		(*(size_t *)payload)++;
+}
+
+size_t spool_count_records(const struct spool *sp)
+{
+	size_t n = 0;
+
+	each_entry(sp, count_one, &n);
+	return n;
+}
+
 struct prune {
 	const char *current;
 	char **keep;

@@ -47,6 +47,8 @@ bool spool_has_record(const struct spool *sp, const char *name, const char *hash
 bool spool_has_name(const struct spool *sp, const char *name);
 int spool_add_record(const struct spool *sp, const char *name, const char *hash);
 void spool_remove(const struct spool *sp, const char *name, const char *hash);
+/* How many records (and files) the spool holds. */
+size_t spool_count_records(const struct spool *sp);
 
 /*
  * Drop entries for WAL older than `current` (by name, as PostgreSQL archives

@@ -52,6 +52,9 @@ attempt() {
 	if kill -KILL "$pid" 2>/dev/null; then
 		killed=1
 	fi
+	# wal-push hands segments to a background pusher of its own session,
+	# started from the same command line: it dies at the same moment.
+	pkill -KILL -f -- "--config $conf " 2>/dev/null
 	wait "$waiter"
 	rc=$?
 	# Killed just as it exited on its own: that run counts as finished.

@@ -27,7 +27,7 @@ wait_archived() { # SEGMENT [SECONDS]
 }
 
 spool_hits() {
-	grep -c "already archived (spool record)" "$PG1.log"
+	grep -c "archived.*(spool record" "$PG1.log"
 }
 
 t_mkdir "$T/spool" "$T/check"
