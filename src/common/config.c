@@ -30,13 +30,13 @@ enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_SCHEDULE, SEC_BAD };
 enum global_key {
 	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
 	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS,
-	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_COUNT
+	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_KEY_CACHE, G_COUNT
 };
 
 static const char *const global_names[G_COUNT] = {
 	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
 	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout", "archive_repos",
-	"wal_push_ahead", "wal_fetch_ahead", "spool_dir",
+	"wal_push_ahead", "wal_fetch_ahead", "spool_dir", "key_cache",
 };
 
 struct parse_state {
@@ -332,6 +332,12 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 		if (value[0] != '/')
 			return fail_at(st, PGKEEP_EINVAL, "spool_dir: '%s' is not an absolute path", value);
 		return set_string(st, &cfg->spool_dir, name, value);
+	case G_KEY_CACHE:
+		if (!parse_int(value, 0, PGK_KEY_CACHE_MAX, &cfg->key_cache))
+			return fail_at(st, PGKEEP_EINVAL,
+				       "key_cache: bad value '%s' (seconds, an integer from 0 to %d)",
+				       value, PGK_KEY_CACHE_MAX);
+		return 1;
 	case G_COUNT:
 		break;
 	}
@@ -574,6 +580,23 @@ static int check_modes(struct parse_state *st, int fd)
 	return 0;
 }
 
+/* The key agent's settings of the config loaded last; see config_key_cache. */
+static int last_key_cache = -1;
+static char *last_spool_dir;
+
+static void note_key_cache(const struct pgk_config *cfg)
+{
+	free(last_spool_dir);
+	last_spool_dir = cfg->spool_dir ? xstrdup(cfg->spool_dir) : NULL;
+	last_key_cache = cfg->key_cache;
+}
+
+int config_key_cache(const char **spool_dir)
+{
+	*spool_dir = last_spool_dir;
+	return last_key_cache;
+}
+
 int config_load(struct pgk_config *cfg, const char *path)
 {
 	struct parse_state st;
@@ -586,6 +609,7 @@ int config_load(struct pgk_config *cfg, const char *path)
 	cfg->archive_timeout = -1;
 	cfg->wal_push_ahead = PGK_WAL_PUSH_AHEAD_DEFAULT;
 	cfg->wal_fetch_ahead = PGK_WAL_FETCH_AHEAD_DEFAULT;
+	cfg->key_cache = PGK_KEY_CACHE_DEFAULT;
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;
@@ -614,8 +638,10 @@ int config_load(struct pgk_config *cfg, const char *path)
 	}
 	fclose(st.f);
 	free((char *)st.secret_key);
-	if (ret == 0)
+	if (ret == 0) {
+		note_key_cache(cfg);
 		return 0;
+	}
 out_free_cfg:
 	config_free(cfg);
 	return ret;

@@ -3,7 +3,7 @@
  * file and the line.
  *
  *   [global]   repo, passphrase_file | passphrase_command, compression,
- *              pgdata, conninfo, plugin_dir, log_level
+ *              pgdata, conninfo, plugin_dir, log_level, key_cache, ...
  *   [repo:NAME] plugin = local|s3|b2|sftp|..., core keys below, and the
  *              plugin's own keys, which are handed to the plugin untouched.
  */
@@ -18,6 +18,8 @@
 #define PGK_WAL_PUSH_AHEAD_DEFAULT 8
 #define PGK_WAL_FETCH_AHEAD_DEFAULT 4
 #define PGK_WAL_AHEAD_MAX 64
+#define PGK_KEY_CACHE_DEFAULT 900
+#define PGK_KEY_CACHE_MAX 604800
 
 struct pgk_config_repo {
 	char *name;		/* NAME in [repo:NAME] */
@@ -60,6 +62,9 @@ struct pgk_config {
 	int wal_push_ahead;
 	int wal_fetch_ahead;
 	char *spool_dir;
+	/* [global] key_cache: seconds the key agent keeps an unwrapped key after
+	 * its last use; 0 = no agent (see repo/keycache.h). */
+	int key_cache;
 	/* [schedule]: job name = cron expression, for the daemon. */
 	struct pgkeep_option *schedule;
 	int *schedule_lines;
@@ -75,6 +80,14 @@ struct pgk_config {
  */
 int config_load(struct pgk_config *cfg, const char *path);
 void config_free(struct pgk_config *cfg);
+
+/*
+ * key_cache of the config this process loaded last (-1 before any load:
+ * no agent), and its spool_dir (NULL = the default), whose base directory
+ * holds the agent's socket.  Repositories are opened far from where the
+ * config is loaded; this is how the setting reaches them.
+ */
+int config_key_cache(const char **spool_dir);
 
 /* The repository named `name`, or the default one when name is NULL.  When the
  * config names no default and has exactly one repository, that one. */

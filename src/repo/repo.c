@@ -14,8 +14,10 @@
 #include <json-c/json.h>
 #include <openssl/rand.h>
 
+#include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "repo/keycache.h"
 #include "repo/repo.h"
 
 #define REPO_FORMAT 1
@@ -187,9 +189,11 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Try one slot; 0 and k filled when it opens this repository's key. */
+/* Try one slot; 0 and k filled when it opens this repository's key, which
+ * then goes to the key cache. */
 static int try_slot(struct pgk_store *store, const char *key, const char *pass,
-		    const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k)
+		    const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k,
+		    struct keycache *kc)
 {
 	struct pgk_buf slot = PGK_BUF_INIT;
 	int ret;
@@ -198,7 +202,6 @@ static int try_slot(struct pgk_store *store, const char *key, const char *pass,
 	if (ret < 0)
 		return ret;
 	ret = keyslot_unwrap(k, pass, slot.data, slot.len);
-	buf_free(&slot);
 	if (ret < 0 && ret != PGKEEP_EAUTH)
 		pgk_error_wrap(ret, "key slot %s", key);
 	if (ret == 0 && memcmp(k->key_id, key_id, PGK_KEY_ID_LEN) != 0) {
@@ -206,7 +209,40 @@ static int try_slot(struct pgk_store *store, const char *key, const char *pass,
 		pgk_log_debug("key slot %s belongs to an unfinished init; ignored", key);
 		ret = pgk_error(PGKEEP_EAUTH, "key slot %s holds another repository's key", key);
 	}
+	if (ret == 0) {
+		pgk_log_debug("key slot %s: key unwrapped with scrypt", key);
+		keycache_store(kc, pass, slot.data, slot.len, k->master);
+	}
+	buf_free(&slot);
 	return ret;
+}
+
+/*
+ * Ask the key cache about one slot: 0 when its answer is this repository's
+ * key.  A wrong answer is only a miss (PGKEEP_ENOTFOUND); any other code
+ * means the cache cannot help this time.
+ */
+static int try_cached_slot(struct pgk_store *store, const char *key, const char *pass,
+			   const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k,
+			   struct keycache *kc)
+{
+	struct pgk_buf slot = PGK_BUF_INIT;
+	int ret;
+
+	ret = store_get(store, key, &slot);
+	if (ret < 0)
+		return ret;
+	ret = keycache_lookup(kc, pass, slot.data, slot.len, k->master);
+	buf_free(&slot);
+	if (ret < 0)
+		return ret;
+	if (keys_derive(k) == 0 && memcmp(k->key_id, key_id, PGK_KEY_ID_LEN) == 0) {
+		pgk_log_debug("key slot %s: key from the cache", key);
+		return 0;
+	}
+	keys_wipe(k);
+	pgk_log_debug("key slot %s: the key cache's answer does not fit; ignored", key);
+	return PGKEEP_ENOTFOUND;
 }
 
 static int unlock(struct pgk_store *store, const char *name, const char *pass,
@@ -214,17 +250,30 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 {
 	struct slot_list l = { NULL, 0 };
 	char bad_msg[PGKEEP_ERRLEN] = "";
-	int ret, bad = 0;
+	struct keycache kc;
+	const char *cache_base;
+	int ret, bad = 0, ttl;
 	bool wrong_pass = false;
 	size_t i;
 
+	ttl = config_key_cache(&cache_base);
+	keycache_init(&kc, cache_base, ttl);
 	ret = store_list(store, REPO_KEYS_PREFIX, collect_slot, &l);
 	if (ret < 0)
 		goto out_free;
 	qsort(l.keys, l.n, sizeof(*l.keys), cmp_str);
+	/* The cache first, for every slot: scrypt on one slot that is not
+	 * ours would cost what the cache saves. */
+	for (i = 0; i < l.n && keycache_enabled(&kc); i++) {
+		ret = try_cached_slot(store, l.keys[i], pass, key_id, k, &kc);
+		if (ret == 0)
+			goto out_free;
+		if (ret != PGKEEP_ENOTFOUND)
+			break;
+	}
 	ret = PGKEEP_ENOTFOUND;
 	for (i = 0; i < l.n && ret != 0; i++) {
-		ret = try_slot(store, l.keys[i], pass, key_id, k);
+		ret = try_slot(store, l.keys[i], pass, key_id, k, &kc);
 		if (ret == PGKEEP_EAUTH) {
 			wrong_pass = true;
 		} else if (ret < 0 && (!bad || bad == PGKEEP_ECORRUPT)) {
@@ -245,6 +294,7 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 	else
 		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s has no key slot", name);
 out_free:
+	keycache_close(&kc);
 	for (i = 0; i < l.n; i++)
 		free(l.keys[i]);
 	free(l.keys);
