@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cmd/backup_util.h"
 #include "common/error.h"
@@ -73,4 +74,13 @@ void lock_release_keep_error(struct repo_lock *l)
 	if (*saved)
 		pgk_error(PGKEEP_EIO, "%s", saved);
 	free(saved);
+}
+
+int backup_default_jobs(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 1)
+		return 1;
+	return n < BACKUP_DEFAULT_JOBS ? (int)n : BACKUP_DEFAULT_JOBS;
 }

@@ -9,8 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Parallel workers of the pipeline when the config sets no `jobs`. */
+/*
+ * The most parallel workers of the pipeline chosen when neither the config
+ * nor --jobs says: each costs a chunk slot or two and a sealing buffer (up
+ * to 4 MiB each), and the default must stay within 64 MiB of memory.
+ */
 #define BACKUP_DEFAULT_JOBS 4
+
+/* Workers when the config sets no `jobs`: the online cores, at most
+ * BACKUP_DEFAULT_JOBS. */
+int backup_default_jobs(void);
 
 /* "1.5 GiB", "512 B". */
 void human_size(uint64_t bytes, char *out, size_t outlen);

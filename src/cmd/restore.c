@@ -359,6 +359,8 @@ static int prepare_pgdata(const struct restore_opts *o, char **abs)
 
 /* ---------------------------------------------------------------- extraction */
 
+#define EXTRACT_PIPE_SIZE (1024 * 1024)
+
 struct extractor {
 	int fd;			/* read end of the pipe */
 	const char *root;
@@ -540,6 +542,11 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return pgk_error(PGKEEP_EIO, "cannot create a pipe: %s", strerror(errno));
 	x.fd = fds[0];
+#ifdef F_SETPIPE_SZ
+	/* Whole chunks pass in a write or two instead of 64 KiB at a time; the
+	 * system may refuse, and the default pipe works too. */
+	(void)fcntl(fds[1], F_SETPIPE_SZ, EXTRACT_PIPE_SIZE);
+#endif
 	if (pthread_create(&x.thread, NULL, extract_main, &x) != 0) {
 		close(fds[0]);
 		close(fds[1]);
@@ -1028,7 +1035,7 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &rr.t0);
 	if (ctx_load_config(g, &rr.cfg) < 0)
 		return ctx_fail();
-	rr.jobs = o.jobs ? o.jobs : rr.cfg.jobs > 0 ? rr.cfg.jobs : BACKUP_DEFAULT_JOBS;
+	rr.jobs = o.jobs ? o.jobs : rr.cfg.jobs > 0 ? rr.cfg.jobs : backup_default_jobs();
 	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
 	if (rc == 0) {
 		rr.progress = progress_new(o.progress, "restore");

@@ -157,3 +157,34 @@ size_t chunker_next(const struct chunker_params *p, const uint8_t *data, size_t 
 	}
 	return end;
 }
+
+size_t chunker_scan(const struct chunker_params *p, struct chunker_scan *st,
+		    const uint8_t *data, size_t len)
+{
+	unsigned bits = log2_floor(p->avg);
+	uint64_t mask_strict = top_bits(bits + 2);
+	uint64_t mask_loose = top_bits(bits > 2 ? bits - 2 : 1);
+	size_t end, normal, i;
+	uint64_t h = st->h;
+
+	if (len <= p->min)
+		return 0;
+	end = len < p->max ? len : p->max;
+	normal = p->avg < end ? p->avg : end;
+	i = st->pos < p->min ? p->min : st->pos;
+
+	/* The two loops of chunker_next, resumed where the last call stopped. */
+	for (; i < normal; i++) {
+		h = (h << 1) + gear[data[i]];
+		if (!(h & mask_strict))
+			return i + 1;
+	}
+	for (; i < end; i++) {
+		h = (h << 1) + gear[data[i]];
+		if (!(h & mask_loose))
+			return i + 1;
+	}
+	st->pos = i;
+	st->h = h;
+	return end == p->max ? end : 0;
+}

@@ -26,4 +26,25 @@ struct chunker_params {
  */
 size_t chunker_next(const struct chunker_params *p, const uint8_t *data, size_t len);
 
+/*
+ * The same cut points found incrementally, for a caller that reads a chunk
+ * into its buffer piece by piece: the bytes already looked at are not hashed
+ * again.  data[0..len) is the chunk so far (len only grows between calls on
+ * one state).  Returns the chunk's length once a cut point (or max) lies
+ * within it, else 0: more data, or at the end of the stream all of it.
+ */
+struct chunker_scan {
+	size_t pos;	/* next byte to hash */
+	uint64_t h;	/* gear hash of the bytes from min to pos */
+};
+
+static inline void chunker_scan_reset(struct chunker_scan *st)
+{
+	st->pos = 0;
+	st->h = 0;
+}
+
+size_t chunker_scan(const struct chunker_params *p, struct chunker_scan *st,
+		    const uint8_t *data, size_t len);
+
 #endif

@@ -1,9 +1,10 @@
 /*
- * The backup data path.  Writing: bytes are hashed and cut into chunks in the
- * caller's thread, and a bounded ring of chunk slots feeds `jobs` workers that
- * name, dedup-check, seal and store each chunk; results are collected in
- * stream order.  Reading runs the same ring backwards: workers fetch and
- * verify ahead, the caller delivers strictly in order.
+ * The backup data path.  Writing: bytes are cut into chunks in the caller's
+ * thread, straight in a bounded ring of chunk slots that feeds `jobs` workers
+ * (name, dedup-check, seal, store) and one hasher (the whole-stream SHA-256);
+ * results are collected in stream order.  Reading runs the same ring
+ * backwards: workers fetch and verify ahead, the hasher checks the stream,
+ * the caller delivers strictly in order.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -73,8 +74,16 @@ static int sha256_final_hex(EVP_MD_CTX *ctx, char out[65])
 
 /* ---- writing ---- */
 
+/*
+ * A slot's life: the writer's thread reads into it until the chunker finds a
+ * cut (the bytes after the cut move to the next slot), then submits it; a
+ * worker names, checks and stores it while the hasher adds it to the stream
+ * checksum; once both are done it is collected in stream order and reused.
+ * Every byte is copied once from the pipe and read in place after that.
+ */
 struct wslot {
-	struct pgk_buf data;	/* the chunk's plaintext */
+	uint8_t *data;		/* the chunk's plaintext, params.max of capacity */
+	size_t len;
 	bool done;		/* the worker has finished with it */
 	char id[65];
 	uint32_t stored;	/* bytes newly stored, 0 for a dedup hit */
@@ -84,25 +93,29 @@ struct stream_writer {
 	struct repo *r;
 	struct manifest_stream *dest;
 	struct chunker_params params;
-	EVP_MD_CTX *sha;
+	EVP_MD_CTX *sha;	/* the hasher's while it has a chunk in hand */
 	uint64_t size;
 
-	/* Bytes not yet cut into a chunk: pend[pend_off .. pend_len). */
-	uint8_t *pend;
-	size_t pend_off, pend_len, pend_cap;
+	/* The slot being filled (slots[next_submit]), NULL when none is held. */
+	struct wslot *fill;
+	struct chunker_scan scan;
 
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;		/* to workers: a chunk is queued, or stop */
+	pthread_cond_t hash_cv;		/* to the hasher: a chunk is queued, or stop */
 	pthread_cond_t done_cv;		/* to the writer: a chunk is done, or failed */
 	struct wslot *slots;
 	size_t nslots;
-	/* Sequence numbers: submitted, taken by a worker, collected in order. */
-	uint64_t next_submit, next_take, next_collect;
+	/*
+	 * Sequence numbers: submitted, taken by a worker, hashed, collected in
+	 * order.  next_collect <= next_hash, next_take <= next_submit.
+	 */
+	uint64_t next_submit, next_take, next_hash, next_collect;
 	bool stop;
 	int err;			/* first failure, sticky */
 	char errmsg[PGKEEP_ERRLEN];
 
-	pthread_t *threads;
+	pthread_t *threads;		/* workers, then the hasher */
 	int nthreads;
 	bool finished;
 };
@@ -114,7 +127,7 @@ static int store_chunk(struct repo *r, struct wslot *slot, struct pgk_buf *seale
 	struct pgkeep_stat st;
 	int ret;
 
-	keys_chunk_id(&r->keys, slot->data.data, slot->data.len, slot->id);
+	keys_chunk_id(&r->keys, slot->data, slot->len, slot->id);
 	chunk_key(slot->id, key, sizeof(key));
 	slot->stored = 0;
 	ret = store_stat(r->store, key, &st);
@@ -123,8 +136,8 @@ static int store_chunk(struct repo *r, struct wslot *slot, struct pgk_buf *seale
 	if (ret != PGKEEP_ENOTFOUND)
 		return ret;
 	buf_reset(sealed);
-	ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data.data,
-		       slot->data.len, sealed);
+	ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
+		       sealed);
 	if (ret)
 		return ret;
 	ret = store_put(r->store, key, sealed->data, sealed->len, PGKEEP_PUT_IF_ABSENT);
@@ -146,6 +159,7 @@ static void writer_fail(struct stream_writer *w, int code, const char *msg)
 	}
 	w->stop = true;
 	pthread_cond_broadcast(&w->work_cv);
+	pthread_cond_broadcast(&w->hash_cv);
 	pthread_cond_broadcast(&w->done_cv);
 }
 
@@ -178,6 +192,38 @@ static void *writer_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * The whole-stream SHA-256 runs here, beside the chunker and the workers,
+ * instead of in the thread that reads the stream: on its own it is about as
+ * much work as reading and cutting together.
+ */
+static void *writer_hasher(void *arg)
+{
+	struct stream_writer *w = arg;
+	struct wslot *slot;
+	bool ok;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (!w->stop && w->next_hash == w->next_submit)
+			pthread_cond_wait(&w->hash_cv, &w->mu);
+		if (w->stop)
+			break;
+		slot = &w->slots[w->next_hash % w->nslots];
+		pthread_mutex_unlock(&w->mu);
+
+		ok = EVP_DigestUpdate(w->sha, slot->data, slot->len) == 1;
+
+		pthread_mutex_lock(&w->mu);
+		if (!ok)
+			writer_fail(w, PGKEEP_EIO, "cannot compute a stream checksum");
+		w->next_hash++;
+		pthread_cond_broadcast(&w->done_cv);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
 /* The writer's thread reports a failure that happened anywhere. */
 static int writer_error(struct stream_writer *w)
 {
@@ -199,20 +245,19 @@ static void collect_done(struct stream_writer *w)
 {
 	struct wslot *slot;
 
-	while (w->next_collect < w->next_submit) {
+	while (w->next_collect < w->next_hash) {
 		slot = &w->slots[w->next_collect % w->nslots];
 		if (!slot->done)
 			break;
-		manifest_stream_add_chunk(w->dest, slot->id, (uint32_t)slot->data.len,
-					  slot->stored);
+		manifest_stream_add_chunk(w->dest, slot->id, (uint32_t)slot->len, slot->stored);
 		w->dest->stored += slot->stored;
 		slot->done = false;
 		w->next_collect++;
 	}
 }
 
-/* Hand one chunk to the workers, waiting for a free slot (back-pressure). */
-static int submit_chunk(struct stream_writer *w, const uint8_t *data, size_t len)
+/* Take the next slot to fill, waiting for one to be free (back-pressure). */
+static int acquire_fill(struct stream_writer *w)
 {
 	struct wslot *slot;
 
@@ -230,32 +275,47 @@ static int submit_chunk(struct stream_writer *w, const uint8_t *data, size_t len
 	slot = &w->slots[w->next_submit % w->nslots];
 	pthread_mutex_unlock(&w->mu);
 
-	/* The slot is ours until next_submit moves past it. */
-	buf_reset(&slot->data);
-	buf_append(&slot->data, data, len);
-
-	pthread_mutex_lock(&w->mu);
-	w->next_submit++;
-	pthread_cond_signal(&w->work_cv);
-	pthread_mutex_unlock(&w->mu);
+	/* Untouched pages cost nothing: RSS follows the largest chunk seen. */
+	if (!slot->data)
+		slot->data = xmalloc(w->params.max);
+	slot->len = 0;
+	w->fill = slot;
+	chunker_scan_reset(&w->scan);
 	return 0;
 }
 
-/* Cut and submit chunks while a cut is certain (or, at the end, always). */
-static int cut_pending(struct stream_writer *w, bool eof)
+/* Hand the slot being filled to the workers and the hasher. */
+static void submit_fill(struct stream_writer *w)
 {
-	size_t avail, n;
+	pthread_mutex_lock(&w->mu);
+	w->next_submit++;
+	pthread_cond_signal(&w->work_cv);
+	pthread_cond_signal(&w->hash_cv);
+	pthread_mutex_unlock(&w->mu);
+	w->fill = NULL;
+}
+
+/* Submit every chunk the slot being filled holds a cut for. */
+static int cut_fill(struct stream_writer *w)
+{
+	struct wslot *full;
+	size_t cut, tail;
 	int ret;
 
 	for (;;) {
-		avail = w->pend_len - w->pend_off;
-		if (avail == 0 || (!eof && avail < w->params.max))
+		cut = chunker_scan(&w->params, &w->scan, w->fill->data, w->fill->len);
+		if (cut == 0)
 			return 0;
-		n = chunker_next(&w->params, w->pend + w->pend_off, avail);
-		ret = submit_chunk(w, w->pend + w->pend_off, n);
+		full = w->fill;
+		tail = full->len - cut;
+		full->len = cut;
+		submit_fill(w);
+		ret = acquire_fill(w);
 		if (ret)
 			return ret;
-		w->pend_off += n;
+		/* Only this thread ever fills a slot, so the tail stays put. */
+		memcpy(w->fill->data, full->data + cut, tail);
+		w->fill->len = tail;
 	}
 }
 
@@ -266,10 +326,29 @@ static void writer_stop_threads(struct stream_writer *w)
 	pthread_mutex_lock(&w->mu);
 	w->stop = true;
 	pthread_cond_broadcast(&w->work_cv);
+	pthread_cond_broadcast(&w->hash_cv);
 	pthread_mutex_unlock(&w->mu);
 	for (i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
 	w->nthreads = 0;
+}
+
+/*
+ * Two slots per worker keeps each busy while the next chunk is read (or
+ * delivered), but a slot may hold a max-size chunk: past a budget, fewer,
+ * never below one per worker plus the one being filled and one in hand.
+ */
+#define PIPE_SLOT_BUDGET (24 * 1024 * 1024)
+
+static size_t ring_slots(int jobs, size_t max)
+{
+	size_t n = 2 * (size_t)jobs + 1, cap = PIPE_SLOT_BUDGET / (max ? max : 1);
+
+	if (n > cap)
+		n = cap;
+	if (n < (size_t)jobs + 2)
+		n = (size_t)jobs + 2;
+	return n;
 }
 
 int stream_writer_open(struct stream_writer **out, struct repo *r,
@@ -290,20 +369,20 @@ int stream_writer_open(struct stream_writer **out, struct repo *r,
 		free(w);
 		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
 	}
-	w->pend_cap = 2 * w->params.max;
-	w->pend = xmalloc(w->pend_cap);
-	w->nslots = 2 * (size_t)jobs;
+	w->nslots = ring_slots(jobs, w->params.max);
 	w->slots = xzalloc(w->nslots * sizeof(*w->slots));
-	w->threads = xzalloc((size_t)jobs * sizeof(*w->threads));
+	w->threads = xzalloc(((size_t)jobs + 1) * sizeof(*w->threads));
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->work_cv, NULL);
+	pthread_cond_init(&w->hash_cv, NULL);
 	pthread_cond_init(&w->done_cv, NULL);
 	dest->size = 0;
 	dest->stored = 0;
 	dest->nchunks = 0;
 
-	for (i = 0; i < jobs; i++) {
-		ret = pthread_create(&w->threads[i], NULL, writer_worker, w);
+	for (i = 0; i <= jobs; i++) {
+		ret = pthread_create(&w->threads[i], NULL,
+				     i < jobs ? writer_worker : writer_hasher, w);
 		if (ret) {
 			stream_writer_free(w);
 			return pgk_error(PGKEEP_ENOMEM, "cannot start a pipeline thread: %s",
@@ -315,39 +394,68 @@ int stream_writer_open(struct stream_writer **out, struct repo *r,
 	return 0;
 }
 
-int stream_writer_write(struct stream_writer *w, const void *buf, size_t len)
+static int writer_usable(struct stream_writer *w)
 {
-	const uint8_t *p = buf;
-	size_t n;
-	int ret;
-
 	if (writer_failed(w))
 		return writer_error(w);
 	if (w->finished)
 		return pgk_error(PGKEEP_EINVAL, "stream %s: write after finish",
 				 stream_name(w->dest));
-	if (len && EVP_DigestUpdate(w->sha, buf, len) != 1)
-		return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
-	w->size += len;
-	while (len) {
-		/* cut_pending leaves less than max, so compacting frees max bytes */
-		if (w->pend_len == w->pend_cap) {
-			memmove(w->pend, w->pend + w->pend_off, w->pend_len - w->pend_off);
-			w->pend_len -= w->pend_off;
-			w->pend_off = 0;
-		}
-		n = w->pend_cap - w->pend_len;
-		if (n > len)
-			n = len;
-		memcpy(w->pend + w->pend_len, p, n);
-		w->pend_len += n;
-		p += n;
-		len -= n;
-		ret = cut_pending(w, false);
+	return 0;
+}
+
+int stream_writer_buffer(struct stream_writer *w, void **buf, size_t *space)
+{
+	int ret;
+
+	*buf = NULL;
+	*space = 0;
+	ret = writer_usable(w);
+	if (ret)
+		return ret;
+	if (!w->fill) {
+		ret = acquire_fill(w);
 		if (ret)
 			return ret;
 	}
+	/* cut_fill never leaves a full slot behind: there is always room. */
+	*buf = w->fill->data + w->fill->len;
+	*space = w->params.max - w->fill->len;
 	return 0;
+}
+
+int stream_writer_commit(struct stream_writer *w, size_t len)
+{
+	if (!w->fill || len > w->params.max - w->fill->len)
+		return pgk_error(PGKEEP_EINVAL, "stream %s: commit of %zu bytes beyond the buffer",
+				 stream_name(w->dest), len);
+	if (len == 0)
+		return 0;
+	w->fill->len += len;
+	w->size += len;
+	return cut_fill(w);
+}
+
+int stream_writer_write(struct stream_writer *w, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+	size_t space;
+	void *dst;
+	int ret;
+
+	ret = writer_usable(w);
+	while (ret == 0 && len) {
+		ret = stream_writer_buffer(w, &dst, &space);
+		if (ret)
+			break;
+		if (space > len)
+			space = len;
+		memcpy(dst, p, space);
+		p += space;
+		len -= space;
+		ret = stream_writer_commit(w, space);
+	}
+	return ret;
 }
 
 int stream_writer_finish(struct stream_writer *w)
@@ -358,9 +466,10 @@ int stream_writer_finish(struct stream_writer *w)
 		return writer_error(w);
 	if (w->finished)
 		return 0;
-	ret = cut_pending(w, true);
-	if (ret)
-		return ret;
+	/* What is left has no cut point: it is the last chunk. */
+	if (w->fill && w->fill->len)
+		submit_fill(w);
+	w->fill = NULL;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		collect_done(w);
@@ -371,6 +480,7 @@ int stream_writer_finish(struct stream_writer *w)
 	pthread_mutex_unlock(&w->mu);
 	if (writer_failed(w))
 		return writer_error(w);
+	/* Everything is hashed: the hasher no longer touches the context. */
 	ret = sha256_final_hex(w->sha, w->dest->sha256);
 	if (ret)
 		return ret;
@@ -387,12 +497,12 @@ void stream_writer_free(struct stream_writer *w)
 		return;
 	writer_stop_threads(w);
 	for (i = 0; i < w->nslots; i++)
-		buf_free(&w->slots[i].data);
+		free(w->slots[i].data);
 	free(w->slots);
 	free(w->threads);
-	free(w->pend);
 	EVP_MD_CTX_free(w->sha);
 	pthread_cond_destroy(&w->done_cv);
+	pthread_cond_destroy(&w->hash_cv);
 	pthread_cond_destroy(&w->work_cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
@@ -412,10 +522,13 @@ struct stream_reader {
 	const struct manifest_stream *s;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;		/* to workers: a slot was freed, or stop */
-	pthread_cond_t done_cv;		/* to the reader: a slot is filled */
+	pthread_cond_t done_cv;		/* to the reader and the hasher: a slot is filled or hashed */
 	struct rslot *slots;
 	size_t nslots;
-	size_t next_take, next_deliver;
+	/* Chunks taken by a worker, added to the checksum, handed to the sink. */
+	size_t next_take, next_hash, next_deliver;
+	EVP_MD_CTX *sha;		/* the hasher's until every chunk is hashed */
+	bool hash_failed;
 	bool stop;
 };
 
@@ -482,9 +595,46 @@ static void *reader_worker(void *arg)
 	return NULL;
 }
 
+/*
+ * The whole-stream checksum, in order, beside the sink: the thread that
+ * feeds the sink only writes.  A chunk that failed is left to the reader,
+ * which reports it.
+ */
+static void *reader_hasher(void *arg)
+{
+	struct stream_reader *rd = arg;
+	struct rslot *slot;
+	bool ok;
+
+	pthread_mutex_lock(&rd->mu);
+	for (;;) {
+		slot = &rd->slots[rd->next_hash % rd->nslots];
+		/* Until a worker takes the chunk, done may be the previous one's. */
+		while (!rd->stop && (rd->next_hash >= rd->next_take || !slot->done ||
+				     slot->err || rd->hash_failed)) {
+			pthread_cond_wait(&rd->done_cv, &rd->mu);
+			slot = &rd->slots[rd->next_hash % rd->nslots];
+		}
+		if (rd->stop)
+			break;
+		pthread_mutex_unlock(&rd->mu);
+
+		ok = EVP_DigestUpdate(rd->sha, slot->plain.data, slot->plain.len) == 1;
+
+		pthread_mutex_lock(&rd->mu);
+		if (ok)
+			rd->next_hash++;
+		else
+			rd->hash_failed = true;
+		pthread_cond_broadcast(&rd->done_cv);
+	}
+	pthread_mutex_unlock(&rd->mu);
+	return NULL;
+}
+
 /* Deliver every chunk in order; errors are reported in stream order too. */
-static int deliver_all(struct stream_reader *rd, EVP_MD_CTX *sha, pgkeep_sink_fn sink,
-		       void *payload, uint64_t *total)
+static int deliver_all(struct stream_reader *rd, pgkeep_sink_fn sink, void *payload,
+		       uint64_t *total)
 {
 	const struct manifest_stream *s = rd->s;
 	struct rslot *slot;
@@ -499,13 +649,18 @@ static int deliver_all(struct stream_reader *rd, EVP_MD_CTX *sha, pgkeep_sink_fn
 		pthread_mutex_unlock(&rd->mu);
 		if (slot->err)
 			return pgk_error(slot->err, "stream %s: %s", stream_name(s), slot->errmsg);
-		if (EVP_DigestUpdate(sha, slot->plain.data, slot->plain.len) != 1)
-			return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
 		*total += slot->plain.len;
 		ret = sink(payload, slot->plain.data, slot->plain.len);
 		if (ret)
 			return ret;
+		/* The slot is free again once the hasher is past it too. */
 		pthread_mutex_lock(&rd->mu);
+		while (rd->next_hash <= i && !rd->hash_failed)
+			pthread_cond_wait(&rd->done_cv, &rd->mu);
+		if (rd->hash_failed) {
+			pthread_mutex_unlock(&rd->mu);
+			return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
+		}
 		slot->done = false;
 		rd->next_deliver++;
 		pthread_cond_broadcast(&rd->work_cv);
@@ -531,29 +686,39 @@ static int check_stream_end(const struct manifest_stream *s, EVP_MD_CTX *sha, ui
 	return 0;
 }
 
+static size_t largest_chunk(const struct manifest_stream *s)
+{
+	size_t i, max = 0;
+
+	for (i = 0; i < s->nchunks; i++)
+		if (s->chunks[i].size > max)
+			max = s->chunks[i].size;
+	return max;
+}
+
 int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 		pgkeep_sink_fn sink, void *payload)
 {
 	struct stream_reader rd = { .r = r, .s = s };
-	pthread_t threads[PIPE_MAX_JOBS];
-	EVP_MD_CTX *sha;
+	pthread_t threads[PIPE_MAX_JOBS + 1];
 	uint64_t total = 0;
 	int i, nthreads = 0, ret;
 	size_t k;
 
-	sha = sha256_new();
-	if (!sha)
+	rd.sha = sha256_new();
+	if (!rd.sha)
 		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
 	jobs = clamp_jobs(jobs);
-	rd.nslots = 2 * (size_t)jobs;
+	rd.nslots = ring_slots(jobs, largest_chunk(s));
 	rd.slots = xzalloc(rd.nslots * sizeof(*rd.slots));
 	pthread_mutex_init(&rd.mu, NULL);
 	pthread_cond_init(&rd.work_cv, NULL);
 	pthread_cond_init(&rd.done_cv, NULL);
 
 	ret = 0;
-	for (i = 0; i < jobs && (size_t)i < s->nchunks; i++) {
-		ret = pthread_create(&threads[i], NULL, reader_worker, &rd);
+	for (i = 0; i <= jobs && (size_t)i <= s->nchunks; i++) {
+		ret = pthread_create(&threads[i], NULL, i == 0 ? reader_hasher : reader_worker,
+				     &rd);
 		if (ret) {
 			ret = pgk_error(PGKEEP_ENOMEM, "cannot start a pipeline thread: %s",
 					strerror(ret));
@@ -562,16 +727,18 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 		nthreads++;
 	}
 	if (ret == 0)
-		ret = deliver_all(&rd, sha, sink, payload, &total);
-	if (ret == 0)
-		ret = check_stream_end(s, sha, total);
+		ret = deliver_all(&rd, sink, payload, &total);
 
 	pthread_mutex_lock(&rd.mu);
 	rd.stop = true;
 	pthread_cond_broadcast(&rd.work_cv);
+	pthread_cond_broadcast(&rd.done_cv);
 	pthread_mutex_unlock(&rd.mu);
 	for (i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
+	/* The hasher has stopped: its context is ours. */
+	if (ret == 0)
+		ret = check_stream_end(s, rd.sha, total);
 
 	for (k = 0; k < rd.nslots; k++)
 		buf_free(&rd.slots[k].plain);
@@ -579,6 +746,6 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 	pthread_cond_destroy(&rd.done_cv);
 	pthread_cond_destroy(&rd.work_cv);
 	pthread_mutex_destroy(&rd.mu);
-	EVP_MD_CTX_free(sha);
+	EVP_MD_CTX_free(rd.sha);
 	return ret;
 }

@@ -6,8 +6,9 @@
  *   read:   chunk list -> [workers: fetch, verify, decrypt, decompress,
  *           check id] -> bytes in order -> sink
  *
- * Work runs on `jobs` threads with bounded queues, so memory stays flat
- * (about jobs * 2 * max chunk size) and a slow store applies back-pressure.
+ * Work runs on `jobs` threads plus one that computes the whole-stream
+ * checksum, with bounded queues, so memory stays flat (about jobs * 2 * max
+ * chunk size, capped) and a slow store applies back-pressure.
  */
 #ifndef PGK_PIPELINE_H
 #define PGK_PIPELINE_H
@@ -27,6 +28,13 @@ struct stream_writer;
 int stream_writer_open(struct stream_writer **out, struct repo *r,
 		       struct manifest_stream *dest, int jobs);
 int stream_writer_write(struct stream_writer *w, const void *buf, size_t len);
+/*
+ * The same without a copy: stream_writer_buffer gives the free space of the
+ * chunk being filled (never empty); read into it, then commit the bytes
+ * read.  The buffer is valid until the commit; nothing else may come between.
+ */
+int stream_writer_buffer(struct stream_writer *w, void **buf, size_t *space);
+int stream_writer_commit(struct stream_writer *w, size_t len);
 /* Drain the pipeline; fills dest's chunk list, size, stored and sha256. */
 int stream_writer_finish(struct stream_writer *w);
 /* Always call; safe after finish or after an error. */
