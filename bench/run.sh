@@ -318,6 +318,14 @@ phase_wal() {
 	(cd "$pgdata" && as "$d/archiver.sh" "$d/segments20" \
 		"/usr/bin/time -f %M -a -o $d/rss-walpush $pgkeep --config $d/rss.conf wal-push %p")
 	rss_note wal-push "$(sort -n "$d/rss-walpush" | tail -n 1)"
+	# The calls hand segments to a background pusher, which /usr/bin/time
+	# does not see: it reports its own peak in the spool when it leaves.
+	local lock
+	for lock in "$d"/spool-rss/push-*/pusher-*.lock; do
+		[ -e "$lock" ] && as flock "$lock" true
+	done
+	rss_note wal-push-pusher "$(cat "$d"/spool-rss/push-*/pusher.stats 2>/dev/null |
+		awk '$1 == "max_rss_kib" { print $2 }' | sort -n | tail -n 1)"
 	timed wal-fetch "$pgkeep" --config "$d/wal.conf" wal-fetch "$(tail -n 1 "$d/segments")" "$d/out/fetched"
 	log "WAL: pgbackrest archive-push (sync)"
 	push_run pgbr_sync_push "$pgbr_sync_cmd"

@@ -32,15 +32,19 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/walname.h"
+#include "repo/object.h"
 #include "repo/repo.h"
+#include "repo/store.h"
 #include "repo/spool.h"
 
 /* The largest segment PostgreSQL makes; history and .backup files are tiny. */
 #define WAL_FILE_MAX WAL_SEG_SIZE_MAX
 /* Records kept at most: the look-ahead of two calls, and some slack. */
 #define SPOOL_MAX(ahead) (2 * (size_t)(ahead) + 16)
-/* Files read and sealed at once; each holds a segment and its sealed copies. */
-#define PUSH_WORKERS_MAX 4
+/* Files sealed at once, at most (one per core). */
+#define PUSH_CPU_MAX 4
+/* Sealed objects held at once, being sealed or stored (see cpu_acquire). */
+#define PUSH_SEALED_BUDGET ((uint64_t)40 << 20)
 
 static int read_all(int fd, uint8_t *buf, size_t len, const char *path)
 {
@@ -60,34 +64,74 @@ static int read_all(int fd, uint8_t *buf, size_t len, const char *path)
 	return 0;
 }
 
-/* Read the whole file; PostgreSQL does not change a file it asks us to archive. */
-static int read_wal_file(const char *path, struct pgk_buf *out)
+/*
+ * The stamp a spool record may carry for what was read: only when stat
+ * says the same before and after the read, and the file's last change is
+ * older than the read by more than the clock's granularity, so that any
+ * later change shows as a different stamp.
+ */
+#define STAMP_MARGIN_NS 50000000LL
+
+static void stamp_after_read(int fd, const struct stat *before, const struct timespec *t0,
+			     char *stamp)
 {
 	struct stat st;
+	long long age;
+
+	stamp[0] = '\0';
+	if (fstat(fd, &st) < 0 || st.st_ino != before->st_ino || st.st_size != before->st_size ||
+	    st.st_mtim.tv_sec != before->st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != before->st_mtim.tv_nsec ||
+	    st.st_ctim.tv_sec != before->st_ctim.tv_sec ||
+	    st.st_ctim.tv_nsec != before->st_ctim.tv_nsec)
+		return;
+	age = ((long long)t0->tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
+	      (t0->tv_nsec - st.st_ctim.tv_nsec);
+	if (age > STAMP_MARGIN_NS)
+		spool_stamp(&st, stamp);
+}
+
+/* Open a file to archive: a regular file no larger than any WAL file. */
+static int open_wal_file(const char *path, struct stat *st)
+{
 	int fd, rc;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return pgk_error(PGKEEP_EIO, "cannot open %s: %s", path, strerror(errno));
-	if (fstat(fd, &st) < 0) {
+	if (fstat(fd, st) < 0) {
 		rc = pgk_error(PGKEEP_EIO, "cannot stat %s: %s", path, strerror(errno));
 		goto out_close;
 	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		rc = pgk_error(PGKEEP_EINVAL, "%s is not a regular file", path);
 		goto out_close;
 	}
-	if ((uint64_t)st.st_size > WAL_FILE_MAX) {
+	if ((uint64_t)st->st_size > WAL_FILE_MAX) {
 		rc = pgk_error(PGKEEP_EINVAL, "%s is %lld bytes, larger than any WAL file", path,
-			       (long long)st.st_size);
+			       (long long)st->st_size);
 		goto out_close;
 	}
+	return fd;
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* Read the whole file, for a comparison with what a store already holds. */
+static int read_wal_file(const char *path, struct pgk_buf *out)
+{
+	struct stat st;
+	int fd, rc;
+
+	fd = open_wal_file(path, &st);
+	if (fd < 0)
+		return fd;
 	buf_reset(out);
 	buf_reserve(out, (size_t)st.st_size);
 	rc = read_all(fd, out->data, (size_t)st.st_size, path);
 	if (rc == 0)
 		out->len = (size_t)st.st_size;
-out_close:
 	close(fd);
 	return rc;
 }
@@ -97,14 +141,14 @@ out_close:
  * size PostgreSQL was built for and the address of that very segment.  The
  * system identifier is returned for the repository's check.
  */
-static int check_segment(const struct wal_name *wn, const struct pgk_buf *data,
+static int check_segment(const struct wal_name *wn, const void *head, size_t file_size,
 			 const char *path, uint64_t *sysid)
 {
 	struct wal_page_info pi;
 	uint64_t segno;
 	int rc;
 
-	rc = wal_read_first_page(data->data, data->len, path, &pi);
+	rc = wal_read_first_page(head, file_size, path, &pi);
 	if (rc < 0)
 		return rc;
 	rc = wal_name_to_segno(wn, pi.seg_size, &segno);
@@ -118,24 +162,28 @@ static int check_segment(const struct wal_name *wn, const struct pgk_buf *data,
 	return 0;
 }
 
-/* The object exists: the push succeeds only if it holds exactly these bytes. */
-static int compare_stored(struct repo *r, const char *key, const struct pgk_buf *data)
+/* The object exists: the push succeeds only if it holds exactly the file's bytes. */
+static int compare_stored(struct repo *r, const char *key, const char *path)
 {
-	struct pgk_buf stored = PGK_BUF_INIT;
+	struct pgk_buf stored = PGK_BUF_INIT, data = PGK_BUF_INIT;
 	int rc;
 
+	rc = read_wal_file(path, &data);
+	if (rc < 0)
+		goto out_free;
 	rc = repo_get(r, key, OBJ_WAL, &stored);
 	if (rc < 0) {
 		pgk_error_wrap(rc, "object %s exists but cannot be read back to compare", key);
 		goto out_free;
 	}
-	if (stored.len != data->len || memcmp(stored.data, data->data, data->len) != 0) {
+	if (stored.len != data.len || memcmp(stored.data, data.data, data.len) != 0) {
 		rc = pgk_error(PGKEEP_EEXISTS, "object %s exists with different content", key);
 		goto out_free;
 	}
 	pgk_log_info("%s already archived with identical content in repository %s", key, r->name);
 out_free:
 	buf_free(&stored);
+	buf_free(&data);
 	return rc;
 }
 
@@ -145,8 +193,11 @@ struct push_job {
 	char *path;
 	char key[WAL_KEY_MAX];
 	struct wal_name wn;
-	struct pgk_buf data;
+	bool checked;		/* job_check passed */
+	int fd;			/* open while the job runs */
+	uint64_t size;
 	char hash[SPOOL_HASH_HEX + 1];
+	char stamp[SPOOL_STAMP_MAX];	/* of the file read, or "" */
 	bool asked;		/* the file this call was made for */
 	int *rc;		/* per repository */
 	char **msg;		/* per repository, on failure */
@@ -174,7 +225,10 @@ struct push_run {
 	bool stop;		/* a push failed: take no more */
 	uint64_t idle_since_ms;	/* when the workers last had nothing to do, 0 if busy */
 	size_t pushed, failed;
+	unsigned cpu, cpu_busy;	/* sealing slots, and how many are taken */
+	uint64_t held;		/* sealed bytes held (see cpu_acquire) */
 	pthread_mutex_t mu;
+	pthread_cond_t cv;
 };
 
 /* A background pusher stays this long for more ready files before it exits. */
@@ -210,7 +264,8 @@ static void job_free(struct push_job *j, size_t nrepos)
 		free(j->msg[i]);
 	free(j->msg);
 	free(j->rc);
-	buf_free(&j->data);
+	if (j->fd >= 0)
+		close(j->fd);
 	free(j->name);
 	free(j->path);
 	free(j);
@@ -222,6 +277,7 @@ static struct push_job *job_new(const char *name, const char *path, size_t nrepo
 
 	j->name = xstrdup(name);
 	j->path = xstrdup(path);
+	j->fd = -1;
 	walname_key(name, j->key, sizeof(j->key));
 	walname_parse(name, &j->wn);
 	j->rc = xzalloc(nrepos * sizeof(*j->rc));
@@ -229,15 +285,33 @@ static struct push_job *job_new(const char *name, const char *path, size_t nrepo
 	return j;
 }
 
-/* Read and check the file; sysid 0 when it carries none (history, .backup). */
-static int job_load(struct push_job *j, uint64_t *sysid)
+/*
+ * Open and check the file (a segment's first page says what it is); it
+ * stays open for the push.  sysid 0 when it carries none (history, .backup).
+ */
+static int job_check(struct push_job *j, uint64_t *sysid)
 {
-	int rc;
+	uint8_t head[WAL_LONG_HEADER_LEN];
+	struct stat st;
+	ssize_t n;
+	int rc = 0;
 
 	*sysid = 0;
-	rc = read_wal_file(j->path, &j->data);
-	if (rc == 0 && (j->wn.type == WAL_SEGMENT || j->wn.type == WAL_PARTIAL))
-		rc = check_segment(&j->wn, &j->data, j->path, sysid);
+	if (j->fd < 0) {
+		j->fd = open_wal_file(j->path, &st);
+		if (j->fd < 0)
+			return j->fd;
+		j->size = (uint64_t)st.st_size;
+	}
+	if (j->wn.type == WAL_SEGMENT || j->wn.type == WAL_PARTIAL) {
+		n = pread(j->fd, head, sizeof(head), 0);
+		if (n < 0)
+			return pgk_error(PGKEEP_EIO, "cannot read %s: %s", j->path, strerror(errno));
+		rc = check_segment(&j->wn, head, (size_t)n < sizeof(head) ? (size_t)n : j->size,
+				   j->path, sysid);
+	}
+	if (rc == 0)
+		j->checked = true;
 	return rc;
 }
 
@@ -252,17 +326,64 @@ static char *wal_path(const struct push_run *run, const char *name)
 	return *run->wal_dir ? xasprintf("%s/%s", run->wal_dir, name) : xstrdup(name);
 }
 
-/* Store j in repository r: if absent, else only if identical. */
-static int push_to(struct repo *r, const struct push_job *j)
+/*
+ * Sealing is CPU work: at most `cpu` at once, one per job (core).  Storing
+ * waits on the store (an fsync, a network round trip), so more jobs than
+ * that are under way, each holding only its sealed object; the sealed bytes
+ * held at once stay within a budget, counted at the worst case while
+ * sealing and at the real size after.
+ */
+static void cpu_acquire(struct push_run *run, uint64_t want)
 {
+	pthread_mutex_lock(&run->mu);
+	while (run->cpu_busy >= run->cpu ||
+	       (run->held && run->held + want > PUSH_SEALED_BUDGET))
+		pthread_cond_wait(&run->cv, &run->mu);
+	run->cpu_busy++;
+	run->held += want;
+	pthread_mutex_unlock(&run->mu);
+}
+
+static void cpu_release(struct push_run *run, uint64_t want, uint64_t keep)
+{
+	pthread_mutex_lock(&run->mu);
+	run->cpu_busy--;
+	run->held -= want - keep;
+	pthread_cond_broadcast(&run->cv);
+	pthread_mutex_unlock(&run->mu);
+}
+
+static void held_release(struct push_run *run, uint64_t keep)
+{
+	pthread_mutex_lock(&run->mu);
+	run->held -= keep;
+	pthread_cond_broadcast(&run->cv);
+	pthread_mutex_unlock(&run->mu);
+}
+
+/* Store j in repository r: if absent, else only if identical. */
+static int push_to(struct push_run *run, struct repo *r, struct push_job *j, size_t i)
+{
+	struct pgk_buf obj = PGK_BUF_INIT;
+	uint64_t want = j->size + OBJ_OVERHEAD + (j->size >> 7) + 65536;
+	uint8_t md[32];
 	int rc;
 
-	rc = repo_put(r, j->key, OBJ_WAL, j->data.data, j->data.len, PGKEEP_PUT_IF_ABSENT);
+	cpu_acquire(run, want);
+	rc = obj_seal_fd(&r->keys, OBJ_WAL, r->compress_level, j->fd, j->size, j->path, &obj, md);
+	cpu_release(run, want, obj.len);
+	/* The hash of what is pushed is what a spool record vouches for. */
+	if (rc == 0 && i == 0)
+		spool_hash_hex(md, j->hash);
+	if (rc == 0)
+		rc = store_put(r->store, j->key, obj.data, obj.len, PGKEEP_PUT_IF_ABSENT);
+	held_release(run, obj.len);
+	buf_free(&obj);
 	if (rc == PGKEEP_EEXISTS)
-		rc = compare_stored(r, j->key, &j->data);
+		rc = compare_stored(r, j->key, j->path);
 	else if (rc == 0)
-		pgk_log_debug("archived %s as %s in repository %s (%zu bytes)", j->path, j->key,
-			      r->name, j->data.len);
+		pgk_log_debug("archived %s as %s in repository %s (%llu bytes)", j->path, j->key,
+			      r->name, (unsigned long long)j->size);
 	return rc;
 }
 
@@ -283,7 +404,7 @@ static void push_repo(struct push_run *run, struct push_job *j, size_t i)
 		j->msg[i] = xstrdup(wr->msg[i] ? wr->msg[i] : "not opened");
 		return;
 	}
-	j->rc[i] = push_to(wr->r[i], j);
+	j->rc[i] = push_to(run, wr->r[i], j, i);
 	if (j->rc[i] < 0)
 		j->msg[i] = wal_repos_message(wr, i, pgk_errmsg());
 }
@@ -328,19 +449,21 @@ static bool job_ok(const struct push_job *j, size_t nrepos)
 
 static void run_job(struct push_run *run, struct push_job *j)
 {
+	struct timespec t0;
+	struct stat before;
 	uint64_t sysid;
 	size_t i;
 	int rc = 0;
 
-	if (!j->data.data) {
-		rc = job_load(j, &sysid);
+	clock_gettime(CLOCK_REALTIME, &t0);
+	if (!j->checked) {
+		rc = job_check(j, &sysid);
 		/* Only the cluster that was checked against every repository. */
 		if (rc == 0 && sysid && sysid != run->sysid)
 			rc = pgk_error(PGKEEP_EINVAL, "%s belongs to another cluster", j->path);
 	}
-	/* The hash of what is pushed is what a spool record vouches for. */
-	if (rc == 0)
-		spool_hash(j->data.data, j->data.len, j->hash);
+	if (rc == 0 && fstat(j->fd, &before) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot stat %s: %s", j->path, strerror(errno));
 	if (rc < 0) {
 		for (i = 0; i < run->wr->n; i++) {
 			j->rc[i] = rc;
@@ -349,7 +472,9 @@ static void run_job(struct push_run *run, struct push_job *j)
 		return;
 	}
 	push_everywhere(run, j);
-	buf_free(&j->data);
+	stamp_after_read(j->fd, &before, &t0, j->stamp);
+	close(j->fd);
+	j->fd = -1;
 }
 
 /*
@@ -397,7 +522,7 @@ static void job_done(struct push_run *run, struct push_job *j)
 	bool ok = job_ok(j, run->wr->n);
 
 	if (ok && run->sp && (run->refill || !j->asked) &&
-	    spool_add_record(run->sp, j->name, j->hash) == 0)
+	    spool_add_record(run->sp, j->name, j->hash, j->stamp) == 0)
 		pgk_log_debug("pushed %s%s; recorded in the spool", j->name,
 			      j->asked ? "" : " ahead");
 	if (!ok && !j->asked)
@@ -548,31 +673,37 @@ static void *worker(void *p)
 	return NULL;
 }
 
-static size_t worker_count(const struct pgk_config *cfg)
+static unsigned cpu_count(const struct pgk_config *cfg)
 {
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t w = cfg->jobs > 0 ? (size_t)cfg->jobs : (size_t)(cores > 2 ? cores : 2);
+	unsigned c = cfg->jobs > 0 ? (unsigned)cfg->jobs : (unsigned)(cores > 2 ? cores : 2);
 
-	return w > PUSH_WORKERS_MAX ? PUSH_WORKERS_MAX : w;
+	return c > PUSH_CPU_MAX ? PUSH_CPU_MAX : c;
 }
 
 static void run_jobs(struct push_run *run)
 {
-	size_t nw = worker_count(run->cfg), i;
+	size_t nw, i;
 	pthread_t *tids;
 	bool *started;
+
+	/* Twice as many jobs as sealing slots: half of them wait on the store. */
+	run->cpu = cpu_count(run->cfg);
+	nw = 2 * (size_t)run->cpu;
 
 	if (!run->refill && nw > run->njobs)
 		nw = run->njobs;
 	tids = xzalloc(nw * sizeof(*tids));
 	started = xzalloc(nw * sizeof(*started));
 	pthread_mutex_init(&run->mu, NULL);
+	pthread_cond_init(&run->cv, NULL);
 	for (i = 1; i < nw; i++)
 		started[i] = pthread_create(&tids[i], NULL, worker, run) == 0;
 	worker(run);
 	for (i = 1; i < nw; i++)
 		if (started[i])
 			pthread_join(tids[i], NULL);
+	pthread_cond_destroy(&run->cv);
 	pthread_mutex_destroy(&run->mu);
 	free(tids);
 	free(started);
@@ -611,7 +742,6 @@ static int report(const struct push_job *j, size_t nrepos)
 static void *map_wal_file(const char *path, const char *name, size_t *len)
 {
 	struct wal_name wn;
-	struct pgk_buf view;
 	struct stat st;
 	uint64_t sysid;
 	void *map = NULL;
@@ -630,9 +760,7 @@ static void *map_wal_file(const char *path, const char *name, size_t *len)
 		map = NULL;
 		goto out_close;
 	}
-	view.data = map;
-	view.len = view.cap = (size_t)st.st_size;
-	if (wn.type == WAL_SEGMENT && check_segment(&wn, &view, path, &sysid) < 0) {
+	if (wn.type == WAL_SEGMENT && check_segment(&wn, map, (size_t)st.st_size, path, &sysid) < 0) {
 		munmap(map, (size_t)st.st_size);
 		map = NULL;
 		goto out_close;
@@ -657,17 +785,26 @@ static bool file_hash(const char *path, const char *name, char hash[SPOOL_HASH_H
 }
 
 /*
- * The fast path: does the spool record exactly this file?  Most misses are
- * told by the name alone; a hit costs the hash of the file.  Any doubt (a
- * file that is not what its name says) answers "no" and the full path
- * decides.
+ * Does the spool record exactly this file?  Most misses are told by the
+ * name alone; a record whose stamp matches what stat says of the file now
+ * answers at once, any other costs the hash of the file.  Any doubt (a file
+ * that is not what its name says) answers "no" and the full path decides.
  */
 static bool spool_records(const struct spool *sp, const char *path, const char *name)
 {
-	char hash[SPOOL_HASH_HEX + 1];
+	char hash[SPOOL_HASH_HEX + 1], rhash[SPOOL_HASH_HEX + 1];
+	char stamp[SPOOL_STAMP_MAX], now[SPOOL_STAMP_MAX];
+	struct stat st;
 
-	return spool_has_name(sp, name) && file_hash(path, name, hash) &&
-	       spool_has_record(sp, name, hash);
+	if (!spool_find_file(sp, name, rhash))
+		return false;
+	spool_record_stamp(sp, name, rhash, stamp, sizeof(stamp));
+	if (stamp[0] && stat(path, &st) == 0) {
+		spool_stamp(&st, now);
+		if (strcmp(stamp, now) == 0)
+			return true;
+	}
+	return file_hash(path, name, hash) && spool_has_record(sp, name, hash);
 }
 
 static void open_spool(const struct pgk_config *cfg, const struct wal_repos *wr,
@@ -722,7 +859,7 @@ static int push_here(struct wal_repos *wr, const struct pgk_config *cfg, const s
 	j->asked = true;
 	run_add(&run, j);
 	/* Check the file before the (slow) key unwrapping: bad input fails fast. */
-	rc = job_load(j, &run.sysid);
+	rc = job_check(j, &run.sysid);
 	if (rc < 0)
 		goto out_free;
 	/* Without a cluster to check them against, push nothing ahead. */
@@ -858,7 +995,7 @@ static int push_background(struct wal_repos *wr, const struct pgk_config *cfg,
 	j = job_new(base, path, wr->n);
 	j->asked = true;
 	run_add(&run, j);
-	rc = job_load(j, &run.sysid);
+	rc = job_check(j, &run.sysid);
 	if (rc < 0) {
 		close(lockfd);
 		goto out_free;
@@ -908,21 +1045,18 @@ enum wait_result { WAIT_RECORDED, WAIT_LOCKED, WAIT_GAVE_UP };
 static enum wait_result wait_for_pusher(const struct spool *sp, int lockfd, const char *path,
 					const char *base)
 {
-	char hash[SPOOL_HASH_HEX + 1];
 	uint64_t t0 = now_ms();
 	struct pollfd pfd;
 	char ev[4096];
 	int ifd;
 
-	if (!file_hash(path, base, hash))
-		return WAIT_GAVE_UP;	/* not what its name says: the full path says why */
 	ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	if (ifd >= 0 && inotify_add_watch(ifd, sp->dir, IN_CREATE | IN_MOVED_TO) < 0) {
+	if (ifd >= 0 && inotify_add_watch(ifd, sp->dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0) {
 		close(ifd);
 		ifd = -1;
 	}
 	for (;;) {
-		if (spool_has_record(sp, base, hash))
+		if (spool_has_name(sp, base) && spool_records(sp, path, base))
 			break;
 		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
 			if (ifd >= 0)

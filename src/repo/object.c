@@ -3,7 +3,10 @@
  * AES-256-GCM with the 40-byte header as additional data.  obj_open returns
  * nothing until the tag has verified.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +16,7 @@
 #include <zstd.h>
 
 #include "common/error.h"
+#include "common/mem.h"
 #include "repo/object.h"
 
 #define OBJ_MAGIC "PGKEEP\0"
@@ -162,6 +166,41 @@ static size_t try_compress(int level, const void *plain, size_t len, uint8_t *ds
 }
 
 /*
+ * Write the header at hdr and encrypt bodylen bytes of src into hdr's body
+ * (src may be that body itself: GCM encrypts in place), tag last.
+ */
+static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, uint64_t plainlen,
+			bool zstd, uint8_t *hdr, const uint8_t *src, size_t bodylen)
+{
+	uint8_t *body = hdr + OBJ_HEADER_LEN;
+	EVP_CIPHER_CTX *ctx;
+	int outl, ret = 0;
+
+	memcpy(hdr, OBJ_MAGIC, OBJ_MAGIC_LEN);
+	hdr[7] = OBJ_VERSION;
+	hdr[8] = (uint8_t)kind;
+	hdr[9] = zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE;
+	hdr[10] = OBJ_CIPHER_AES256GCM;
+	hdr[11] = 0;
+	memcpy(hdr + 12, k->key_id, PGK_KEY_ID_LEN);
+	if (RAND_bytes(hdr + 20, OBJ_NONCE_LEN) != 1)
+		return pgk_error(PGKEEP_EIO, "cannot get random bytes for an object nonce");
+	put_be64(hdr + 32, plainlen);
+
+	ctx = EVP_CIPHER_CTX_new();
+	if (!ctx)
+		return pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, hdr + 20) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &outl, hdr, OBJ_HEADER_LEN) != 1 ||
+	    !gcm_update(ctx, src, bodylen, body) ||
+	    EVP_EncryptFinal_ex(ctx, body + bodylen, &outl) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, OBJ_TAG_LEN, body + bodylen) != 1)
+		ret = pgk_error(PGKEEP_EIO, "object encryption failed");
+	EVP_CIPHER_CTX_free(ctx);
+	return ret;
+}
+
+/*
  * The body is compressed straight into its place in out and encrypted there
  * in place, so no second buffer of plaintext exists.
  */
@@ -170,9 +209,8 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const voi
 {
 	size_t room, bodylen, dirty;
 	const uint8_t *src;
-	EVP_CIPHER_CTX *ctx;
 	uint8_t *hdr, *body;
-	int outl, ret = 0;
+	int ret;
 
 	room = level > 0 ? ZSTD_compressBound(len) : len;
 	buf_reserve(out, OBJ_OVERHEAD + (room > len ? room : len));
@@ -187,41 +225,139 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const voi
 			secure_zero(body + len, dirty - len);
 		dirty = 0;
 	}
-
-	memcpy(hdr, OBJ_MAGIC, OBJ_MAGIC_LEN);
-	hdr[7] = OBJ_VERSION;
-	hdr[8] = (uint8_t)kind;
-	hdr[9] = src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE;
-	hdr[10] = OBJ_CIPHER_AES256GCM;
-	hdr[11] = 0;
-	memcpy(hdr + 12, k->key_id, PGK_KEY_ID_LEN);
-	if (RAND_bytes(hdr + 20, OBJ_NONCE_LEN) != 1) {
-		ret = pgk_error(PGKEEP_EIO, "cannot get random bytes for an object nonce");
-		goto out_wipe;
-	}
-	put_be64(hdr + 32, len);
-
-	ctx = EVP_CIPHER_CTX_new();
-	if (!ctx) {
-		ret = pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
-		goto out_wipe;
-	}
-	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, hdr + 20) != 1 ||
-	    EVP_EncryptUpdate(ctx, NULL, &outl, hdr, OBJ_HEADER_LEN) != 1 ||
-	    !gcm_update(ctx, src, bodylen, body) ||
-	    EVP_EncryptFinal_ex(ctx, body + bodylen, &outl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, OBJ_TAG_LEN, body + bodylen) != 1) {
-		ret = pgk_error(PGKEEP_EIO, "object encryption failed");
+	ret = encrypt_into(k, kind, len, src == body, hdr, src, bodylen);
+	if (ret == 0) {
+		out->len += OBJ_OVERHEAD + bodylen;
+		dirty = 0;
+	} else if (src == body) {
 		dirty = dirty > bodylen ? dirty : bodylen;
-		goto out_free_ctx;
 	}
-	out->len += OBJ_OVERHEAD + bodylen;
-	dirty = 0;
-out_free_ctx:
-	EVP_CIPHER_CTX_free(ctx);
-out_wipe:
 	/* On failure, the compressed body (plaintext too) must not linger. */
 	secure_zero(body, dirty);
+	return ret;
+}
+
+#define SEAL_READ_SIZE ((size_t)1 << 20)
+
+/* Exactly len bytes of fd from offset off, or an error naming what. */
+static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, const char *what)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = pread(fd, buf, len, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return pgk_error(PGKEEP_EIO, "cannot read %s: %s", what, strerror(errno));
+		if (n == 0)
+			return pgk_error(PGKEEP_EIO, "%s shrank while being read", what);
+		buf += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Stream the file through zstd into dst (cap bytes); the length of the
+ * compressed body, 0 when it would not shrink (or zstd failed), or an error.
+ * md gets every byte read.
+ */
+static ssize_t compress_fd(int fd, uint64_t len, int level, uint8_t *dst, size_t cap,
+			   EVP_MD_CTX *md, const char *what, size_t *dirty)
+{
+	struct zctx *z = zctx_get();
+	ZSTD_outBuffer ob = { dst, cap, 0 };
+	ZSTD_inBuffer ib;
+	uint8_t *rbuf;
+	uint64_t off = 0;
+	size_t n, left;
+	ssize_t ret = 0;
+
+	*dirty = 0;
+	if (z && !z->c)
+		z->c = ZSTD_createCCtx();
+	if (!z || !z->c)
+		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a zstd context");
+	ZSTD_CCtx_reset(z->c, ZSTD_reset_session_and_parameters);
+	ZSTD_CCtx_setParameter(z->c, ZSTD_c_compressionLevel, level);
+	ZSTD_CCtx_setPledgedSrcSize(z->c, len);
+	rbuf = xmalloc(SEAL_READ_SIZE);
+	while (off < len) {
+		n = len - off < SEAL_READ_SIZE ? (size_t)(len - off) : SEAL_READ_SIZE;
+		ret = pread_all(fd, rbuf, n, off, what);
+		if (ret < 0)
+			goto out_free;
+		off += n;
+		EVP_DigestUpdate(md, rbuf, n);
+		ib = (ZSTD_inBuffer){ rbuf, n, 0 };
+		do {
+			left = ZSTD_compressStream2(z->c, &ob, &ib,
+						    off == len ? ZSTD_e_end : ZSTD_e_continue);
+			*dirty = ob.pos;
+			if (ZSTD_isError(left) || (ob.pos == ob.size && left)) {
+				ret = 0;	/* no room or no luck: stored plain */
+				goto out_free;
+			}
+		} while (ib.pos < ib.size || (off == len && left));
+	}
+	ret = ob.pos < len ? (ssize_t)ob.pos : 0;
+out_free:
+	secure_free(rbuf, SEAL_READ_SIZE);
+	return ret;
+}
+
+int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd, uint64_t len,
+		const char *what, struct pgk_buf *out, uint8_t sha256[32])
+{
+	size_t room, dirty = 0;
+	uint8_t *hdr, *body;
+	ssize_t bodylen = 0;
+	EVP_MD_CTX *md;
+	unsigned mdlen;
+	bool zstd;
+	int ret;
+
+	md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a digest context");
+	}
+	room = level > 0 ? ZSTD_compressBound(len) : len;
+	buf_reserve(out, OBJ_OVERHEAD + (room > len ? room : len));
+	hdr = out->data + out->len;
+	body = hdr + OBJ_HEADER_LEN;
+	if (level > 0 && len > 0) {
+		bodylen = compress_fd(fd, len, level, body, room, md, what, &dirty);
+		if (bodylen < 0) {
+			ret = (int)bodylen;
+			goto out_wipe;
+		}
+	}
+	zstd = bodylen > 0;
+	if (!zstd) {
+		/* Stored as it is: read again, into its place, and hashed from the start. */
+		ret = pread_all(fd, body, len, 0, what);
+		if (dirty > len)
+			secure_zero(body + len, dirty - len);
+		dirty = len;
+		if (ret < 0)
+			goto out_wipe;
+		EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+		EVP_DigestUpdate(md, body, len);
+		bodylen = (ssize_t)len;
+	}
+	ret = encrypt_into(k, kind, len, zstd, hdr, body, (size_t)bodylen);
+	if (ret < 0)
+		goto out_wipe;
+	out->len += OBJ_OVERHEAD + (size_t)bodylen;
+	dirty = 0;
+	if (sha256)
+		EVP_DigestFinal_ex(md, sha256, &mdlen);
+out_wipe:
+	secure_zero(body, dirty);
+	EVP_MD_CTX_free(md);
 	return ret;
 }
 

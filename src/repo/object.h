@@ -46,6 +46,15 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level,
 	     const void *plain, size_t len, struct pgk_buf *out);
 
 /*
+ * Seal the len bytes of file fd (read with pread from offset 0, in pieces,
+ * so that no copy of the whole plaintext is held) into out (appended).
+ * sha256, if not NULL, gets the SHA-256 of the bytes sealed.  A file that
+ * ends early fails, naming `what`.
+ */
+int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd, uint64_t len,
+		const char *what, struct pgk_buf *out, uint8_t sha256[32]);
+
+/*
  * Verify and open an object into plain (appended).  `what` names the object
  * in messages ("wal/00000001/...").  Damage and truncation give
  * PGKEEP_ECORRUPT; an object sealed with another key gives PGKEEP_EAUTH; a

@@ -46,6 +46,11 @@ void spool_hash(const void *data, size_t len, char out[SPOOL_HASH_HEX + 1])
 	to_hex(md, sizeof(md), out);
 }
 
+void spool_hash_hex(const uint8_t md[32], char out[SPOOL_HASH_HEX + 1])
+{
+	to_hex(md, 32, out);
+}
+
 /* Ours alone: a record in a directory others can write proves nothing. */
 static int check_private_dir(int fd, const char *path)
 {
@@ -205,19 +210,49 @@ bool spool_has_record(const struct spool *sp, const char *name, const char *hash
 	return found;
 }
 
-int spool_add_record(const struct spool *sp, const char *name, const char *hash)
+int spool_add_record(const struct spool *sp, const char *name, const char *hash,
+		     const char *stamp)
 {
 	char *e = entry_name(name, hash);
+	size_t len = stamp ? strlen(stamp) : 0;
 	int fd, ret = 0;
 
-	fd = openat(sp->dfd, e, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
+	/* No fsync: a record torn by a crash holds a stamp that matches nothing. */
+	fd = openat(sp->dfd, e, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
 		ret = pgk_error(PGKEEP_EIO, "cannot write spool record %s/%s: %s", sp->dir, e,
 				strerror(errno));
-	else
+	} else {
+		if (len && write(fd, stamp, len) != (ssize_t)len)
+			pgk_log_debug("spool record %s/%s written without its stamp", sp->dir, e);
 		close(fd);
+	}
 	free(e);
 	return ret;
+}
+
+void spool_record_stamp(const struct spool *sp, const char *name, const char *hash,
+			char *out, size_t len)
+{
+	char *e = entry_name(name, hash);
+	ssize_t n = -1;
+	int fd;
+
+	fd = openat(sp->dfd, e, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, out, len - 1);
+		close(fd);
+	}
+	out[n > 0 ? n : 0] = '\0';
+	free(e);
+}
+
+void spool_stamp(const struct stat *st, char out[SPOOL_STAMP_MAX])
+{
+	snprintf(out, SPOOL_STAMP_MAX, "%llu:%llu:%lld:%lld.%09ld:%lld.%09ld",
+		 (unsigned long long)st->st_dev, (unsigned long long)st->st_ino,
+		 (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+		 (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec);
 }
 
 void spool_remove(const struct spool *sp, const char *name, const char *hash)

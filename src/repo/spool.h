@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #define SPOOL_DEFAULT_DIR "/var/spool/pgkeep"
 #define SPOOL_HASH_HEX 64
@@ -40,12 +41,27 @@ void spool_close(struct spool *sp);
 
 /* SHA-256 of data as lowercase hex. */
 void spool_hash(const void *data, size_t len, char out[SPOOL_HASH_HEX + 1]);
+/* A SHA-256 digest already made, as lowercase hex. */
+void spool_hash_hex(const uint8_t md[32], char out[SPOOL_HASH_HEX + 1]);
 
 /* Push records. */
 bool spool_has_record(const struct spool *sp, const char *name, const char *hash);
 /* Is there a record (or file) for name, whatever its hash? */
 bool spool_has_name(const struct spool *sp, const char *name);
-int spool_add_record(const struct spool *sp, const char *name, const char *hash);
+/*
+ * A record may carry a stamp: what stat said of the file that was pushed
+ * (see spool_stamp), so that a later call for the same, unchanged file can
+ * trust the record without hashing it again.
+ */
+int spool_add_record(const struct spool *sp, const char *name, const char *hash,
+		     const char *stamp);
+/* The stamp in the record name.hash into out ("" when it has none). */
+void spool_record_stamp(const struct spool *sp, const char *name, const char *hash,
+			char *out, size_t len);
+
+#define SPOOL_STAMP_MAX 128
+/* Device, inode, size and both times to the nanosecond of the file st describes. */
+void spool_stamp(const struct stat *st, char out[SPOOL_STAMP_MAX]);
 void spool_remove(const struct spool *sp, const char *name, const char *hash);
 /* How many records (and files) the spool holds. */
 size_t spool_count_records(const struct spool *sp);

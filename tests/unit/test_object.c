@@ -4,8 +4,12 @@
  * is returned.
  */
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "common/error.h"
@@ -189,6 +193,53 @@ static void golden(void)
 	buf_free(&plain);
 }
 
+/*
+ * Sealing from a file: the same object format (opens, same bytes), the
+ * codec chosen the same way, the SHA-256 of exactly the file, and a file
+ * shorter than said refused by name.
+ */
+static void from_file(size_t len, bool random, int level)
+{
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	char path[] = "/tmp/pgkeep-test-object.XXXXXX";
+	uint8_t *data = xmalloc(len + 1), md[32], want[32];
+	unsigned mdlen;
+	int fd, ret;
+
+	if (random)
+		fill_random(data, len);
+	else
+		fill_compressible(data, len);
+	fd = mkstemp(path);
+	if (fd < 0 || (len && write(fd, data, len) != (ssize_t)len)) {
+		printf("Bail out! cannot write a scratch file\n");
+		exit(1);
+	}
+	unlink(path);
+	ret = obj_seal_fd(&key, OBJ_WAL, level, fd, len, "scratch", &obj, md);
+	is_int(ret, 0, "seal a %zu-byte %s file at level %d", len, random ? "random" : "compressible",
+	       level);
+	if (level == 0 || random || len < 100)
+		is_int(obj.len, len + OBJ_OVERHEAD, "  stored uncompressed (%zu bytes)", obj.len);
+	else
+		ok(obj.len - OBJ_OVERHEAD < len / 2, "  compressed %zu to %zu bytes", len, obj.len);
+	EVP_Digest(data, len, want, &mdlen, EVP_sha256(), NULL);
+	ok(memcmp(md, want, 32) == 0, "  the digest is the file's SHA-256");
+	ret = obj_open(&key, OBJ_WAL, obj.data, obj.len, &plain, "wal/test");
+	is_int(ret, 0, "  open: %s", ret ? pgk_errmsg() : "ok");
+	ok(plain.len == len && (len == 0 || memcmp(plain.data, data, len) == 0), "  same bytes back");
+	buf_free(&obj);
+	/* Said to be one byte longer than it is. */
+	ret = obj_seal_fd(&key, OBJ_WAL, level, fd, len + 1, "scratch", &obj, md);
+	is_int(ret, PGKEEP_EIO, "  a file shorter than said is refused");
+	ok(strstr(pgk_errmsg(), "scratch shrank") != NULL, "  ... naming it: %s", pgk_errmsg());
+	is_int(obj.len, 0, "  ... and nothing is appended");
+	close(fd);
+	buf_free(&obj);
+	buf_free(&plain);
+	free(data);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 100, 64 << 10, 1 << 20, 16 << 20, 20 << 20 };
@@ -201,6 +252,9 @@ int main(void)
 		round_trip(sizes[i], false, 3);
 		round_trip(sizes[i], true, 0);
 		round_trip(sizes[i], true, 3);
+		from_file(sizes[i], false, 0);
+		from_file(sizes[i], false, 3);
+		from_file(sizes[i], true, 3);
 	}
 	damage(0);
 	damage(3);
