@@ -478,7 +478,8 @@ static unsigned long stat_field(const char *text, int n)
 /*
  * The agent is a copy of the client: its argv and environment would show
  * the client's command (pgrep -f and pkill -f would match it) and maybe a
- * passphrase in $PGKEEP_PASSPHRASE.  Blank both where the kernel reads them.
+ * passphrase in $PGKEEP_PASSPHRASE.  Blank both where the kernel reads them,
+ * but only when that memory is ours: under valgrind it is the tool's.
  */
 static void wipe_args_env(void)
 {
@@ -500,12 +501,12 @@ static void wipe_args_env(void)
 	ae = stat_field(text, 49);
 	es = stat_field(text, 50);
 	ee = stat_field(text, 51);
+	if (!as || ae <= as || as != (unsigned long)program_invocation_name)
+		return;
 	if (es && ee > es)
 		OPENSSL_cleanse((void *)es, ee - es);
-	if (as && ae > as) {
-		OPENSSL_cleanse((void *)as, ae - as);
-		memcpy((void *)as, name, ae - as > sizeof(name) ? sizeof(name) : ae - as - 1);
-	}
+	OPENSSL_cleanse((void *)as, ae - as);
+	memcpy((void *)as, name, ae - as > sizeof(name) ? sizeof(name) : ae - as - 1);
 }
 
 static void close_from(unsigned lo, unsigned hi)

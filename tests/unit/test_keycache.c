@@ -238,19 +238,21 @@ static void stale_socket(void)
  * leaves open reaches EOF once the caller closes its own end. */
 static void no_inherited_fds(void)
 {
-	char path[64], link[PATH_MAX];
+	char path[64], link[PATH_MAX], mine[64];
 	struct keycache kc;
 	struct dirent *de;
+	struct stat st;
 	pid_t pid = agent_pid();
 	int p[2], pipes = 0, nulls = 0, n;
 	DIR *d;
 
 	kill(pid, SIGTERM);
 	wait_gone(pid, 3000);
-	if (pipe(p) < 0) {
+	if (pipe(p) < 0 || fstat(p[1], &st) < 0) {
 		ok(0, "pipe: %s", strerror(errno));
 		return;
 	}
+	snprintf(mine, sizeof(mine), "pipe:[%lu]", (unsigned long)st.st_ino);
 	keycache_init(&kc, base, 60);
 	store(&kc, "pass", "fds", 3);
 	keycache_close(&kc);
@@ -272,7 +274,7 @@ static void no_inherited_fds(void)
 		if (len < 0)
 			continue;
 		link[len] = '\0';
-		if (strncmp(link, "pipe:", 5) == 0)
+		if (strcmp(link, mine) == 0)
 			pipes++;
 		if (atoi(de->d_name) <= 2 && strcmp(link, "/dev/null") == 0)
 			nulls++;
@@ -280,7 +282,7 @@ static void no_inherited_fds(void)
 	if (d)
 		closedir(d);
 	ok(d != NULL, "the agent's descriptors are listed (%s)", path);
-	is_int(pipes, 0, "the agent holds no pipe");
+	is_int(pipes, 0, "the agent does not hold the caller's pipe");
 	is_int(nulls, 3, "its stdin, stdout and stderr are /dev/null");
 }
 
@@ -309,6 +311,8 @@ static void other_user(void)
 	ok(n == 33 && rep[0] == 'M', "root, raw: a reply (a miss) (%d bytes)", n);
 	pid = fork();
 	if (pid == 0) {
+		/* The agent may hang up before our write: that is a refusal too. */
+		signal(SIGPIPE, SIG_IGN);
 		if (setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
 			_exit(3);
 		fd = connect_path();
