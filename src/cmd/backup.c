@@ -287,6 +287,27 @@ static int wal_missing_error(const struct backup_run *b, const char *name)
 			 name, b->m.id, b->repo->name, archive_timeout(b));
 }
 
+/*
+ * Pauses between looks for WAL in the repository: short at first (with -X
+ * none the server has usually waited for the archiver already, and
+ * otherwise the archiver is a moment behind), longer while it stays away,
+ * so that a slow archiver costs a remote store a handful of requests a
+ * second, not dozens.
+ */
+#define POLL_FIRST_MS 10
+#define POLL_MAX_MS 500
+
+static int poll_pause(struct backup_run *b, const char *name, time_t deadline, int *ms)
+{
+	if (time(NULL) >= deadline)
+		return wal_missing_error(b, name);
+	if (check_interrupted() < 0)
+		return PGKEEP_EIO;
+	usleep((useconds_t)*ms * 1000);
+	*ms = *ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : *ms * 2;
+	return 0;
+}
+
 /* The backup history file, once the archiver has pushed it. */
 static int wait_history(struct backup_run *b, const struct backup_label *start,
 			struct backup_label *hist)
@@ -294,7 +315,7 @@ static int wait_history(struct backup_run *b, const struct backup_label *start,
 	char name[64], key[WAL_KEY_MAX];
 	struct pgk_buf data = PGK_BUF_INIT;
 	time_t deadline = time(NULL) + archive_timeout(b);
-	int rc;
+	int rc, ms = POLL_FIRST_MS;
 
 	backup_history_name(name, sizeof(name), start->start_tli, start->start_lsn,
 			    b->m.wal_seg_size);
@@ -306,11 +327,9 @@ static int wait_history(struct backup_run *b, const struct backup_label *start,
 		rc = repo_get(b->repo, key, OBJ_WAL, &data);
 		if (rc != PGKEEP_ENOTFOUND)
 			break;
-		if (time(NULL) >= deadline)
-			return wal_missing_error(b, name);
-		if (check_interrupted() < 0)
-			return PGKEEP_EIO;
-		usleep(200 * 1000);
+		rc = poll_pause(b, name, deadline, &ms);
+		if (rc < 0)
+			return rc;
 	}
 	if (rc == 0)
 		rc = backup_label_parse(hist, (const char *)data.data, data.len, true, key);
@@ -320,27 +339,32 @@ static int wait_history(struct backup_run *b, const struct backup_label *start,
 	return rc;
 }
 
-/* Every segment from wal_start through wal_stop, in the repository. */
+/*
+ * Every segment from wal_start through wal_stop, in the repository.  The
+ * newest first: wal-push stores segments ahead in parallel, but the
+ * archiver hands them over in order, so once the last is there the others
+ * nearly always are, and each is then looked at once.
+ */
 static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, uint32_t tli)
 {
 	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
 	time_t deadline = time(NULL) + archive_timeout(b);
 	struct pgkeep_stat st;
-	uint64_t segno;
-	int rc;
+	uint64_t segno, i;
+	int rc, ms;
 
-	for (segno = first; segno <= last; segno++) {
+	for (i = 0; i <= last - first; i++) {
+		segno = i == 0 ? last : first + i - 1;
 		wal_segno_to_name(name, tli, segno, b->m.wal_seg_size);
 		walname_key(name, key, sizeof(key));
+		ms = POLL_FIRST_MS;
 		for (;;) {
 			rc = store_stat(b->repo->store, key, &st);
 			if (rc != PGKEEP_ENOTFOUND)
 				break;
-			if (time(NULL) >= deadline)
-				return wal_missing_error(b, name);
-			if (check_interrupted() < 0)
-				return PGKEEP_EIO;
-			usleep(200 * 1000);
+			rc = poll_pause(b, name, deadline, &ms);
+			if (rc < 0)
+				return rc;
 		}
 		if (rc < 0)
 			return rc;
@@ -670,7 +694,9 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 		rc = attempt;
 		goto out_lock;
 	}
-	progress_start(b->progress, size_estimate(pc, o, b->info.dbname));
+	/* The estimate walks the server's data directories: only when shown. */
+	if (b->progress)
+		progress_start(b->progress, size_estimate(pc, o, b->info.dbname));
 	rc = o->type == BACKUP_BASE ? backup_base(b, pc, o) : backup_dump(b, pc, o);
 	if (rc == 0)
 		rc = save_manifest(b, attempt);

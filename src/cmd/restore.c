@@ -359,6 +359,7 @@ static int prepare_pgdata(const struct restore_opts *o, char **abs)
 
 /* ---------------------------------------------------------------- extraction */
 
+/* The pipe to the extraction thread, and what libarchive reads at a time. */
 #define EXTRACT_PIPE_SIZE (1024 * 1024)
 
 struct extractor {
@@ -476,7 +477,7 @@ static void *extract_main(void *arg)
 	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
 					    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
 					    ARCHIVE_EXTRACT_SECURE_NODOTDOT);
-	if (archive_read_open_fd(in, x->fd, 256 * 1024) != ARCHIVE_OK) {
+	if (archive_read_open_fd(in, x->fd, EXTRACT_PIPE_SIZE) != ARCHIVE_OK) {
 		extract_fail(x, "cannot read the backup stream: %s", archive_error_string(in));
 		goto out;
 	}
