@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "cmd/commands.h"
+#include "repo/keycache.h"
 #include "common/log.h"
 
 const struct pgk_command pgk_commands[] = {
@@ -147,6 +148,11 @@ int main(int argc, char **argv)
 	struct pgk_globals g = { NULL, NULL };
 	const struct pgk_command *c;
 	int opt;
+
+	/* The key cache agent, started by an earlier command (see keycache.h). */
+	if (argc >= 2 && strcmp(argv[1], KEYCACHE_AGENT_ARG) == 0)
+		return keycache_agent_exec_main(argc, argv);
+	keycache_agent_exe = "/proc/self/exe";
 
 	/* '+': stop at the command name, which owns the rest of argv. */
 	while ((opt = getopt_long(argc, argv, "+c:r:vqhV", opts, NULL)) != -1) {

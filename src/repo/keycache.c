@@ -659,6 +659,45 @@ static void agent_main(int dfd, int ready, int ttl)
 	_exit(0);
 }
 
+const char *keycache_agent_exe;
+
+/*
+ * Run the agent as a fresh program: the directory on fd 3, the pipe on
+ * fd 4, no environment.  Returns only when exec fails (the caller then
+ * runs the agent in this fork).
+ */
+static void exec_agent(int dfd, int ready, int ttl)
+{
+	char *const envp[] = { NULL };
+	char ttlbuf[16];
+	int a, b;
+
+	snprintf(ttlbuf, sizeof(ttlbuf), "%d", ttl);
+	/* Out of the way of 3 and 4 first, then into place, inheritable. */
+	a = fcntl(dfd, F_DUPFD, 10);
+	b = fcntl(ready, F_DUPFD, 10);
+	if (a < 0 || b < 0 || dup2(a, 3) < 0 || dup2(b, 4) < 0)
+		return;
+	close(a);
+	close(b);
+	execle(keycache_agent_exe, "pgkeep-keycache", KEYCACHE_AGENT_ARG, ttlbuf, (char *)NULL,
+	       envp);
+	/* Not exec'd: the caller's fds dfd and ready are still open. */
+}
+
+int keycache_agent_exec_main(int argc, char **argv)
+{
+	char *end;
+	long ttl;
+
+	if (argc != 3)
+		return 2;
+	ttl = strtol(argv[2], &end, 10);
+	if (*end || ttl <= 0 || ttl > 604800 || fcntl(3, F_GETFD) < 0 || fcntl(4, F_GETFD) < 0)
+		return 2;
+	agent_main(3, 4, (int)ttl);
+}
+
 /* Fork the agent, detached; 0 when one is (or already was) listening. */
 static int start_agent(struct keycache *kc)
 {
@@ -677,6 +716,8 @@ static int start_agent(struct keycache *kc)
 		grand = fork();
 		if (grand != 0)
 			_exit(grand < 0);
+		if (keycache_agent_exe)
+			exec_agent(kc->dfd, p[1], kc->ttl);
 		agent_main(kc->dfd, p[1], kc->ttl);
 	}
 	close(p[1]);

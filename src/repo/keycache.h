@@ -59,6 +59,19 @@ void keycache_store(struct keycache *kc, const char *pass, const void *slot, siz
 		    const uint8_t master[PGK_KEY_LEN]);
 
 /*
+ * The program the agent runs as: set by the pgkeep binary (to itself), so
+ * that the agent starts from a fresh address space holding nothing of the
+ * command that started it (its passphrase, a plugin's secrets).  NULL (a
+ * library user, the unit tests): the agent stays a plain fork.
+ */
+extern const char *keycache_agent_exe;
+/* The argument that makes the pgkeep binary run as the agent: argv[1]. */
+#define KEYCACHE_AGENT_ARG "--keycache-agent"
+/* The agent's entry point after exec: pgkeep --keycache-agent TTL, with the
+ * cache directory on fd 3 and the ready pipe on fd 4. */
+int keycache_agent_exec_main(int argc, char **argv);
+
+/*
  * The peer check the agent applies to every client: the agent's own user,
  * or root.  Exposed for the unit test.
  */

@@ -82,6 +82,29 @@ is "$(printf '%s\n' "$fds" | grep -c 'pipe:\|/dev/pts\|tty')" 0 "it holds no pip
 ok "its memory is closed to other postgres processes" \
 	sh -c '! runuser -u postgres -- cat "/proc/$1/environ" >/dev/null 2>&1' sh "$agent"
 
+# It was exec'd afresh: nothing of the command that started it, such as the
+# passphrase it read, is in its memory (read here as root).
+is "$(readlink "/proc/$agent/exe")" "$(readlink -f "$PGKEEP")" "it runs the pgkeep program itself"
+is "$(wc -c <"/proc/$agent/environ")" 0 "with an empty environment"
+is "$(python3 - "$agent" "$(cat "$T/passphrase")" <<'EOF'
+import re, sys
+pid, secret = sys.argv[1], sys.argv[2].encode()
+hits = 0
+with open("/proc/%s/mem" % pid, "rb") as mem:
+    for line in open("/proc/%s/maps" % pid):
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) r", line)
+        if not m or "[vvar]" in line or "[vsyscall]" in line:
+            continue
+        a, b = int(m.group(1), 16), int(m.group(2), 16)
+        try:
+            mem.seek(a)
+            hits += secret in mem.read(b - a)
+        except OSError:
+            pass
+print(hits)
+EOF
+)" 0 "the passphrase is nowhere in its memory"
+
 # --------------------------------------------------------------- wrong passphrase
 
 as_pg sh -c 'umask 077; echo not-the-passphrase >"$1"' sh "$T/wrong-pass"
