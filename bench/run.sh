@@ -305,11 +305,6 @@ phase_wal() {
 
 	log "WAL: pgkeep wal-push, one call per segment"
 	push_run pgkeep_push "$pgkeep_cmd"
-	# The same with a cheap key derivation: what caching the unwrapped key
-	# (issue 7, item 3) would give.  Not a setting to use.
-	log "WAL: pgkeep wal-push, repository made with init --kdf-n 1024"
-	pgkeep_conf walfast --kdf-n 1024
-	push_run pgkeep_fastkdf_push "$pgkeep --config $d/walfast.conf wal-push %p"
 	# Peak memory of wal-push: the first twenty again into a fresh
 	# repository, every call under /usr/bin/time.
 	pgkeep_conf rss
@@ -562,7 +557,6 @@ table() {
 		row "WAL push, segments/s, vs pgBackRest sync" "$(get pgkeep_push_rate)" "$(get pgbr_sync_push_rate)" "$r" "≥ 2" "$(meets "$r" ">=" 2)"
 		r=$(ratio "$(get pgkeep_push_rate)" "$(get pgbr_async_push_rate)")
 		row "WAL push, segments/s, vs pgBackRest async ($jobs processes)" "$(get pgkeep_push_rate)" "$(get pgbr_async_push_rate)" "$r" "≥ 1.2" "$(meets "$r" ">=" 1.2)"
-		row "(WAL push, segments/s, pgkeep repository with init --kdf-n 1024: the key unwrap's share)" "$(get pgkeep_fastkdf_push_rate)" "$(get pgbr_sync_push_rate)" "$(ratio "$(get pgkeep_fastkdf_push_rate)" "$(get pgbr_sync_push_rate)")" "" ""
 		row "one call for a segment already stored, ms" "$(get pgkeep_call_ms)" "$(get pgbr_call_ms)" "$(ratio "$(get pgkeep_call_ms)" "$(get pgbr_call_ms)")" "" ""
 		row "WAL stored, MB ($nseg segments = $(mb $((nseg * 16777216))) MB)" "$(mb "$(get wal_repo_pgkeep)")" "$(mb "$(get wal_repo_pgbr)")" "$(ratio "$(get wal_repo_pgkeep)" "$(get wal_repo_pgbr)")" "" ""
 	fi
