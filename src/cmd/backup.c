@@ -61,6 +61,8 @@ struct backup_run {
 	struct pgconn *pc;		/* watches a base backup's end */
 	time_t last_check;
 	time_t waiting_since;		/* server waiting for WAL archiving */
+	uint64_t last_nudge_ms;		/* see nudge_walsender */
+	long long archived_seen;	/* -1: the server was not waiting */
 	struct progress *progress;	/* NULL: nothing shown */
 };
 
@@ -133,6 +135,48 @@ static int watch_archiving(struct backup_run *b)
 	return rc;
 }
 
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The server's backup stop looks whether its WAL is archived once a second;
+ * pgkeep's archiving takes a fraction of that.  While the server waits, each
+ * time the archiver has stored another file, wake the waiting process so it
+ * looks again at once: a SIGUSR1 with no reason flagged only sets a
+ * backend's latch.  Where the signal is not ours to send (another user), the
+ * server just looks at its own pace.
+ */
+#define NUDGE_EVERY_MS 25
+
+static void nudge_walsender(struct backup_run *b)
+{
+	uint64_t now = mono_ms();
+	long long archived;
+	int pid;
+
+	if (!b->pc || b->m.type != BACKUP_BASE || now - b->last_nudge_ms < NUDGE_EVERY_MS)
+		return;
+	b->last_nudge_ms = now;
+	if (pgconn_backup_archive_wait(b->pc, &pid, &archived) < 0 || pid <= 0) {
+		b->archived_seen = -1;
+		return;
+	}
+	if (b->archived_seen < 0 || archived != b->archived_seen) {
+		if (kill(pid, SIGUSR1) == 0)
+			pgk_log_debug("woke the backup's walsender (pid %d) to look at archiving again",
+				      pid);
+		else
+			pgk_log_debug("cannot wake the backup's walsender (pid %d): %s", pid,
+				      strerror(errno));
+	}
+	b->archived_seen = archived;
+}
+
 /*
  * read(), watching the server while the child is silent.  The pipe is
  * non-blocking: while data flows, one read() per chunk of it and no poll().
@@ -151,13 +195,14 @@ static ssize_t read_child(struct backup_run *b, struct pg_child *c, void *buf, s
 		n = read(c->fd, buf, len);
 		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
 			return n;
-		r = poll(&pfd, 1, 1000);
+		r = poll(&pfd, 1, b->pc && b->m.type == BACKUP_BASE ? NUDGE_EVERY_MS : 1000);
 		if (r < 0 && errno != EINTR) {
 			*rc = pgk_error(PGKEEP_EIO, "cannot poll %s: %s", c->name, strerror(errno));
 			return -1;
 		}
 		if (r != 0)
 			continue;
+		nudge_walsender(b);
 		*rc = watch_archiving(b);
 		if (*rc < 0)
 			return -1;
@@ -676,6 +721,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	if (rc < 0)
 		goto out_conn;
 	b->pc = pc;
+	b->archived_seen = -1;
 	rc = repo_check_sysid(b->repo, b->info.sysid);
 	if (rc < 0)
 		goto out_info;

@@ -593,7 +593,7 @@ int cmd_import_dump(const struct pgk_globals *g, int argc, char **argv)
 	memset(&ir, 0, sizeof(ir));
 	if (ctx_load_config(g, &ir.cfg) < 0)
 		return ctx_fail();
-	ir.jobs = ir.cfg.jobs > 0 ? ir.cfg.jobs : BACKUP_DEFAULT_JOBS;
+	ir.jobs = ir.cfg.jobs > 0 ? ir.cfg.jobs : backup_default_jobs();
 	rc = ctx_open_repo(g, &ir.cfg, &ir.repo);
 	if (rc == 0) {
 		ir.progress = progress_new(o.progress, "import-dump");

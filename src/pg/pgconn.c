@@ -217,6 +217,24 @@ int pgconn_backup_waits_for_archive(struct pgconn *c, bool *waiting, char **last
 	return 0;
 }
 
+int pgconn_backup_archive_wait(struct pgconn *c, int *pid, long long *archived)
+{
+	PGresult *res;
+	int rc;
+
+	rc = query(c, &res, "reading backup progress",
+		   "select (select pid from pg_stat_progress_basebackup "
+		   "        where phase like 'waiting for wal archiving%' limit 1), "
+		   "       (select archived_count from pg_stat_archiver)", 0, NULL);
+	if (rc < 0)
+		return rc;
+	*pid = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	*archived = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) ?
+		    strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+	PQclear(res);
+	return 0;
+}
+
 int pgconn_cancel_walsender(struct pgconn *c, const char *appname)
 {
 	const char *params[1] = { appname };

@@ -45,6 +45,9 @@ int pgconn_backup_waits_for_archive(struct pgconn *c, bool *waiting, char **last
 /* Cancel the walsender serving application_name `appname` (a base backup
  * we gave up on: the server would otherwise wait for archiving for ever). */
 int pgconn_cancel_walsender(struct pgconn *c, const char *appname);
+/* The process of a base backup waiting for WAL archiving (0: none), and
+ * how many files the archiver has archived. */
+int pgconn_backup_archive_wait(struct pgconn *c, int *pid, long long *archived);
 
 /* Size in bytes of a database. */
 int pgconn_database_size(struct pgconn *c, const char *dbname, uint64_t *out);
