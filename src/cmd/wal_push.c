@@ -72,11 +72,18 @@ static int read_all(int fd, uint8_t *buf, size_t len, const char *path)
  */
 #define STAMP_MARGIN_NS 50000000LL
 
+static bool stamp_eligible(const struct stat *st, const struct timespec *t0)
+{
+	long long age = ((long long)t0->tv_sec - st->st_ctim.tv_sec) * 1000000000LL +
+			(t0->tv_nsec - st->st_ctim.tv_nsec);
+
+	return age > STAMP_MARGIN_NS;
+}
+
 static void stamp_after_read(int fd, const struct stat *before, const struct timespec *t0,
 			     char *stamp)
 {
 	struct stat st;
-	long long age;
 
 	stamp[0] = '\0';
 	if (fstat(fd, &st) < 0 || st.st_ino != before->st_ino || st.st_size != before->st_size ||
@@ -85,9 +92,7 @@ static void stamp_after_read(int fd, const struct stat *before, const struct tim
 	    st.st_ctim.tv_sec != before->st_ctim.tv_sec ||
 	    st.st_ctim.tv_nsec != before->st_ctim.tv_nsec)
 		return;
-	age = ((long long)t0->tv_sec - st.st_ctim.tv_sec) * 1000000000LL +
-	      (t0->tv_nsec - st.st_ctim.tv_nsec);
-	if (age > STAMP_MARGIN_NS)
+	if (stamp_eligible(&st, t0))
 		spool_stamp(&st, stamp);
 }
 
@@ -194,6 +199,7 @@ struct push_job {
 	char key[WAL_KEY_MAX];
 	struct wal_name wn;
 	bool checked;		/* job_check passed */
+	bool by_stamp;		/* the record will vouch by stamp: no SHA-256 needed */
 	int fd;			/* open while the job runs */
 	uint64_t size;
 	char hash[SPOOL_HASH_HEX + 1];
@@ -370,10 +376,11 @@ static int push_to(struct push_run *run, struct repo *r, struct push_job *j, siz
 	int rc;
 
 	cpu_acquire(run, want);
-	rc = obj_seal_fd(&r->keys, OBJ_WAL, r->compress_level, j->fd, j->size, j->path, &obj, md);
+	rc = obj_seal_fd(&r->keys, OBJ_WAL, r->compress_level, j->fd, j->size, j->path, &obj,
+			 j->by_stamp ? NULL : md);
 	cpu_release(run, want, obj.len);
 	/* The hash of what is pushed is what a spool record vouches for. */
-	if (rc == 0 && i == 0)
+	if (rc == 0 && i == 0 && !j->by_stamp)
 		spool_hash_hex(md, j->hash);
 	if (rc == 0)
 		rc = store_put(r->store, j->key, obj.data, obj.len, PGKEEP_PUT_IF_ABSENT);
@@ -471,8 +478,20 @@ static void run_job(struct push_run *run, struct push_job *j)
 		}
 		return;
 	}
+	/*
+	 * A file whose last change is old enough gets a record that vouches by
+	 * its stamp, named by the stamp's hash rather than the content's: a later
+	 * call finds the same stamp, or pushes the file again.
+	 */
+	j->by_stamp = stamp_eligible(&before, &t0);
 	push_everywhere(run, j);
 	stamp_after_read(j->fd, &before, &t0, j->stamp);
+	if (j->by_stamp) {
+		if (j->stamp[0])
+			spool_hash(j->stamp, strlen(j->stamp), j->hash);
+		else
+			j->hash[0] = '\0';	/* changed while read: no record */
+	}
 	close(j->fd);
 	j->fd = -1;
 }
@@ -521,7 +540,7 @@ static void job_done(struct push_run *run, struct push_job *j)
 {
 	bool ok = job_ok(j, run->wr->n);
 
-	if (ok && run->sp && (run->refill || !j->asked) &&
+	if (ok && run->sp && (run->refill || !j->asked) && j->hash[0] &&
 	    spool_add_record(run->sp, j->name, j->hash, j->stamp) == 0)
 		pgk_log_debug("pushed %s%s; recorded in the spool", j->name,
 			      j->asked ? "" : " ahead");

@@ -16,7 +16,8 @@
  *
  * The 40-byte header is authenticated as additional data, so any change to
  * header, body or tag, and any truncation, fails the tag check before a
- * byte is returned.
+ * byte is returned.  A zstd body is one or more zstd frames, one after the
+ * other (RFC 8878), decoding to the plaintext length.
  */
 #ifndef PGK_OBJECT_H
 #define PGK_OBJECT_H

@@ -105,6 +105,26 @@ cmp_ok "$max" -le "$PUSH_BOUND" "the push spool never held more than $PUSH_BOUND
 ok "no status file was renamed by pgkeep (.ready files are PostgreSQL's)" \
 	[ "$(ls "$PG1/pg_wal/archive_status" | grep -vc '\.\(ready\|done\)$')" -eq 0 ]
 
+# The background pusher leaves once nothing is ready, and says what it did.
+pusher_gone() {
+	local lock
+	for lock in "$T/spool"/push-*/pusher-*.lock; do
+		flock -n "$lock" true || return 1
+	done
+}
+n=0
+until pusher_gone || [ $n -ge 100 ]; do
+	sleep 0.1
+	n=$((n + 1))
+done
+ok "the background pusher has left (lock free)" pusher_gone
+stats=$(cat "$T/spool"/push-*/pusher.stats 2>/dev/null)
+cmp_ok "$(printf '%s\n' "$stats" | awk '$1 == "pushed" { print $2 }')" -gt 0 \
+	"pusher.stats: it pushed segments"
+is "$(printf '%s\n' "$stats" | awk '$1 == "failed" { print $2 }')" 0 "pusher.stats: none failed"
+cmp_ok "$(printf '%s\n' "$stats" | awk '$1 == "max_rss_kib" { print $2 }')" -le 65536 \
+	"pusher.stats: its peak memory stayed within 64 MiB"
+
 # ---------------------------------------------------------------- the repository
 
 bad=0 n=0
