@@ -72,18 +72,6 @@ static bool id_bin(const char *hex, uint8_t out[32])
 	return hex[64] == '\0';
 }
 
-static void id_hex(const uint8_t in[32], char out[65])
-{
-	static const char digits[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[64] = '\0';
-}
-
 /* The ids are keyed hashes: their first bytes are already uniform. */
 static size_t idmap_pos(const struct idmap *m, const uint8_t key[32])
 {
@@ -377,11 +365,11 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	}
 	pthread_mutex_unlock(&c->mu);
 	/* Recorded only once B holds it, so a later backup may skip the fetch. */
-	id_hex(bid, bhex);
+	hex_encode(bid, 32, bhex);
 	memcpy(mc->id, bhex, sizeof(mc->id));
 	return 0;
 out_named:
-	id_hex(bid, bhex);
+	hex_encode(bid, 32, bhex);
 	memcpy(mc->id, bhex, sizeof(mc->id));
 	mc->stored = 0;
 	return 0;

@@ -20,6 +20,7 @@
 #include "cmd/monitor.h"
 #include "cmd/repo_set.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/mem.h"
 
@@ -200,21 +201,6 @@ static void render(struct pgk_buf *out, const struct repo_metrics *ms, size_t n,
 
 /* ---------------------------------------------------------------- output */
 
-static int write_all(int fd, const uint8_t *p, size_t len, const char *what)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pgk_error(PGKEEP_EIO, "cannot write %s: %s", what, strerror(errno));
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
@@ -242,7 +228,7 @@ static int write_atomic(const char *path, const struct pgk_buf *data)
 		rc = pgk_error(PGKEEP_EIO, "cannot create %s: %s", tmp, strerror(errno));
 		goto out_free;
 	}
-	rc = write_all(fd, data->data, data->len, tmp);
+	rc = write_full(fd, data->data, data->len, tmp);
 	/* mkstemp makes it 0600; the collector usually runs as another user. */
 	if (rc == 0 && fchmod(fd, 0644) < 0)
 		rc = pgk_error(PGKEEP_EIO, "cannot chmod %s: %s", tmp, strerror(errno));
@@ -342,7 +328,7 @@ int cmd_metrics(const struct pgk_globals *g, int argc, char **argv)
 	if (output) {
 		rc = write_atomic(output, &out);
 	} else {
-		rc = write_all(STDOUT_FILENO, out.data, out.len, "stdout");
+		rc = write_full(STDOUT_FILENO, out.data, out.len, "stdout");
 	}
 	if (rc < 0)
 		pgk_log_error("%s", pgk_errmsg());

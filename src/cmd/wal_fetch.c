@@ -20,6 +20,7 @@
 #include "cmd/context.h"
 #include "cmd/wal_repos.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/walname.h"
@@ -30,22 +31,6 @@
 #define SPOOL_SLACK 2
 /* Segments downloaded at once; each holds a sealed and an opened copy. */
 #define FETCH_WORKERS_MAX 4
-
-static int write_all(int fd, const uint8_t *buf, size_t len, const char *path)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pgk_error(PGKEEP_EIO, "cannot write %s: %s", path, strerror(errno));
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int fsync_dir(const char *dir)
 {
@@ -84,7 +69,7 @@ static int write_file_atomic(const char *path, const struct pgk_buf *data)
 			       strerror(errno));
 		goto out_free;
 	}
-	rc = write_all(fd, data->data, data->len, tmp);
+	rc = write_full(fd, data->data, data->len, tmp);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = pgk_error(PGKEEP_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
 	if (close(fd) < 0 && rc == 0)

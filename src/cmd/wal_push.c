@@ -29,6 +29,7 @@
 #include "cmd/context.h"
 #include "cmd/wal_repos.h"
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/walname.h"
@@ -45,24 +46,6 @@
 #define PUSH_CPU_MAX 4
 /* Sealed objects held at once, being sealed or stored (see cpu_acquire). */
 #define PUSH_SEALED_BUDGET ((uint64_t)40 << 20)
-
-static int read_all(int fd, uint8_t *buf, size_t len, const char *path)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = read(fd, buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pgk_error(PGKEEP_EIO, "cannot read %s: %s", path, strerror(errno));
-		if (n == 0)
-			return pgk_error(PGKEEP_EIO, "%s shrank while being read", path);
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 /*
  * The stamp a spool record may carry for what was read: only when stat
@@ -134,7 +117,7 @@ static int read_wal_file(const char *path, struct pgk_buf *out)
 		return fd;
 	buf_reset(out);
 	buf_reserve(out, (size_t)st.st_size);
-	rc = read_all(fd, out->data, (size_t)st.st_size, path);
+	rc = pread_full(fd, out->data, (size_t)st.st_size, 0, path);
 	if (rc == 0)
 		out->len = (size_t)st.st_size;
 	close(fd);

@@ -18,6 +18,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void secure_free(void *p, size_t n);
 /* Zeroing that the compiler may not remove. */
 void secure_zero(void *p, size_t n);
+/* len bytes as 2*len lowercase hex digits and a NUL, into out. */
+void hex_encode(const uint8_t *in, size_t len, char *out);
 
 struct pgk_buf {
 	uint8_t *data;

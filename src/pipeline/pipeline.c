@@ -33,18 +33,6 @@ static int clamp_jobs(int jobs)
 	return jobs > PIPE_MAX_JOBS ? PIPE_MAX_JOBS : jobs;
 }
 
-static void hex_encode(const uint8_t *in, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 static const char *stream_name(const struct manifest_stream *s)
 {
 	return s->name ? s->name : "(unnamed)";

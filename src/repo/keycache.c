@@ -193,7 +193,7 @@ static void set_timeouts(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static bool read_full(int fd, void *buf, size_t len)
+static bool msg_read(int fd, void *buf, size_t len)
 {
 	uint8_t *p = buf;
 	ssize_t n;
@@ -210,7 +210,7 @@ static bool read_full(int fd, void *buf, size_t len)
 	return true;
 }
 
-static bool write_full(int fd, const void *buf, size_t len)
+static bool msg_write(int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 	ssize_t n;
@@ -281,7 +281,7 @@ static int agent_connect(struct keycache *kc)
 /* Send req on a connected fd, read the reply; 0 when one came. */
 static int exchange(int fd, const struct kc_request *req, struct kc_reply *rep)
 {
-	if (!write_full(fd, req, sizeof(*req)) || !read_full(fd, rep, sizeof(*rep)))
+	if (!msg_write(fd, req, sizeof(*req)) || !msg_read(fd, rep, sizeof(*rep)))
 		return pgk_error(PGKEEP_EIO, "no answer from the key cache agent: %s",
 				 errno ? strerror(errno) : "connection closed");
 	return 0;
@@ -423,7 +423,7 @@ static void serve(int fd, int64_t now)
 	if (!keycache_peer_allowed((unsigned)peer_uid(fd), (unsigned)geteuid()))
 		return;
 	set_timeouts(fd, KEYCACHE_TIMEOUT_MS);
-	if (!read_full(fd, &req, sizeof(req)) || memcmp(req.magic, MSG_MAGIC, 4) != 0)
+	if (!msg_read(fd, &req, sizeof(req)) || memcmp(req.magic, MSG_MAGIC, 4) != 0)
 		goto out_wipe;
 	e = table_find(req.id);
 	if (req.op == OP_GET) {
@@ -444,7 +444,7 @@ static void serve(int fd, int64_t now)
 		e->used = now;
 		e->expires = now + ttl_ms(req.ttl);
 	}
-	write_full(fd, &rep, sizeof(rep));
+	msg_write(fd, &rep, sizeof(rep));
 out_wipe:
 	OPENSSL_cleanse(&req, sizeof(req));
 	OPENSSL_cleanse(&rep, sizeof(rep));

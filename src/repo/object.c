@@ -16,6 +16,7 @@
 #include <zstd.h>
 
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/mem.h"
 #include "repo/object.h"
 
@@ -239,26 +240,6 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const voi
 
 #define SEAL_READ_SIZE ((size_t)4 << 20)
 
-/* Exactly len bytes of fd from offset off, or an error naming what. */
-static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off, const char *what)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = pread(fd, buf, len, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pgk_error(PGKEEP_EIO, "cannot read %s: %s", what, strerror(errno));
-		if (n == 0)
-			return pgk_error(PGKEEP_EIO, "%s shrank while being read", what);
-		buf += n;
-		len -= (size_t)n;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /*
  * Compress the file into dst (cap bytes) piece by piece, each piece a zstd
  * frame of its own: a zstd body may hold several frames, which decode as
@@ -279,7 +260,7 @@ static ssize_t compress_fd(int fd, uint64_t len, int level, uint8_t *dst, size_t
 	rbuf = xmalloc(SEAL_READ_SIZE);
 	while (off < len) {
 		n = len - off < SEAL_READ_SIZE ? (size_t)(len - off) : SEAL_READ_SIZE;
-		ret = pread_all(fd, rbuf, n, off, what);
+		ret = pread_full(fd, rbuf, n, off, what);
 		if (ret < 0)
 			goto out_free;
 		off += n;
@@ -335,7 +316,7 @@ int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd
 	zstd = bodylen > 0;
 	if (!zstd) {
 		/* Stored as it is: read again, into its place, and hashed from the start. */
-		ret = pread_all(fd, body, len, 0, what);
+		ret = pread_full(fd, body, len, 0, what);
 		if (dirty > len)
 			secure_zero(body + len, dirty - len);
 		dirty = len;

@@ -25,18 +25,6 @@
 #define REPO_KEYS_PREFIX "keys/"
 #define REPO_SYSID "meta/sysid"
 
-static void hex(const uint8_t *in, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 /* ---- init ---- */
 
 static void repo_json(const struct repo_keys *k, struct pgk_buf *out)
@@ -44,7 +32,7 @@ static void repo_json(const struct repo_keys *k, struct pgk_buf *out)
 	char key_id[2 * PGK_KEY_ID_LEN + 1];
 	struct json_object *obj = json_object_new_object();
 
-	hex(k->key_id, PGK_KEY_ID_LEN, key_id);
+	hex_encode(k->key_id, PGK_KEY_ID_LEN, key_id);
 	json_object_object_add(obj, "format", json_object_new_int(REPO_FORMAT));
 	json_object_object_add(obj, "created", json_object_new_int64((int64_t)time(NULL)));
 	json_object_object_add(obj, "cipher", json_object_new_string("aes-256-gcm"));
@@ -67,7 +55,7 @@ static int write_slot(struct pgk_store *store, const struct repo_keys *k, const 
 
 	if (RAND_bytes(id, sizeof(id)) != 1)
 		return pgk_error(PGKEEP_EIO, "cannot get random bytes for a key slot id");
-	hex(id, sizeof(id), idhex);
+	hex_encode(id, sizeof(id), idhex);
 	ret = keyslot_wrap(k, pass, kp, &slot);
 	if (ret < 0)
 		return ret;

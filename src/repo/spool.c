@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 
 #include "common/error.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "repo/spool.h"
@@ -25,30 +26,18 @@
 /* A temporary file this old belongs to a call that was killed. */
 #define TMP_STALE_SECONDS 600
 
-static void to_hex(const uint8_t *in, size_t len, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * len] = '\0';
-}
-
 void spool_hash(const void *data, size_t len, char out[SPOOL_HASH_HEX + 1])
 {
 	uint8_t md[32];
 	unsigned int mdlen = sizeof(md);
 
 	EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL);
-	to_hex(md, sizeof(md), out);
+	hex_encode(md, sizeof(md), out);
 }
 
 void spool_hash_hex(const uint8_t md[32], char out[SPOOL_HASH_HEX + 1])
 {
-	to_hex(md, 32, out);
+	hex_encode(md, 32, out);
 }
 
 /* Ours alone: a record in a directory others can write proves nothing. */
@@ -417,22 +406,6 @@ void spool_prune(const struct spool *sp, const char *current, size_t max)
 	free(p.keep);
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len, const char *what)
-{
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return pgk_error(PGKEEP_EIO, "cannot write %s: %s", what, strerror(errno));
-		buf += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int spool_put_file(const struct spool *sp, const char *name, const void *data, size_t len)
 {
 	char hash[SPOOL_HASH_HEX + 1], *tmp, *e;
@@ -447,7 +420,7 @@ int spool_put_file(const struct spool *sp, const char *name, const void *data, s
 		return ret;
 	}
 	/* No fsync: the hash in the name catches a file torn by a crash. */
-	ret = write_all(fd, data, len, tmp);
+	ret = write_full(fd, data, len, tmp);
 	if (close(fd) < 0 && ret == 0)
 		ret = pgk_error(PGKEEP_EIO, "cannot close %s: %s", tmp, strerror(errno));
 	spool_hash(data, len, hash);
