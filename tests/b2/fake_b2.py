@@ -116,8 +116,9 @@ class Fake:
         self.counter = itertools.count(1)
         self.sw = dict(fail_503=0, fail_429=0, retry_after=1,
                        refuse_upload=0, cap_exceeded=False, upload_hold_ms=0,
-                       delay_ms=0, expire_after=0)
+                       delay_ms=0, expire_after=0, token_uses=0)
         self.stats = {}
+        self.token_uses = {}
 
     def count(self, what, n=1):
         with self.lock:
@@ -133,6 +134,17 @@ class Fake:
         """Check an account token the way the simulator's auth check does."""
         if token not in self.sim.auth_token_to_key:
             raise B2Fail(401, 'bad_auth_token', 'invalid authorization token')
+        # token_uses: a token expires on its next use after that many, so
+        # every client that makes more calls than that meets an expiry in
+        # the middle of its work, whatever else runs.
+        with self.lock:
+            limit = self.sw['token_uses']
+            if (limit > 0 and token != self.setup_token and
+                    token not in self.sim.expired_auth_tokens):
+                self.token_uses[token] = self.token_uses.get(token, 0) + 1
+                if self.token_uses[token] > limit:
+                    self.sim.expired_auth_tokens.add(token)
+                    self.count('expiries')
         if token in self.sim.expired_auth_tokens:
             self.count('expired_rejected')
             raise B2Fail(401, 'expired_auth_token', 'authorization token expired')
@@ -265,7 +277,7 @@ class Handler(BaseHTTPRequestHandler):
         with fk.lock:
             for k in ('fail_503', 'fail_429', 'retry_after', 'refuse_upload',
                       'cap_exceeded', 'upload_hold_ms', 'delay_ms',
-                      'expire_after'):
+                      'expire_after', 'token_uses'):
                 if k in req:
                     fk.sw[k] = req[k]
             if req.get('expire_tokens'):
