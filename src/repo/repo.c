@@ -158,7 +158,30 @@ out_free:
 struct slot_list {
 	char **keys;
 	size_t n;
+	struct pgk_buf *body;	/* fetched once, on first need */
+	int *err;		/* 0 until fetched; the fetch's result after */
+	char **msg;		/* ... and its message when it failed */
 };
+
+/* Slot i's bytes, fetched from the store the first time they are needed. */
+static int slot_body(struct pgk_store *store, struct slot_list *l, size_t i)
+{
+	if (!l->body) {
+		l->body = xzalloc(l->n * sizeof(*l->body));
+		l->err = xzalloc(l->n * sizeof(*l->err));
+		l->msg = xzalloc(l->n * sizeof(*l->msg));
+	}
+	if (l->err[i] == 0 && !l->body[i].data) {
+		l->err[i] = store_get(store, l->keys[i], &l->body[i]);
+		if (l->err[i] < 0)
+			l->msg[i] = xstrdup(pgk_errmsg());
+		else
+			l->err[i] = 1;
+	}
+	if (l->err[i] < 0)
+		return pgk_error(l->err[i], "%s", l->msg[i]);
+	return 0;
+}
 
 static int collect_slot(void *payload, const char *key, const struct pgkeep_stat *st)
 {
@@ -179,17 +202,13 @@ static int cmp_str(const void *a, const void *b)
 
 /* Try one slot; 0 and k filled when it opens this repository's key, which
  * then goes to the key cache. */
-static int try_slot(struct pgk_store *store, const char *key, const char *pass,
+static int try_slot(const char *key, const struct pgk_buf *slot, const char *pass,
 		    const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k,
 		    struct keycache *kc)
 {
-	struct pgk_buf slot = PGK_BUF_INIT;
 	int ret;
 
-	ret = store_get(store, key, &slot);
-	if (ret < 0)
-		return ret;
-	ret = keyslot_unwrap(k, pass, slot.data, slot.len);
+	ret = keyslot_unwrap(k, pass, slot->data, slot->len);
 	if (ret < 0 && ret != PGKEEP_EAUTH)
 		pgk_error_wrap(ret, "key slot %s", key);
 	if (ret == 0 && memcmp(k->key_id, key_id, PGK_KEY_ID_LEN) != 0) {
@@ -199,9 +218,8 @@ static int try_slot(struct pgk_store *store, const char *key, const char *pass,
 	}
 	if (ret == 0) {
 		pgk_log_debug("key slot %s: key unwrapped with scrypt", key);
-		keycache_store(kc, pass, slot.data, slot.len, k->master);
+		keycache_store(kc, pass, slot->data, slot->len, k->master);
 	}
-	buf_free(&slot);
 	return ret;
 }
 
@@ -210,18 +228,13 @@ static int try_slot(struct pgk_store *store, const char *key, const char *pass,
  * key.  A wrong answer is only a miss (PGKEEP_ENOTFOUND); any other code
  * means the cache cannot help this time.
  */
-static int try_cached_slot(struct pgk_store *store, const char *key, const char *pass,
+static int try_cached_slot(const char *key, const struct pgk_buf *slot, const char *pass,
 			   const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k,
 			   struct keycache *kc)
 {
-	struct pgk_buf slot = PGK_BUF_INIT;
 	int ret;
 
-	ret = store_get(store, key, &slot);
-	if (ret < 0)
-		return ret;
-	ret = keycache_lookup(kc, pass, slot.data, slot.len, k->master);
-	buf_free(&slot);
+	ret = keycache_lookup(kc, pass, slot->data, slot->len, k->master);
 	if (ret < 0)
 		return ret;
 	if (keys_derive(k) == 0 && memcmp(k->key_id, key_id, PGK_KEY_ID_LEN) == 0) {
@@ -236,7 +249,7 @@ static int try_cached_slot(struct pgk_store *store, const char *key, const char 
 static int unlock(struct pgk_store *store, const char *name, const char *pass,
 		  const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k)
 {
-	struct slot_list l = { NULL, 0 };
+	struct slot_list l = { NULL, 0, NULL, NULL, NULL };
 	char bad_msg[PGKEEP_ERRLEN] = "";
 	struct keycache kc;
 	const char *cache_base;
@@ -253,7 +266,9 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 	/* The cache first, for every slot: scrypt on one slot that is not
 	 * ours would cost what the cache saves. */
 	for (i = 0; i < l.n && keycache_enabled(&kc); i++) {
-		ret = try_cached_slot(store, l.keys[i], pass, key_id, k, &kc);
+		ret = slot_body(store, &l, i);
+		if (ret == 0)
+			ret = try_cached_slot(l.keys[i], &l.body[i], pass, key_id, k, &kc);
 		if (ret == 0)
 			goto out_free;
 		if (ret != PGKEEP_ENOTFOUND)
@@ -261,7 +276,9 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 	}
 	ret = PGKEEP_ENOTFOUND;
 	for (i = 0; i < l.n && ret != 0; i++) {
-		ret = try_slot(store, l.keys[i], pass, key_id, k, &kc);
+		ret = slot_body(store, &l, i);
+		if (ret == 0)
+			ret = try_slot(l.keys[i], &l.body[i], pass, key_id, k, &kc);
 		if (ret == PGKEEP_EAUTH) {
 			wrong_pass = true;
 		} else if (ret < 0 && (!bad || bad == PGKEEP_ECORRUPT)) {
@@ -283,9 +300,17 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s has no key slot", name);
 out_free:
 	keycache_close(&kc);
-	for (i = 0; i < l.n; i++)
+	for (i = 0; i < l.n; i++) {
 		free(l.keys[i]);
+		if (l.body) {
+			buf_free(&l.body[i]);
+			free(l.msg[i]);
+		}
+	}
 	free(l.keys);
+	free(l.body);
+	free(l.err);
+	free(l.msg);
 	return ret;
 }
 
