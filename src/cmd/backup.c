@@ -55,6 +55,8 @@ struct backup_run {
 	struct pgk_config cfg;
 	struct repo *repo;
 	struct manifest m;
+	struct manifest ref;		/* the previous backup, for deltas */
+	bool have_ref;
 	int jobs;
 	struct pg_server_info info;
 	struct timespec t0;
@@ -242,7 +244,9 @@ static int stream_child(struct backup_run *b, char *const argv[], char **envp,
 	ssize_t n;
 	int rc;
 
-	rc = stream_writer_open(&w, b->repo, s, b->jobs);
+	rc = stream_writer_open(&w, b->repo, s,
+				backup_ref_stream(b->have_ref ? &b->ref : NULL, stream_name),
+				b->jobs);
 	if (rc < 0)
 		return rc;
 	rc = child_start(&c, argv, envp, CHILD_PIPE_STDOUT);
@@ -488,6 +492,7 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	rc = check_cluster(b, pc);
 	if (rc < 0)
 		return rc;
+	b->have_ref = backup_reference(b->repo, &b->m, &b->ref);
 	/* Named, so that a backup we give up on can be cancelled on the server. */
 	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
 	rc = pgconn_child_env(b->cfg.conninfo, NULL, appname, &envp);
@@ -591,8 +596,10 @@ static int backup_dump(struct backup_run *b, struct pgconn *pc, const struct bac
 	int rc;
 
 	b->m.format = xstrdup("custom");
-	if (!o->all) {
+	if (!o->all)
 		b->m.dbname = xstrdup(b->info.dbname);
+	b->have_ref = backup_reference(b->repo, &b->m, &b->ref);
+	if (!o->all) {
 		rc = dump_one(b, b->info.dbname);
 		goto out;
 	}
@@ -854,6 +861,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&b.m);
+	manifest_free(&b.ref);
 	repo_close(b.repo);
 	config_free(&b.cfg);
 	return status;

@@ -3,14 +3,17 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cmd/backup_util.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "repo/lock.h"
+#include "repo/manifest.h"
 
 void human_size(uint64_t bytes, char *out, size_t outlen)
 {
@@ -83,4 +86,53 @@ int backup_default_jobs(void)
 	if (n < 1)
 		return 1;
 	return n < BACKUP_DEFAULT_JOBS ? (int)n : BACKUP_DEFAULT_JOBS;
+}
+
+static bool same_source(const struct manifest *a, const struct manifest *b)
+{
+	if (a->type != b->type || a->sysid != b->sysid)
+		return false;
+	if (a->type != BACKUP_DUMP)
+		return true;
+	return a->dbname && b->dbname ? strcmp(a->dbname, b->dbname) == 0 : a->dbname == b->dbname;
+}
+
+bool backup_reference(struct repo *r, const struct manifest *m, struct manifest *ref)
+{
+	struct manifest *list = NULL;
+	size_t n = 0, i;
+	bool found = false;
+
+	memset(ref, 0, sizeof(*ref));
+	if (!r->delta)
+		return false;
+	if (manifest_list_summary(r, &list, &n) < 0)
+		goto fail;
+	for (i = n; i-- > 0;)
+		if (same_source(&list[i], m))
+			break;
+	if (i < n) {
+		if (manifest_load(r, list[i].id, ref) < 0)
+			goto fail;
+		found = true;
+	}
+	manifest_list_free(list, n);
+	return found;
+fail:
+	pgk_log_warning("no deltas in this backup: %s", pgk_errmsg());
+	pgk_error_clear();
+	manifest_list_free(list, n);
+	manifest_free(ref);
+	memset(ref, 0, sizeof(*ref));
+	return false;
+}
+
+const struct manifest_stream *backup_ref_stream(const struct manifest *ref, const char *name)
+{
+	size_t i;
+
+	for (i = 0; ref && i < ref->nstreams; i++)
+		if (ref->streams[i].name && strcmp(ref->streams[i].name, name) == 0)
+			return &ref->streams[i];
+	return NULL;
 }

@@ -6,6 +6,7 @@
 #ifndef PGK_BACKUP_UTIL_H
 #define PGK_BACKUP_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +36,20 @@ void iso_utc_text(int64_t t, char *out, size_t outlen);
  * newest backup that stopped before T" can never pick one that stopped after.
  */
 int64_t backup_now_ceil(void);
+
+struct manifest;
+struct manifest_stream;
+struct repo;
+/*
+ * The newest backup of m's type, cluster and database (dumps): the
+ * reference whose chunks a new backup stores its changed chunks as deltas
+ * of.  Loads it into *ref and returns true; false when there is none, or
+ * deltas are off, or it cannot be read (logged: the backup then stores
+ * whole chunks, it does not fail).
+ */
+bool backup_reference(struct repo *r, const struct manifest *m, struct manifest *ref);
+/* ref's stream called name, or NULL (also when ref is NULL). */
+const struct manifest_stream *backup_ref_stream(const struct manifest *ref, const char *name);
 
 struct repo_lock;
 /* lock_release that keeps the calling thread's error message: the store

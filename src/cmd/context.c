@@ -86,6 +86,8 @@ int ctx_open_repo(const struct pgk_globals *g, const struct pgk_config *cfg, str
 	ret = ctx_open_store(g, cfg, &store, &rc);
 	if (ret == 0)
 		ret = repo_open(out, store, rc->name, pass, cfg->compress_level);
+	if (ret == 0)
+		(*out)->delta = cfg->delta;
 	secure_free(pass, strlen(pass));
 	return ret;
 }

@@ -48,30 +48,6 @@ struct idmap {
 	size_t cap, n;		/* cap: a power of two */
 };
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
-/* 64 lowercase hex digits to 32 bytes; false for anything else. */
-static bool id_bin(const char *hex, uint8_t out[32])
-{
-	int i, hi, lo;
-
-	for (i = 0; i < 32; i++) {
-		hi = hexval(hex[2 * i]);
-		lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
-		if (lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	return hex[64] == '\0';
-}
-
 /* The ids are keyed hashes: their first bytes are already uniform. */
 static size_t idmap_pos(const struct idmap *m, const uint8_t key[32])
 {
@@ -279,28 +255,15 @@ static int par_run(struct copy *c, size_t n, par_fn fn, void *arg)
 	return 0;
 }
 
-/* Fetch A's chunk and prove it is the one A's manifest names. */
+/*
+ * Fetch A's chunk and prove it is the one A's manifest names.  B gets it
+ * whole: A's delta bases need not exist in B.
+ */
 static int fetch_chunk(struct repo *r, const struct manifest_chunk *mc, struct par_bufs *b)
 {
-	char key[CHUNK_KEY_MAX], id[65];
-	int ret;
+	int ret = chunk_read(r, mc->id, mc->size, &b->obj, &b->plain);
 
-	chunk_key(mc->id, key, sizeof(key));
-	buf_reset(&b->obj);
-	buf_reset(&b->plain);
-	ret = store_get(r->store, key, &b->obj);
-	if (ret == PGKEEP_ENOTFOUND)
-		return pgk_error(PGKEEP_ECORRUPT, "repository %s: chunk %s is missing", r->name, key);
-	if (ret)
-		return ret;
-	ret = obj_open(&r->keys, OBJ_CHUNK, b->obj.data, b->obj.len, &b->plain, key);
-	if (ret)
-		return pgk_error_wrap(ret, "repository %s", r->name);
-	keys_chunk_id(&r->keys, b->plain.data, b->plain.len, id);
-	if (b->plain.len != mc->size || strcmp(id, mc->id) != 0)
-		return pgk_error(PGKEEP_ECORRUPT, "repository %s: chunk %s does not match the manifest",
-				 r->name, key);
-	return 0;
+	return ret ? pgk_error_wrap(ret, "repository %s", r->name) : 0;
 }
 
 /*
@@ -316,7 +279,7 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	bool have;
 	int ret;
 
-	if (!id_bin(mc->id, aid))
+	if (!hex_decode(mc->id, 32, aid))
 		return pgk_error(PGKEEP_ECORRUPT, "repository %s: bad chunk id %s in a manifest",
 				 c->from->name, mc->id);
 	pthread_mutex_lock(&c->mu);
@@ -334,7 +297,7 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	if (ret)
 		return ret;
 	keys_chunk_id(&c->to->keys, b->plain.data, b->plain.len, bhex);
-	id_bin(bhex, bid);
+	hex_decode(bhex, 32, bid);
 	pthread_mutex_lock(&c->mu);
 	idmap_put(&c->map, aid, bid);
 	have = idmap_find(&c->present, bid) != NULL;
@@ -383,7 +346,7 @@ static int present_add(void *payload, const char *key, const struct pgkeep_stat 
 	uint8_t id[32];
 
 	(void)st;
-	if (id_bin(slash ? slash + 1 : key, id))
+	if (hex_decode(slash ? slash + 1 : key, 32, id))
 		idmap_put(m, id, NULL);
 	return 0;
 }
@@ -410,7 +373,7 @@ static int learn_pair(struct copy *c, const char *id)
 			continue;
 		for (k = 0; k < sa->nchunks; k++)
 			if (sa->chunks[k].size == sb->chunks[k].size &&
-			    id_bin(sa->chunks[k].id, ka) && id_bin(sb->chunks[k].id, kb))
+			    hex_decode(sa->chunks[k].id, 32, ka) && hex_decode(sb->chunks[k].id, 32, kb))
 				idmap_put(&c->map, ka, kb);
 	}
 out_free:

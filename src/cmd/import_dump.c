@@ -338,6 +338,8 @@ struct import_run {
 	struct pgk_config cfg;
 	struct repo *repo;
 	struct manifest m;
+	struct manifest ref;		/* the newest dump of the database, for deltas */
+	bool have_ref;
 	int jobs;
 	struct progress *progress;
 	uint64_t file_size;
@@ -353,7 +355,9 @@ static int copy_stream(struct import_run *ir, struct dump_reader *rd, const uint
 	ssize_t n;
 	int rc;
 
-	rc = stream_writer_open(&w, ir->repo, s, ir->jobs);
+	rc = stream_writer_open(&w, ir->repo, s,
+				backup_ref_stream(ir->have_ref ? &ir->ref : NULL, stream_name),
+				ir->jobs);
 	if (rc < 0)
 		return rc;
 	progress_start(ir->progress, ir->file_size);
@@ -468,6 +472,7 @@ static int run_import(struct import_run *ir, const struct import_opts *o)
 		rc = attempt;
 		goto out_lock;
 	}
+	ir->have_ref = backup_reference(ir->repo, &ir->m, &ir->ref);
 	stream = xasprintf("%s.%s", ir->m.dbname, strcmp(h.format, "sql") == 0 ? "sql" : "dump");
 	rc = copy_stream(ir, &rd, head, (size_t)len, stream);
 	free(stream);
@@ -475,6 +480,7 @@ static int run_import(struct import_run *ir, const struct import_opts *o)
 		rc = save_manifest(ir, attempt);
 out_lock:
 	lock_release_keep_error(lock);
+	manifest_free(&ir->ref);
 out_reader:
 	if (rc < 0)
 		pgk_error_wrap(rc, "import of %s failed", o->file);

@@ -241,6 +241,18 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 		if (gc_unreferenced_chunks(r, refs, nrefs, &orphans, &norphans) < 0)
 			goto fail;
 	}
+	/* A delta is only as good as its base. */
+	{
+		char **lost = NULL;
+		size_t nlost = 0;
+
+		if (gc_missing_bases(r, refs, nrefs, chunks.keys, chunks.n, &lost, &nlost) < 0)
+			goto fail;
+		for (i = 0; i < nlost; i++)
+			problem(&rep, "chunk %.64s is stored as a delta of chunk %s, which is missing",
+				lost[i], lost[i] + 65);
+		gc_free_ids(lost, nlost);
+	}
 	json_object_object_add(jout, "unreferenced_chunks", json_object_new_int64((int64_t)norphans));
 	json_object_object_add(jout, "ok", json_object_new_boolean(rep.problems == 0));
 	if (rep.json) {

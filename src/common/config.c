@@ -30,13 +30,13 @@ enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_SCHEDULE, SEC_BAD };
 enum global_key {
 	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
 	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS,
-	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_KEY_CACHE, G_COUNT
+	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_KEY_CACHE, G_DELTA, G_COUNT
 };
 
 static const char *const global_names[G_COUNT] = {
 	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
 	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout", "archive_repos",
-	"wal_push_ahead", "wal_fetch_ahead", "spool_dir", "key_cache",
+	"wal_push_ahead", "wal_fetch_ahead", "spool_dir", "key_cache", "delta",
 };
 
 struct parse_state {
@@ -338,6 +338,11 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 				       "key_cache: bad value '%s' (seconds, an integer from 0 to %d)",
 				       value, PGK_KEY_CACHE_MAX);
 		return 1;
+	case G_DELTA:
+		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
+			return fail_at(st, PGKEEP_EINVAL, "delta: bad value '%s' (yes or no)", value);
+		cfg->delta = strcmp(value, "yes") == 0;
+		return 1;
 	case G_COUNT:
 		break;
 	}
@@ -610,6 +615,7 @@ int config_load(struct pgk_config *cfg, const char *path)
 	cfg->wal_push_ahead = PGK_WAL_PUSH_AHEAD_DEFAULT;
 	cfg->wal_fetch_ahead = PGK_WAL_FETCH_AHEAD_DEFAULT;
 	cfg->key_cache = PGK_KEY_CACHE_DEFAULT;
+	cfg->delta = true;
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;

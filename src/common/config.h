@@ -3,13 +3,14 @@
  * file and the line.
  *
  *   [global]   repo, passphrase_file | passphrase_command, compression,
- *              pgdata, conninfo, plugin_dir, log_level, key_cache, ...
+ *              pgdata, conninfo, plugin_dir, log_level, key_cache, delta, ...
  *   [repo:NAME] plugin = local|s3|b2|sftp|..., core keys below, and the
  *              plugin's own keys, which are handed to the plugin untouched.
  */
 #ifndef PGK_CONFIG_H
 #define PGK_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <pgkeep/storage.h>
@@ -65,6 +66,9 @@ struct pgk_config {
 	/* [global] key_cache: seconds the key agent keeps an unwrapped key after
 	 * its last use; 0 = no agent (see repo/keycache.h). */
 	int key_cache;
+	/* [global] delta: a backup stores a changed chunk as a delta against
+	 * its predecessor in the previous backup (default yes). */
+	bool delta;
 	/* [schedule]: job name = cron expression, for the daemon. */
 	struct pgkeep_option *schedule;
 	int *schedule_lines;

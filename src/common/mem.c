@@ -168,3 +168,27 @@ void hex_encode(const uint8_t *in, size_t len, char *out)
 	}
 	out[2 * len] = '\0';
 }
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+bool hex_decode(const char *hex, size_t len, uint8_t *out)
+{
+	int hi, lo;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		hi = hex_digit(hex[2 * i]);
+		lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+		if (lo < 0)
+			return false;
+		out[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return hex[2 * len] == '\0';
+}

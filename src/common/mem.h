@@ -5,6 +5,7 @@
 #ifndef PGK_MEM_H
 #define PGK_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +21,11 @@ void secure_free(void *p, size_t n);
 void secure_zero(void *p, size_t n);
 /* len bytes as 2*len lowercase hex digits and a NUL, into out. */
 void hex_encode(const uint8_t *in, size_t len, char *out);
+/*
+ * The 2*len lowercase hex digits of hex (then a NUL) as len bytes into
+ * out; false when hex is anything else.
+ */
+bool hex_decode(const char *hex, size_t len, uint8_t *out);
 
 struct pgk_buf {
 	uint8_t *data;

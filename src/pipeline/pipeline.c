@@ -15,6 +15,7 @@
 #include <openssl/evp.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/mem.h"
 #include "pipeline/pipeline.h"
 
@@ -24,6 +25,11 @@
 void chunk_key(const char *id, char *key, size_t keylen)
 {
 	snprintf(key, keylen, "chunks/%.2s/%s", id, id);
+}
+
+void delta_key(const char *id, const char *base, char *key, size_t keylen)
+{
+	snprintf(key, keylen, "deltas/%.2s/%s-%s", id, id, base);
 }
 
 static int clamp_jobs(int jobs)
@@ -75,6 +81,20 @@ struct wslot {
 	bool done;		/* the worker has finished with it */
 	char id[65];
 	uint32_t stored;	/* bytes newly stored, 0 for a dedup hit */
+	uint64_t anchor;	/* keys_chunk_anchor of its first bytes */
+	long pred;		/* its likely predecessor in the reference, -1 none */
+	char base[65];		/* what it is stored as a delta of, "" whole */
+};
+
+/* The reference's chunks that have an anchor, sorted by it. */
+struct anchor_ent {
+	uint64_t anchor;
+	size_t idx;
+};
+
+/* A worker's buffers, kept from chunk to chunk. */
+struct wbufs {
+	struct pgk_buf sealed, alt, obj, base;
 };
 
 struct stream_writer {
@@ -106,35 +126,274 @@ struct stream_writer {
 	pthread_t *threads;		/* workers, then the hasher */
 	int nthreads;
 	bool finished;
+
+	/*
+	 * Deltas: the same stream in the previous backup, its chunks by
+	 * anchor and by id (read-only once open), and the predecessor the
+	 * last chunk was given (the writer's thread only).
+	 */
+	const struct manifest_stream *ref;
+	struct anchor_ent *by_anchor;
+	size_t n_anchor;
+	const struct manifest_chunk **by_id;
+	long last_pred;
 };
 
-/* Name the chunk, skip it when the repository has it, else seal and store. */
-static int store_chunk(struct repo *r, struct wslot *slot, struct pgk_buf *sealed)
+/* ---- the reference: the previous backup's stream, for deltas ---- */
+
+static int cmp_anchor(const void *a, const void *b)
+{
+	const struct anchor_ent *x = a, *y = b;
+
+	if (x->anchor != y->anchor)
+		return x->anchor < y->anchor ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int cmp_chunk_id(const void *a, const void *b)
+{
+	return strcmp((*(const struct manifest_chunk *const *)a)->id,
+		      (*(const struct manifest_chunk *const *)b)->id);
+}
+
+static int cmp_id_key(const void *key, const void *elem)
+{
+	return strcmp(key, (*(const struct manifest_chunk *const *)elem)->id);
+}
+
+static void ref_index(struct stream_writer *w, const struct manifest_stream *ref)
+{
+	size_t i;
+
+	w->ref = ref;
+	w->last_pred = -1;
+	if (!ref || ref->nchunks == 0)
+		return;
+	w->by_anchor = xmalloc(ref->nchunks * sizeof(*w->by_anchor));
+	w->by_id = xmalloc(ref->nchunks * sizeof(*w->by_id));
+	for (i = 0; i < ref->nchunks; i++) {
+		if (ref->chunks[i].known)
+			w->by_anchor[w->n_anchor++] =
+				(struct anchor_ent){ ref->chunks[i].anchor, i };
+		w->by_id[i] = &ref->chunks[i];
+	}
+	qsort(w->by_anchor, w->n_anchor, sizeof(*w->by_anchor), cmp_anchor);
+	qsort(w->by_id, ref->nchunks, sizeof(*w->by_id), cmp_chunk_id);
+}
+
+static const struct manifest_chunk *ref_by_id(const struct stream_writer *w, const char *id)
+{
+	const struct manifest_chunk **mc;
+
+	if (!w->by_id)
+		return NULL;
+	mc = bsearch(id, w->by_id, w->ref->nchunks, sizeof(*w->by_id), cmp_id_key);
+	return mc ? *mc : NULL;
+}
+
+/*
+ * The reference chunk a new chunk most likely replaces: one that started
+ * with the same bytes (the first after the previous pick, when several
+ * did, as runs of zero pages do), else the one after the previous pick.
+ */
+static long pick_pred(struct stream_writer *w, uint64_t anchor)
+{
+	size_t lo = 0, hi = w->n_anchor, mid, i;
+	long pick = -1;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (w->by_anchor[mid].anchor < anchor)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < w->n_anchor && w->by_anchor[i].anchor == anchor; i++) {
+		if (pick < 0)
+			pick = (long)w->by_anchor[i].idx;
+		if ((long)w->by_anchor[i].idx > w->last_pred) {
+			pick = (long)w->by_anchor[i].idx;
+			break;
+		}
+	}
+	if (pick < 0 && w->last_pred + 1 < (long)w->ref->nchunks)
+		pick = w->last_pred + 1;
+	if (pick >= 0)
+		w->last_pred = pick;
+	return pick;
+}
+
+/* In the writer's thread, in stream order, as a chunk is submitted. */
+static void mark_chunk(struct stream_writer *w, struct wslot *slot)
+{
+	slot->anchor = keys_chunk_anchor(&w->r->keys, slot->data, slot->len);
+	slot->pred = w->ref && w->ref->nchunks ? pick_pred(w, slot->anchor) : -1;
+}
+
+/* ---- storing one chunk ---- */
+
+/* Read whole chunk id (never a delta) into plain, appended. */
+static int read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain)
 {
 	char key[CHUNK_KEY_MAX];
-	struct pgkeep_stat st;
 	int ret;
+
+	chunk_key(id, key, sizeof(key));
+	buf_reset(obj);
+	ret = store_get(r->store, key, obj);
+	if (ret == PGKEEP_ENOTFOUND)
+		return pgk_error(PGKEEP_ECORRUPT, "base chunk %s missing (%s)", id, key);
+	if (ret)
+		return ret;
+	return obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+}
+
+/*
+ * A chunk the repository already has: the reference's note of what it is
+ * stored against, a hint for the next backup (deltas/ is what keeps bases).
+ */
+static void learn_base(struct stream_writer *w, struct wslot *slot)
+{
+	const struct manifest_chunk *mc = ref_by_id(w, slot->id);
+
+	snprintf(slot->base, sizeof(slot->base), "%s", mc && mc->known ? mc->base : "");
+}
+
+/*
+ * The whole chunk behind id: id itself, or when id turns out to be a delta
+ * (a manifest without the hint), its base.  *used names the one read.
+ */
+static int read_base(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain,
+		     char used[65])
+{
+	char key[CHUNK_KEY_MAX];
+	int ret;
+
+	snprintf(used, 65, "%s", id);
+	chunk_key(id, key, sizeof(key));
+	buf_reset(obj);
+	ret = store_get(r->store, key, obj);
+	if (ret == 0 && obj_is_delta(obj->data, obj->len)) {
+		ret = obj_chunk_base(&r->keys, obj->data, obj->len, key, used);
+		if (ret == 0)
+			return read_whole(r, used, obj, plain);
+	}
+	if (ret == PGKEEP_ENOTFOUND)
+		return pgk_error(PGKEEP_ECORRUPT, "base chunk %s missing (%s)", id, key);
+	if (ret)
+		return ret;
+	return obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+}
+
+/*
+ * Before a delta is stored, deltas/XX/ID-BASE records that it needs BASE:
+ * expire keeps a base as long as any chunk that needs it, whichever
+ * backup, copy or race stored that chunk.  Written first, so a delta never
+ * exists without its record; a record without its chunk is removed by
+ * the next expire.
+ */
+static int record_delta(struct repo *r, const char *id, const char *base)
+{
+	char key[DELTA_KEY_MAX];
+	int ret;
+
+	delta_key(id, base, key, sizeof(key));
+	ret = repo_put(r, key, OBJ_META, "", 0, PGKEEP_PUT_IF_ABSENT);
+	return ret == PGKEEP_EEXISTS ? 0 : ret;
+}
+
+static void swap_bufs(struct pgk_buf *a, struct pgk_buf *b)
+{
+	struct pgk_buf t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+/*
+ * Seal the chunk as a delta of its predecessor's whole chunk (depth one:
+ * a delta's base is never a delta).  0: b->sealed holds it, slot->base
+ * says against what (or "" when whole turned out smaller); 1: store it
+ * whole instead; or an error.
+ */
+static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs *b)
+{
+	const struct manifest_chunk *pred = &w->ref->chunks[slot->pred];
+	struct repo *r = w->r;
+	char base_id[65];
+	int ret;
+
+	buf_reset(&b->base);
+	ret = read_base(r, pred->known && pred->base[0] ? pred->base : pred->id, &b->obj,
+			&b->base, base_id);
+	if (ret) {
+		/* Storing it whole is always right; the damage is verify's to report. */
+		pgk_log_warning("chunk %s stored whole: %s", slot->id, pgk_errmsg());
+		pgk_error_clear();
+		return 1;
+	}
+	ret = obj_seal_delta(&r->keys, r->compress_level, base_id, b->base.data, b->base.len,
+			     slot->data, slot->len, &b->sealed);
+	secure_zero(b->base.data, b->base.len);
+	if (ret)
+		return ret;
+	snprintf(slot->base, sizeof(slot->base), "%s", base_id);
+	/* Little in common (the base has drifted): whole may be smaller. */
+	if (b->sealed.len - OBJ_OVERHEAD > slot->len / 8) {
+		buf_reset(&b->alt);
+		ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
+			       &b->alt);
+		if (ret)
+			return ret;
+		if (b->alt.len <= b->sealed.len) {
+			swap_bufs(&b->sealed, &b->alt);
+			slot->base[0] = '\0';
+		}
+	}
+	return 0;
+}
+
+/* Name the chunk, skip it when the repository has it, else seal and store. */
+static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs *b)
+{
+	struct repo *r = w->r;
+	char key[CHUNK_KEY_MAX];
+	struct pgkeep_stat st;
+	int ret = 1;
 
 	keys_chunk_id(&r->keys, slot->data, slot->len, slot->id);
 	chunk_key(slot->id, key, sizeof(key));
 	slot->stored = 0;
+	slot->base[0] = '\0';
 	ret = store_stat(r->store, key, &st);
-	if (ret == 0)
+	if (ret == 0) {
+		learn_base(w, slot);
 		return 0;
+	}
 	if (ret != PGKEEP_ENOTFOUND)
 		return ret;
-	buf_reset(sealed);
-	ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
-		       sealed);
+	buf_reset(&b->sealed);
+	ret = 1;
+	if (slot->pred >= 0 && r->delta && r->compress_level > 0)
+		ret = seal_delta(w, slot, b);
+	if (ret < 0)
+		return ret;
+	if (ret > 0)
+		ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
+			       &b->sealed);
+	if (ret == 0 && slot->base[0])
+		ret = record_delta(r, slot->id, slot->base);
 	if (ret)
 		return ret;
-	ret = store_put(r->store, key, sealed->data, sealed->len, PGKEEP_PUT_IF_ABSENT);
-	/* Another writer stored the same content in the meantime: same bytes. */
-	if (ret == PGKEEP_EEXISTS)
+	ret = store_put(r->store, key, b->sealed.data, b->sealed.len, PGKEEP_PUT_IF_ABSENT);
+	/* Another writer stored the same content meanwhile: same plaintext. */
+	if (ret == PGKEEP_EEXISTS) {
+		learn_base(w, slot);
 		return 0;
+	}
 	if (ret)
 		return ret;
-	slot->stored = (uint32_t)sealed->len;
+	slot->stored = (uint32_t)b->sealed.len;
 	return 0;
 }
 
@@ -154,7 +413,7 @@ static void writer_fail(struct stream_writer *w, int code, const char *msg)
 static void *writer_worker(void *arg)
 {
 	struct stream_writer *w = arg;
-	struct pgk_buf sealed = PGK_BUF_INIT;
+	struct wbufs b = { PGK_BUF_INIT, PGK_BUF_INIT, PGK_BUF_INIT, PGK_BUF_INIT };
 	struct wslot *slot;
 	int ret;
 
@@ -167,7 +426,7 @@ static void *writer_worker(void *arg)
 		slot = &w->slots[w->next_take++ % w->nslots];
 		pthread_mutex_unlock(&w->mu);
 
-		ret = store_chunk(w->r, slot, &sealed);
+		ret = store_chunk(w, slot, &b);
 
 		pthread_mutex_lock(&w->mu);
 		if (ret)
@@ -176,7 +435,10 @@ static void *writer_worker(void *arg)
 		pthread_cond_broadcast(&w->done_cv);
 	}
 	pthread_mutex_unlock(&w->mu);
-	buf_free(&sealed);
+	buf_free(&b.sealed);
+	buf_free(&b.alt);
+	buf_free(&b.obj);
+	secure_free(b.base.data, b.base.cap);
 	return NULL;
 }
 
@@ -231,13 +493,18 @@ static bool writer_failed(struct stream_writer *w)
 /* Record finished chunks in stream order.  Caller holds w->mu. */
 static void collect_done(struct stream_writer *w)
 {
+	struct manifest_chunk *mc;
 	struct wslot *slot;
 
 	while (w->next_collect < w->next_hash) {
 		slot = &w->slots[w->next_collect % w->nslots];
 		if (!slot->done)
 			break;
-		manifest_stream_add_chunk(w->dest, slot->id, (uint32_t)slot->len, slot->stored);
+		mc = manifest_stream_add_chunk(w->dest, slot->id, (uint32_t)slot->len,
+					       slot->stored);
+		mc->known = true;
+		mc->anchor = slot->anchor;
+		memcpy(mc->base, slot->base, sizeof(mc->base));
 		w->dest->stored += slot->stored;
 		slot->done = false;
 		w->next_collect++;
@@ -275,6 +542,7 @@ static int acquire_fill(struct stream_writer *w)
 /* Hand the slot being filled to the workers and the hasher. */
 static void submit_fill(struct stream_writer *w)
 {
+	mark_chunk(w, w->fill);
 	pthread_mutex_lock(&w->mu);
 	w->next_submit++;
 	pthread_cond_signal(&w->work_cv);
@@ -340,7 +608,7 @@ static size_t ring_slots(int jobs, size_t max)
 }
 
 int stream_writer_open(struct stream_writer **out, struct repo *r,
-		       struct manifest_stream *dest, int jobs)
+		       struct manifest_stream *dest, const struct manifest_stream *ref, int jobs)
 {
 	struct chunker_params defaults = CHUNKER_DEFAULT_PARAMS;
 	struct stream_writer *w;
@@ -367,6 +635,7 @@ int stream_writer_open(struct stream_writer **out, struct repo *r,
 	dest->size = 0;
 	dest->stored = 0;
 	dest->nchunks = 0;
+	ref_index(w, ref);
 
 	for (i = 0; i <= jobs; i++) {
 		ret = pthread_create(&w->threads[i], NULL,
@@ -488,6 +757,8 @@ void stream_writer_free(struct stream_writer *w)
 		free(w->slots[i].data);
 	free(w->slots);
 	free(w->threads);
+	free(w->by_anchor);
+	free(w->by_id);
 	EVP_MD_CTX_free(w->sha);
 	pthread_cond_destroy(&w->done_cv);
 	pthread_cond_destroy(&w->hash_cv);
@@ -520,33 +791,47 @@ struct stream_reader {
 	bool stop;
 };
 
-/* Fetch chunk c into plain and prove it is the chunk the manifest names. */
-static int fetch_chunk(struct repo *r, const struct manifest_chunk *c, struct pgk_buf *obj,
-		       struct pgk_buf *plain)
+/* A delta's base, for obj_open_chunk. */
+struct base_reader {
+	struct repo *r;
+	struct pgk_buf obj;
+};
+
+static int base_from_store(void *arg, const char *base_id, struct pgk_buf *plain)
 {
-	char key[CHUNK_KEY_MAX], id[65];
+	struct base_reader *br = arg;
+
+	return read_whole(br->r, base_id, &br->obj, plain);
+}
+
+int chunk_read(struct repo *r, const char *id, uint32_t size, struct pgk_buf *obj,
+	       struct pgk_buf *plain)
+{
+	struct base_reader br = { r, PGK_BUF_INIT };
+	char key[CHUNK_KEY_MAX], got[65];
 	int ret;
 
-	chunk_key(c->id, key, sizeof(key));
+	chunk_key(id, key, sizeof(key));
 	buf_reset(obj);
 	ret = store_get(r->store, key, obj);
 	/* A chunk a manifest names is gone: the repository is damaged. */
 	if (ret == PGKEEP_ENOTFOUND)
-		return pgk_error(PGKEEP_ECORRUPT, "chunk %s missing (%s)", c->id, key);
+		return pgk_error(PGKEEP_ECORRUPT, "chunk %s missing (%s)", id, key);
 	if (ret)
 		return ret;
 	buf_reset(plain);
-	ret = obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+	ret = obj_open_chunk(&r->keys, obj->data, obj->len, plain, key, base_from_store, &br);
+	buf_free(&br.obj);
 	if (ret)
 		return ret;
-	if (plain->len != c->size)
+	if (plain->len != size)
 		return pgk_error(PGKEEP_ECORRUPT,
-				 "chunk %s holds %zu bytes, the manifest says %u (%s)", c->id,
-				 plain->len, (unsigned)c->size, key);
-	keys_chunk_id(&r->keys, plain->data, plain->len, id);
-	if (strcmp(id, c->id) != 0)
-		return pgk_error(PGKEEP_ECORRUPT, "chunk %s does not match its id (%s)", c->id,
-				 key);
+				 "chunk %s holds %zu bytes, the manifest says %u (%s)", id,
+				 plain->len, (unsigned)size, key);
+	/* Proves the chunk, and for a delta its base too. */
+	keys_chunk_id(&r->keys, plain->data, plain->len, got);
+	if (strcmp(got, id) != 0)
+		return pgk_error(PGKEEP_ECORRUPT, "chunk %s does not match its id (%s)", id, key);
 	return 0;
 }
 
@@ -569,7 +854,8 @@ static void *reader_worker(void *arg)
 		slot = &rd->slots[i % rd->nslots];
 		pthread_mutex_unlock(&rd->mu);
 
-		ret = fetch_chunk(rd->r, &rd->s->chunks[i], &obj, &slot->plain);
+		ret = chunk_read(rd->r, rd->s->chunks[i].id, rd->s->chunks[i].size, &obj,
+				 &slot->plain);
 		if (ret)
 			snprintf(slot->errmsg, sizeof(slot->errmsg), "%s", pgk_errmsg());
 

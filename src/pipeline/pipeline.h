@@ -24,9 +24,14 @@
 
 struct stream_writer;
 
-/* Chunks go to chunks/XX/ID; a chunk the repository has is not stored again. */
+/*
+ * Chunks go to chunks/XX/ID; a chunk the repository has is not stored
+ * again.  ref, when not NULL, is the same stream in the previous backup
+ * (kept unchanged until the writer is freed): with r->delta, a new chunk
+ * is stored as a delta of the chunk it most likely replaces there.
+ */
 int stream_writer_open(struct stream_writer **out, struct repo *r,
-		       struct manifest_stream *dest, int jobs);
+		       struct manifest_stream *dest, const struct manifest_stream *ref, int jobs);
 int stream_writer_write(struct stream_writer *w, const void *buf, size_t len);
 /*
  * The same without a copy: stream_writer_buffer gives the free space of the
@@ -49,8 +54,20 @@ void stream_writer_free(struct stream_writer *w);
 int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 		pgkeep_sink_fn sink, void *payload);
 
+/*
+ * Read chunk id of size bytes into plain (reset first), stored whole or as
+ * a delta of its base, and prove it is that chunk.  obj is scratch space.
+ * A missing chunk or base is PGKEEP_ECORRUPT.
+ */
+int chunk_read(struct repo *r, const char *id, uint32_t size, struct pgk_buf *obj,
+	       struct pgk_buf *plain);
+
 /* Key of a chunk object: chunks/XX/ID (XX = the id's first two hex digits). */
 #define CHUNK_KEY_MAX 80
 void chunk_key(const char *id, char *key, size_t keylen);
+
+/* Key of the record that chunk id is stored as a delta of base: deltas/XX/ID-BASE. */
+#define DELTA_KEY_MAX 144
+void delta_key(const char *id, const char *base, char *key, size_t keylen);
 
 #endif

@@ -79,17 +79,31 @@ void keys_wipe(struct repo_keys *k)
 
 void keys_chunk_id(const struct repo_keys *k, const void *data, size_t len, char out[65])
 {
-	static const char hex[] = "0123456789abcdef";
 	uint8_t mac[32];
 	unsigned int maclen = sizeof(mac);
-	int i;
 
 	HMAC(EVP_sha256(), k->chunk_id, PGK_KEY_LEN, data, len, mac, &maclen);
-	for (i = 0; i < 32; i++) {
-		out[2 * i] = hex[mac[i] >> 4];
-		out[2 * i + 1] = hex[mac[i] & 15];
-	}
-	out[64] = '\0';
+	hex_encode(mac, sizeof(mac), out);
+}
+
+uint64_t keys_chunk_anchor(const struct repo_keys *k, const void *data, size_t len)
+{
+	/* Its own domain: an anchor never equals a chunk id's first bytes. */
+	static const char domain[] = "pgkeep chunk anchor";
+	uint8_t msg[sizeof(domain) + PGK_ANCHOR_BYTES], mac[32];
+	unsigned int maclen = sizeof(mac);
+	uint64_t v = 0;
+	int i;
+
+	if (len > PGK_ANCHOR_BYTES)
+		len = PGK_ANCHOR_BYTES;
+	memcpy(msg, domain, sizeof(domain));
+	memcpy(msg + sizeof(domain), data, len);
+	HMAC(EVP_sha256(), k->chunk_id, PGK_KEY_LEN, msg, sizeof(domain) + len, mac, &maclen);
+	secure_zero(msg, sizeof(msg));
+	for (i = 0; i < 8; i++)
+		v = v << 8 | mac[i];
+	return v;
 }
 
 /* ---- base64 ---- */

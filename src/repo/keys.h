@@ -51,4 +51,12 @@ int keyslot_unwrap(struct repo_keys *k, const char *pass, const void *slot, size
 /* HMAC-SHA256 of data under the chunk-id key, as 64 lowercase hex + NUL. */
 void keys_chunk_id(const struct repo_keys *k, const void *data, size_t len, char out[65]);
 
+/*
+ * A keyed 64-bit fingerprint of a chunk's first PGK_ANCHOR_BYTES bytes: a
+ * chunk starts where content decided, so its successor in the next backup
+ * usually starts with the same bytes even when its middle changed.
+ */
+#define PGK_ANCHOR_BYTES 64
+uint64_t keys_chunk_anchor(const struct repo_keys *k, const void *data, size_t len);
+
 #endif

@@ -63,8 +63,8 @@ struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name
 	return s;
 }
 
-void manifest_stream_add_chunk(struct manifest_stream *s, const char *id, uint32_t size,
-			       uint32_t stored)
+struct manifest_chunk *manifest_stream_add_chunk(struct manifest_stream *s, const char *id,
+						 uint32_t size, uint32_t stored)
 {
 	struct manifest_chunk *c;
 
@@ -73,9 +73,11 @@ void manifest_stream_add_chunk(struct manifest_stream *s, const char *id, uint32
 		s->chunks = xrealloc(s->chunks, s->cap * sizeof(*s->chunks));
 	}
 	c = &s->chunks[s->nchunks++];
+	memset(c, 0, sizeof(*c));
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->size = size;
 	c->stored = stored;
+	return c;
 }
 
 uint64_t manifest_size(const struct manifest *m)
@@ -115,7 +117,11 @@ static void add_i64(struct json_object *o, const char *k, int64_t v)
 	json_object_object_add(o, k, json_object_new_int64(v));
 }
 
-/* Chunks as [id, size, stored]: a base backup can have a million of them. */
+/*
+ * Chunks as [id, size, stored, anchor, base] (base "" for a whole chunk), or
+ * [id, size, stored] when anchor and base are not known: arrays, because a
+ * base backup can have a million of them.
+ */
 static struct json_object *stream_to_json(const struct manifest_stream *s)
 {
 	struct json_object *o = json_object_new_object();
@@ -128,10 +134,18 @@ static struct json_object *stream_to_json(const struct manifest_stream *s)
 	add_u64(o, "stored", s->stored);
 	add_str(o, "sha256", s->sha256);
 	for (i = 0; i < s->nchunks; i++) {
-		c = json_object_new_array_ext(3);
-		json_object_array_add(c, json_object_new_string(s->chunks[i].id));
-		json_object_array_add(c, json_object_new_uint64(s->chunks[i].size));
-		json_object_array_add(c, json_object_new_uint64(s->chunks[i].stored));
+		const struct manifest_chunk *mc = &s->chunks[i];
+		char anchor[17];
+
+		c = json_object_new_array_ext(mc->known ? 5 : 3);
+		json_object_array_add(c, json_object_new_string(mc->id));
+		json_object_array_add(c, json_object_new_uint64(mc->size));
+		json_object_array_add(c, json_object_new_uint64(mc->stored));
+		if (mc->known) {
+			snprintf(anchor, sizeof(anchor), "%016llx", (unsigned long long)mc->anchor);
+			json_object_array_add(c, json_object_new_string(anchor));
+			json_object_array_add(c, json_object_new_string(mc->base));
+		}
 		json_object_array_add(chunks, c);
 	}
 	json_object_object_add(o, "chunks", chunks);
@@ -307,12 +321,25 @@ static int get_opt_text(struct parse *p, struct json_object *o, const char *k, c
 
 static int parse_chunk(struct parse *p, struct json_object *c, struct manifest_stream *s)
 {
-	struct json_object *v;
+	struct manifest_chunk *mc;
+	struct json_object *v, *a, *b;
 	uint64_t size, stored;
-	const char *id;
+	const char *id, *anchor = NULL, *base = NULL;
+	size_t n;
 
-	if (!json_object_is_type(c, json_type_array) || json_object_array_length(c) != 3)
-		return bad(p, "chunks", "has an entry that is not [id, size, stored]");
+	n = json_object_is_type(c, json_type_array) ? json_object_array_length(c) : 0;
+	if (n != 3 && n != 5)
+		return bad(p, "chunks", "has an entry that is not [id, size, stored(, anchor, base)]");
+	if (n == 5) {
+		a = json_object_array_get_idx(c, 3);
+		b = json_object_array_get_idx(c, 4);
+		if (!json_object_is_type(a, json_type_string) ||
+		    !is_hex(anchor = json_object_get_string(a), 16, false))
+			return bad(p, "chunks", "has an entry whose anchor is not 16 hex digits");
+		if (!json_object_is_type(b, json_type_string) ||
+		    (*(base = json_object_get_string(b)) && !is_hex(base, 64, false)))
+			return bad(p, "chunks", "has an entry whose base is not a chunk id");
+	}
 	v = json_object_array_get_idx(c, 0);
 	if (!json_object_is_type(v, json_type_string) ||
 	    !is_hex(id = json_object_get_string(v), 64, false))
@@ -325,7 +352,12 @@ static int parse_chunk(struct parse *p, struct json_object *c, struct manifest_s
 	if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0 ||
 	    (stored = json_object_get_uint64(v)) > UINT32_MAX)
 		return bad(p, "chunks", "has an entry with an impossible stored size");
-	manifest_stream_add_chunk(s, id, (uint32_t)size, (uint32_t)stored);
+	mc = manifest_stream_add_chunk(s, id, (uint32_t)size, (uint32_t)stored);
+	if (anchor) {
+		mc->known = true;
+		mc->anchor = strtoull(anchor, NULL, 16);
+		snprintf(mc->base, sizeof(mc->base), "%s", base);
+	}
 	return 0;
 }
 

@@ -22,6 +22,17 @@ struct manifest_chunk {
 	char id[65];		/* keyed hash of the plaintext, hex */
 	uint32_t size;		/* plaintext bytes */
 	uint32_t stored;	/* bytes of the stored object (0 if unknown) */
+	/*
+	 * What the next backup's deltas and expire need.  known: base and
+	 * anchor are recorded (manifests from before deltas have neither).
+	 * base: the whole chunk this one is stored as a delta of ("" when
+	 * stored whole); expire keeps it as long as this chunk.  anchor: a
+	 * keyed fingerprint of the chunk's first bytes, which a later backup
+	 * uses to find this chunk's successor.
+	 */
+	bool known;
+	char base[65];
+	uint64_t anchor;
 };
 
 /* One byte stream of a backup: base.tar, a tablespace's tar, a dump file. */
@@ -59,8 +70,9 @@ void manifest_free(struct manifest *m);
  * after another, or look them up again by index).
  */
 struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name);
-void manifest_stream_add_chunk(struct manifest_stream *s, const char *id, uint32_t size,
-			       uint32_t stored);
+/* The new entry (unknown base and anchor) is valid until the next add. */
+struct manifest_chunk *manifest_stream_add_chunk(struct manifest_stream *s, const char *id,
+						 uint32_t size, uint32_t stored);
 
 /* Logical size (sum of stream sizes) and newly stored bytes. */
 uint64_t manifest_size(const struct manifest *m);

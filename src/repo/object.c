@@ -25,6 +25,7 @@
 #define OBJ_VERSION 1
 #define OBJ_COMP_NONE 0
 #define OBJ_COMP_ZSTD 1
+#define OBJ_COMP_DELTA 2	/* chunks only: zstd against a base chunk */
 #define OBJ_CIPHER_AES256GCM 1
 #define OBJ_NONCE_LEN 12
 /* EVP lengths are ints; feed it in slices well below INT_MAX. */
@@ -171,7 +172,7 @@ static size_t try_compress(int level, const void *plain, size_t len, uint8_t *ds
  * (src may be that body itself: GCM encrypts in place), tag last.
  */
 static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, uint64_t plainlen,
-			bool zstd, uint8_t *hdr, const uint8_t *src, size_t bodylen)
+			uint8_t comp, uint8_t *hdr, const uint8_t *src, size_t bodylen)
 {
 	uint8_t *body = hdr + OBJ_HEADER_LEN;
 	EVP_CIPHER_CTX *ctx;
@@ -180,7 +181,7 @@ static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, uint64_t 
 	memcpy(hdr, OBJ_MAGIC, OBJ_MAGIC_LEN);
 	hdr[7] = OBJ_VERSION;
 	hdr[8] = (uint8_t)kind;
-	hdr[9] = zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE;
+	hdr[9] = comp;
 	hdr[10] = OBJ_CIPHER_AES256GCM;
 	hdr[11] = 0;
 	memcpy(hdr + 12, k->key_id, PGK_KEY_ID_LEN);
@@ -226,7 +227,8 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const voi
 			secure_zero(body + len, dirty - len);
 		dirty = 0;
 	}
-	ret = encrypt_into(k, kind, len, src == body, hdr, src, bodylen);
+	ret = encrypt_into(k, kind, len, src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, src,
+			   bodylen);
 	if (ret == 0) {
 		out->len += OBJ_OVERHEAD + bodylen;
 		dirty = 0;
@@ -328,7 +330,8 @@ int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd
 		}
 		bodylen = (ssize_t)len;
 	}
-	ret = encrypt_into(k, kind, len, zstd, hdr, body, (size_t)bodylen);
+	ret = encrypt_into(k, kind, len, zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, body,
+			   (size_t)bodylen);
 	if (ret < 0)
 		goto out_wipe;
 	out->len += OBJ_OVERHEAD + (size_t)bodylen;
@@ -355,7 +358,8 @@ static int check_header(const struct repo_keys *k, enum obj_kind kind, const uin
 	if (obj[8] != kind)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s is a %s object (kind %u), expected %s",
 				 what, kind_name(obj[8]), obj[8], kind_name(kind));
-	if (obj[9] > OBJ_COMP_ZSTD || obj[10] != OBJ_CIPHER_AES256GCM || obj[11] != 0)
+	if (obj[9] > (kind == OBJ_CHUNK ? OBJ_COMP_DELTA : OBJ_COMP_ZSTD) ||
+	    obj[10] != OBJ_CIPHER_AES256GCM || obj[11] != 0)
 		return pgk_error(PGKEEP_ECORRUPT,
 				 "object %s has an unknown compression or cipher (%u/%u/%u)", what,
 				 obj[9], obj[10], obj[11]);
@@ -428,6 +432,9 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, siz
 	if (ret < 0)
 		return ret;
 	bodylen = len - OBJ_OVERHEAD;
+	if (o[9] == OBJ_COMP_DELTA)
+		return pgk_error(PGKEEP_ECORRUPT,
+				 "object %s is stored as a delta where a whole chunk is needed", what);
 
 	if (o[9] == OBJ_COMP_NONE) {
 		/* Decrypt in place at the end of plain; len moves only once verified. */
@@ -447,3 +454,194 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, siz
 	buf_free(&body);
 	return ret;
 }
+
+/* ---- delta chunks ---- */
+
+/*
+ * The smallest window that reaches from the end of src back over the base;
+ * decoders accept up to 2^27 without being told to (RFC 8878 suggests 8 MiB
+ * and more; chunks are at most 4 MiB, so two of them need 2^23).
+ */
+#define DELTA_WINDOW_LOG_MIN 10
+#define DELTA_WINDOW_LOG_MAX 27
+
+static int delta_window_log(size_t baselen, size_t len)
+{
+	int wlog = DELTA_WINDOW_LOG_MIN;
+
+	while (wlog < DELTA_WINDOW_LOG_MAX && ((size_t)1 << wlog) < baselen + len)
+		wlog++;
+	return wlog;
+}
+
+static size_t zstd_compress_delta(void *dst, size_t cap, const void *base, size_t baselen,
+				  const void *src, size_t len, int level)
+{
+	struct zctx *z = zctx_get();
+	ZSTD_CCtx *c, *own = NULL;
+	size_t n;
+
+	if (z && !z->c)
+		z->c = ZSTD_createCCtx();
+	c = z && z->c ? z->c : (own = ZSTD_createCCtx());
+	if (!c)
+		return (size_t)-1;
+	n = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, delta_window_log(baselen, len));
+	if (!ZSTD_isError(n))
+		n = ZSTD_CCtx_refPrefix(c, base, baselen);
+	if (!ZSTD_isError(n))
+		n = ZSTD_compress2(c, dst, cap, src, len);
+	/* The thread's context goes back to plain one-shot use. */
+	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+	ZSTD_freeCCtx(own);
+	return n;
+}
+
+static size_t zstd_decompress_delta(void *dst, size_t cap, const void *base, size_t baselen,
+				    const void *src, size_t len)
+{
+	struct zctx *z = zctx_get();
+	ZSTD_DCtx *d, *own = NULL;
+	size_t n;
+
+	if (z && !z->d)
+		z->d = ZSTD_createDCtx();
+	d = z && z->d ? z->d : (own = ZSTD_createDCtx());
+	if (!d)
+		return (size_t)-1;
+	/* A prefix serves one frame, and a delta body is one frame. */
+	n = ZSTD_DCtx_refPrefix(d, base, baselen);
+	if (!ZSTD_isError(n))
+		n = ZSTD_decompressDCtx(d, dst, cap, src, len);
+	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
+	ZSTD_freeDCtx(own);
+	return n;
+}
+
+int obj_seal_delta(const struct repo_keys *k, int level, const char *base_id, const void *base,
+		   size_t baselen, const void *plain, size_t len, struct pgk_buf *out)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+	uint8_t *hdr, *body;
+	int ret;
+
+	buf_reserve(out, OBJ_OVERHEAD + OBJ_BASE_ID_LEN + bound);
+	hdr = out->data + out->len;
+	body = hdr + OBJ_HEADER_LEN;
+	if (!hex_decode(base_id, OBJ_BASE_ID_LEN, body))
+		return pgk_error(PGKEEP_EINVAL, "bad base chunk id %.64s", base_id);
+	n = zstd_compress_delta(body + OBJ_BASE_ID_LEN, bound, base, baselen, plain, len,
+				level > 0 ? level : 1);
+	if (ZSTD_isError(n)) {
+		secure_zero(body, OBJ_BASE_ID_LEN + bound);
+		return pgk_error(PGKEEP_EIO, "delta compression failed: %s",
+				 ZSTD_getErrorName(n));
+	}
+	ret = encrypt_into(k, OBJ_CHUNK, len, OBJ_COMP_DELTA, hdr, body, OBJ_BASE_ID_LEN + n);
+	if (ret == 0)
+		out->len += OBJ_OVERHEAD + OBJ_BASE_ID_LEN + n;
+	else
+		secure_zero(body, OBJ_BASE_ID_LEN + n);
+	return ret;
+}
+
+/* Decrypt a chunk's body into body (reset first); *delta says how it is stored. */
+static int open_chunk_body(const struct repo_keys *k, const uint8_t *o, size_t len,
+			   struct pgk_buf *body, bool *delta, const char *what)
+{
+	size_t bodylen;
+	int ret;
+
+	ret = check_header(k, OBJ_CHUNK, o, len, what);
+	if (ret < 0)
+		return ret;
+	bodylen = len - OBJ_OVERHEAD;
+	*delta = o[9] == OBJ_COMP_DELTA;
+	if (*delta && bodylen < OBJ_BASE_ID_LEN)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is truncated (%zu bytes)", what, len);
+	buf_reset(body);
+	buf_reserve(body, bodylen + 16);
+	ret = decrypt_body(k, o, len, body->data, what);
+	if (ret == 0)
+		body->len = bodylen;
+	return ret;
+}
+
+bool obj_is_delta(const void *obj, size_t len)
+{
+	const uint8_t *o = obj;
+
+	return len >= OBJ_OVERHEAD && o[8] == OBJ_CHUNK && o[9] == OBJ_COMP_DELTA;
+}
+
+static void wipe_body(struct pgk_buf *body)
+{
+	secure_zero(body->data, body->len);
+	buf_free(body);
+}
+
+int obj_chunk_base(const struct repo_keys *k, const void *obj, size_t len, const char *what,
+		   char base_id[65])
+{
+	struct pgk_buf body = PGK_BUF_INIT;
+	bool delta;
+	int ret;
+
+	base_id[0] = '\0';
+	ret = open_chunk_body(k, obj, len, &body, &delta, what);
+	if (ret == 0 && delta)
+		hex_encode(body.data, OBJ_BASE_ID_LEN, base_id);
+	wipe_body(&body);
+	return ret;
+}
+
+int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struct pgk_buf *plain,
+		   const char *what, obj_base_fn base_fn, void *arg)
+{
+	struct pgk_buf body = PGK_BUF_INIT, base = PGK_BUF_INIT;
+	const uint8_t *o = obj;
+	uint64_t plainlen;
+	char base_id[65];
+	bool delta;
+	size_t n;
+	int ret;
+
+	ret = check_header(k, OBJ_CHUNK, o, len, what);
+	if (ret < 0)
+		return ret;
+	if (o[9] != OBJ_COMP_DELTA)
+		return obj_open(k, OBJ_CHUNK, obj, len, plain, what);
+	ret = open_chunk_body(k, o, len, &body, &delta, what);
+	if (ret < 0)
+		goto out_wipe;
+	hex_encode(body.data, OBJ_BASE_ID_LEN, base_id);
+	ret = base_fn ? base_fn(arg, base_id, &base) :
+			pgk_error(PGKEEP_EINVAL, "object %s is a delta and no base can be read",
+				  what);
+	if (ret < 0)
+		goto out_wipe;
+	plainlen = get_be64(o + 32);
+	if (plainlen > SIZE_MAX - plain->len) {
+		ret = pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
+		goto out_wipe;
+	}
+	buf_reserve(plain, (size_t)plainlen);
+	n = zstd_decompress_delta(plain->data + plain->len, (size_t)plainlen, base.data, base.len,
+				  body.data + OBJ_BASE_ID_LEN, body.len - OBJ_BASE_ID_LEN);
+	if (ZSTD_isError(n) || n != plainlen) {
+		secure_zero(plain->data + plain->len, (size_t)plainlen);
+		ret = pgk_error(PGKEEP_ECORRUPT,
+				"object %s does not decompress against base chunk %s to %llu bytes%s%s",
+				what, base_id, (unsigned long long)plainlen,
+				ZSTD_isError(n) ? ": " : "", ZSTD_isError(n) ? ZSTD_getErrorName(n) : "");
+		goto out_wipe;
+	}
+	plain->len += n;
+out_wipe:
+	wipe_body(&body);
+	wipe_body(&base);
+	return ret;
+}
+

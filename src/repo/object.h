@@ -18,10 +18,18 @@
  * header, body or tag, and any truncation, fails the tag check before a
  * byte is returned.  A zstd body is one or more zstd frames, one after the
  * other (RFC 8878), decoding to the plaintext length.
+ *
+ * Compression 2 (chunks only) is a delta: the body is the 32-byte id of a
+ * base chunk, then one zstd frame compressed with the base's plaintext as
+ * its prefix, so the bytes a chunk shares with its base cost a reference,
+ * not themselves.  A base is always a whole chunk (compression 0 or 1), so
+ * reading any chunk takes at most two objects.  Readers older than deltas
+ * refuse such an object as an unknown compression, never misread it.
  */
 #ifndef PGK_OBJECT_H
 #define PGK_OBJECT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,5 +71,37 @@ int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd
  */
 int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, size_t len,
 	     struct pgk_buf *plain, const char *what);
+
+#define OBJ_BASE_ID_LEN 32
+
+/*
+ * Seal a chunk as a delta against base (the plaintext of chunk base_id, 64
+ * hex digits), appended to out.  level: the zstd level (at least 1).
+ */
+int obj_seal_delta(const struct repo_keys *k, int level, const char *base_id, const void *base,
+		   size_t baselen, const void *plain, size_t len, struct pgk_buf *out);
+
+/*
+ * Gives the verified plaintext of whole chunk base_id (appended to plain),
+ * or fails with the error set.
+ */
+typedef int (*obj_base_fn)(void *arg, const char *base_id, struct pgk_buf *plain);
+
+/*
+ * obj_open for chunks, whole or delta: a delta's base is read through
+ * base_fn.  The caller checks the result's id, which also proves the base.
+ */
+int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struct pgk_buf *plain,
+		   const char *what, obj_base_fn base_fn, void *arg);
+
+/* Whether the header says delta: a hint until the object is opened. */
+bool obj_is_delta(const void *obj, size_t len);
+
+/*
+ * The base a stored chunk was sealed against ("" for a whole chunk), after
+ * the object has verified.
+ */
+int obj_chunk_base(const struct repo_keys *k, const void *obj, size_t len, const char *what,
+		   char base_id[65]);
 
 #endif

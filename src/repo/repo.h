@@ -27,6 +27,7 @@ struct repo {
 	char *name;
 	struct repo_keys keys;
 	int compress_level;
+	bool delta;			/* backups may store chunks as deltas */
 	uint64_t sysid;			/* 0 until known */
 };
 

@@ -66,7 +66,7 @@ static int write_stream(struct manifest_stream *s, const uint8_t *d, size_t len,
 	size_t off = 0, n, k = 0;
 	int ret;
 
-	ret = stream_writer_open(&w, &repo, s, jobs);
+	ret = stream_writer_open(&w, &repo, s, NULL, jobs);
 	if (ret)
 		return ret;
 	while (off < len && ret == 0) {
