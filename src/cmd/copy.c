@@ -267,6 +267,18 @@ static int fetch_chunk(struct repo *r, const struct manifest_chunk *mc, struct p
 }
 
 /*
+ * The entry names B's chunk from now on.  A's anchor and base hint mean
+ * nothing under B's keys: B's next backup finds its predecessors without.
+ */
+static void name_in_b(struct manifest_chunk *mc, const uint8_t bid[32])
+{
+	hex_encode(bid, 32, mc->id);
+	mc->known = false;
+	mc->anchor = 0;
+	mc->base[0] = '\0';
+}
+
+/*
  * One chunk of a stream: on return mc names B's chunk and `stored` counts
  * the bytes this copy wrote for it.
  */
@@ -328,12 +340,10 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	}
 	pthread_mutex_unlock(&c->mu);
 	/* Recorded only once B holds it, so a later backup may skip the fetch. */
-	hex_encode(bid, 32, bhex);
-	memcpy(mc->id, bhex, sizeof(mc->id));
+	name_in_b(mc, bid);
 	return 0;
 out_named:
-	hex_encode(bid, 32, bhex);
-	memcpy(mc->id, bhex, sizeof(mc->id));
+	name_in_b(mc, bid);
 	mc->stored = 0;
 	return 0;
 }

@@ -240,6 +240,118 @@ static void from_file(size_t len, bool random, int level)
 	free(data);
 }
 
+/* Rows of text, as a dump holds them; `skip` drops every skip-th row. */
+static size_t make_rows(uint8_t *p, size_t cap, unsigned skip, unsigned bump)
+{
+	size_t len = 0;
+	unsigned i;
+
+	for (i = 0; len + 80 < cap; i++) {
+		if (skip && i % skip == 1)
+			continue;
+		len += (size_t)snprintf((char *)p + len, cap - len, "%u\t%u\t%08x\tcustomer %u\n", i,
+					 i % 7 + (i % 97 == 0 ? bump : 0), i * 2654435761u, i % 1000);
+	}
+	return len;
+}
+
+struct base_src {
+	const uint8_t *data;
+	size_t len;
+	char want[65];	/* the id asked for */
+	int calls;
+	int fail;	/* return this instead */
+};
+
+static int give_base(void *arg, const char *base_id, struct pgk_buf *plain)
+{
+	struct base_src *b = arg;
+
+	b->calls++;
+	snprintf(b->want, sizeof(b->want), "%s", base_id);
+	if (b->fail)
+		return pgk_error(b->fail, "base %s unavailable", base_id);
+	buf_append(plain, b->data, b->len);
+	return 0;
+}
+
+static void deltas(void)
+{
+	static const char base_id[] =
+		"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	size_t cap = 1 << 20, blen, nlen, i, flips = 0;
+	uint8_t *base = xmalloc(cap), *next = xmalloc(cap);
+	struct pgk_buf obj = PGK_BUF_INIT, whole = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	struct base_src src = { 0 };
+	char got[65];
+	int ret;
+
+	blen = make_rows(base, cap, 0, 0);
+	nlen = make_rows(next, cap, 100, 5);	/* a row in 100 gone, some changed */
+	src.data = base;
+	src.len = blen;
+	obj_seal(&key, OBJ_CHUNK, 3, next, nlen, &whole);
+	ret = obj_seal_delta(&key, 3, base_id, base, blen, next, nlen, &obj);
+	is_int(ret, 0, "delta: seal a changed 1 MiB chunk against its old version");
+	ok(obj.len * 8 < whole.len, "  %zu bytes as a delta, %zu whole", obj.len, whole.len);
+	is_int(obj.data[9], 2, "  header says delta (compression 2)");
+	ok(obj_is_delta(obj.data, obj.len) && !obj_is_delta(whole.data, whole.len),
+	   "  obj_is_delta tells them apart");
+
+	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
+	ok(ret == 0 && plain.len == nlen && memcmp(plain.data, next, nlen) == 0,
+	   "  opens to the exact bytes with its base");
+	ok(src.calls == 1 && strcmp(src.want, base_id) == 0, "  the base asked for is the one named");
+	ret = obj_chunk_base(&key, obj.data, obj.len, "chunks/d", got);
+	ok(ret == 0 && strcmp(got, base_id) == 0, "  obj_chunk_base names it");
+	ret = obj_chunk_base(&key, whole.data, whole.len, "chunks/w", got);
+	ok(ret == 0 && got[0] == '\0', "  and names none for a whole chunk");
+	buf_reset(&plain);
+	ret = obj_open_chunk(&key, whole.data, whole.len, &plain, "chunks/w", NULL, NULL);
+	ok(ret == 0 && plain.len == nlen, "  a whole chunk opens without a base");
+
+	buf_reset(&plain);
+	ret = obj_open(&key, OBJ_CHUNK, obj.data, obj.len, &plain, "chunks/d");
+	is_int(ret, PGKEEP_ECORRUPT, "  obj_open refuses a delta (a base must be whole)");
+	ok(strstr(pgk_errmsg(), "chunks/d") && strstr(pgk_errmsg(), "delta"), "  message: %s",
+	   pgk_errmsg());
+	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", NULL, NULL);
+	is_int(ret, PGKEEP_EINVAL, "  no way to read the base: refused");
+
+	src.fail = PGKEEP_ECORRUPT;
+	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
+	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), base_id), "  base failure passed on: %s",
+	   pgk_errmsg());
+	src.fail = 0;
+	/* Another base of the same length: never the original bytes. */
+	src.data = whole.data;
+	src.len = blen < whole.len ? blen : whole.len;
+	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
+	ok(ret != 0 || plain.len != nlen || memcmp(plain.data, next, nlen) != 0,
+	   "  a wrong base does not give the chunk back (%s)", ret ? pgk_errmsg() : "other bytes");
+	src.data = base;
+	src.len = blen;
+	is_int(plain.len, 0, "  nothing returned on any failure");
+
+	for (i = 0; i < obj.len; i += 7) {
+		obj.data[i] ^= 0x10;
+		buf_reset(&plain);
+		if (obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", give_base, &src) == 0)
+			flips++;
+		obj.data[i] ^= 0x10;
+	}
+	is_int(flips, 0, "  a flipped bit anywhere in a delta is refused");
+	ret = obj_open_chunk(&other, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
+	is_int(ret, PGKEEP_EAUTH, "  another repository's key: EAUTH");
+	ret = obj_seal_delta(&key, 3, "not-an-id", base, blen, next, nlen, &obj);
+	is_int(ret, PGKEEP_EINVAL, "  a bad base id is refused when sealing");
+	buf_free(&obj);
+	buf_free(&whole);
+	buf_free(&plain);
+	free(base);
+	free(next);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 100, 64 << 10, 1 << 20, 16 << 20, 20 << 20 };
@@ -261,6 +373,7 @@ int main(void)
 	wrong_key_and_kind();
 	fresh_nonces();
 	golden();
+	deltas();
 	keys_wipe(&key);
 	keys_wipe(&other);
 	return done_testing();

@@ -58,15 +58,25 @@ static void sha256_hex(const uint8_t *d, size_t len, char out[65])
 		sprintf(out + 2 * i, "%02x", md[i]);
 }
 
+static int write_stream_ref(struct manifest_stream *s, const uint8_t *d, size_t len, int jobs,
+			    const struct manifest_stream *ref);
+
 /* Write d through a stream writer in odd-sized pieces. */
 static int write_stream(struct manifest_stream *s, const uint8_t *d, size_t len, int jobs)
+{
+	return write_stream_ref(s, d, len, jobs, NULL);
+}
+
+/* The same with a reference stream for deltas. */
+static int write_stream_ref(struct manifest_stream *s, const uint8_t *d, size_t len, int jobs,
+			    const struct manifest_stream *ref)
 {
 	static const size_t pieces[] = { 1, 7, 4093, 65537, 1000003, 3 * MiB + 5, 13 };
 	struct stream_writer *w;
 	size_t off = 0, n, k = 0;
 	int ret;
 
-	ret = stream_writer_open(&w, &repo, s, NULL, jobs);
+	ret = stream_writer_open(&w, &repo, s, ref, jobs);
 	if (ret)
 		return ret;
 	while (off < len && ret == 0) {
@@ -334,6 +344,147 @@ static void test_backpressure(void)
 	free(d);
 }
 
+/*
+ * Rows of a table as a dump holds them, day by day: each day a row in 100
+ * (a different one) is gone and every 97th row changed, as scattered
+ * updates leave a table; new rows are appended.
+ */
+static size_t dump_rows(uint8_t *p, size_t cap, unsigned day)
+{
+	size_t len = 0;
+	unsigned i;
+
+	for (i = 0; len + 100 < cap; i++) {
+		if (day && i % 100 == day)
+			continue;
+		len += (size_t)snprintf((char *)p + len, cap - len,
+					"%u\t%u\t%08x%08x\tnote %u for customer %u\n", i,
+					i % 97 == day ? day : 0, i * 2654435761u, i * 40503u, i % 4099,
+					i % 1000);
+	}
+	return len;
+}
+
+static size_t count_deltas(const struct manifest_stream *s)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->nchunks; i++)
+		n += s->chunks[i].base[0] != '\0';
+	return n;
+}
+
+/* Whether chunk id is stored as a delta (header hint, then verified). */
+static bool stored_as_delta(const char *id)
+{
+	struct pgk_buf obj = PGK_BUF_INIT;
+	char key[CHUNK_KEY_MAX], base[65] = "";
+	bool delta;
+
+	chunk_key(id, key, sizeof(key));
+	delta = store_get(repo.store, key, &obj) == 0 && obj_is_delta(obj.data, obj.len) &&
+		obj_chunk_base(&repo.keys, obj.data, obj.len, key, base) == 0 && base[0];
+	buf_free(&obj);
+	return delta;
+}
+
+static void test_deltas(void)
+{
+	size_t cap = 24 * MiB, len[3], i, deep = 0, records;
+	struct manifest m = { 0 };
+	struct manifest_stream *s[3];
+	struct collect c = { PGK_BUF_INIT, 0 };
+	uint8_t *d[3];
+	char key[CHUNK_KEY_MAX];
+	struct pgk_buf saved = PGK_BUF_INIT;
+	const char *base = NULL;
+	int ret, day;
+
+	repo.delta = true;
+	for (day = 0; day < 3; day++) {
+		d[day] = xmalloc(cap);
+		len[day] = dump_rows(d[day], cap, (unsigned)day);
+	}
+	s[0] = manifest_add_stream(&m, "day0");
+	is_int(write_stream(s[0], d[0], len[0], 3), 0, "deltas: day 0, %zu bytes, no reference",
+	       len[0]);
+	is_int(count_deltas(s[0]), 0, "  stored whole");
+	ok(s[0]->nchunks > 8 && s[0]->chunks[0].known, "  %zu chunks, anchors recorded",
+	   s[0]->nchunks);
+	records = memstore_count(repo.store, "deltas/");
+
+	s[1] = manifest_add_stream(&m, "day1");
+	s[0] = &m.streams[0];
+	ret = write_stream_ref(s[1], d[1], len[1], 3, s[0]);
+	is_int(ret, 0, "  day 1 (a row in 100 gone, scattered changes) against day 0");
+	ok(count_deltas(s[1]) * 10 >= s[1]->nchunks * 9, "  %zu of %zu chunks stored as deltas",
+	   count_deltas(s[1]), s[1]->nchunks);
+	ok(s[1]->stored * 10 < s[0]->stored, "  %llu bytes stored, day 0 took %llu",
+	   (unsigned long long)s[1]->stored, (unsigned long long)s[0]->stored);
+	is_int(memstore_count(repo.store, "deltas/") - records, count_deltas(s[1]),
+	       "  one deltas/ record for each");
+	ret = stream_read(&repo, s[1], 4, collect_sink, &c);
+	ok(ret == 0 && c.buf.len == len[1] && memcmp(c.buf.data, d[1], len[1]) == 0,
+	   "  reads back exactly: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&c.buf);
+
+	s[2] = manifest_add_stream(&m, "day2");
+	s[0] = &m.streams[0];
+	s[1] = &m.streams[1];
+	ret = write_stream_ref(s[2], d[2], len[2], 2, s[1]);
+	is_int(ret, 0, "  day 2 against day 1");
+	ok(count_deltas(s[2]) * 10 >= s[2]->nchunks * 9, "  %zu of %zu chunks stored as deltas",
+	   count_deltas(s[2]), s[2]->nchunks);
+	for (i = 0; i < s[2]->nchunks; i++)
+		if (s[2]->chunks[i].base[0] && stored_as_delta(s[2]->chunks[i].base))
+			deep++;
+	is_int(deep, 0, "  every base is a whole chunk (one level, never a chain)");
+	ret = stream_read(&repo, s[2], 3, collect_sink, &c);
+	ok(ret == 0 && c.buf.len == len[2] && memcmp(c.buf.data, d[2], len[2]) == 0,
+	   "  reads back exactly: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&c.buf);
+
+	/* A base that is gone: the delta's read names it. */
+	for (i = 0; i < s[2]->nchunks && !base; i++)
+		if (s[2]->chunks[i].base[0])
+			base = s[2]->chunks[i].base;
+	chunk_key(base, key, sizeof(key));
+	store_get(repo.store, key, &saved);
+	is_int(memstore_delete(repo.store, key), 0, "  a base chunk deleted");
+	ret = stream_read(&repo, s[2], 2, collect_sink, &c);
+	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "base chunk") &&
+	   strstr(pgk_errmsg(), base), "  read fails naming the base: %s", pgk_errmsg());
+	buf_reset(&c.buf);
+
+	/* A reference whose base is unreadable: stored whole, the backup goes on. */
+	repo.delta = false;
+	{
+		struct manifest m2 = { 0 };
+		struct manifest_stream *t = manifest_add_stream(&m2, "off");
+
+		memcpy(d[2] + len[2] / 2, "changed by hand", 15);
+		ret = write_stream_ref(t, d[2], len[2], 2, s[1]);
+		ok(ret == 0 && count_deltas(t) == 0, "  delta = no: changed chunks stored whole");
+		repo.delta = true;
+		memcpy(d[2] + len[2] / 3, "changed again!!", 15);
+		ret = write_stream_ref(t = manifest_add_stream(&m2, "nobase"), d[2], len[2], 2, s[2]);
+		ok(ret == 0, "  a reference with a missing base still backs up: %s",
+		   ret ? pgk_errmsg() : "ok");
+		/* Unchanged chunks are day 2's deltas: they need the base back. */
+		store_put(repo.store, key, saved.data, saved.len, 0);
+		ret = stream_read(&repo, t, 2, collect_sink, &c);
+		ok(ret == 0 && c.buf.len == len[2] && memcmp(c.buf.data, d[2], len[2]) == 0,
+		   "  and reads back exactly");
+		buf_reset(&c.buf);
+		manifest_free(&m2);
+	}
+	buf_free(&c.buf);
+	buf_free(&saved);
+	manifest_free(&m);
+	for (day = 0; day < 3; day++)
+		free(d[day]);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 3 * MiB, 40 * MiB };
@@ -359,6 +510,7 @@ int main(void)
 	test_failing_store(4, 3);
 	test_failing_store(4, 12);
 	test_backpressure();
+	test_deltas();
 
 	memstore_close(repo.store);
 	keys_wipe(&repo.keys);
