@@ -8,6 +8,7 @@
  *   wal/TTTTTTTT/NAME           WAL segments, .partial, .backup (TTTTTTTT = timeline)
  *   wal/history/TTTTTTTT.history timeline history files
  *   chunks/XX/ID                deduplicated backup chunks (XX = first two hex of ID)
+ *   deltas/XX/ID-BASE           chunk ID is stored as a delta of chunk BASE (no content)
  *   backups/ID.manifest         one per completed backup, written last
  *   locks/...                   lock files of running commands
  */
