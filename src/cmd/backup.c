@@ -492,7 +492,10 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	rc = check_cluster(b, pc);
 	if (rc < 0)
 		return rc;
-	b->have_ref = backup_reference(b->repo, &b->m, &b->ref);
+	rc = backup_reference(b->repo, &b->m, &b->ref);
+	if (rc < 0)
+		return rc;
+	b->have_ref = rc > 0;
 	/* Named, so that a backup we give up on can be cancelled on the server. */
 	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
 	rc = pgconn_child_env(b->cfg.conninfo, NULL, appname, &envp);
@@ -598,7 +601,10 @@ static int backup_dump(struct backup_run *b, struct pgconn *pc, const struct bac
 	b->m.format = xstrdup("custom");
 	if (!o->all)
 		b->m.dbname = xstrdup(b->info.dbname);
-	b->have_ref = backup_reference(b->repo, &b->m, &b->ref);
+	rc = backup_reference(b->repo, &b->m, &b->ref);
+	if (rc < 0)
+		return rc;
+	b->have_ref = rc > 0;
 	if (!o->all) {
 		rc = dump_one(b, b->info.dbname);
 		goto out;

@@ -97,34 +97,36 @@ static bool same_source(const struct manifest *a, const struct manifest *b)
 	return a->dbname && b->dbname ? strcmp(a->dbname, b->dbname) == 0 : a->dbname == b->dbname;
 }
 
-bool backup_reference(struct repo *r, const struct manifest *m, struct manifest *ref)
+int backup_reference(struct repo *r, const struct manifest *m, struct manifest *ref)
 {
 	struct manifest *list = NULL;
 	size_t n = 0, i;
-	bool found = false;
+	int ret;
 
 	memset(ref, 0, sizeof(*ref));
 	if (!r->delta)
-		return false;
-	if (manifest_list_summary(r, &list, &n) < 0)
-		goto fail;
+		return 0;
+	ret = manifest_list_summary(r, &list, &n);
+	if (ret < 0)
+		return ret;
 	for (i = n; i-- > 0;)
 		if (same_source(&list[i], m))
 			break;
-	if (i < n) {
-		if (manifest_load(r, list[i].id, ref) < 0)
-			goto fail;
-		found = true;
+	ret = i < n ? manifest_load(r, list[i].id, ref) : 0;
+	if (ret == 0 && i < n)
+		ret = 1;
+	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
+		/* Damage is verify's to report; this backup stores whole chunks. */
+		pgk_log_warning("no deltas in this backup: %s", pgk_errmsg());
+		pgk_error_clear();
+		ret = 0;
+	}
+	if (ret <= 0) {
+		manifest_free(ref);
+		memset(ref, 0, sizeof(*ref));
 	}
 	manifest_list_free(list, n);
-	return found;
-fail:
-	pgk_log_warning("no deltas in this backup: %s", pgk_errmsg());
-	pgk_error_clear();
-	manifest_list_free(list, n);
-	manifest_free(ref);
-	memset(ref, 0, sizeof(*ref));
-	return false;
+	return ret;
 }
 
 const struct manifest_stream *backup_ref_stream(const struct manifest *ref, const char *name)

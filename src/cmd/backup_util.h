@@ -43,11 +43,11 @@ struct repo;
 /*
  * The newest backup of m's type, cluster and database (dumps): the
  * reference whose chunks a new backup stores its changed chunks as deltas
- * of.  Loads it into *ref and returns true; false when there is none, or
- * deltas are off, or it cannot be read (logged: the backup then stores
- * whole chunks, it does not fail).
+ * of.  Loads it into *ref and returns 1; 0 when there is none, deltas are
+ * off, or it is damaged (logged: the backup then stores whole chunks); a
+ * store that fails is an error.
  */
-bool backup_reference(struct repo *r, const struct manifest *m, struct manifest *ref);
+int backup_reference(struct repo *r, const struct manifest *m, struct manifest *ref);
 /* ref's stream called name, or NULL (also when ref is NULL). */
 const struct manifest_stream *backup_ref_stream(const struct manifest *ref, const char *name);
 

@@ -472,7 +472,10 @@ static int run_import(struct import_run *ir, const struct import_opts *o)
 		rc = attempt;
 		goto out_lock;
 	}
-	ir->have_ref = backup_reference(ir->repo, &ir->m, &ir->ref);
+	rc = backup_reference(ir->repo, &ir->m, &ir->ref);
+	if (rc < 0)
+		goto out_lock;
+	ir->have_ref = rc > 0;
 	stream = xasprintf("%s.%s", ir->m.dbname, strcmp(h.format, "sql") == 0 ? "sql" : "dump");
 	rc = copy_stream(ir, &rd, head, (size_t)len, stream);
 	free(stream);

@@ -326,12 +326,18 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 	buf_reset(&b->base);
 	ret = read_base(r, pred->known && pred->base[0] ? pred->base : pred->id, &b->obj,
 			&b->base, base_id);
-	if (ret) {
-		/* Storing it whole is always right; the damage is verify's to report. */
+	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
+		/*
+		 * A damaged or missing base: storing the chunk whole is always
+		 * right, and the damage is verify's to report.  A store that
+		 * fails fails the backup, as it would a moment later anyway.
+		 */
 		pgk_log_warning("chunk %s stored whole: %s", slot->id, pgk_errmsg());
 		pgk_error_clear();
 		return 1;
 	}
+	if (ret)
+		return ret;
 	ret = obj_seal_delta(&r->keys, r->compress_level, base_id, b->base.data, b->base.len,
 			     slot->data, slot->len, &b->sealed);
 	secure_zero(b->base.data, b->base.len);

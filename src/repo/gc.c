@@ -185,29 +185,53 @@ static bool is_young(const struct entry *e, time_t now, int64_t grace)
 	return grace > 0 && e->st.mtime > 0 && now - e->st.mtime < grace;
 }
 
+/*
+ * refs plus the chunks young enough to keep (written by a backup that may
+ * still name them): a kept chunk keeps its base, or a later backup that
+ * dedups against it would name a chunk whose base is gone.
+ */
+static char **keep_young(char **refs, size_t nrefs, const struct listing *l, time_t now,
+			 int64_t grace, size_t *n, struct gc_result *res)
+{
+	char **keep = xmalloc((nrefs + l->n + 1) * sizeof(*keep));
+	size_t i, m = nrefs;
+
+	memcpy(keep, refs, nrefs * sizeof(*refs));
+	for (i = 0; i < l->n; i++) {
+		char *id = (char *)chunk_id_of(l->e[i].key);
+
+		if (!id || is_referenced(refs, nrefs, id) || !is_young(&l->e[i], now, grace))
+			continue;
+		keep[m++] = id;
+		res->young++;
+	}
+	if (m > nrefs)
+		qsort(keep, m, sizeof(*keep), cmp_str);
+	*n = m;
+	return keep;
+}
+
 int gc_sweep_chunks(struct repo *r, char **refs, size_t nrefs, int64_t grace, bool dry_run,
 		    struct gc_result *res)
 {
 	struct listing l = { NULL, 0 }, records = { NULL, 0 };
 	struct gc_result ignored = { 0 };
-	char id[65], base[65];
+	char id[65], base[65], **keep = NULL;
 	time_t now = time(NULL);
-	struct live lv;
-	size_t i;
+	struct live lv = { 0 };
+	size_t i, nkeep = 0;
 	int rc;
 
-	rc = live_set(r, refs, nrefs, &records, &lv);
-	if (rc == 0)
-		rc = store_list(r->store, "chunks/", add_entry, &l);
+	rc = store_list(r->store, "chunks/", add_entry, &l);
+	if (rc == 0) {
+		keep = keep_young(refs, nrefs, &l, now, grace, &nkeep, res);
+		rc = live_set(r, keep, nkeep, &records, &lv);
+	}
 	for (i = 0; rc == 0 && i < l.n; i++) {
 		const char *cid = chunk_id_of(l.e[i].key);
 
 		if (!cid || is_referenced(lv.ids, lv.n, cid))
 			continue;
-		if (is_young(&l.e[i], now, grace)) {
-			res->young++;
-			continue;
-		}
 		rc = sweep_one(r, &l.e[i], now, dry_run, res);
 	}
 	/* Records of chunks that are gone, after them: bookkeeping, not counted. */
@@ -220,6 +244,7 @@ int gc_sweep_chunks(struct repo *r, char **refs, size_t nrefs, int64_t grace, bo
 	listing_free(&l);
 	listing_free(&records);
 	live_free(&lv);
+	free(keep);
 	return rc;
 }
 

@@ -397,6 +397,19 @@ int memstore_delete(struct pgk_store *st, const char *key)
 	return delete_key(ms_of(st), key);
 }
 
+int memstore_set_mtime(struct pgk_store *st, const char *key, int64_t mtime)
+{
+	struct memstore *ms = ms_of(st);
+	struct mem_obj *o;
+
+	pthread_mutex_lock(&ms->mu);
+	o = *find_slot(ms, key);
+	if (o)
+		o->mtime = mtime;
+	pthread_mutex_unlock(&ms->mu);
+	return o ? 0 : -1;
+}
+
 void memstore_fail_put(struct pgk_store *st, unsigned nth)
 {
 	struct memstore *ms = ms_of(st);

@@ -25,6 +25,8 @@ uint64_t memstore_puts(struct pgk_store *st);
 int memstore_corrupt(struct pgk_store *st, const char *key, size_t offset);
 /* Drop an object; -1 when absent. */
 int memstore_delete(struct pgk_store *st, const char *key);
+/* Make an object look written at mtime; -1 when absent. */
+int memstore_set_mtime(struct pgk_store *st, const char *key, int64_t mtime);
 
 /*
  * Make the nth put_commit from now (1 = the next one) and every later one
