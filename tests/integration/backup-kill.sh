@@ -9,12 +9,6 @@
 
 SCALE=30
 
-run() {
-	out=$("$@" 2>"$T/run.err")
-	rc=$?
-	err=$(cat "$T/run.err")
-}
-
 # How many backups the repository holds (pgkeep's own view, any store).
 manifests() {
 	pgkeep_run info --json | python3 -c 'import json, sys

@@ -11,13 +11,6 @@
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
-# run CMD...: sets rc, out (stdout) and err (stderr).
-run() {
-	out=$("$@" 2>"$T/run.err")
-	rc=$?
-	err=$(cat "$T/run.err")
-}
-
 wait_archived() {
 	local seg=$1 deadline=$(( $(date +%s) + 120 ))
 	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do

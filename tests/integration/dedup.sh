@@ -9,12 +9,6 @@
 
 SCALE=20
 
-run() {
-	out=$("$@" 2>"$T/run.err")
-	rc=$?
-	err=$(cat "$T/run.err")
-}
-
 # Bytes the repository holds for backups (chunks and manifests).
 backup_bytes() {
 	(cd "$TEST_REPO_PATH" && du -sb --apparent-size chunks backups 2>/dev/null) |

@@ -7,23 +7,6 @@
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
-run() {
-	out=$("$@" 2>"$T/run.err")
-	rc=$?
-	err=$(cat "$T/run.err")
-}
-
-# psql_db DB SQL
-psql_db() {
-	as_pg "$PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PGPORT" -d "$1" -c "$2"
-}
-
-# Recent minor releases wrap a plain dump in \restrict KEY ... \unrestrict KEY
-# with a random key per run: not content, so not compared.
-unrestrict() {
-	sed '/^\\restrict /d; /^\\unrestrict /d'
-}
-
 # A plain-text dump of DB into FILE (pg_dump's own, for comparison).
 plain_dump() {
 	as_pg "$PG_BINDIR/pg_dump" -h "$SOCKDIR" -p "$PGPORT" -d "$1" | unrestrict >"$2"

@@ -322,6 +322,24 @@ $body
 EOF
 }
 
+# run CMD...: sets rc, out (stdout) and err (stderr).
+run() {
+	out=$("$@" 2>"$T/run.err")
+	rc=$?
+	err=$(cat "$T/run.err")
+}
+
+# psql_db DB SQL: one statement (or several, in one transaction) in DB.
+psql_db() {
+	as_pg "$PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PGPORT" -d "$1" -c "$2"
+}
+
+# Recent minor releases wrap a plain dump in \restrict KEY ... \unrestrict KEY
+# with a random key per run: not content, so not compared.
+unrestrict() {
+	sed '/^\\restrict /d; /^\\unrestrict /d'
+}
+
 pgkeep_run() {
 	as_pg "$PGKEEP" --config "$PGKEEP_CONF" "$@"
 }

@@ -8,13 +8,6 @@
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
-# run CMD...: sets rc, out (stdout) and err (stderr).
-run() {
-	out=$("$@" 2>"$T/run.err")
-	rc=$?
-	err=$(cat "$T/run.err")
-}
-
 # Start a restored directory on a free port and wait for the end of recovery.
 start_restored() {
 	local dir=$1 port i

@@ -12,12 +12,6 @@ AHEAD=8
 FETCH_AHEAD=4
 PUSH_BOUND=$((2 * AHEAD + 16))	# what wal-push promises for its spool
 
-run() {
-	out=$("$@" 2>"$T/run.err")
-	rc=$?
-	err=$(cat "$T/run.err")
-}
-
 wait_archived() { # SEGMENT [SECONDS]
 	local deadline=$(( $(date +%s) + ${2:-60} ))
 	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$1', false) from pg_stat_archiver")" != t ]; do
