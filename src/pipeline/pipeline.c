@@ -232,20 +232,31 @@ static void mark_chunk(struct stream_writer *w, struct wslot *slot)
 
 /* ---- storing one chunk ---- */
 
+/*
+ * Fetch chunk id's object into obj (reset first), its key into key.  A
+ * chunk that should be there and is not means a damaged repository; `role`
+ * says which ("chunk", "base chunk").
+ */
+static int get_chunk(struct repo *r, const char *id, const char *role, struct pgk_buf *obj,
+		     char key[CHUNK_KEY_MAX])
+{
+	int ret;
+
+	chunk_key(id, key, CHUNK_KEY_MAX);
+	buf_reset(obj);
+	ret = store_get(r->store, key, obj);
+	if (ret == PGKEEP_ENOTFOUND)
+		return pgk_error(PGKEEP_ECORRUPT, "%s %s missing (%s)", role, id, key);
+	return ret;
+}
+
 /* Read whole chunk id (never a delta) into plain, appended. */
 static int read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain)
 {
 	char key[CHUNK_KEY_MAX];
-	int ret;
+	int ret = get_chunk(r, id, "base chunk", obj, key);
 
-	chunk_key(id, key, sizeof(key));
-	buf_reset(obj);
-	ret = store_get(r->store, key, obj);
-	if (ret == PGKEEP_ENOTFOUND)
-		return pgk_error(PGKEEP_ECORRUPT, "base chunk %s missing (%s)", id, key);
-	if (ret)
-		return ret;
-	return obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+	return ret ? ret : obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
 }
 
 /*
@@ -270,19 +281,13 @@ static int read_base(struct repo *r, const char *id, struct pgk_buf *obj, struct
 	int ret;
 
 	snprintf(used, 65, "%s", id);
-	chunk_key(id, key, sizeof(key));
-	buf_reset(obj);
-	ret = store_get(r->store, key, obj);
-	if (ret == 0 && obj_is_delta(obj->data, obj->len)) {
-		ret = obj_chunk_base(&r->keys, obj->data, obj->len, key, used);
-		if (ret == 0)
-			return read_whole(r, used, obj, plain);
-	}
-	if (ret == PGKEEP_ENOTFOUND)
-		return pgk_error(PGKEEP_ECORRUPT, "base chunk %s missing (%s)", id, key);
+	ret = get_chunk(r, id, "base chunk", obj, key);
 	if (ret)
 		return ret;
-	return obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+	if (!obj_is_delta(obj->data, obj->len))
+		return obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+	ret = obj_chunk_base(&r->keys, obj->data, obj->len, key, used);
+	return ret ? ret : read_whole(r, used, obj, plain);
 }
 
 /*
@@ -817,12 +822,7 @@ int chunk_read(struct repo *r, const char *id, uint32_t size, struct pgk_buf *ob
 	char key[CHUNK_KEY_MAX], got[65];
 	int ret;
 
-	chunk_key(id, key, sizeof(key));
-	buf_reset(obj);
-	ret = store_get(r->store, key, obj);
-	/* A chunk a manifest names is gone: the repository is damaged. */
-	if (ret == PGKEEP_ENOTFOUND)
-		return pgk_error(PGKEEP_ECORRUPT, "chunk %s missing (%s)", id, key);
+	ret = get_chunk(r, id, "chunk", obj, key);
 	if (ret)
 		return ret;
 	buf_reset(plain);

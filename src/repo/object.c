@@ -122,26 +122,39 @@ static struct zctx *zctx_get(void)
 	return z;
 }
 
-static size_t zstd_compress(void *dst, size_t cap, const void *src, size_t len, int level)
+/* The calling thread's contexts, made on first use; NULL when that fails. */
+static ZSTD_CCtx *thread_cctx(void)
 {
 	struct zctx *z = zctx_get();
 
 	if (z && !z->c)
 		z->c = ZSTD_createCCtx();
-	if (!z || !z->c)
-		return ZSTD_compress(dst, cap, src, len, level);
-	return ZSTD_compressCCtx(z->c, dst, cap, src, len, level);
+	return z ? z->c : NULL;
 }
 
-static size_t zstd_decompress(void *dst, size_t cap, const void *src, size_t len)
+static ZSTD_DCtx *thread_dctx(void)
 {
 	struct zctx *z = zctx_get();
 
 	if (z && !z->d)
 		z->d = ZSTD_createDCtx();
-	if (!z || !z->d)
-		return ZSTD_decompress(dst, cap, src, len);
-	return ZSTD_decompressDCtx(z->d, dst, cap, src, len);
+	return z ? z->d : NULL;
+}
+
+static size_t zstd_compress(void *dst, size_t cap, const void *src, size_t len, int level)
+{
+	ZSTD_CCtx *c = thread_cctx();
+
+	return c ? ZSTD_compressCCtx(c, dst, cap, src, len, level) :
+		   ZSTD_compress(dst, cap, src, len, level);
+}
+
+static size_t zstd_decompress(void *dst, size_t cap, const void *src, size_t len)
+{
+	ZSTD_DCtx *d = thread_dctx();
+
+	return d ? ZSTD_decompressDCtx(d, dst, cap, src, len) :
+		   ZSTD_decompress(dst, cap, src, len);
 }
 
 /*
@@ -477,13 +490,11 @@ static int delta_window_log(size_t baselen, size_t len)
 static size_t zstd_compress_delta(void *dst, size_t cap, const void *base, size_t baselen,
 				  const void *src, size_t len, int level)
 {
-	struct zctx *z = zctx_get();
-	ZSTD_CCtx *c, *own = NULL;
+	ZSTD_CCtx *c = thread_cctx(), *own = NULL;
 	size_t n;
 
-	if (z && !z->c)
-		z->c = ZSTD_createCCtx();
-	c = z && z->c ? z->c : (own = ZSTD_createCCtx());
+	if (!c)
+		c = own = ZSTD_createCCtx();
 	if (!c)
 		return (size_t)-1;
 	n = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
@@ -502,13 +513,11 @@ static size_t zstd_compress_delta(void *dst, size_t cap, const void *base, size_
 static size_t zstd_decompress_delta(void *dst, size_t cap, const void *base, size_t baselen,
 				    const void *src, size_t len)
 {
-	struct zctx *z = zctx_get();
-	ZSTD_DCtx *d, *own = NULL;
+	ZSTD_DCtx *d = thread_dctx(), *own = NULL;
 	size_t n;
 
-	if (z && !z->d)
-		z->d = ZSTD_createDCtx();
-	d = z && z->d ? z->d : (own = ZSTD_createDCtx());
+	if (!d)
+		d = own = ZSTD_createDCtx();
 	if (!d)
 		return (size_t)-1;
 	/* A prefix serves one frame, and a delta body is one frame. */
