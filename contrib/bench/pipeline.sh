@@ -15,5 +15,5 @@ ${CC:-cc} -O2 -g -pthread -D_GNU_SOURCE -I"$src/include" -I"$src/src" -I"$src/te
 	-I"$build" -o "$out/bench_pipeline" \
 	"$src/contrib/bench/bench_pipeline.c" "$src/tests/unit/memstore.c" \
 	"$build/.libs/libpgkeep.a" \
-	$(pkg-config --libs libcrypto libzstd json-c libpq inih libarchive) -ldl
+	$(pkg-config --libs libcrypto libzstd json-c inih) -ldl
 exec "$out/bench_pipeline" "$@"

@@ -16,9 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
@@ -28,6 +25,7 @@
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
+#include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
@@ -294,12 +292,16 @@ out_writer:
 /* The backup_label at the start of pg_basebackup's tar. */
 static int label_from_head(const struct pgk_buf *head, struct backup_label *bl)
 {
-	struct archive *a = archive_read_new();
+	struct archive *a;
 	struct archive_entry *e;
 	char text[HEAD_BUF];
 	la_ssize_t n;
-	int rc = PGKEEP_ECORRUPT;
+	int rc;
 
+	rc = libarchive_read_new(&a);
+	if (rc < 0)
+		return rc;
+	rc = PGKEEP_ECORRUPT;
 	archive_read_support_format_tar(a);
 	if (archive_read_open_memory(a, head->data, head->len) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
@@ -489,7 +491,11 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	char **envp = NULL, *prog, *label, appname[MANIFEST_ID_MAX + 16];
 	int rc;
 
-	rc = check_cluster(b, pc);
+	/* The tar's first header is read only once pg_basebackup is done: a
+	 * libarchive that cannot be loaded must stop us before it starts. */
+	rc = libarchive_load();
+	if (rc == 0)
+		rc = check_cluster(b, pc);
 	if (rc < 0)
 		return rc;
 	rc = backup_reference(b->repo, &b->m, &b->ref);

@@ -11,13 +11,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "pg/libpq_api.h"
 #include "pg/walname.h"
 
 struct checklist {
@@ -62,6 +61,15 @@ static int check_writable(struct repo *r)
 	if (store_remove(r->store, key) < 0 && rc == 0)
 		rc = -1;
 	return rc;
+}
+
+/* As PQconnectdb(conninfo) would: a conninfo as dbname is expanded. */
+static int connect_conninfo(PGconn **out, const char *conninfo)
+{
+	const char *keys[] = { "dbname", NULL };
+	const char *vals[] = { conninfo, NULL };
+
+	return libpq_connect(out, keys, vals, 1);
 }
 
 static char *query1(PGconn *conn, const char *sql)
@@ -169,7 +177,10 @@ int cmd_check(const struct pgk_globals *g, int argc, char **argv)
 		     cfg.path);
 		goto out;
 	}
-	conn = PQconnectdb(cfg.conninfo);
+	if (connect_conninfo(&conn, cfg.conninfo) < 0) {
+		item(&cl, false, "postgresql", "%s", pgk_errmsg());
+		goto out;
+	}
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char msg[PGKEEP_ERRLEN];
 

@@ -19,8 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
@@ -28,6 +26,8 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/child.h"
+#include "pg/libarchive_api.h"
+#include "pg/libpq_api.h"
 #include "repo/manifest.h"
 #include "repo/walcheck.h"
 
@@ -117,7 +117,7 @@ static char *query1(PGconn *conn, const char *sql)
 	return v;
 }
 
-static PGconn *connect_db(const char *sock, int port, const char *user, const char *db)
+static int connect_db(PGconn **out, const char *sock, int port, const char *user, const char *db)
 {
 	const char *keys[] = { "host", "port", "user", "dbname", "connect_timeout", NULL };
 	char portstr[16];
@@ -125,17 +125,20 @@ static PGconn *connect_db(const char *sock, int port, const char *user, const ch
 
 	snprintf(portstr, sizeof(portstr), "%d", port);
 	vals[0] = sock, vals[1] = portstr, vals[2] = user, vals[3] = db, vals[4] = "10", vals[5] = NULL;
-	return PQconnectdbParams(keys, vals, 0);
+	return libpq_connect(out, keys, vals, 0);
 }
 
 /* Every database answers; amcheck where the extension is available. */
 static int sanity(const char *sock, int port, const char *user, size_t *ndb, size_t *nidx)
 {
-	PGconn *conn = connect_db(sock, port, user, "postgres");
+	PGconn *conn;
 	PGresult *res;
-	int i, rc = 0;
+	int i, rc;
 
 	*ndb = *nidx = 0;
+	rc = connect_db(&conn, sock, port, user, "postgres");
+	if (rc < 0)
+		return rc;
 	if (PQstatus(conn) != CONNECTION_OK) {
 		rc = pgk_error(PGKEEP_EIO, "cannot connect to the restored cluster: %s", PQerrorMessage(conn));
 		PQfinish(conn);
@@ -148,9 +151,12 @@ static int sanity(const char *sock, int port, const char *user, size_t *ndb, siz
 	}
 	for (i = 0; rc == 0 && i < PQntuples(res); i++) {
 		const char *db = PQgetvalue(res, i, 0);
-		PGconn *dc = connect_db(sock, port, user, db);
+		PGconn *dc;
 		char *v;
 
+		rc = connect_db(&dc, sock, port, user, db);
+		if (rc < 0)
+			break;
 		if (PQstatus(dc) != CONNECTION_OK) {
 			rc = pgk_error(PGKEEP_EIO, "database %s does not answer: %s", db, PQerrorMessage(dc));
 			PQfinish(dc);
@@ -274,6 +280,9 @@ int cmd_drill(const struct pgk_globals *g, int argc, char **argv)
 		free(user);
 		return ctx_fail();
 	}
+	/* Both are needed, libpq only after a long restore: fail before it. */
+	if (libpq_load() < 0 || libarchive_load() < 0)
+		goto fail;
 	if (ctx_open_repo(g, &cfg, &r) < 0 || newest_base(r, &m) < 0)
 		goto fail;
 
@@ -338,9 +347,12 @@ int cmd_drill(const struct pgk_globals *g, int argc, char **argv)
 
 	/* Recovery runs until the archive ends, then promotes. */
 	for (;;) {
-		PGconn *conn = connect_db(scratch, port, user, "postgres");
-		char *v = PQstatus(conn) == CONNECTION_OK ? query1(conn, "select pg_is_in_recovery()") : NULL;
+		PGconn *conn;
+		char *v;
 
+		if (connect_db(&conn, scratch, port, user, "postgres") < 0)
+			goto fail;
+		v = PQstatus(conn) == CONNECTION_OK ? query1(conn, "select pg_is_in_recovery()") : NULL;
 		if (!v)
 			pgk_log_debug("waiting for recovery: %s", PQstatus(conn) == CONNECTION_OK
 					  ? pgk_errmsg() : PQerrorMessage(conn));

@@ -20,9 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
@@ -30,6 +27,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/progress.h"
+#include "pg/libarchive_api.h"
 #include "pipeline/pipeline.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -71,12 +69,12 @@ static const struct {
 	const char *name;
 	const unsigned char magic[6];
 	size_t len;
-	int (*enable)(struct archive *);
+	int filter;		/* ARCHIVE_FILTER_*: a code, as libarchive is loaded late */
 } codecs[] = {
-	{ "gzip", { 0x1f, 0x8b }, 2, archive_read_support_filter_gzip },
-	{ "zstd", { 0x28, 0xb5, 0x2f, 0xfd }, 4, archive_read_support_filter_zstd },
-	{ "xz", { 0xfd, '7', 'z', 'X', 'Z', 0x00 }, 6, archive_read_support_filter_xz },
-	{ "bzip2", { 'B', 'Z', 'h' }, 3, archive_read_support_filter_bzip2 },
+	{ "gzip", { 0x1f, 0x8b }, 2, ARCHIVE_FILTER_GZIP },
+	{ "zstd", { 0x28, 0xb5, 0x2f, 0xfd }, 4, ARCHIVE_FILTER_ZSTD },
+	{ "xz", { 0xfd, '7', 'z', 'X', 'Z', 0x00 }, 6, ARCHIVE_FILTER_XZ },
+	{ "bzip2", { 'B', 'Z', 'h' }, 3, ARCHIVE_FILTER_BZIP2 },
 };
 
 static int reader_open(struct dump_reader *rd, const char *path)
@@ -86,6 +84,7 @@ static int reader_open(struct dump_reader *rd, const char *path)
 	struct stat st;
 	ssize_t n;
 	size_t i;
+	int rc;
 
 	memset(rd, 0, sizeof(*rd));
 	rd->path = path;
@@ -105,8 +104,10 @@ static int reader_open(struct dump_reader *rd, const char *path)
 	if (i == sizeof(codecs) / sizeof(codecs[0]))
 		return 0;
 	rd->compression = codecs[i].name;
-	rd->a = archive_read_new();
-	codecs[i].enable(rd->a);
+	rc = libarchive_read_new(&rd->a);
+	if (rc < 0)
+		return rc;
+	archive_read_support_filter_by_code(rd->a, codecs[i].filter);
 	/* Raw: a compressed single file, not an archive of files. */
 	archive_read_support_format_raw(rd->a);
 	if (archive_read_open_fd(rd->a, rd->fd, 256 * 1024) != ARCHIVE_OK ||

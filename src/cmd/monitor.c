@@ -9,12 +9,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <libpq-fe.h>
-
 #include "cmd/monitor.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "pg/libpq_api.h"
 
 /* A monitor runs from a timer: a dead server must not stall it. */
 #define CONNECT_TIMEOUT "5"
@@ -49,10 +48,13 @@ void monitor_server_query(const char *conninfo, struct monitor_server *srv)
 	PGresult *res;
 
 	memset(srv, 0, sizeof(*srv));
-	conn = PQconnectdbParams(keys, vals, 1);
-	if (!conn || PQstatus(conn) != CONNECTION_OK) {
-		pgk_log_debug("monitor: cannot connect to PostgreSQL: %s",
-			      conn ? PQerrorMessage(conn) : "out of memory");
+	if (libpq_connect(&conn, keys, vals, 1) < 0) {
+		/* Not the server's state but the install's: worth more than debug. */
+		pgk_log_warning("monitor: %s", pgk_errmsg());
+		return;
+	}
+	if (PQstatus(conn) != CONNECTION_OK) {
+		pgk_log_debug("monitor: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
 		PQfinish(conn);
 		return;
 	}

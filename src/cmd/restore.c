@@ -26,9 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <archive.h>
-#include <archive_entry.h>
-
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
@@ -39,6 +36,7 @@
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
+#include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/recovery.h"
 #include "pipeline/pipeline.h"
@@ -364,6 +362,7 @@ static int prepare_pgdata(const struct restore_opts *o, char **abs)
 
 struct extractor {
 	int fd;			/* read end of the pipe */
+	struct archive *in, *out; /* the thread frees them */
 	const char *root;
 	pthread_t thread;
 	int rc;
@@ -490,14 +489,10 @@ static void drain(int fd)
 static void *extract_main(void *arg)
 {
 	struct extractor *x = arg;
-	struct archive *in = archive_read_new(), *out = archive_write_disk_new();
+	struct archive *in = x->in, *out = x->out;
 	struct archive_entry *e;
 	int r;
 
-	archive_read_support_format_tar(in);
-	archive_write_disk_set_options(out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-					    ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-					    ARCHIVE_EXTRACT_SECURE_NODOTDOT);
 	if (archive_read_open_fd(in, x->fd, EXTRACT_PIPE_SIZE) != ARCHIVE_OK) {
 		extract_fail(x, "cannot read the backup stream: %s", archive_error_string(in));
 		goto out;
@@ -554,6 +549,26 @@ static int sink_fd(void *payload, const void *buf, size_t len)
 	return 0;
 }
 
+/* Made before the thread starts, so that a libarchive that cannot be loaded
+ * is reported like any other error. */
+static int extractor_archives(struct extractor *x)
+{
+	int rc = libarchive_read_new(&x->in);
+
+	if (rc < 0)
+		return rc;
+	rc = libarchive_write_disk_new(&x->out);
+	if (rc < 0) {
+		archive_read_free(x->in);
+		return rc;
+	}
+	archive_read_support_format_tar(x->in);
+	archive_write_disk_set_options(x->out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
+					       ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+					       ARCHIVE_EXTRACT_SECURE_NODOTDOT);
+	return 0;
+}
+
 static int extract_stream(struct restore_run *rr, const struct manifest_stream *s,
 			  const char *root)
 {
@@ -561,8 +576,14 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 	struct fd_sink sk = { -1, false, NULL };
 	int fds[2], rc;
 
-	if (pipe2(fds, O_CLOEXEC) < 0)
+	rc = extractor_archives(&x);
+	if (rc < 0)
+		return rc;
+	if (pipe2(fds, O_CLOEXEC) < 0) {
+		archive_write_free(x.out);
+		archive_read_free(x.in);
 		return pgk_error(PGKEEP_EIO, "cannot create a pipe: %s", strerror(errno));
+	}
 	x.fd = fds[0];
 #ifdef F_SETPIPE_SZ
 	/* Whole chunks pass in a write or two instead of 64 KiB at a time; the
@@ -570,6 +591,8 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 	(void)fcntl(fds[1], F_SETPIPE_SZ, EXTRACT_PIPE_SIZE);
 #endif
 	if (pthread_create(&x.thread, NULL, extract_main, &x) != 0) {
+		archive_write_free(x.out);
+		archive_read_free(x.in);
 		close(fds[0]);
 		close(fds[1]);
 		return pgk_error(PGKEEP_EIO, "cannot start the extraction thread");
@@ -684,7 +707,10 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	s = find_stream(&rr->m, "base.tar");
 	if (!s)
 		return pgk_error(PGKEEP_ECORRUPT, "backup %s has no base.tar stream", rr->m.id);
-	rc = prepare_pgdata(o, &root);
+	/* Before --force empties the directory, not after. */
+	rc = libarchive_load();
+	if (rc == 0)
+		rc = prepare_pgdata(o, &root);
 	if (rc < 0)
 		return rc;
 	rc = extract_stream(rr, s, root);

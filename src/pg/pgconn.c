@@ -7,11 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
-
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "pg/libpq_api.h"
 #include "pg/pgconn.h"
 
 extern char **environ;
@@ -32,6 +31,7 @@ int pgconn_open(struct pgconn **out, const char *conninfo, const char *dbname)
 	const char *vals[3] = { conninfo ? conninfo : "", NULL, NULL };
 	struct pgconn *c;
 	char *msg, *nl;
+	int rc;
 
 	if (dbname) {
 		/* The first dbname is expanded as a conninfo, a later one overrides. */
@@ -39,9 +39,13 @@ int pgconn_open(struct pgconn **out, const char *conninfo, const char *dbname)
 		vals[1] = dbname;
 	}
 	c = xzalloc(sizeof(*c));
-	c->conn = PQconnectdbParams(keys, vals, 1);
-	if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
-		msg = xstrdup(c->conn ? PQerrorMessage(c->conn) : "out of memory");
+	rc = libpq_connect(&c->conn, keys, vals, 1);
+	if (rc < 0) {
+		free(c);
+		return rc;
+	}
+	if (PQstatus(c->conn) != CONNECTION_OK) {
+		msg = xstrdup(PQerrorMessage(c->conn));
 		while ((nl = strchr(msg, '\n')) && nl[1] == '\0')
 			*nl = '\0';
 		for (nl = msg; (nl = strchr(nl, '\n'));)
@@ -340,9 +344,12 @@ int pgconn_child_env(const char *conninfo, const char *dbname, const char *appna
 	char *errmsg = NULL;
 	size_t n = 0, i = 0;
 	char **env, **e;
+	int rc;
 
 	if (conninfo && *conninfo) {
-		opts = PQconninfoParse(conninfo, &errmsg);
+		rc = libpq_conninfo_parse(&opts, conninfo, &errmsg);
+		if (rc < 0)
+			return rc;
 		if (!opts) {
 			/* libpq's message may quote the string: do not repeat it. */
 			PQfreemem(errmsg);
