@@ -154,7 +154,8 @@ static int live_set(struct repo *r, char **refs, size_t nrefs, struct listing *r
 	if (rc < 0)
 		return rc;
 	lv->ids = xmalloc((nrefs ? nrefs : 1) * sizeof(*lv->ids));
-	memcpy(lv->ids, refs, nrefs * sizeof(*refs));
+	if (nrefs)
+		memcpy(lv->ids, refs, nrefs * sizeof(*refs));
 	lv->n = nrefs;
 	do {
 		added = 0;
@@ -196,7 +197,8 @@ static char **keep_young(char **refs, size_t nrefs, const struct listing *l, tim
 	char **keep = xmalloc((nrefs + l->n + 1) * sizeof(*keep));
 	size_t i, m = nrefs;
 
-	memcpy(keep, refs, nrefs * sizeof(*refs));
+	if (nrefs)
+		memcpy(keep, refs, nrefs * sizeof(*refs));
 	for (i = 0; i < l->n; i++) {
 		char *id = (char *)chunk_id_of(l->e[i].key);
 
