@@ -63,7 +63,8 @@ int wal_archive_load(struct repo *r, uint32_t seg_size, struct wal_archive *out)
 		wal_archive_free(out);
 		return rc;
 	}
-	qsort(out->segs, out->n, sizeof(*out->segs), cmp_seg);
+	if (out->n > 1)
+		qsort(out->segs, out->n, sizeof(*out->segs), cmp_seg);
 	return 0;
 }
 
