@@ -267,15 +267,14 @@ static int fetch_chunk(struct repo *r, const struct manifest_chunk *mc, struct p
 }
 
 /*
- * The entry names B's chunk from now on.  A's anchor and base hint mean
- * nothing under B's keys: B's next backup finds its predecessors without.
+ * The entry names B's chunk from now on.  A's anchor means nothing under
+ * B's keys: B's next backup finds its predecessors by offset alone.
  */
 static void name_in_b(struct manifest_chunk *mc, const uint8_t bid[32])
 {
 	hex_encode(bid, 32, mc->id);
 	mc->known = false;
 	mc->anchor = 0;
-	mc->base[0] = '\0';
 }
 
 /*

@@ -82,8 +82,9 @@ struct wslot {
 	char id[65];
 	uint32_t stored;	/* bytes newly stored, 0 for a dedup hit */
 	uint64_t anchor;	/* keys_chunk_anchor of its first bytes */
-	long pred;		/* its likely predecessor in the reference, -1 none */
-	char base[65];		/* what it is stored as a delta of, "" whole */
+	/* The reference chunks [pred, pred_end) it most likely replaces. */
+	size_t pred, pred_end;
+	size_t nbases;		/* stored as a delta of that many bases, 0 whole */
 };
 
 /* The reference's chunks that have an anchor, sorted by it. */
@@ -94,7 +95,8 @@ struct anchor_ent {
 
 /* A worker's buffers, kept from chunk to chunk. */
 struct wbufs {
-	struct pgk_buf sealed, alt, obj, base;
+	struct pgk_buf sealed, alt, obj, cand;
+	struct obj_bases bases;
 };
 
 struct stream_writer {
@@ -128,18 +130,26 @@ struct stream_writer {
 	bool finished;
 
 	/*
-	 * Deltas: the same stream in the previous backup, its chunks by
-	 * anchor and by id (read-only once open), and the predecessor the
-	 * last chunk was given (the writer's thread only).
+	 * Deltas: the same stream in the previous backup, where each of its
+	 * chunks starts, its chunks by anchor (read-only once open); and,
+	 * the writer's thread only, where the next chunk starts in this
+	 * stream and how far this stream is ahead of the reference there.
 	 */
 	const struct manifest_stream *ref;
+	uint64_t *ref_off;
 	struct anchor_ent *by_anchor;
 	size_t n_anchor;
-	const struct manifest_chunk **by_id;
-	long last_pred;
+	uint64_t pos;
+	int64_t drift;
 };
 
 /* ---- the reference: the previous backup's stream, for deltas ---- */
+
+/*
+ * A delta's bases together stay under this, so that a worker's memory stays
+ * bounded (with the chunk itself, a zstd window of 2^24).
+ */
+#define DELTA_BASE_BYTES_MAX ((size_t)6 << 20)
 
 static int cmp_anchor(const void *a, const void *b)
 {
@@ -150,56 +160,40 @@ static int cmp_anchor(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static int cmp_chunk_id(const void *a, const void *b)
-{
-	return strcmp((*(const struct manifest_chunk *const *)a)->id,
-		      (*(const struct manifest_chunk *const *)b)->id);
-}
-
-static int cmp_id_key(const void *key, const void *elem)
-{
-	return strcmp(key, (*(const struct manifest_chunk *const *)elem)->id);
-}
-
 static void ref_index(struct stream_writer *w, const struct manifest_stream *ref)
 {
+	uint64_t off = 0;
 	size_t i;
 
-	w->ref = ref;
-	w->last_pred = -1;
-	if (!ref || ref->nchunks == 0)
+	w->ref = ref && ref->nchunks ? ref : NULL;
+	if (!w->ref)
 		return;
+	w->ref_off = xmalloc((ref->nchunks + 1) * sizeof(*w->ref_off));
 	w->by_anchor = xmalloc(ref->nchunks * sizeof(*w->by_anchor));
-	w->by_id = xmalloc(ref->nchunks * sizeof(*w->by_id));
 	for (i = 0; i < ref->nchunks; i++) {
+		w->ref_off[i] = off;
+		off += ref->chunks[i].size;
 		if (ref->chunks[i].known)
 			w->by_anchor[w->n_anchor++] =
 				(struct anchor_ent){ ref->chunks[i].anchor, i };
-		w->by_id[i] = &ref->chunks[i];
 	}
+	w->ref_off[i] = off;
 	qsort(w->by_anchor, w->n_anchor, sizeof(*w->by_anchor), cmp_anchor);
-	qsort(w->by_id, ref->nchunks, sizeof(*w->by_id), cmp_chunk_id);
 }
 
-static const struct manifest_chunk *ref_by_id(const struct stream_writer *w, const char *id)
+static uint64_t distance(uint64_t a, uint64_t b)
 {
-	const struct manifest_chunk **mc;
-
-	if (!w->by_id)
-		return NULL;
-	mc = bsearch(id, w->by_id, w->ref->nchunks, sizeof(*w->by_id), cmp_id_key);
-	return mc ? *mc : NULL;
+	return a > b ? a - b : b - a;
 }
 
 /*
- * The reference chunk a new chunk most likely replaces: one that started
- * with the same bytes (the first after the previous pick, when several
- * did, as runs of zero pages do), else the one after the previous pick.
+ * The reference chunk that started with the same bytes, nearest to where
+ * this stream's drift puts it (runs of zero pages share anchors), or -1.
  */
-static long pick_pred(struct stream_writer *w, uint64_t anchor)
+static long anchored(const struct stream_writer *w, uint64_t anchor, uint64_t expect)
 {
 	size_t lo = 0, hi = w->n_anchor, mid, i;
-	long pick = -1;
+	long best = -1;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -208,26 +202,54 @@ static long pick_pred(struct stream_writer *w, uint64_t anchor)
 		else
 			hi = mid;
 	}
-	for (i = lo; i < w->n_anchor && w->by_anchor[i].anchor == anchor; i++) {
-		if (pick < 0)
-			pick = (long)w->by_anchor[i].idx;
-		if ((long)w->by_anchor[i].idx > w->last_pred) {
-			pick = (long)w->by_anchor[i].idx;
-			break;
-		}
-	}
-	if (pick < 0 && w->last_pred + 1 < (long)w->ref->nchunks)
-		pick = w->last_pred + 1;
-	if (pick >= 0)
-		w->last_pred = pick;
-	return pick;
+	for (i = lo; i < w->n_anchor && w->by_anchor[i].anchor == anchor; i++)
+		if (best < 0 || distance(w->ref_off[w->by_anchor[i].idx], expect) <
+				distance(w->ref_off[best], expect))
+			best = (long)w->by_anchor[i].idx;
+	return best;
 }
 
-/* In the writer's thread, in stream order, as a chunk is submitted. */
+/* The first reference chunk that ends after off (nchunks when none does). */
+static size_t ref_chunk_at(const struct stream_writer *w, uint64_t off)
+{
+	size_t lo = 0, hi = w->ref->nchunks, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (w->ref_off[mid + 1] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * In the writer's thread, in stream order, as a chunk is submitted: where
+ * its bytes most likely were in the reference.  A chunk that starts as a
+ * reference chunk did pins the two streams together there; any other maps
+ * through the offset between them at the last such pin.  So a cut point
+ * that moved, appeared or vanished (one chunk where there were two, or the
+ * reverse) still finds the reference chunks that hold its bytes.
+ */
 static void mark_chunk(struct stream_writer *w, struct wslot *slot)
 {
+	uint64_t start;
+	long k;
+
 	slot->anchor = keys_chunk_anchor(&w->r->keys, slot->data, slot->len);
-	slot->pred = w->ref && w->ref->nchunks ? pick_pred(w, slot->anchor) : -1;
+	slot->pred = slot->pred_end = 0;
+	if (w->ref) {
+		k = anchored(w, slot->anchor, (uint64_t)((int64_t)w->pos - w->drift));
+		if (k >= 0)
+			w->drift = (int64_t)w->pos - (int64_t)w->ref_off[k];
+		start = (int64_t)w->pos > w->drift ? (uint64_t)((int64_t)w->pos - w->drift) : 0;
+		slot->pred = ref_chunk_at(w, start);
+		slot->pred_end = ref_chunk_at(w, start + slot->len - 1) + 1;
+		if (slot->pred_end > w->ref->nchunks)
+			slot->pred_end = w->ref->nchunks;
+	}
+	w->pos += slot->len;
 }
 
 /* ---- storing one chunk ---- */
@@ -259,52 +281,81 @@ static int read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struc
 	return ret ? ret : obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
 }
 
-/*
- * A chunk the repository already has: the reference's note of what it is
- * stored against, a hint for the next backup (deltas/ is what keeps bases).
- */
-static void learn_base(struct stream_writer *w, struct wslot *slot)
+static bool has_base(const struct obj_bases *bs, const char *id)
 {
-	const struct manifest_chunk *mc = ref_by_id(w, slot->id);
+	size_t i;
 
-	snprintf(slot->base, sizeof(slot->base), "%s", mc && mc->known ? mc->base : "");
+	for (i = 0; i < bs->n; i++)
+		if (strcmp(bs->id[i], id) == 0)
+			return true;
+	return false;
 }
 
 /*
- * The whole chunk behind id: id itself, or when id turns out to be a delta
- * (a manifest without the hint), its base.  *used names the one read.
+ * Add the whole chunk(s) behind reference chunk id to bs: id itself, or
+ * when it is a delta, its own bases (a base is never a delta).  Stops,
+ * returning 0, where the bases would grow past their limits; *stored adds
+ * the bytes the bases take in the store.
  */
-static int read_base(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain,
-		     char used[65])
+static int add_bases(struct repo *r, const char *id, struct obj_bases *bs, struct wbufs *b,
+		     uint64_t *stored)
 {
+	struct obj_bases own;
 	char key[CHUNK_KEY_MAX];
+	size_t i, before;
 	int ret;
 
-	snprintf(used, 65, "%s", id);
-	ret = get_chunk(r, id, "base chunk", obj, key);
+	if (has_base(bs, id))
+		return 0;
+	ret = get_chunk(r, id, "base chunk", &b->cand, key);
 	if (ret)
 		return ret;
-	if (!obj_is_delta(obj->data, obj->len))
-		return obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
-	ret = obj_chunk_base(&r->keys, obj->data, obj->len, key, used);
-	return ret ? ret : read_whole(r, used, obj, plain);
+	if (!obj_is_delta(b->cand.data, b->cand.len)) {
+		own.n = 1;
+		snprintf(own.id[0], sizeof(own.id[0]), "%s", id);
+	} else {
+		ret = obj_chunk_bases(&r->keys, b->cand.data, b->cand.len, key, &own);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < own.n && bs->n < OBJ_DELTA_MAX_BASES; i++) {
+		if (has_base(bs, own.id[i]))
+			continue;
+		before = bs->plain.len;
+		ret = read_whole(r, own.id[i], &b->obj, &bs->plain);
+		if (ret)
+			return ret;
+		if (bs->plain.len > DELTA_BASE_BYTES_MAX && bs->n > 0) {
+			secure_zero(bs->plain.data + before, bs->plain.len - before);
+			bs->plain.len = before;
+			break;
+		}
+		memcpy(bs->id[bs->n++], own.id[i], 65);
+		*stored += b->obj.len;
+	}
+	return 0;
 }
 
 /*
- * Before a delta is stored, deltas/XX/ID-BASE records that it needs BASE:
- * expire keeps a base as long as any chunk that needs it, whichever
- * backup, copy or race stored that chunk.  Written first, so a delta never
- * exists without its record; a record without its chunk is removed by
- * the next expire.
+ * Before a delta is stored, deltas/XX/ID-BASE records that it needs BASE,
+ * one record per base: expire keeps a base as long as any chunk that needs
+ * it, whichever backup, copy or race stored that chunk.  Written first, so
+ * a delta never exists without its records; a record without its chunk is
+ * removed by the next expire.
  */
-static int record_delta(struct repo *r, const char *id, const char *base)
+static int record_delta(struct repo *r, const char *id, const struct obj_bases *bs)
 {
 	char key[DELTA_KEY_MAX];
-	int ret;
+	size_t i;
+	int ret = 0;
 
-	delta_key(id, base, key, sizeof(key));
-	ret = repo_put(r, key, OBJ_META, "", 0, PGKEEP_PUT_IF_ABSENT);
-	return ret == PGKEEP_EEXISTS ? 0 : ret;
+	for (i = 0; ret == 0 && i < bs->n; i++) {
+		delta_key(id, bs->id[i], key, sizeof(key));
+		ret = repo_put(r, key, OBJ_META, "", 0, PGKEEP_PUT_IF_ABSENT);
+		if (ret == PGKEEP_EEXISTS)
+			ret = 0;
+	}
+	return ret;
 }
 
 static void swap_bufs(struct pgk_buf *a, struct pgk_buf *b)
@@ -316,21 +367,23 @@ static void swap_bufs(struct pgk_buf *a, struct pgk_buf *b)
 }
 
 /*
- * Seal the chunk as a delta of its predecessor's whole chunk (depth one:
- * a delta's base is never a delta).  0: b->sealed holds it, slot->base
- * says against what (or "" when whole turned out smaller); 1: store it
- * whole instead; or an error.
+ * Seal the chunk as a delta of the whole chunks behind its predecessors.
+ * 0: b->sealed holds it (slot->nbases says how many bases, 0 when whole
+ * turned out smaller); 1: store it whole instead; or an error.
  */
 static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs *b)
 {
-	const struct manifest_chunk *pred = &w->ref->chunks[slot->pred];
+	struct obj_bases *bs = &b->bases;
 	struct repo *r = w->r;
-	char base_id[65];
-	int ret;
+	uint64_t stored = 0;
+	size_t i;
+	int ret = 0;
 
-	buf_reset(&b->base);
-	ret = read_base(r, pred->known && pred->base[0] ? pred->base : pred->id, &b->obj,
-			&b->base, base_id);
+	bs->n = 0;
+	buf_reset(&bs->plain);
+	for (i = slot->pred; ret == 0 && i < slot->pred_end && bs->n < OBJ_DELTA_MAX_BASES &&
+			     bs->plain.len < DELTA_BASE_BYTES_MAX; i++)
+		ret = add_bases(r, w->ref->chunks[i].id, bs, b, &stored);
 	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
 		/*
 		 * A damaged or missing base: storing the chunk whole is always
@@ -339,18 +392,23 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 		 */
 		pgk_log_warning("chunk %s stored whole: %s", slot->id, pgk_errmsg());
 		pgk_error_clear();
-		return 1;
+		ret = 1;
 	}
+	if (ret == 0 && bs->n == 0)
+		ret = 1;
+	if (ret == 0)
+		ret = obj_seal_delta(&r->keys, r->compress_level, bs, slot->data, slot->len,
+				     &b->sealed);
+	secure_zero(bs->plain.data, bs->plain.len);
 	if (ret)
 		return ret;
-	ret = obj_seal_delta(&r->keys, r->compress_level, base_id, b->base.data, b->base.len,
-			     slot->data, slot->len, &b->sealed);
-	secure_zero(b->base.data, b->base.len);
-	if (ret)
-		return ret;
-	snprintf(slot->base, sizeof(slot->base), "%s", base_id);
-	/* Little in common (the base has drifted): whole may be smaller. */
-	if (b->sealed.len - OBJ_OVERHEAD > slot->len / 8) {
+	slot->nbases = bs->n;
+	/*
+	 * A delta worth less than half of what its bases cost whole, scaled to
+	 * this chunk (its bytes have drifted away): whole may be smaller, and
+	 * storing it whole makes it the next backup's base.
+	 */
+	if (b->sealed.len > stored * slot->len / (2 * (uint64_t)bs->plain.len + 1)) {
 		buf_reset(&b->alt);
 		ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
 			       &b->alt);
@@ -358,7 +416,7 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 			return ret;
 		if (b->alt.len <= b->sealed.len) {
 			swap_bufs(&b->sealed, &b->alt);
-			slot->base[0] = '\0';
+			slot->nbases = 0;
 		}
 	}
 	return 0;
@@ -370,41 +428,40 @@ static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs
 	struct repo *r = w->r;
 	char key[CHUNK_KEY_MAX];
 	struct pgkeep_stat st;
-	int ret = 1;
+	int ret;
 
 	keys_chunk_id(&r->keys, slot->data, slot->len, slot->id);
 	chunk_key(slot->id, key, sizeof(key));
 	slot->stored = 0;
-	slot->base[0] = '\0';
+	slot->nbases = 0;
 	ret = store_stat(r->store, key, &st);
-	if (ret == 0) {
-		learn_base(w, slot);
+	if (ret == 0)
 		return 0;
-	}
 	if (ret != PGKEEP_ENOTFOUND)
 		return ret;
 	buf_reset(&b->sealed);
 	ret = 1;
-	if (slot->pred >= 0 && r->delta && r->compress_level > 0)
+	if (slot->pred < slot->pred_end && r->delta && r->compress_level > 0)
 		ret = seal_delta(w, slot, b);
 	if (ret < 0)
 		return ret;
 	if (ret > 0)
 		ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
 			       &b->sealed);
-	if (ret == 0 && slot->base[0])
-		ret = record_delta(r, slot->id, slot->base);
+	if (ret == 0 && slot->nbases)
+		ret = record_delta(r, slot->id, &b->bases);
 	if (ret)
 		return ret;
 	ret = store_put(r->store, key, b->sealed.data, b->sealed.len, PGKEEP_PUT_IF_ABSENT);
 	/* Another writer stored the same content meanwhile: same plaintext. */
-	if (ret == PGKEEP_EEXISTS) {
-		learn_base(w, slot);
+	if (ret == PGKEEP_EEXISTS)
 		return 0;
-	}
 	if (ret)
 		return ret;
 	slot->stored = (uint32_t)b->sealed.len;
+	pgk_log_debug("chunk %.16s: %zu bytes stored in %u, %s of %zu base(s) (reference %zu-%zu)",
+		      slot->id, slot->len, slot->stored, slot->nbases ? "delta" : "whole",
+		      slot->nbases, slot->pred, slot->pred_end);
 	return 0;
 }
 
@@ -424,10 +481,11 @@ static void writer_fail(struct stream_writer *w, int code, const char *msg)
 static void *writer_worker(void *arg)
 {
 	struct stream_writer *w = arg;
-	struct wbufs b = { PGK_BUF_INIT, PGK_BUF_INIT, PGK_BUF_INIT, PGK_BUF_INIT };
+	struct wbufs b;
 	struct wslot *slot;
 	int ret;
 
+	memset(&b, 0, sizeof(b));
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->stop && w->next_take == w->next_submit)
@@ -449,7 +507,8 @@ static void *writer_worker(void *arg)
 	buf_free(&b.sealed);
 	buf_free(&b.alt);
 	buf_free(&b.obj);
-	secure_free(b.base.data, b.base.cap);
+	buf_free(&b.cand);
+	secure_free(b.bases.plain.data, b.bases.plain.cap);
 	return NULL;
 }
 
@@ -515,7 +574,6 @@ static void collect_done(struct stream_writer *w)
 					       slot->stored);
 		mc->known = true;
 		mc->anchor = slot->anchor;
-		memcpy(mc->base, slot->base, sizeof(mc->base));
 		w->dest->stored += slot->stored;
 		slot->done = false;
 		w->next_collect++;
@@ -769,7 +827,7 @@ void stream_writer_free(struct stream_writer *w)
 	free(w->slots);
 	free(w->threads);
 	free(w->by_anchor);
-	free(w->by_id);
+	free(w->ref_off);
 	EVP_MD_CTX_free(w->sha);
 	pthread_cond_destroy(&w->done_cv);
 	pthread_cond_destroy(&w->hash_cv);

@@ -118,9 +118,8 @@ static void add_i64(struct json_object *o, const char *k, int64_t v)
 }
 
 /*
- * Chunks as [id, size, stored, anchor, base] (base "" for a whole chunk), or
- * [id, size, stored] when anchor and base are not known: arrays, because a
- * base backup can have a million of them.
+ * Chunks as [id, size, stored, anchor], or [id, size, stored] when the
+ * anchor is not known: arrays, because a base backup can have a million.
  */
 static struct json_object *stream_to_json(const struct manifest_stream *s)
 {
@@ -137,14 +136,13 @@ static struct json_object *stream_to_json(const struct manifest_stream *s)
 		const struct manifest_chunk *mc = &s->chunks[i];
 		char anchor[17];
 
-		c = json_object_new_array_ext(mc->known ? 5 : 3);
+		c = json_object_new_array_ext(mc->known ? 4 : 3);
 		json_object_array_add(c, json_object_new_string(mc->id));
 		json_object_array_add(c, json_object_new_uint64(mc->size));
 		json_object_array_add(c, json_object_new_uint64(mc->stored));
 		if (mc->known) {
 			snprintf(anchor, sizeof(anchor), "%016llx", (unsigned long long)mc->anchor);
 			json_object_array_add(c, json_object_new_string(anchor));
-			json_object_array_add(c, json_object_new_string(mc->base));
 		}
 		json_object_array_add(chunks, c);
 	}
@@ -322,23 +320,19 @@ static int get_opt_text(struct parse *p, struct json_object *o, const char *k, c
 static int parse_chunk(struct parse *p, struct json_object *c, struct manifest_stream *s)
 {
 	struct manifest_chunk *mc;
-	struct json_object *v, *a, *b;
+	struct json_object *v, *a;
 	uint64_t size, stored;
-	const char *id, *anchor = NULL, *base = NULL;
+	const char *id, *anchor = NULL;
 	size_t n;
 
 	n = json_object_is_type(c, json_type_array) ? json_object_array_length(c) : 0;
-	if (n != 3 && n != 5)
-		return bad(p, "chunks", "has an entry that is not [id, size, stored(, anchor, base)]");
-	if (n == 5) {
+	if (n != 3 && n != 4)
+		return bad(p, "chunks", "has an entry that is not [id, size, stored(, anchor)]");
+	if (n == 4) {
 		a = json_object_array_get_idx(c, 3);
-		b = json_object_array_get_idx(c, 4);
 		if (!json_object_is_type(a, json_type_string) ||
 		    !is_hex(anchor = json_object_get_string(a), 16, false))
 			return bad(p, "chunks", "has an entry whose anchor is not 16 hex digits");
-		if (!json_object_is_type(b, json_type_string) ||
-		    (*(base = json_object_get_string(b)) && !is_hex(base, 64, false)))
-			return bad(p, "chunks", "has an entry whose base is not a chunk id");
 	}
 	v = json_object_array_get_idx(c, 0);
 	if (!json_object_is_type(v, json_type_string) ||
@@ -356,7 +350,6 @@ static int parse_chunk(struct parse *p, struct json_object *c, struct manifest_s
 	if (anchor) {
 		mc->known = true;
 		mc->anchor = strtoull(anchor, NULL, 16);
-		snprintf(mc->base, sizeof(mc->base), "%s", base);
 	}
 	return 0;
 }

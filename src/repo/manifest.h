@@ -23,15 +23,12 @@ struct manifest_chunk {
 	uint32_t size;		/* plaintext bytes */
 	uint32_t stored;	/* bytes of the stored object (0 if unknown) */
 	/*
-	 * What the next backup's deltas and expire need.  known: base and
-	 * anchor are recorded (manifests from before deltas have neither).
-	 * base: the whole chunk this one is stored as a delta of ("" when
-	 * stored whole); expire keeps it as long as this chunk.  anchor: a
-	 * keyed fingerprint of the chunk's first bytes, which a later backup
-	 * uses to find this chunk's successor.
+	 * known: anchor is recorded (not in manifests from before deltas, nor
+	 * in copies, whose keys differ).  anchor: a keyed fingerprint of the
+	 * chunk's first bytes, by which the next backup finds where this
+	 * stream's chunks went.
 	 */
 	bool known;
-	char base[65];
 	uint64_t anchor;
 };
 

@@ -471,9 +471,9 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, siz
 /* ---- delta chunks ---- */
 
 /*
- * The smallest window that reaches from the end of src back over the base;
- * decoders accept up to 2^27 without being told to (RFC 8878 suggests 8 MiB
- * and more; chunks are at most 4 MiB, so two of them need 2^23).
+ * The smallest window that reaches from the end of src back over the bases;
+ * decoders accept up to 2^27 without being told to (a chunk is at most 4
+ * MiB and the writer keeps its bases under 6 MiB together: 2^24).
  */
 #define DELTA_WINDOW_LOG_MIN 10
 #define DELTA_WINDOW_LOG_MAX 27
@@ -529,53 +529,74 @@ static size_t zstd_decompress_delta(void *dst, size_t cap, const void *base, siz
 	return n;
 }
 
-int obj_seal_delta(const struct repo_keys *k, int level, const char *base_id, const void *base,
-		   size_t baselen, const void *plain, size_t len, struct pgk_buf *out)
+/* Bytes before the frame: the count, then the ids. */
+static size_t delta_head_len(size_t nbases)
 {
-	size_t bound = ZSTD_compressBound(len), n;
+	return 1 + nbases * OBJ_BASE_ID_LEN;
+}
+
+int obj_seal_delta(const struct repo_keys *k, int level, const struct obj_bases *bases,
+		   const void *plain, size_t len, struct pgk_buf *out)
+{
+	size_t bound = ZSTD_compressBound(len), head, n, i;
 	uint8_t *hdr, *body;
 	int ret;
 
-	buf_reserve(out, OBJ_OVERHEAD + OBJ_BASE_ID_LEN + bound);
+	if (bases->n < 1 || bases->n > OBJ_DELTA_MAX_BASES)
+		return pgk_error(PGKEEP_EINVAL, "a delta needs 1 to %d bases, not %zu",
+				 OBJ_DELTA_MAX_BASES, bases->n);
+	head = delta_head_len(bases->n);
+	buf_reserve(out, OBJ_OVERHEAD + head + bound);
 	hdr = out->data + out->len;
 	body = hdr + OBJ_HEADER_LEN;
-	if (!hex_decode(base_id, OBJ_BASE_ID_LEN, body))
-		return pgk_error(PGKEEP_EINVAL, "bad base chunk id %.64s", base_id);
-	n = zstd_compress_delta(body + OBJ_BASE_ID_LEN, bound, base, baselen, plain, len,
+	body[0] = (uint8_t)bases->n;
+	for (i = 0; i < bases->n; i++)
+		if (!hex_decode(bases->id[i], OBJ_BASE_ID_LEN, body + 1 + i * OBJ_BASE_ID_LEN))
+			return pgk_error(PGKEEP_EINVAL, "bad base chunk id %.64s", bases->id[i]);
+	n = zstd_compress_delta(body + head, bound, bases->plain.data, bases->plain.len, plain, len,
 				level > 0 ? level : 1);
 	if (ZSTD_isError(n)) {
-		secure_zero(body, OBJ_BASE_ID_LEN + bound);
+		secure_zero(body, head + bound);
 		return pgk_error(PGKEEP_EIO, "delta compression failed: %s",
 				 ZSTD_getErrorName(n));
 	}
-	ret = encrypt_into(k, OBJ_CHUNK, len, OBJ_COMP_DELTA, hdr, body, OBJ_BASE_ID_LEN + n);
+	ret = encrypt_into(k, OBJ_CHUNK, len, OBJ_COMP_DELTA, hdr, body, head + n);
 	if (ret == 0)
-		out->len += OBJ_OVERHEAD + OBJ_BASE_ID_LEN + n;
+		out->len += OBJ_OVERHEAD + head + n;
 	else
-		secure_zero(body, OBJ_BASE_ID_LEN + n);
+		secure_zero(body, head + n);
 	return ret;
 }
 
-/* Decrypt a chunk's body into body (reset first); *delta says how it is stored. */
+/*
+ * Decrypt a chunk's body into body (reset first); for a delta, *nbases
+ * bases whose ids start at body + 1 (0 for a whole chunk).
+ */
 static int open_chunk_body(const struct repo_keys *k, const uint8_t *o, size_t len,
-			   struct pgk_buf *body, bool *delta, const char *what)
+			   struct pgk_buf *body, size_t *nbases, const char *what)
 {
 	size_t bodylen;
 	int ret;
 
+	*nbases = 0;
 	ret = check_header(k, OBJ_CHUNK, o, len, what);
 	if (ret < 0)
 		return ret;
 	bodylen = len - OBJ_OVERHEAD;
-	*delta = o[9] == OBJ_COMP_DELTA;
-	if (*delta && bodylen < OBJ_BASE_ID_LEN)
-		return pgk_error(PGKEEP_ECORRUPT, "object %s is truncated (%zu bytes)", what, len);
 	buf_reset(body);
 	buf_reserve(body, bodylen + 16);
 	ret = decrypt_body(k, o, len, body->data, what);
-	if (ret == 0)
-		body->len = bodylen;
-	return ret;
+	if (ret < 0)
+		return ret;
+	body->len = bodylen;
+	if (o[9] != OBJ_COMP_DELTA)
+		return 0;
+	/* Authenticated, so only a writer with the key could get these wrong. */
+	if (bodylen < 1 || body->data[0] < 1 || body->data[0] > OBJ_DELTA_MAX_BASES ||
+	    bodylen < delta_head_len(body->data[0]))
+		return pgk_error(PGKEEP_ECORRUPT, "object %s has a bad delta header", what);
+	*nbases = body->data[0];
+	return 0;
 }
 
 bool obj_is_delta(const void *obj, size_t len)
@@ -591,17 +612,19 @@ static void wipe_body(struct pgk_buf *body)
 	buf_free(body);
 }
 
-int obj_chunk_base(const struct repo_keys *k, const void *obj, size_t len, const char *what,
-		   char base_id[65])
+int obj_chunk_bases(const struct repo_keys *k, const void *obj, size_t len, const char *what,
+		    struct obj_bases *bases)
 {
 	struct pgk_buf body = PGK_BUF_INIT;
-	bool delta;
+	size_t i, n;
 	int ret;
 
-	base_id[0] = '\0';
-	ret = open_chunk_body(k, obj, len, &body, &delta, what);
-	if (ret == 0 && delta)
-		hex_encode(body.data, OBJ_BASE_ID_LEN, base_id);
+	bases->n = 0;
+	ret = open_chunk_body(k, obj, len, &body, &n, what);
+	for (i = 0; ret == 0 && i < n; i++)
+		hex_encode(body.data + 1 + i * OBJ_BASE_ID_LEN, OBJ_BASE_ID_LEN, bases->id[i]);
+	if (ret == 0)
+		bases->n = n;
 	wipe_body(&body);
 	return ret;
 }
@@ -613,8 +636,7 @@ int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struc
 	const uint8_t *o = obj;
 	uint64_t plainlen;
 	char base_id[65];
-	bool delta;
-	size_t n;
+	size_t nbases, head, i, n;
 	int ret;
 
 	ret = check_header(k, OBJ_CHUNK, o, len, what);
@@ -622,15 +644,19 @@ int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struc
 		return ret;
 	if (o[9] != OBJ_COMP_DELTA)
 		return obj_open(k, OBJ_CHUNK, obj, len, plain, what);
-	ret = open_chunk_body(k, o, len, &body, &delta, what);
+	ret = open_chunk_body(k, o, len, &body, &nbases, what);
 	if (ret < 0)
 		goto out_wipe;
-	hex_encode(body.data, OBJ_BASE_ID_LEN, base_id);
-	ret = base_fn ? base_fn(arg, base_id, &base) :
-			pgk_error(PGKEEP_EINVAL, "object %s is a delta and no base can be read",
-				  what);
-	if (ret < 0)
-		goto out_wipe;
+	head = delta_head_len(nbases);
+	/* The bases' plaintexts one after the other are the frame's prefix. */
+	for (i = 0; i < nbases; i++) {
+		hex_encode(body.data + 1 + i * OBJ_BASE_ID_LEN, OBJ_BASE_ID_LEN, base_id);
+		ret = base_fn ? base_fn(arg, base_id, &base) :
+				pgk_error(PGKEEP_EINVAL,
+					  "object %s is a delta and no base can be read", what);
+		if (ret < 0)
+			goto out_wipe;
+	}
 	plainlen = get_be64(o + 32);
 	if (plainlen > SIZE_MAX - plain->len) {
 		ret = pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
@@ -638,12 +664,12 @@ int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struc
 	}
 	buf_reserve(plain, (size_t)plainlen);
 	n = zstd_decompress_delta(plain->data + plain->len, (size_t)plainlen, base.data, base.len,
-				  body.data + OBJ_BASE_ID_LEN, body.len - OBJ_BASE_ID_LEN);
+				  body.data + head, body.len - head);
 	if (ZSTD_isError(n) || n != plainlen) {
 		secure_zero(plain->data + plain->len, (size_t)plainlen);
 		ret = pgk_error(PGKEEP_ECORRUPT,
-				"object %s does not decompress against base chunk %s to %llu bytes%s%s",
-				what, base_id, (unsigned long long)plainlen,
+				"object %s does not decompress against its %zu base chunk(s) to %llu bytes%s%s",
+				what, nbases, (unsigned long long)plainlen,
 				ZSTD_isError(n) ? ": " : "", ZSTD_isError(n) ? ZSTD_getErrorName(n) : "");
 		goto out_wipe;
 	}
@@ -653,4 +679,3 @@ out_wipe:
 	wipe_body(&base);
 	return ret;
 }
-

@@ -19,12 +19,14 @@
  * byte is returned.  A zstd body is one or more zstd frames, one after the
  * other (RFC 8878), decoding to the plaintext length.
  *
- * Compression 2 (chunks only) is a delta: the body is the 32-byte id of a
- * base chunk, then one zstd frame compressed with the base's plaintext as
- * its prefix, so the bytes a chunk shares with its base cost a reference,
- * not themselves.  A base is always a whole chunk (compression 0 or 1), so
- * reading any chunk takes at most two objects.  Readers older than deltas
- * refuse such an object as an unknown compression, never misread it.
+ * Compression 2 (chunks only) is a delta: the body is a count n (1 to 4),
+ * the 32-byte ids of n base chunks, then one zstd frame compressed with the
+ * bases' plaintexts, one after the other, as its prefix: the bytes a chunk
+ * shares with them cost a reference, not themselves.  Several bases cover a
+ * chunk that spans what were several chunks before.  A base is always a
+ * whole chunk (compression 0 or 1), so a read never follows a chain.
+ * Readers older than deltas refuse such an object as an unknown
+ * compression, never misread it.
  */
 #ifndef PGK_OBJECT_H
 #define PGK_OBJECT_H
@@ -73,23 +75,29 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, siz
 	     struct pgk_buf *plain, const char *what);
 
 #define OBJ_BASE_ID_LEN 32
+#define OBJ_DELTA_MAX_BASES 4
+
+/* A delta's bases: their ids and, for sealing, their plaintexts in order. */
+struct obj_bases {
+	size_t n;
+	char id[OBJ_DELTA_MAX_BASES][65];
+	struct pgk_buf plain;
+};
+
+/* Seal a chunk as a delta against bases (1 to 4), appended to out. */
+int obj_seal_delta(const struct repo_keys *k, int level, const struct obj_bases *bases,
+		   const void *plain, size_t len, struct pgk_buf *out);
 
 /*
- * Seal a chunk as a delta against base (the plaintext of chunk base_id, 64
- * hex digits), appended to out.  level: the zstd level (at least 1).
- */
-int obj_seal_delta(const struct repo_keys *k, int level, const char *base_id, const void *base,
-		   size_t baselen, const void *plain, size_t len, struct pgk_buf *out);
-
-/*
- * Gives the verified plaintext of whole chunk base_id (appended to plain),
- * or fails with the error set.
+ * Appends the verified plaintext of whole chunk base_id to plain, or fails
+ * with the error set.
  */
 typedef int (*obj_base_fn)(void *arg, const char *base_id, struct pgk_buf *plain);
 
 /*
- * obj_open for chunks, whole or delta: a delta's base is read through
- * base_fn.  The caller checks the result's id, which also proves the base.
+ * obj_open for chunks, whole or delta: a delta's bases are read through
+ * base_fn, in order.  The caller checks the result's id, which also proves
+ * the bases.
  */
 int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struct pgk_buf *plain,
 		   const char *what, obj_base_fn base_fn, void *arg);
@@ -98,10 +106,10 @@ int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struc
 bool obj_is_delta(const void *obj, size_t len);
 
 /*
- * The base a stored chunk was sealed against ("" for a whole chunk), after
- * the object has verified.
+ * The bases a stored chunk was sealed against (n = 0 for a whole chunk),
+ * after the object has verified; bases->plain is not touched.
  */
-int obj_chunk_base(const struct repo_keys *k, const void *obj, size_t len, const char *what,
-		   char base_id[65]);
+int obj_chunk_bases(const struct repo_keys *k, const void *obj, size_t len, const char *what,
+		    struct obj_bases *bases);
 
 #endif

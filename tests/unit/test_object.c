@@ -258,6 +258,7 @@ static size_t make_rows(uint8_t *p, size_t cap, unsigned skip, unsigned bump)
 struct base_src {
 	const uint8_t *data;
 	size_t len;
+	size_t full;	/* give_half: the whole length */
 	char want[65];	/* the id asked for */
 	int calls;
 	int fail;	/* return this instead */
@@ -275,23 +276,42 @@ static int give_base(void *arg, const char *base_id, struct pgk_buf *plain)
 	return 0;
 }
 
+/* Bases split in two: the first call gives the first half, the next the rest. */
+static int give_half(void *arg, const char *base_id, struct pgk_buf *plain)
+{
+	struct base_src *b = arg;
+	size_t half = b->len;
+
+	(void)base_id;
+	if (b->calls++ == 0)
+		buf_append(plain, b->data, half);
+	else
+		buf_append(plain, b->data + half, b->full - half);
+	return 0;
+}
+
 static void deltas(void)
 {
-	static const char base_id[] =
+	static const char id1[] =
 		"00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+	static const char id2[] =
+		"ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 	size_t cap = 1 << 20, blen, nlen, i, flips = 0;
 	uint8_t *base = xmalloc(cap), *next = xmalloc(cap);
 	struct pgk_buf obj = PGK_BUF_INIT, whole = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	struct obj_bases bs = { 0 }, got;
 	struct base_src src = { 0 };
-	char got[65];
 	int ret;
 
 	blen = make_rows(base, cap, 0, 0);
 	nlen = make_rows(next, cap, 100, 5);	/* a row in 100 gone, some changed */
 	src.data = base;
 	src.len = blen;
+	bs.n = 1;
+	memcpy(bs.id[0], id1, 65);
+	buf_append(&bs.plain, base, blen);
 	obj_seal(&key, OBJ_CHUNK, 3, next, nlen, &whole);
-	ret = obj_seal_delta(&key, 3, base_id, base, blen, next, nlen, &obj);
+	ret = obj_seal_delta(&key, 3, &bs, next, nlen, &obj);
 	is_int(ret, 0, "delta: seal a changed 1 MiB chunk against its old version");
 	ok(obj.len * 8 < whole.len, "  %zu bytes as a delta, %zu whole", obj.len, whole.len);
 	is_int(obj.data[9], 2, "  header says delta (compression 2)");
@@ -301,11 +321,11 @@ static void deltas(void)
 	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
 	ok(ret == 0 && plain.len == nlen && memcmp(plain.data, next, nlen) == 0,
 	   "  opens to the exact bytes with its base");
-	ok(src.calls == 1 && strcmp(src.want, base_id) == 0, "  the base asked for is the one named");
-	ret = obj_chunk_base(&key, obj.data, obj.len, "chunks/d", got);
-	ok(ret == 0 && strcmp(got, base_id) == 0, "  obj_chunk_base names it");
-	ret = obj_chunk_base(&key, whole.data, whole.len, "chunks/w", got);
-	ok(ret == 0 && got[0] == '\0', "  and names none for a whole chunk");
+	ok(src.calls == 1 && strcmp(src.want, id1) == 0, "  the base asked for is the one named");
+	ret = obj_chunk_bases(&key, obj.data, obj.len, "chunks/d", &got);
+	ok(ret == 0 && got.n == 1 && strcmp(got.id[0], id1) == 0, "  obj_chunk_bases names it");
+	ret = obj_chunk_bases(&key, whole.data, whole.len, "chunks/w", &got);
+	ok(ret == 0 && got.n == 0, "  and names none for a whole chunk");
 	buf_reset(&plain);
 	ret = obj_open_chunk(&key, whole.data, whole.len, &plain, "chunks/w", NULL, NULL);
 	ok(ret == 0 && plain.len == nlen, "  a whole chunk opens without a base");
@@ -320,7 +340,7 @@ static void deltas(void)
 
 	src.fail = PGKEEP_ECORRUPT;
 	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
-	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), base_id), "  base failure passed on: %s",
+	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), id1), "  base failure passed on: %s",
 	   pgk_errmsg());
 	src.fail = 0;
 	/* Another base of the same length: never the original bytes. */
@@ -343,11 +363,40 @@ static void deltas(void)
 	is_int(flips, 0, "  a flipped bit anywhere in a delta is refused");
 	ret = obj_open_chunk(&other, obj.data, obj.len, &plain, "chunks/d", give_base, &src);
 	is_int(ret, PGKEEP_EAUTH, "  another repository's key: EAUTH");
-	ret = obj_seal_delta(&key, 3, "not-an-id", base, blen, next, nlen, &obj);
+
+	/* Two bases: the chunk spans what were two chunks (a cut point gone). */
+	buf_reset(&obj);
+	bs.n = 2;
+	memcpy(bs.id[1], id2, 65);
+	buf_reset(&bs.plain);
+	buf_append(&bs.plain, base, blen / 2);
+	buf_append(&bs.plain, base + blen / 2, blen - blen / 2);
+	ret = obj_seal_delta(&key, 3, &bs, next, nlen, &obj);
+	ok(ret == 0 && obj.len * 8 < whole.len, "two bases: sealed in %zu bytes", obj.len);
+	ret = obj_chunk_bases(&key, obj.data, obj.len, "chunks/d2", &got);
+	ok(ret == 0 && got.n == 2 && strcmp(got.id[0], id1) == 0 && strcmp(got.id[1], id2) == 0,
+	   "  both named, in order");
+	/* give_base hands out the whole old text for each: halves are asked for. */
+	src.data = base;
+	src.len = blen / 2;
+	src.full = blen;
+	src.calls = 0;
+	buf_reset(&plain);
+	ret = obj_open_chunk(&key, obj.data, obj.len, &plain, "chunks/d2", give_half, &src);
+	ok(ret == 0 && src.calls == 2 && plain.len == nlen && memcmp(plain.data, next, nlen) == 0,
+	   "  opens to the exact bytes, reading each base once (%d)", src.calls);
+
+	bs.n = 0;
+	ret = obj_seal_delta(&key, 3, &bs, next, nlen, &obj);
+	is_int(ret, PGKEEP_EINVAL, "  no base: refused");
+	bs.n = 1;
+	memcpy(bs.id[0], "not-an-id", 10);
+	ret = obj_seal_delta(&key, 3, &bs, next, nlen, &obj);
 	is_int(ret, PGKEEP_EINVAL, "  a bad base id is refused when sealing");
 	buf_free(&obj);
 	buf_free(&whole);
 	buf_free(&plain);
+	buf_free(&bs.plain);
 	free(base);
 	free(next);
 }
