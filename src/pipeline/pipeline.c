@@ -232,6 +232,12 @@ static size_t ref_chunk_at(const struct stream_writer *w, uint64_t off)
  * that moved, appeared or vanished (one chunk where there were two, or the
  * reverse) still finds the reference chunks that hold its bytes.
  */
+/* Where the next chunk's first byte was in the reference, by the drift. */
+static uint64_t mapped_pos(const struct stream_writer *w)
+{
+	return (int64_t)w->pos > w->drift ? (uint64_t)((int64_t)w->pos - w->drift) : 0;
+}
+
 static void mark_chunk(struct stream_writer *w, struct wslot *slot)
 {
 	uint64_t start;
@@ -240,10 +246,10 @@ static void mark_chunk(struct stream_writer *w, struct wslot *slot)
 	slot->anchor = keys_chunk_anchor(&w->r->keys, slot->data, slot->len);
 	slot->pred = slot->pred_end = 0;
 	if (w->ref) {
-		k = anchored(w, slot->anchor, (uint64_t)((int64_t)w->pos - w->drift));
+		k = anchored(w, slot->anchor, mapped_pos(w));
 		if (k >= 0)
 			w->drift = (int64_t)w->pos - (int64_t)w->ref_off[k];
-		start = (int64_t)w->pos > w->drift ? (uint64_t)((int64_t)w->pos - w->drift) : 0;
+		start = mapped_pos(w);
 		slot->pred = ref_chunk_at(w, start);
 		slot->pred_end = ref_chunk_at(w, start + slot->len - 1) + 1;
 		if (slot->pred_end > w->ref->nchunks)
