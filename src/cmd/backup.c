@@ -107,17 +107,18 @@ static int check_interrupted(void)
 static int watch_archiving(struct backup_run *b)
 {
 	time_t now = time(NULL);
-	char *failed = NULL;
-	bool waiting;
+	struct archive_wait aw;
+	const char *failed;
 	int rc;
 
 	if (!b->pc || b->m.type != BACKUP_BASE || now - b->last_check < 2)
 		return 0;
 	b->last_check = now;
-	rc = pgconn_backup_waits_for_archive(b->pc, &waiting, &failed);
+	rc = pgconn_archive_wait(b->pc, &aw);
 	if (rc < 0)
 		return rc;
-	if (!waiting) {
+	failed = aw.last_failed;
+	if (aw.pid <= 0) {
 		b->waiting_since = 0;
 	} else if (!b->waiting_since) {
 		b->waiting_since = now;
@@ -131,7 +132,7 @@ static int watch_archiving(struct backup_run *b)
 		pgk_log_warning("the server is waiting for WAL archiving to finish the backup "
 				"(last failed WAL file: %s)", failed ? failed : "none");
 	}
-	free(failed);
+	free(aw.last_failed);
 	return rc;
 }
 
@@ -156,25 +157,26 @@ static uint64_t mono_ms(void)
 static void nudge_walsender(struct backup_run *b)
 {
 	uint64_t now = mono_ms();
-	long long archived;
-	int pid;
+	struct archive_wait aw;
 
 	if (!b->pc || b->m.type != BACKUP_BASE || now - b->last_nudge_ms < NUDGE_EVERY_MS)
 		return;
 	b->last_nudge_ms = now;
-	if (pgconn_backup_archive_wait(b->pc, &pid, &archived) < 0 || pid <= 0) {
+	if (pgconn_archive_wait(b->pc, &aw) < 0 || aw.pid <= 0) {
+		free(aw.last_failed);
 		b->archived_seen = -1;
 		return;
 	}
-	if (b->archived_seen < 0 || archived != b->archived_seen) {
-		if (kill(pid, SIGUSR1) == 0)
+	if (b->archived_seen < 0 || aw.archived != b->archived_seen) {
+		if (kill(aw.pid, SIGUSR1) == 0)
 			pgk_log_debug("woke the backup's walsender (pid %d) to look at archiving again",
-				      pid);
+				      aw.pid);
 		else
-			pgk_log_debug("cannot wake the backup's walsender (pid %d): %s", pid,
+			pgk_log_debug("cannot wake the backup's walsender (pid %d): %s", aw.pid,
 				      strerror(errno));
 	}
-	b->archived_seen = archived;
+	b->archived_seen = aw.archived;
+	free(aw.last_failed);
 }
 
 /*

@@ -203,38 +203,26 @@ int pgconn_extra_tablespaces(struct pgconn *c, char **out, int *count)
 	return 0;
 }
 
-int pgconn_backup_waits_for_archive(struct pgconn *c, bool *waiting, char **last_failed)
+int pgconn_archive_wait(struct pgconn *c, struct archive_wait *out)
 {
 	PGresult *res;
+	bool one;
 	int rc;
 
-	rc = query(c, &res, "reading backup progress",
-		   "select exists (select 1 from pg_stat_progress_basebackup "
-		   "               where phase like 'waiting for wal archiving%'), "
-		   "       (select last_failed_wal from pg_stat_archiver)", 0, NULL);
-	if (rc < 0)
-		return rc;
-	*waiting = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	*last_failed = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) ?
-		       xstrdup(PQgetvalue(res, 0, 1)) : NULL;
-	PQclear(res);
-	return 0;
-}
-
-int pgconn_backup_archive_wait(struct pgconn *c, int *pid, long long *archived)
-{
-	PGresult *res;
-	int rc;
-
+	memset(out, 0, sizeof(*out));
 	rc = query(c, &res, "reading backup progress",
 		   "select (select pid from pg_stat_progress_basebackup "
 		   "        where phase like 'waiting for wal archiving%' limit 1), "
-		   "       (select archived_count from pg_stat_archiver)", 0, NULL);
+		   "       archived_count, last_failed_wal from pg_stat_archiver", 0, NULL);
 	if (rc < 0)
 		return rc;
-	*pid = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0) ? atoi(PQgetvalue(res, 0, 0)) : 0;
-	*archived = PQntuples(res) == 1 && !PQgetisnull(res, 0, 1) ?
-		    strtoll(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+	one = PQntuples(res) == 1;
+	if (one && !PQgetisnull(res, 0, 0))
+		out->pid = atoi(PQgetvalue(res, 0, 0));
+	if (one && !PQgetisnull(res, 0, 1))
+		out->archived = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if (one && !PQgetisnull(res, 0, 2))
+		out->last_failed = xstrdup(PQgetvalue(res, 0, 2));
 	PQclear(res);
 	return 0;
 }

@@ -36,18 +36,20 @@ void pg_server_info_free(struct pg_server_info *i);
 int pgconn_extra_tablespaces(struct pgconn *c, char **out, int *count);
 
 /*
- * Is a base backup on this server waiting for WAL archiving (the last step
- * of pg_backup_stop)?  *last_failed gets pg_stat_archiver's last failed WAL
- * file, or NULL; free it.
+ * A base backup waiting for WAL archiving (the last step of
+ * pg_backup_stop): its process (0: none waits), how many files the
+ * archiver has stored, and its last failed WAL file (NULL: none; free it).
  */
-int pgconn_backup_waits_for_archive(struct pgconn *c, bool *waiting, char **last_failed);
+struct archive_wait {
+	int pid;
+	long long archived;
+	char *last_failed;
+};
+int pgconn_archive_wait(struct pgconn *c, struct archive_wait *out);
 
 /* Cancel the walsender serving application_name `appname` (a base backup
  * we gave up on: the server would otherwise wait for archiving for ever). */
 int pgconn_cancel_walsender(struct pgconn *c, const char *appname);
-/* The process of a base backup waiting for WAL archiving (0: none), and
- * how many files the archiver has archived. */
-int pgconn_backup_archive_wait(struct pgconn *c, int *pid, long long *archived);
 
 /* Size in bytes of a database. */
 int pgconn_database_size(struct pgconn *c, const char *dbname, uint64_t *out);
