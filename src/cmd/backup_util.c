@@ -107,14 +107,14 @@ int backup_reference(struct repo *r, const struct manifest *m, struct manifest *
 	if (!r->delta)
 		return 0;
 	ret = manifest_list_summary(r, &list, &n);
-	if (ret < 0)
-		return ret;
-	for (i = n; i-- > 0;)
-		if (same_source(&list[i], m))
-			break;
-	ret = i < n ? manifest_load(r, list[i].id, ref) : 0;
-	if (ret == 0 && i < n)
-		ret = 1;
+	if (ret == 0) {
+		for (i = n; i-- > 0;)
+			if (same_source(&list[i], m))
+				break;
+		ret = i < n ? manifest_load(r, list[i].id, ref) : 0;
+		if (ret == 0 && i < n)
+			ret = 1;
+	}
 	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
 		/* Damage is verify's to report; this backup stores whole chunks. */
 		pgk_log_warning("no deltas in this backup: %s", pgk_errmsg());

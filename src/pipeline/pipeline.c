@@ -428,6 +428,20 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 	return 0;
 }
 
+/*
+ * What only a delta needs goes back to the system between chunks (large
+ * buffers are mmapped, see main): four workers each keeping megabytes of
+ * bases they no longer need would cost more than the chunks in flight.
+ */
+static void release_delta_bufs(struct wbufs *b)
+{
+	secure_free(b->bases.plain.data, b->bases.plain.cap);
+	b->bases.plain = (struct pgk_buf)PGK_BUF_INIT;
+	buf_free(&b->cand);
+	buf_free(&b->obj);
+	buf_free(&b->alt);
+}
+
 /* Name the chunk, skip it when the repository has it, else seal and store. */
 static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs *b)
 {
@@ -459,6 +473,7 @@ static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs
 	if (ret)
 		return ret;
 	ret = store_put(r->store, key, b->sealed.data, b->sealed.len, PGKEEP_PUT_IF_ABSENT);
+	release_delta_bufs(b);
 	/* Another writer stored the same content meanwhile: same plaintext. */
 	if (ret == PGKEEP_EEXISTS)
 		return 0;

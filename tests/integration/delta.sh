@@ -5,7 +5,8 @@
 # the previous dump's chunks it costs a small part of the first.  Every
 # dump restores exactly; `delta = no` shows what the deltas save; expire
 # keeps the bases the remaining backup needs and drops the rest with their
-# deltas/ records; a missing base is named by verify and by restore.
+# deltas/ records; a missing base is named by verify and by restore; a
+# damaged previous manifest only costs the next dump its deltas.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -136,5 +137,13 @@ ok "... and leaves no partial file" [ ! -e "$T/out/r.dump" ]
 mv "$T/base.saved" "$TEST_REPO_PATH/chunks/$(printf %.2s "$base")/$base"
 run pgkeep_run verify
 is "$rc" 0 "with the base back, verify passes again"
+
+# ---------------------------------------------------------------- a damaged reference
+
+repo_corrupt_object "backups/$D5.manifest" || bail_out "cannot damage the manifest"
+change_day 6
+run pgkeep_run backup --type=dump --db shop
+is "$rc" 0 "a damaged previous manifest does not stop the next dump"
+like "$err" "no deltas in this backup: .*$D5" "... which stores whole chunks, saying why"
 
 done_testing

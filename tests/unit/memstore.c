@@ -435,3 +435,12 @@ unsigned memstore_max_concurrent_puts(struct pgk_store *st)
 	pthread_mutex_unlock(&ms->mu);
 	return n;
 }
+
+void memstore_reset_concurrent_puts(struct pgk_store *st)
+{
+	struct memstore *ms = ms_of(st);
+
+	pthread_mutex_lock(&ms->mu);
+	ms->max_open_puts = ms->open_puts;
+	pthread_mutex_unlock(&ms->mu);
+}

@@ -35,7 +35,9 @@ int memstore_set_mtime(struct pgk_store *st, const char *key, int64_t mtime);
 void memstore_fail_put(struct pgk_store *st, unsigned nth);
 /* Sleep this long in every put_commit, to act as a slow store. */
 void memstore_set_put_delay(struct pgk_store *st, unsigned usec);
-/* Most put contexts that were open at the same time. */
+/* Most put contexts that were open at the same time, since the store was
+ * opened or the count last reset. */
 unsigned memstore_max_concurrent_puts(struct pgk_store *st);
+void memstore_reset_concurrent_puts(struct pgk_store *st);
 
 #endif
