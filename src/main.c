@@ -2,7 +2,6 @@
  * pgkeep: global options, then dispatch to one command.
  */
 #include <getopt.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -154,14 +153,6 @@ int main(int argc, char **argv)
 	if (argc >= 2 && strcmp(argv[1], KEYCACHE_AGENT_ARG) == 0)
 		return keycache_agent_exec_main(argc, argv);
 	keycache_agent_exe = "/proc/self/exe";
-	/*
-	 * Chunk-sized buffers come and go on every worker thread.  glibc raises
-	 * its mmap threshold each time one is freed, after which such buffers
-	 * stay in per-thread arenas and count as resident for good (restore
-	 * with 4 jobs: 61-69 MiB instead of 42-47).  A fixed threshold hands
-	 * them back to the kernel when freed.
-	 */
-	mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
 	/* '+': stop at the command name, which owns the rest of argv. */
 	while ((opt = getopt_long(argc, argv, "+c:r:vqhV", opts, NULL)) != -1) {
