@@ -319,6 +319,29 @@ static bool has_base(const struct obj_bases *bs, const char *id)
 }
 
 /*
+ * Append whole chunk id, fetched into obj, to bs; 1 when it would take the
+ * bases past their limit (it is left out), else 0 or an error.
+ */
+static int append_base(struct repo *r, struct obj_bases *bs, const char *id,
+		       const struct pgk_buf *obj, const char *key, uint64_t *stored)
+{
+	size_t before = bs->plain.len;
+	int ret;
+
+	ret = obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, &bs->plain, key);
+	if (ret)
+		return ret;
+	if (bs->plain.len > DELTA_BASE_BYTES_MAX && bs->n > 0) {
+		secure_zero(bs->plain.data + before, bs->plain.len - before);
+		bs->plain.len = before;
+		return 1;
+	}
+	memcpy(bs->id[bs->n++], id, 65);
+	*stored += obj->len;
+	return 0;
+}
+
+/*
  * Add the whole chunk(s) behind reference chunk id to bs: id itself, or
  * when it is a delta, its own bases (a base is never a delta).  Stops,
  * returning 0, where the bases would grow past their limits; *stored adds
@@ -329,7 +352,7 @@ static int add_bases(struct repo *r, const char *id, struct obj_bases *bs, struc
 {
 	struct obj_bases own;
 	char key[CHUNK_KEY_MAX];
-	size_t i, before;
+	size_t i;
 	int ret;
 
 	if (has_base(bs, id))
@@ -337,30 +360,20 @@ static int add_bases(struct repo *r, const char *id, struct obj_bases *bs, struc
 	ret = get_chunk(r, id, "base chunk", &b->cand, key);
 	if (ret)
 		return ret;
+	/* A whole chunk is its own base: open what was just fetched. */
 	if (!obj_is_delta(b->cand.data, b->cand.len)) {
-		own.n = 1;
-		snprintf(own.id[0], sizeof(own.id[0]), "%s", id);
-	} else {
-		ret = obj_chunk_bases(&r->keys, b->cand.data, b->cand.len, key, &own);
-		if (ret)
-			return ret;
+		ret = append_base(r, bs, id, &b->cand, key, stored);
+		return ret < 0 ? ret : 0;
 	}
-	for (i = 0; i < own.n && bs->n < OBJ_DELTA_MAX_BASES; i++) {
+	ret = obj_chunk_bases(&r->keys, b->cand.data, b->cand.len, key, &own);
+	for (i = 0; ret == 0 && i < own.n && bs->n < OBJ_DELTA_MAX_BASES; i++) {
 		if (has_base(bs, own.id[i]))
 			continue;
-		before = bs->plain.len;
-		ret = read_whole(r, own.id[i], &b->obj, &bs->plain);
-		if (ret)
-			return ret;
-		if (bs->plain.len > DELTA_BASE_BYTES_MAX && bs->n > 0) {
-			secure_zero(bs->plain.data + before, bs->plain.len - before);
-			bs->plain.len = before;
-			break;
-		}
-		memcpy(bs->id[bs->n++], own.id[i], 65);
-		*stored += b->obj.len;
+		ret = get_chunk(r, own.id[i], "base chunk", &b->obj, key);
+		if (ret == 0)
+			ret = append_base(r, bs, own.id[i], &b->obj, key, stored);
 	}
-	return 0;
+	return ret < 0 ? ret : 0;
 }
 
 /*

@@ -240,14 +240,14 @@ static void from_file(size_t len, bool random, int level)
 	free(data);
 }
 
-/* Rows of text, as a dump holds them; `skip` drops every skip-th row. */
-static size_t make_rows(uint8_t *p, size_t cap, unsigned skip, unsigned bump)
+/* Rows of text, as a dump holds them; one row in `gone` is left out. */
+static size_t make_rows(uint8_t *p, size_t cap, unsigned gone, unsigned bump)
 {
 	size_t len = 0;
 	unsigned i;
 
 	for (i = 0; len + 80 < cap; i++) {
-		if (skip && i % skip == 1)
+		if (gone && i % gone == 1)
 			continue;
 		len += (size_t)snprintf((char *)p + len, cap - len, "%u\t%u\t%08x\tcustomer %u\n", i,
 					 i % 7 + (i % 97 == 0 ? bump : 0), i * 2654435761u, i % 1000);
