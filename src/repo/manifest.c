@@ -649,8 +649,10 @@ static int list_manifests(struct repo *r, bool keep_chunks, struct manifest **ou
 			manifest_list_free(list, got);
 			goto out_free_ids;
 		}
-		if (!keep_chunks)
+		if (!keep_chunks) {
 			drop_chunks(&list[got]);
+			list[got].summary = true;
+		}
 		got++;
 	}
 	ret = 0;
@@ -683,4 +685,56 @@ void manifest_list_free(struct manifest *list, size_t n)
 	for (i = 0; i < n; i++)
 		manifest_free(&list[i]);
 	free(list);
+}
+
+struct manifest_cursor {
+	struct manifest own;		/* loaded when m is a summary */
+	const struct manifest_stream *s;
+	size_t next;
+};
+
+int manifest_cursor_open(struct repo *r, const struct manifest *m, size_t stream,
+			 struct manifest_cursor **out)
+{
+	struct manifest_cursor *c = xzalloc(sizeof(*c));
+	int ret;
+
+	*out = NULL;
+	if (stream >= m->nstreams) {
+		free(c);
+		return pgk_error(PGKEEP_EINVAL, "backup %s has no stream %zu", m->id, stream);
+	}
+	if (m->summary) {
+		ret = manifest_load(r, m->id, &c->own);
+		if (ret == 0 && (stream >= c->own.nstreams ||
+				 strcmp(c->own.streams[stream].name, m->streams[stream].name) != 0))
+			ret = pgk_error(PGKEEP_ECORRUPT, "backup %s: stream %s changed while read",
+					m->id, m->streams[stream].name);
+		if (ret) {
+			manifest_free(&c->own);
+			free(c);
+			return ret;
+		}
+		c->s = &c->own.streams[stream];
+	} else {
+		c->s = &m->streams[stream];
+	}
+	*out = c;
+	return 0;
+}
+
+int manifest_cursor_next(struct manifest_cursor *c, const struct manifest_chunk **out)
+{
+	if (c->next >= c->s->nchunks)
+		return 0;
+	*out = &c->s->chunks[c->next++];
+	return 1;
+}
+
+void manifest_cursor_close(struct manifest_cursor *c)
+{
+	if (!c)
+		return;
+	manifest_free(&c->own);
+	free(c);
 }

@@ -6,6 +6,7 @@
 #ifndef PGK_MANIFEST_H
 #define PGK_MANIFEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -58,6 +59,7 @@ struct manifest {
 	char *format;			/* dumps: "custom" or "sql" */
 	struct manifest_stream *streams;
 	size_t nstreams;
+	bool summary;			/* from manifest_list_summary: no chunk lists */
 };
 
 void manifest_free(struct manifest *m);
@@ -94,6 +96,19 @@ int manifest_list(struct repo *r, struct manifest **out, size_t *n);
  */
 int manifest_list_summary(struct repo *r, struct manifest **out, size_t *n);
 void manifest_list_free(struct manifest *list, size_t n);
+
+/*
+ * The chunks of one stream, in order, one at a time: the way to read a chunk
+ * list without holding every list of every backup.  m may be a summary (the
+ * chunk list is then read from the repository); it must outlive the cursor.
+ * manifest_cursor_next returns 1 with *out valid until the next call, 0 at
+ * the end, or a negative error.
+ */
+struct manifest_cursor;
+int manifest_cursor_open(struct repo *r, const struct manifest *m, size_t stream,
+			 struct manifest_cursor **out);
+int manifest_cursor_next(struct manifest_cursor *c, const struct manifest_chunk **out);
+void manifest_cursor_close(struct manifest_cursor *c);
 
 const char *backup_type_name(enum backup_type t);
 

@@ -372,6 +372,28 @@ static void test_store(void)
 	   list[0].streams[0].nchunks == 0 && !list[0].streams[0].chunks &&
 	   list[0].streams[0].size == 4006ULL + UINT32_MAX,
 	   "summary list: same order, stream sizes kept, chunk lists dropped");
+	{
+		struct manifest_cursor *c = NULL;
+		const struct manifest_chunk *mc;
+		char want[65];
+		unsigned got = 0, right = 0;
+
+		ret = manifest_cursor_open(&repo, &list[0], 0, &c);
+		is_int(ret, 0, "cursor over a summary's stream: %s", ret ? pgk_errmsg() : "ok");
+		while (c && (ret = manifest_cursor_next(c, &mc)) == 1) {
+			chunk_id(got, want);
+			right += strcmp(mc->id, want) == 0 && mc->stored == got * 7;
+			got++;
+		}
+		ok(ret == 0 && got == 5 && right == 5, "  yields the five chunks in order (%u, %u)",
+		   got, right);
+		manifest_cursor_close(c);
+		ret = manifest_cursor_open(&repo, &list[0], 1, &c);
+		ok(ret == 0 && manifest_cursor_next(c, &mc) == 0, "  an empty stream ends at once");
+		manifest_cursor_close(c);
+		ret = manifest_cursor_open(&repo, &list[0], 2, &c);
+		ok(ret == PGKEEP_EINVAL && !c, "  a stream that does not exist is refused");
+	}
 	manifest_list_free(list, n);
 
 	/* a manifest copied under another name was moved or forged */
