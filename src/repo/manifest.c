@@ -621,8 +621,7 @@ static void drop_chunks(struct manifest *m)
 
 	for (i = 0; i < m->nstreams; i++) {
 		free(m->streams[i].chunks);
-		m->streams[i].chunks = NULL;
-		m->streams[i].nchunks = 0;
+		m->streams[i].chunks = NULL;	/* nchunks still counts them */
 		m->streams[i].cap = 0;
 	}
 }

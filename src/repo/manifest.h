@@ -90,8 +90,8 @@ int manifest_load(struct repo *r, const char *id, struct manifest *m);
  */
 int manifest_list(struct repo *r, struct manifest **out, size_t *n);
 /*
- * The same list without chunk lists (streams keep name, size, stored and
- * sha256; chunks is NULL and nchunks 0): for info, list and retention, whose
+ * The same list without chunk lists (streams keep name, size, stored, sha256
+ * and nchunks; chunks is NULL; summary is set): for info, list and retention, whose
  * memory would otherwise grow with every chunk of every backup.
  */
 int manifest_list_summary(struct repo *r, struct manifest **out, size_t *n);
