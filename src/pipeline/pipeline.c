@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pipeline/pipeline.h"
+#include "repo/lists.h"
 
 /* More threads than this only add contention on one store handle. */
 #define PIPE_MAX_JOBS 64
@@ -96,6 +97,13 @@ static int sha256_final_hex(EVP_MD_CTX *ctx, char out[65])
  * checksum; once both are done it is collected in stream order and reused.
  * Every byte is copied once from the pipe and read in place after that.
  */
+/*
+ * A delta is sealed against at most four bases, taken from the first
+ * reference chunks a new chunk overlaps: more than this many candidates
+ * only matter when the first ones repeat or are too large.
+ */
+#define PRED_MAX 16
+
 struct wslot {
 	uint8_t *data;		/* the chunk's plaintext, params.max of capacity */
 	size_t len;
@@ -103,15 +111,29 @@ struct wslot {
 	char id[65];
 	uint32_t stored;	/* bytes newly stored, 0 for a dedup hit */
 	uint64_t anchor;	/* keys_chunk_anchor of its first bytes */
-	/* The reference chunks [pred, pred_end) it most likely replaces. */
+	/*
+	 * The reference chunks [pred, pred_end) it most likely replaces, and
+	 * the ids of the first of them, copied: the window moves on meanwhile.
+	 */
 	size_t pred, pred_end;
+	size_t npred;
+	uint8_t pred_id[PRED_MAX][32];
 	size_t nbases;		/* stored as a delta of that many bases, 0 whole */
 };
 
-/* The reference's chunks that have an anchor, sorted by it. */
+/* The reference's chunks in the window that have an anchor, sorted by it. */
 struct anchor_ent {
 	uint64_t anchor;
-	size_t idx;
+	size_t idx;		/* in the whole reference stream */
+};
+
+/* A reference chunk in the window. */
+struct ref_ent {
+	uint8_t id[32];
+	uint64_t off;		/* where it starts in the reference stream */
+	uint64_t anchor;
+	uint32_t size;
+	bool known;
 };
 
 /* A worker's buffers, kept from chunk to chunk. */
@@ -150,14 +172,21 @@ struct stream_writer {
 	int nthreads;
 	bool finished;
 
+	/* The chunk list as collected: one list object's worth at a time. */
+	struct list_out lo;
+
 	/*
-	 * Deltas: the same stream in the previous backup, where each of its
-	 * chunks starts, its chunks by anchor (read-only once open); and,
-	 * the writer's thread only, where the next chunk starts in this
-	 * stream and how far this stream is ahead of the reference there.
+	 * Deltas, the writer's thread only: a window of the same stream in
+	 * the previous backup (win[0] is its chunk win_base), read through a
+	 * cursor as this stream moves on, the window's chunks by anchor; where
+	 * the next chunk starts in this stream and how far this stream is
+	 * ahead of the reference there.
 	 */
-	const struct manifest_stream *ref;
-	uint64_t *ref_off;
+	bool have_ref;
+	struct manifest_cursor *ref_cur;	/* NULL once read to the end */
+	struct ref_ent *win;
+	size_t win_n, win_base;
+	uint64_t ref_next_off;			/* where the next chunk read starts */
 	struct anchor_ent *by_anchor;
 	size_t n_anchor;
 	uint64_t pos;
@@ -181,25 +210,124 @@ static int cmp_anchor(const void *a, const void *b)
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-static void ref_index(struct stream_writer *w, const struct manifest_stream *ref)
+/*
+ * The reference is read into a window of at most this many chunks around
+ * where this stream's chunks map to (about 32 GB of stream at the average
+ * chunk size, 2 MiB with its index): anchors further away are not found,
+ * which costs deltas, never correctness.
+ */
+size_t pipeline_ref_window = 32768;
+
+static void ref_drop(struct stream_writer *w)
 {
-	uint64_t off = 0;
+	manifest_cursor_close(w->ref_cur);
+	w->ref_cur = NULL;
+	w->have_ref = false;
+	w->win_n = 0;
+	w->n_anchor = 0;
+}
+
+static void ref_reindex(struct stream_writer *w)
+{
 	size_t i;
 
-	w->ref = ref && ref->nchunks ? ref : NULL;
-	if (!w->ref)
-		return;
-	w->ref_off = xmalloc((ref->nchunks + 1) * sizeof(*w->ref_off));
-	w->by_anchor = xmalloc(ref->nchunks * sizeof(*w->by_anchor));
-	for (i = 0; i < ref->nchunks; i++) {
-		w->ref_off[i] = off;
-		off += ref->chunks[i].size;
-		if (ref->chunks[i].known)
+	w->n_anchor = 0;
+	for (i = 0; i < w->win_n; i++)
+		if (w->win[i].known)
 			w->by_anchor[w->n_anchor++] =
-				(struct anchor_ent){ ref->chunks[i].anchor, i };
-	}
-	w->ref_off[i] = off;
+				(struct anchor_ent){ w->win[i].anchor, w->win_base + i };
 	qsort(w->by_anchor, w->n_anchor, sizeof(*w->by_anchor), cmp_anchor);
+}
+
+/* Read reference chunks until the window is full or the reference ends. */
+static int ref_read(struct stream_writer *w)
+{
+	const struct manifest_chunk *mc;
+	struct ref_ent *e;
+	int ret;
+
+	while (w->ref_cur && w->win_n < pipeline_ref_window) {
+		ret = manifest_cursor_next(w->ref_cur, &mc);
+		if (ret <= 0) {
+			manifest_cursor_close(w->ref_cur);
+			w->ref_cur = NULL;
+			if (ret < 0)
+				return ret;
+			break;
+		}
+		e = &w->win[w->win_n++];
+		if (!hex_decode(mc->id, 32, e->id))
+			memset(e->id, 0, sizeof(e->id));
+		e->off = w->ref_next_off;
+		e->size = mc->size;
+		e->known = mc->known;
+		e->anchor = mc->anchor;
+		w->ref_next_off += mc->size;
+	}
+	return 0;
+}
+
+/* The first chunk in the window that ends after off, as an index into it. */
+static size_t win_at(const struct stream_writer *w, uint64_t off)
+{
+	size_t lo = 0, hi = w->win_n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (w->win[mid].off + w->win[mid].size <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Move the window so that off lies in its first three quarters (or the
+ * reference has been read to the end), half a window at a time.  A
+ * damaged reference only costs deltas; a store failure fails the backup.
+ */
+static int ref_follow(struct stream_writer *w, uint64_t off)
+{
+	size_t half = pipeline_ref_window / 2;
+	bool moved = false;
+	int ret = 0;
+
+	while (w->ref_cur && (w->win_n < pipeline_ref_window ||
+			      win_at(w, off) >= pipeline_ref_window / 4 * 3)) {
+		if (w->win_n == pipeline_ref_window) {
+			memmove(w->win, w->win + half, (w->win_n - half) * sizeof(*w->win));
+			w->win_n -= half;
+			w->win_base += half;
+		}
+		ret = ref_read(w);
+		moved = true;
+		if (ret)
+			break;
+	}
+	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
+		pgk_log_warning("stream %s: no more deltas: %s", stream_name(w->dest),
+				pgk_errmsg());
+		pgk_error_clear();
+		ref_drop(w);
+		return 0;
+	}
+	if (ret)
+		return ret;
+	if (moved)
+		ref_reindex(w);
+	return 0;
+}
+
+static int ref_open(struct stream_writer *w, const struct manifest_stream *ref)
+{
+	if (!ref || !ref->nchunks || pipeline_ref_window < 4)
+		return 0;
+	w->have_ref = true;
+	w->win = xmalloc(pipeline_ref_window * sizeof(*w->win));
+	w->by_anchor = xmalloc(pipeline_ref_window * sizeof(*w->by_anchor));
+	manifest_stream_cursor_open(w->r, ref, &w->ref_cur);
+	return ref_follow(w, 0);
 }
 
 static uint64_t distance(uint64_t a, uint64_t b)
@@ -215,6 +343,7 @@ static long anchored(const struct stream_writer *w, uint64_t anchor, uint64_t ex
 {
 	size_t lo = 0, hi = w->n_anchor, mid, i;
 	long best = -1;
+	uint64_t best_off = 0, off;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -223,26 +352,24 @@ static long anchored(const struct stream_writer *w, uint64_t anchor, uint64_t ex
 		else
 			hi = mid;
 	}
-	for (i = lo; i < w->n_anchor && w->by_anchor[i].anchor == anchor; i++)
-		if (best < 0 || distance(w->ref_off[w->by_anchor[i].idx], expect) <
-				distance(w->ref_off[best], expect))
+	for (i = lo; i < w->n_anchor && w->by_anchor[i].anchor == anchor; i++) {
+		off = w->win[w->by_anchor[i].idx - w->win_base].off;
+		if (best < 0 || distance(off, expect) < distance(best_off, expect)) {
 			best = (long)w->by_anchor[i].idx;
+			best_off = off;
+		}
+	}
 	return best;
 }
 
-/* The first reference chunk that ends after off (nchunks when none does). */
+/*
+ * The first reference chunk that ends after off, by its index in the whole
+ * reference (the window's end when none in it does; its start for an
+ * offset before it).
+ */
 static size_t ref_chunk_at(const struct stream_writer *w, uint64_t off)
 {
-	size_t lo = 0, hi = w->ref->nchunks, mid;
-
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (w->ref_off[mid + 1] <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return w->win_base + win_at(w, off);
 }
 
 /*
@@ -259,24 +386,38 @@ static uint64_t mapped_pos(const struct stream_writer *w)
 	return (int64_t)w->pos > w->drift ? (uint64_t)((int64_t)w->pos - w->drift) : 0;
 }
 
-static void mark_chunk(struct stream_writer *w, struct wslot *slot)
+static int mark_chunk(struct stream_writer *w, struct wslot *slot)
 {
 	uint64_t start;
+	size_t i;
 	long k;
+	int ret;
 
 	slot->anchor = keys_chunk_anchor(&w->r->keys, slot->data, slot->len);
 	slot->pred = slot->pred_end = 0;
-	if (w->ref) {
+	slot->npred = 0;
+	if (w->have_ref) {
+		ret = ref_follow(w, mapped_pos(w));
+		if (ret)
+			return ret;
+	}
+	if (w->have_ref && w->win_n) {
 		k = anchored(w, slot->anchor, mapped_pos(w));
 		if (k >= 0)
-			w->drift = (int64_t)w->pos - (int64_t)w->ref_off[k];
+			w->drift = (int64_t)w->pos - (int64_t)w->win[k - w->win_base].off;
 		start = mapped_pos(w);
+		ret = ref_follow(w, start + slot->len - 1);
+		if (ret)
+			return ret;
 		slot->pred = ref_chunk_at(w, start);
 		slot->pred_end = ref_chunk_at(w, start + slot->len - 1) + 1;
-		if (slot->pred_end > w->ref->nchunks)
-			slot->pred_end = w->ref->nchunks;
+		if (slot->pred_end > w->win_base + w->win_n)
+			slot->pred_end = w->win_base + w->win_n;
+		for (i = slot->pred; i < slot->pred_end && slot->npred < PRED_MAX; i++)
+			memcpy(slot->pred_id[slot->npred++], w->win[i - w->win_base].id, 32);
 	}
 	w->pos += slot->len;
+	return 0;
 }
 
 /* ---- storing one chunk ---- */
@@ -421,9 +562,13 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 
 	bs->n = 0;
 	buf_reset(&bs->plain);
-	for (i = slot->pred; ret == 0 && i < slot->pred_end && bs->n < OBJ_DELTA_MAX_BASES &&
-			     bs->plain.len < DELTA_BASE_BYTES_MAX; i++)
-		ret = add_bases(r, w->ref->chunks[i].id, bs, b, &stored);
+	for (i = 0; ret == 0 && i < slot->npred && bs->n < OBJ_DELTA_MAX_BASES &&
+			     bs->plain.len < DELTA_BASE_BYTES_MAX; i++) {
+		char id[65];
+
+		hex_encode(slot->pred_id[i], 32, id);
+		ret = add_bases(r, id, bs, b, &stored);
+	}
 	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
 		/*
 		 * A damaged or missing base: storing the chunk whole is always
@@ -495,7 +640,7 @@ static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs
 		return ret;
 	buf_reset(&b->sealed);
 	ret = 1;
-	if (slot->pred < slot->pred_end && r->delta && r->compress_level > 0)
+	if (slot->npred && r->delta && r->compress_level > 0)
 		ret = seal_delta(w, slot, b);
 	if (ret < 0)
 		return ret;
@@ -615,24 +760,45 @@ static bool writer_failed(struct stream_writer *w)
 	return failed;
 }
 
-/* Record finished chunks in stream order.  Caller holds w->mu. */
+/*
+ * Record finished chunks in stream order, up to a full list, which the
+ * writer's thread then stores without the lock held.  Caller holds w->mu.
+ */
 static void collect_done(struct stream_writer *w)
 {
-	struct manifest_chunk *mc;
+	struct manifest_chunk mc;
 	struct wslot *slot;
 
-	while (w->next_collect < w->next_hash) {
+	while (w->next_collect < w->next_hash && !list_out_full(&w->lo)) {
 		slot = &w->slots[w->next_collect % w->nslots];
 		if (!slot->done)
 			break;
-		mc = manifest_stream_add_chunk(w->dest, slot->id, (uint32_t)slot->len,
-					       slot->stored);
-		mc->known = true;
-		mc->anchor = slot->anchor;
+		memcpy(mc.id, slot->id, sizeof(mc.id));
+		mc.size = (uint32_t)slot->len;
+		mc.stored = slot->stored;
+		mc.known = true;
+		mc.anchor = slot->anchor;
+		list_out_add(&w->lo, &mc);
 		w->dest->stored += slot->stored;
 		slot->done = false;
 		w->next_collect++;
 	}
+}
+
+/*
+ * Store the full list collect_done stopped at.  Caller holds w->mu, which
+ * is released meanwhile: only this thread touches the list.
+ */
+static int flush_full_list(struct stream_writer *w)
+{
+	int ret;
+
+	pthread_mutex_unlock(&w->mu);
+	ret = list_out_flush(&w->lo);
+	pthread_mutex_lock(&w->mu);
+	if (ret)
+		writer_fail(w, ret, pgk_errmsg());
+	return ret;
 }
 
 /* Take the next slot to fill, waiting for one to be free (back-pressure). */
@@ -643,7 +809,13 @@ static int acquire_fill(struct stream_writer *w)
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		collect_done(w);
-		if (w->err || w->next_submit - w->next_collect < w->nslots)
+		if (w->err)
+			break;
+		if (list_out_full(&w->lo)) {
+			flush_full_list(w);
+			continue;
+		}
+		if (w->next_submit - w->next_collect < w->nslots)
 			break;
 		pthread_cond_wait(&w->done_cv, &w->mu);
 	}
@@ -664,15 +836,24 @@ static int acquire_fill(struct stream_writer *w)
 }
 
 /* Hand the slot being filled to the workers and the hasher. */
-static void submit_fill(struct stream_writer *w)
+static int submit_fill(struct stream_writer *w)
 {
-	mark_chunk(w, w->fill);
+	int ret = mark_chunk(w, w->fill);
+
+	if (ret) {
+		pthread_mutex_lock(&w->mu);
+		writer_fail(w, ret, pgk_errmsg());
+		pthread_mutex_unlock(&w->mu);
+		w->fill = NULL;
+		return writer_error(w);
+	}
 	pthread_mutex_lock(&w->mu);
 	w->next_submit++;
 	pthread_cond_signal(&w->work_cv);
 	pthread_cond_signal(&w->hash_cv);
 	pthread_mutex_unlock(&w->mu);
 	w->fill = NULL;
+	return 0;
 }
 
 /* Submit every chunk the slot being filled holds a cut for. */
@@ -689,7 +870,9 @@ static int cut_fill(struct stream_writer *w)
 		full = w->fill;
 		tail = full->len - cut;
 		full->len = cut;
-		submit_fill(w);
+		ret = submit_fill(w);
+		if (ret)
+			return ret;
 		ret = acquire_fill(w);
 		if (ret)
 			return ret;
@@ -759,8 +942,12 @@ int stream_writer_open(struct stream_writer **out, struct repo *r,
 	pthread_cond_init(&w->done_cv, NULL);
 	dest->size = 0;
 	dest->stored = 0;
-	dest->nchunks = 0;
-	ref_index(w, ref);
+	list_out_init(&w->lo, r, dest);
+	ret = ref_open(w, ref);
+	if (ret) {
+		stream_writer_free(w);
+		return ret;
+	}
 
 	for (i = 0; i <= jobs; i++) {
 		ret = pthread_create(&w->threads[i], NULL,
@@ -849,19 +1036,31 @@ int stream_writer_finish(struct stream_writer *w)
 	if (w->finished)
 		return 0;
 	/* What is left has no cut point: it is the last chunk. */
-	if (w->fill && w->fill->len)
-		submit_fill(w);
+	if (w->fill && w->fill->len) {
+		ret = submit_fill(w);
+		if (ret)
+			return ret;
+	}
 	w->fill = NULL;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
 		collect_done(w);
-		if (w->err || w->next_collect == w->next_submit)
+		if (w->err)
+			break;
+		if (list_out_full(&w->lo)) {
+			flush_full_list(w);
+			continue;
+		}
+		if (w->next_collect == w->next_submit)
 			break;
 		pthread_cond_wait(&w->done_cv, &w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
 	if (writer_failed(w))
 		return writer_error(w);
+	ret = list_out_flush(&w->lo);
+	if (ret)
+		return ret;
 	/* Everything is hashed: the hasher no longer touches the context. */
 	ret = sha256_final_hex(w->sha, w->dest->sha256);
 	if (ret)
@@ -883,7 +1082,9 @@ void stream_writer_free(struct stream_writer *w)
 	free(w->slots);
 	free(w->threads);
 	free(w->by_anchor);
-	free(w->ref_off);
+	free(w->win);
+	manifest_cursor_close(w->ref_cur);
+	list_out_free(&w->lo);
 	EVP_MD_CTX_free(w->sha);
 	pthread_cond_destroy(&w->done_cv);
 	pthread_cond_destroy(&w->hash_cv);
@@ -896,6 +1097,8 @@ void stream_writer_free(struct stream_writer *w)
 
 struct rslot {
 	struct pgk_buf plain;	/* verified plaintext */
+	char id[65];		/* the chunk, from the cursor */
+	uint32_t size;
 	bool done;
 	int err;
 	char errmsg[PGKEEP_ERRLEN];
@@ -904,6 +1107,8 @@ struct rslot {
 struct stream_reader {
 	struct repo *r;
 	const struct manifest_stream *s;
+	/* The chunk list, read as workers take chunks (under mu). */
+	struct manifest_cursor *cur;
 	pthread_mutex_t mu;
 	pthread_cond_t work_cv;		/* to workers: a slot was freed, or stop */
 	pthread_cond_t done_cv;		/* to the reader and the hasher: a slot is filled or hashed */
@@ -959,6 +1164,7 @@ static void *reader_worker(void *arg)
 {
 	struct stream_reader *rd = arg;
 	struct pgk_buf obj = PGK_BUF_INIT;
+	const struct manifest_chunk *mc;
 	struct rslot *slot;
 	size_t i;
 	int ret;
@@ -972,10 +1178,22 @@ static void *reader_worker(void *arg)
 			break;
 		i = rd->next_take++;
 		slot = &rd->slots[i % rd->nslots];
+		/*
+		 * In order, under the lock: a list object is fetched here once
+		 * per LIST_CHUNKS_MAX chunks, the others wait that long.
+		 */
+		ret = manifest_cursor_next(rd->cur, &mc);
+		if (ret == 1) {
+			memcpy(slot->id, mc->id, sizeof(slot->id));
+			slot->size = mc->size;
+			ret = 0;
+		} else if (ret == 0) {
+			ret = pgk_error(PGKEEP_ECORRUPT, "its chunk list ends after %zu chunks", i);
+		}
 		pthread_mutex_unlock(&rd->mu);
 
-		ret = chunk_read(rd->r, rd->s->chunks[i].id, rd->s->chunks[i].size, &obj,
-				 &slot->plain);
+		if (ret == 0)
+			ret = chunk_read(rd->r, slot->id, slot->size, &obj, &slot->plain);
 		if (ret)
 			snprintf(slot->errmsg, sizeof(slot->errmsg), "%s", pgk_errmsg());
 
@@ -1080,16 +1298,6 @@ static int check_stream_end(const struct manifest_stream *s, EVP_MD_CTX *sha, ui
 	return 0;
 }
 
-static size_t largest_chunk(const struct manifest_stream *s)
-{
-	size_t i, max = 0;
-
-	for (i = 0; i < s->nchunks; i++)
-		if (s->chunks[i].size > max)
-			max = s->chunks[i].size;
-	return max;
-}
-
 int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 		pgkeep_sink_fn sink, void *payload)
 {
@@ -1104,7 +1312,13 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 	if (!rd.sha)
 		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
 	jobs = clamp_jobs(jobs);
-	rd.nslots = ring_slots(jobs, largest_chunk(s));
+	/* Recorded by the manifest (or as chunks were added): no scan of the list. */
+	rd.nslots = ring_slots(jobs, s->max_chunk);
+	ret = manifest_stream_cursor_open(r, s, &rd.cur);
+	if (ret) {
+		EVP_MD_CTX_free(rd.sha);
+		return ret;
+	}
 	rd.slots = xzalloc(rd.nslots * sizeof(*rd.slots));
 	pthread_mutex_init(&rd.mu, NULL);
 	pthread_cond_init(&rd.work_cv, NULL);
@@ -1131,9 +1345,19 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 	pthread_mutex_unlock(&rd.mu);
 	for (i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
+	/* Every chunk was taken: the list must end here, and add up. */
+	if (ret == 0) {
+		const struct manifest_chunk *mc;
+
+		ret = manifest_cursor_next(rd.cur, &mc);
+		if (ret > 0)
+			ret = pgk_error(PGKEEP_ECORRUPT, "stream %s: its chunk list goes on after "
+					"%zu chunks", stream_name(s), s->nchunks);
+	}
 	/* The hasher has stopped: its context is ours. */
 	if (ret == 0)
 		ret = check_stream_end(s, rd.sha, total);
+	manifest_cursor_close(rd.cur);
 
 	for (k = 0; k < rd.nslots; k++)
 		buf_free(&rd.slots[k].plain);

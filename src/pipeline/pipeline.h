@@ -26,7 +26,8 @@ struct stream_writer;
 
 /*
  * Chunks go to chunks/XX/ID; a chunk the repository has is not stored
- * again.  ref, when not NULL, is the same stream in the previous backup
+ * again.  dest (from manifest_add_stream) becomes listed: its chunk list
+ * goes to list objects, never held whole.  ref, when not NULL, is the same stream in the previous backup
  * (kept unchanged until the writer is freed): with r->delta, a new chunk
  * is stored as a delta of the chunk it most likely replaces there.
  */
@@ -40,13 +41,23 @@ int stream_writer_write(struct stream_writer *w, const void *buf, size_t len);
  */
 int stream_writer_buffer(struct stream_writer *w, void **buf, size_t *space);
 int stream_writer_commit(struct stream_writer *w, size_t len);
-/* Drain the pipeline; fills dest's chunk list, size, stored and sha256. */
+/*
+ * Drain the pipeline; fills dest's size, stored and sha256, and its chunk
+ * list: dest is listed, its list objects are stored (repo/lists.h), written
+ * one at a time as the stream went.
+ */
 int stream_writer_finish(struct stream_writer *w);
 /* Always call; safe after finish or after an error. */
 void stream_writer_free(struct stream_writer *w);
 
 /*
- * Restore one stream: every chunk verified (tag, then keyed id of the
+ * How many chunks of the reference a writer holds at most (a window that
+ * follows the stream); settable for tests.
+ */
+extern size_t pipeline_ref_window;
+
+/*
+ * Restore one stream, its chunk list read through a cursor: every chunk verified (tag, then keyed id of the
  * plaintext) before its bytes reach sink; the whole-stream SHA-256 is checked
  * at the end.  A missing or damaged chunk fails naming the chunk; the caller
  * adds the backup.

@@ -14,10 +14,15 @@
 
 #include "common/error.h"
 #include "common/mem.h"
+#include "repo/lists.h"
 #include "repo/manifest.h"
 
-/* The JSON layout's own version, refused when newer than this code. */
-#define MANIFEST_VERSION 1
+/*
+ * The JSON layout's own version, refused when newer than this code.  1:
+ * chunk lists inline; 2: chunk lists in list objects (repo/lists.h).
+ */
+#define MANIFEST_VERSION 2
+#define MANIFEST_VERSION_INLINE 1
 
 #define BACKUPS_PREFIX "backups/"
 #define MANIFEST_SUFFIX ".manifest"
@@ -35,6 +40,7 @@ static void stream_free(struct manifest_stream *s)
 {
 	free(s->name);
 	free(s->chunks);
+	free(s->lists);
 }
 
 void manifest_free(struct manifest *m)
@@ -60,6 +66,11 @@ struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name
 	s = &m->streams[m->nstreams++];
 	memset(s, 0, sizeof(*s));
 	s->name = xstrdup(name);
+	s->index = m->nstreams - 1;
+	snprintf(s->backup, sizeof(s->backup), "%s", m->id);
+	if (!m->list_set[0])
+		list_set_new(m->list_set);
+	memcpy(s->list_set, m->list_set, sizeof(s->list_set));
 	return s;
 }
 
@@ -77,6 +88,8 @@ struct manifest_chunk *manifest_stream_add_chunk(struct manifest_stream *s, cons
 	snprintf(c->id, sizeof(c->id), "%s", id);
 	c->size = size;
 	c->stored = stored;
+	if (size > s->max_chunk)
+		s->max_chunk = size;
 	return c;
 }
 
@@ -124,14 +137,28 @@ static void add_i64(struct json_object *o, const char *k, int64_t v)
 static struct json_object *stream_to_json(const struct manifest_stream *s)
 {
 	struct json_object *o = json_object_new_object();
-	struct json_object *chunks = json_object_new_array_ext((int)s->nchunks);
-	struct json_object *c;
+	struct json_object *chunks, *c;
 	size_t i;
 
 	add_str(o, "name", s->name);
 	add_u64(o, "size", s->size);
 	add_u64(o, "stored", s->stored);
 	add_str(o, "sha256", s->sha256);
+	if (s->listed) {
+		/* Format 2: what the list objects must be, not what they hold. */
+		add_u64(o, "nchunks", s->nchunks);
+		add_u64(o, "max_chunk", s->max_chunk);
+		chunks = json_object_new_array_ext((int)s->nlists);
+		for (i = 0; i < s->nlists; i++) {
+			c = json_object_new_array_ext(2);
+			json_object_array_add(c, json_object_new_uint64(s->lists[i].count));
+			json_object_array_add(c, json_object_new_string(s->lists[i].sha256));
+			json_object_array_add(chunks, c);
+		}
+		json_object_object_add(o, "lists", chunks);
+		return o;
+	}
+	chunks = json_object_new_array_ext((int)s->nchunks);
 	for (i = 0; i < s->nchunks; i++) {
 		const struct manifest_chunk *mc = &s->chunks[i];
 		char anchor[17];
@@ -155,9 +182,16 @@ int manifest_to_json(const struct manifest *m, struct pgk_buf *out)
 	struct json_object *o = json_object_new_object();
 	struct json_object *streams = json_object_new_array();
 	const char *text;
-	size_t i, len;
+	size_t i, len, listed = 0;
 
-	add_i64(o, "manifest", MANIFEST_VERSION);
+	for (i = 0; i < m->nstreams; i++)
+		listed += m->streams[i].listed;
+	if (listed && listed != m->nstreams) {
+		json_object_put(o);
+		json_object_put(streams);
+		return pgk_error(PGKEEP_EINVAL, "manifest %s: some streams listed, some not", m->id);
+	}
+	add_i64(o, "manifest", listed ? MANIFEST_VERSION : MANIFEST_VERSION_INLINE);
 	add_str(o, "id", m->id);
 	add_str(o, "type", backup_type_name(m->type));
 	add_u64(o, "sysid", m->sysid);
@@ -172,6 +206,8 @@ int manifest_to_json(const struct manifest *m, struct pgk_buf *out)
 	add_str(o, "dbname", m->dbname);
 	add_str(o, "label", m->label);
 	add_str(o, "format", m->format);
+	if (listed)
+		add_str(o, "list_set", m->list_set);
 	for (i = 0; i < m->nstreams; i++)
 		json_object_array_add(streams, stream_to_json(&m->streams[i]));
 	json_object_object_add(o, "streams", streams);
@@ -354,7 +390,55 @@ static int parse_chunk(struct parse *p, struct json_object *c, struct manifest_s
 	return 0;
 }
 
-static int parse_stream(struct parse *p, struct json_object *o, struct manifest *m)
+/* Format 2: the chunk count, the largest chunk, and each list object's count and digest. */
+static int parse_lists(struct parse *p, struct json_object *o, struct manifest_stream *s)
+{
+	struct json_object *lists, *e, *v;
+	uint64_t nchunks, max, sum = 0, count;
+	const char *sha;
+	size_t i, n;
+
+	if (member(o, "chunks"))
+		return bad(p, "chunks", "is inline in a manifest of format 2");
+	if (get_u64(p, o, "nchunks", UINT64_MAX, &nchunks) ||
+	    get_u64(p, o, "max_chunk", UINT32_MAX, &max))
+		return p->err;
+	lists = member(o, "lists");
+	if (!lists || !json_object_is_type(lists, json_type_array))
+		return bad(p, "lists", "is missing or not an array");
+	n = json_object_array_length(lists);
+	s->lists = xzalloc((n ? n : 1) * sizeof(*s->lists));
+	for (i = 0; i < n; i++) {
+		e = json_object_array_get_idx(lists, i);
+		if (!json_object_is_type(e, json_type_array) || json_object_array_length(e) != 2)
+			return bad(p, "lists", "has an entry that is not [count, sha256]");
+		v = json_object_array_get_idx(e, 0);
+		if (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) <= 0 ||
+		    (count = json_object_get_uint64(v)) > LIST_CHUNKS_MAX)
+			return bad(p, "lists", "has an entry with an impossible count");
+		v = json_object_array_get_idx(e, 1);
+		if (!json_object_is_type(v, json_type_string) ||
+		    !is_hex(sha = json_object_get_string(v), 64, false))
+			return bad(p, "lists", "has an entry whose sha256 is not 64 hex digits");
+		s->lists[i].count = (uint32_t)count;
+		memcpy(s->lists[i].sha256, sha, 65);
+		s->nlists++;
+		sum += count;
+	}
+	if (sum != nchunks)
+		return bad(p, "nchunks", "does not match the lists' counts");
+	/* Every chunk holds 1 to max_chunk bytes. */
+	if (nchunks > s->size || (nchunks == 0) != (max == 0) || max > s->size ||
+	    (max && (s->size - 1) / max >= nchunks))
+		return bad(p, "max_chunk", "does not fit the stream's size and chunk count");
+	s->nchunks = (size_t)nchunks;
+	s->max_chunk = (uint32_t)max;
+	s->listed = true;
+	return 0;
+}
+
+static int parse_stream(struct parse *p, struct json_object *o, struct manifest *m,
+			int64_t version)
 {
 	struct manifest_stream *s;
 	struct json_object *chunks;
@@ -379,6 +463,8 @@ static int parse_stream(struct parse *p, struct json_object *o, struct manifest 
 	if (!is_hex(sha, 64, false))
 		return bad(p, "sha256", "is not 64 lower-case hex digits");
 	memcpy(s->sha256, sha, 65);
+	if (version >= 2)
+		return parse_lists(p, o, s);
 	chunks = member(o, "chunks");
 	if (!chunks || !json_object_is_type(chunks, json_type_array))
 		return bad(p, "chunks", "is missing or not an array");
@@ -420,13 +506,15 @@ static int parse_wal_name(struct parse *p, struct json_object *o, const char *k,
 	return 0;
 }
 
-static int parse_header(struct parse *p, struct json_object *o, struct manifest *m)
+static int parse_header(struct parse *p, struct json_object *o, struct manifest *m,
+			int64_t *version_out)
 {
 	int64_t version, pgv, tli;
-	const char *id;
+	const char *id, *set;
 
 	if (get_i64(p, o, "manifest", 1, INT32_MAX, &version))
 		return p->err;
+	*version_out = version;
 	if (version > MANIFEST_VERSION)
 		return bad(p, "manifest", "is a newer format than this pgkeep reads");
 	if (get_str(p, o, "id", true, &id))
@@ -448,6 +536,13 @@ static int parse_header(struct parse *p, struct json_object *o, struct manifest 
 	    get_opt_text(p, o, "label", &m->label) ||
 	    get_opt_text(p, o, "format", &m->format))
 		return p->err;
+	if (version >= 2) {
+		if (get_str(p, o, "list_set", true, &set))
+			return p->err;
+		if (!is_hex(set, MANIFEST_LIST_SET_LEN, false))
+			return bad(p, "list_set", "is not 32 lower-case hex digits");
+		memcpy(m->list_set, set, sizeof(m->list_set));
+	}
 	m->pg_version = (int)pgv;
 	m->timeline = (uint32_t)tli;
 	if (m->stop_lsn < m->start_lsn)
@@ -458,18 +553,19 @@ static int parse_header(struct parse *p, struct json_object *o, struct manifest 
 static int parse_manifest(struct parse *p, struct json_object *o, struct manifest *m)
 {
 	struct json_object *streams;
+	int64_t version = 0;
 	size_t i, n;
 
 	if (!json_object_is_type(o, json_type_object))
 		return pgk_error(PGKEEP_ECORRUPT, "manifest %s: not a JSON object", p->what);
-	if (parse_header(p, o, m))
+	if (parse_header(p, o, m, &version))
 		return p->err;
 	streams = member(o, "streams");
 	if (!streams || !json_object_is_type(streams, json_type_array))
 		return bad(p, "streams", "is missing or not an array");
 	n = json_object_array_length(streams);
 	for (i = 0; i < n; i++)
-		if (parse_stream(p, json_object_array_get_idx(streams, i), m))
+		if (parse_stream(p, json_object_array_get_idx(streams, i), m, version))
 			return p->err;
 	return 0;
 }
@@ -580,6 +676,19 @@ int manifest_load(struct repo *r, const char *id, struct manifest *m)
 	return ret;
 }
 
+int manifest_load_full(struct repo *r, const char *id, struct manifest *m)
+{
+	size_t i;
+	int ret;
+
+	ret = manifest_load(r, id, m);
+	for (i = 0; ret == 0 && i < m->nstreams; i++)
+		ret = manifest_stream_expand(r, &m->streams[i]);
+	if (ret)
+		manifest_free(m);
+	return ret;
+}
+
 struct id_list {
 	char **ids;
 	size_t n, cap;
@@ -640,7 +749,8 @@ static int list_manifests(struct repo *r, bool keep_chunks, struct manifest **ou
 		goto out_free_ids;
 	list = xzalloc((ids.n ? ids.n : 1) * sizeof(*list));
 	for (i = 0; i < ids.n; i++) {
-		ret = manifest_load(r, ids.ids[i], &list[got]);
+		ret = keep_chunks ? manifest_load_full(r, ids.ids[i], &list[got]) :
+				    manifest_load(r, ids.ids[i], &list[got]);
 		/* Expired between the listing and now: it is simply gone. */
 		if (ret == PGKEEP_ENOTFOUND)
 			continue;
@@ -687,43 +797,114 @@ void manifest_list_free(struct manifest *list, size_t n)
 }
 
 struct manifest_cursor {
-	struct manifest own;		/* loaded when m is a summary */
+	struct manifest own;		/* loaded when m is a summary of format 1 */
 	const struct manifest_stream *s;
-	size_t next;
+	size_t next;			/* chunks returned so far */
+	/* A listed stream: the list in hand, the next entry of it. */
+	struct repo *r;
+	bool listed;
+	struct pgk_buf plain;
+	size_t list;			/* lists fetched so far */
+	uint32_t in_list, pos;
+	uint64_t bytes;
+	struct manifest_chunk cur;
+	int err;			/* sticky */
+	char errmsg[PGKEEP_ERRLEN];
 };
 
-int manifest_cursor_open(struct repo *r, const struct manifest *m, size_t stream,
-			 struct manifest_cursor **out)
+int manifest_stream_cursor_open(struct repo *r, const struct manifest_stream *s,
+				struct manifest_cursor **out)
 {
 	struct manifest_cursor *c = xzalloc(sizeof(*c));
-	int ret;
 
-	*out = NULL;
-	if (stream >= m->nstreams) {
-		free(c);
-		return pgk_error(PGKEEP_EINVAL, "backup %s has no stream %zu", m->id, stream);
-	}
-	if (m->summary) {
-		ret = manifest_load(r, m->id, &c->own);
-		if (ret == 0 && (stream >= c->own.nstreams ||
-				 strcmp(c->own.streams[stream].name, m->streams[stream].name) != 0))
-			ret = pgk_error(PGKEEP_ECORRUPT, "backup %s: stream %s changed while read",
-					m->id, m->streams[stream].name);
-		if (ret) {
-			manifest_free(&c->own);
-			free(c);
-			return ret;
-		}
-		c->s = &c->own.streams[stream];
-	} else {
-		c->s = &m->streams[stream];
-	}
+	c->s = s;
+	c->r = r;
+	/* Chunks held in memory are read from there, expanded or not. */
+	c->listed = s->listed && !s->chunks;
 	*out = c;
 	return 0;
 }
 
+int manifest_cursor_open(struct repo *r, const struct manifest *m, size_t stream,
+			 struct manifest_cursor **out)
+{
+	struct manifest_cursor *c;
+	int ret;
+
+	*out = NULL;
+	if (stream >= m->nstreams)
+		return pgk_error(PGKEEP_EINVAL, "backup %s has no stream %zu", m->id, stream);
+	if (!m->summary || m->streams[stream].listed)
+		return manifest_stream_cursor_open(r, &m->streams[stream], out);
+	/* A summary of format 1: the chunk list is in the manifest itself. */
+	c = xzalloc(sizeof(*c));
+	ret = manifest_load(r, m->id, &c->own);
+	if (ret == 0 && (stream >= c->own.nstreams ||
+			 strcmp(c->own.streams[stream].name, m->streams[stream].name) != 0))
+		ret = pgk_error(PGKEEP_ECORRUPT, "backup %s: stream %s changed while read",
+				m->id, m->streams[stream].name);
+	if (ret) {
+		manifest_free(&c->own);
+		free(c);
+		return ret;
+	}
+	c->s = &c->own.streams[stream];
+	c->r = r;
+	c->listed = c->s->listed && !c->s->chunks;
+	*out = c;
+	return 0;
+}
+
+static int cursor_fail(struct manifest_cursor *c, int ret)
+{
+	c->err = ret;
+	snprintf(c->errmsg, sizeof(c->errmsg), "%s", pgk_errmsg());
+	return ret;
+}
+
+/* Past the last list: the lists must have added up to what the manifest says. */
+static int cursor_end(struct manifest_cursor *c)
+{
+	const struct manifest_stream *s = c->s;
+
+	if (c->next != s->nchunks || c->bytes != s->size)
+		return cursor_fail(c, pgk_error(PGKEEP_ECORRUPT,
+				   "backup %s: stream %s: its lists hold %zu chunks of %llu bytes, "
+				   "the manifest says %zu of %llu", s->backup, s->name, c->next,
+				   (unsigned long long)c->bytes, s->nchunks,
+				   (unsigned long long)s->size));
+	return 0;
+}
+
+static int cursor_next_listed(struct manifest_cursor *c, const struct manifest_chunk **out)
+{
+	int ret;
+
+	while (c->pos == c->in_list) {
+		if (c->list == c->s->nlists)
+			return cursor_end(c);
+		ret = list_fetch(c->r, c->s, c->list, &c->plain, &c->in_list);
+		if (ret)
+			return cursor_fail(c, ret);
+		c->list++;
+		c->pos = 0;
+	}
+	ret = list_entry(c->s, c->list - 1, &c->plain, c->pos, &c->cur);
+	if (ret)
+		return cursor_fail(c, ret);
+	c->pos++;
+	c->next++;
+	c->bytes += c->cur.size;
+	*out = &c->cur;
+	return 1;
+}
+
 int manifest_cursor_next(struct manifest_cursor *c, const struct manifest_chunk **out)
 {
+	if (c->err)
+		return pgk_error(c->err, "%s", c->errmsg);
+	if (c->listed)
+		return cursor_next_listed(c, out);
 	if (c->next >= c->s->nchunks)
 		return 0;
 	*out = &c->s->chunks[c->next++];
@@ -735,5 +916,34 @@ void manifest_cursor_close(struct manifest_cursor *c)
 	if (!c)
 		return;
 	manifest_free(&c->own);
+	buf_free(&c->plain);
 	free(c);
+}
+
+int manifest_stream_expand(struct repo *r, struct manifest_stream *s)
+{
+	struct manifest_stream tmp;
+	struct manifest_cursor *c;
+	const struct manifest_chunk *mc;
+	struct manifest_chunk *dst;
+	int ret;
+
+	if (!s->listed || s->chunks || s->nchunks == 0)
+		return 0;
+	/* Read into a copy, so that s stays listed for the cursor meanwhile. */
+	memset(&tmp, 0, sizeof(tmp));
+	manifest_stream_cursor_open(r, s, &c);
+	while ((ret = manifest_cursor_next(c, &mc)) == 1) {
+		dst = manifest_stream_add_chunk(&tmp, mc->id, mc->size, mc->stored);
+		dst->known = mc->known;
+		dst->anchor = mc->anchor;
+	}
+	manifest_cursor_close(c);
+	if (ret < 0) {
+		free(tmp.chunks);
+		return ret;
+	}
+	s->chunks = tmp.chunks;
+	s->cap = tmp.cap;
+	return 0;
 }

@@ -33,7 +33,21 @@ struct manifest_chunk {
 	uint64_t anchor;
 };
 
-/* One byte stream of a backup: base.tar, a tablespace's tar, a dump file. */
+/* One list object of a stream, as the manifest records it. */
+struct manifest_list_ref {
+	uint32_t count;		/* entries */
+	char sha256[65];	/* of its plaintext */
+};
+
+#define MANIFEST_LIST_SET_LEN 32	/* hex digits of a list set */
+
+/*
+ * One byte stream of a backup: base.tar, a tablespace's tar, a dump file.
+ * Its chunk list is either held here (chunks: manifests of format 1, and
+ * streams built in memory) or, when listed, kept in list objects that a
+ * cursor reads one at a time (see repo/lists.h); a listed stream may also
+ * have been expanded into chunks by manifest_load_full.
+ */
 struct manifest_stream {
 	char *name;
 	uint64_t size;		/* plaintext bytes */
@@ -42,6 +56,14 @@ struct manifest_stream {
 	struct manifest_chunk *chunks;
 	size_t nchunks;
 	size_t cap;
+	uint32_t max_chunk;	/* the largest chunk's size */
+	/* Where the stream sits: for list object keys and messages. */
+	char backup[MANIFEST_ID_MAX];
+	char list_set[MANIFEST_LIST_SET_LEN + 1];
+	size_t index;
+	bool listed;
+	struct manifest_list_ref *lists;
+	size_t nlists;
 };
 
 struct manifest {
@@ -59,6 +81,8 @@ struct manifest {
 	char *format;			/* dumps: "custom" or "sql" */
 	struct manifest_stream *streams;
 	size_t nstreams;
+	/* Names this backup's list objects: lists/SET/STREAM-SEQ (random, see lists.h). */
+	char list_set[MANIFEST_LIST_SET_LEN + 1];
 	bool summary;			/* from manifest_list_summary: no chunk lists */
 };
 
@@ -80,9 +104,21 @@ uint64_t manifest_stored(const struct manifest *m);
 int manifest_to_json(const struct manifest *m, struct pgk_buf *out);
 int manifest_from_json(struct manifest *m, const char *json, size_t len, const char *what);
 
-/* backups/ID.manifest, written if absent. */
+/*
+ * backups/ID.manifest, written if absent.  A manifest whose streams are
+ * listed is written in format 2 (chunk lists in list objects, written
+ * before it); one whose streams hold their chunks, in format 1.
+ */
 int manifest_save(struct repo *r, const struct manifest *m);
+/* A listed stream's chunk list is not read: use a cursor. */
 int manifest_load(struct repo *r, const char *id, struct manifest *m);
+/*
+ * The same with every listed stream expanded into chunks: memory grows with
+ * the backup, for callers not yet reading through a cursor.
+ */
+int manifest_load_full(struct repo *r, const char *id, struct manifest *m);
+/* Read a listed stream's list objects into s->chunks (no-op when held). */
+int manifest_stream_expand(struct repo *r, struct manifest_stream *s);
 
 /*
  * Every manifest in the repository, sorted by recorded start time (then stop
@@ -107,6 +143,15 @@ void manifest_list_free(struct manifest *list, size_t n);
 struct manifest_cursor;
 int manifest_cursor_open(struct repo *r, const struct manifest *m, size_t stream,
 			 struct manifest_cursor **out);
+/*
+ * The same from a stream of a manifest read by manifest_load (or built
+ * in memory), which must outlive the cursor.  A listed stream's list objects
+ * are read one at a time and each is checked against the manifest (count,
+ * SHA-256) before an entry of it is returned; the end checks the sizes.
+ * Errors name the backup, the stream and the list object.
+ */
+int manifest_stream_cursor_open(struct repo *r, const struct manifest_stream *s,
+				struct manifest_cursor **out);
 int manifest_cursor_next(struct manifest_cursor *c, const struct manifest_chunk **out);
 void manifest_cursor_close(struct manifest_cursor *c);
 

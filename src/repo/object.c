@@ -38,6 +38,7 @@ static const char *kind_name(unsigned kind)
 	case OBJ_WAL: return "WAL";
 	case OBJ_CHUNK: return "chunk";
 	case OBJ_MANIFEST: return "manifest";
+	case OBJ_LIST: return "chunk list";
 	}
 	return "unknown";
 }

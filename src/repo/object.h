@@ -43,6 +43,7 @@ enum obj_kind {
 	OBJ_WAL = 2,
 	OBJ_CHUNK = 3,
 	OBJ_MANIFEST = 4,
+	OBJ_LIST = 5,	  /* a backup stream's chunk list, or part of it */
 };
 
 #define OBJ_HEADER_LEN 40
