@@ -235,7 +235,7 @@ static void test_bad_values(void)
 	set(o, "id", json_object_new_string("../../etc"));
 	expect_refused(o, "id", "id that is not a key segment");
 	o = valid_tree();
-	set(o, "manifest", json_object_new_int64(2));
+	set(o, "manifest", json_object_new_int64(3));
 	expect_refused(o, "manifest", "a newer manifest format");
 	o = valid_tree();
 	set(o, "wal_start", json_object_new_string("00000001000000a000000042"));
