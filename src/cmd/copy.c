@@ -9,7 +9,8 @@
  * holds, the manifests of backups present in both repositories are read in
  * pairs: same backup, same chunk boundaries, so position k of a stream maps
  * A's id to B's.  A chunk not known that way is fetched, verified and named
- * with B's key, then stored unless B has it.
+ * with B's key, then stored unless B has it.  Chunk lists are read and
+ * written a batch at a time, B's in list objects of its own.
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -27,11 +28,18 @@
 #include "common/mem.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 
 #define COPY_DEFAULT_JOBS 4
 #define COPY_MAX_JOBS 32
+/*
+ * Chunks of a stream handled together: read from A's chunk list, copied by
+ * the workers, then added to B's list in order.  Bounds the memory a copy
+ * needs, whatever the size of the backup.
+ */
+#define COPY_BATCH 1024
 /* Where a repository records its cluster (see repo/repo.h). */
 #define COPY_SYSID_KEY "meta/sysid"
 
@@ -283,7 +291,7 @@ static void name_in_b(struct manifest_chunk *mc, const uint8_t bid[32])
  */
 static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 {
-	struct manifest_chunk *mc = &((struct manifest_stream *)arg)->chunks[i];
+	struct manifest_chunk *mc = &((struct manifest_chunk *)arg)[i];
 	uint8_t aid[32], bid[32];
 	char bhex[65], key[CHUNK_KEY_MAX];
 	struct idmap_slot *s;
@@ -374,16 +382,32 @@ static int learn_pair(struct copy *c, const char *id)
 		goto out_free;
 	if (a.nstreams != b.nstreams)
 		goto out_free;
-	for (i = 0; i < a.nstreams; i++) {
+	for (i = 0; ret == 0 && i < a.nstreams; i++) {
 		const struct manifest_stream *sa = &a.streams[i], *sb = &b.streams[i];
+		const struct manifest_chunk *ca, *cb;
+		struct manifest_cursor *xa = NULL, *xb = NULL;
 		uint8_t ka[32], kb[32];
+		int ra, rb;
 
 		if (sa->nchunks != sb->nchunks || strcmp(sa->sha256, sb->sha256) != 0)
 			continue;
-		for (k = 0; k < sa->nchunks; k++)
-			if (sa->chunks[k].size == sb->chunks[k].size &&
-			    hex_decode(sa->chunks[k].id, 32, ka) && hex_decode(sb->chunks[k].id, 32, kb))
+		/* The two lists side by side, one entry of each in hand. */
+		ret = manifest_stream_cursor_open(c->from, sa, &xa);
+		if (ret == 0)
+			ret = manifest_stream_cursor_open(c->to, sb, &xb);
+		for (k = 0; ret == 0 && k < sa->nchunks; k++) {
+			ra = manifest_cursor_next(xa, &ca);
+			rb = ra == 1 ? manifest_cursor_next(xb, &cb) : ra;
+			if (ra < 0 || rb < 0)
+				ret = ra < 0 ? ra : rb;
+			if (ra != 1 || rb != 1)
+				break;
+			if (ca->size == cb->size && hex_decode(ca->id, 32, ka) &&
+			    hex_decode(cb->id, 32, kb))
 				idmap_put(&c->map, ka, kb);
+		}
+		manifest_cursor_close(xa);
+		manifest_cursor_close(xb);
 	}
 out_free:
 	manifest_free(&a);
@@ -532,14 +556,78 @@ static void stats_add(struct copy_stats *to, const struct copy_stats *s)
 }
 
 /*
+ * One stream: A's chunk list read a batch at a time, the batch copied by
+ * the workers, its entries (naming B's chunks) added to B's list objects.
+ */
+static int copy_stream(struct copy *c, const struct manifest_stream *s,
+		       struct manifest_stream *d)
+{
+	struct manifest_chunk *batch = xmalloc(COPY_BATCH * sizeof(*batch));
+	const struct manifest_chunk *mc;
+	struct manifest_cursor *cur;
+	struct list_out lo;
+	size_t n, k;
+	int ret;
+
+	list_out_init(&lo, c->to, d);
+	d->size = s->size;
+	memcpy(d->sha256, s->sha256, sizeof(d->sha256));
+	d->stored = 0;
+	ret = manifest_stream_cursor_open(c->from, s, &cur);
+	while (ret == 0) {
+		for (n = 0; n < COPY_BATCH && (ret = manifest_cursor_next(cur, &mc)) == 1; n++)
+			batch[n] = *mc;
+		if (ret < 0)
+			break;
+		ret = par_run(c, n, copy_chunk, batch);
+		for (k = 0; ret == 0 && k < n; k++) {
+			d->stored += batch[k].stored;
+			ret = list_out_append(&lo, &batch[k]);
+		}
+		if (ret || n < COPY_BATCH)
+			break;
+	}
+	if (ret == 0)
+		ret = list_out_flush(&lo);
+	if (ret == 0 && d->nchunks != s->nchunks)
+		ret = pgk_error(PGKEEP_ECORRUPT, "%zu chunks copied, the manifest lists %zu",
+				d->nchunks, s->nchunks);
+	manifest_cursor_close(cur);
+	list_out_free(&lo);
+	free(batch);
+	return ret;
+}
+
+/* B's manifest starts as A's, without the streams. */
+static void copy_header(struct manifest *to, const struct manifest *from)
+{
+	memset(to, 0, sizeof(*to));
+	memcpy(to->id, from->id, sizeof(to->id));
+	to->type = from->type;
+	to->sysid = from->sysid;
+	to->pg_version = from->pg_version;
+	to->timeline = from->timeline;
+	to->start_lsn = from->start_lsn;
+	to->stop_lsn = from->stop_lsn;
+	memcpy(to->wal_start, from->wal_start, sizeof(to->wal_start));
+	memcpy(to->wal_stop, from->wal_stop, sizeof(to->wal_stop));
+	to->wal_seg_size = from->wal_seg_size;
+	to->start_time = from->start_time;
+	to->stop_time = from->stop_time;
+	to->dbname = from->dbname ? xstrdup(from->dbname) : NULL;
+	to->label = from->label ? xstrdup(from->label) : NULL;
+	to->format = from->format ? xstrdup(from->format) : NULL;
+}
+
+/*
  * Chunks, then (base backups) the WAL, then the manifest.  bases: every
  * base backup B holds or will hold after this one, for the WAL cutoff.
  */
 static int copy_backup(struct copy *c, const char *id, const struct manifest *bases,
 		       size_t nbases)
 {
-	struct manifest m = { 0 };
-	size_t i, k;
+	struct manifest m = { 0 }, dm = { 0 };
+	size_t i;
 	int ret;
 
 	memset(&c->st, 0, sizeof(c->st));
@@ -552,24 +640,22 @@ static int copy_backup(struct copy *c, const char *id, const struct manifest *ba
 				c->from->sysid);
 		goto out_free;
 	}
+	copy_header(&dm, &m);
 	for (i = 0; i < m.nstreams && ret == 0; i++) {
-		struct manifest_stream *s = &m.streams[i];
+		const struct manifest_stream *s = &m.streams[i];
 
-		ret = par_run(c, s->nchunks, copy_chunk, s);
+		ret = copy_stream(c, s, manifest_add_stream(&dm, s->name));
 		if (ret) {
 			ret = pgk_error_wrap(ret, "backup %s: stream %s", id, s->name);
 			break;
 		}
-		s->stored = 0;
-		for (k = 0; k < s->nchunks; k++)
-			s->stored += s->chunks[k].stored;
 	}
 	if (ret == 0 && m.type == BACKUP_BASE && !c->wal_done)
 		ret = copy_wal(c, bases, nbases);
 	if (ret == 0 && m.type == BACKUP_BASE)
 		ret = check_backup_wal(c, &m);
 	if (ret == 0) {
-		ret = manifest_save(c->to, &m);
+		ret = manifest_save(c->to, &dm);
 		if (ret == PGKEEP_EEXISTS)
 			ret = 0;	/* a concurrent copy finished it */
 	}
@@ -582,6 +668,7 @@ static int copy_backup(struct copy *c, const char *id, const struct manifest *ba
 	}
 	stats_add(&c->total, &c->st);
 out_free:
+	manifest_free(&dm);
 	manifest_free(&m);
 	return ret;
 }

@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/walname.h"
+#include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/pin.h"
@@ -169,7 +170,7 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 	bool *expired = NULL;
 	struct wal_name cut;
 	bool have_cut;
-	struct gc_result chunks = { 0 }, wal = { 0 };
+	struct gc_result chunks = { 0 }, wal = { 0 }, lists = { 0 };
 	struct json_object *jout = NULL, *jbackups = NULL;
 	char **refs = NULL;
 	size_t nrefs = 0;
@@ -288,14 +289,20 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 	if (nkept_locked)
 		have_cut = wal_cutoff(list, n, expired, &cut);
 
-	/* 2. Chunks nothing that remains refers to. */
+	/* 2. The removed backups' chunk lists, and those interrupted backups left. */
+	if (lists_sweep(r, list, n, expired, o.grace, o.dry_run, &lists) < 0) {
+		ret = ctx_fail();
+		goto out;
+	}
+
+	/* 3. Chunks nothing that remains refers to. */
 	refs = referenced_chunks(list, n, expired, &nrefs);
 	if (gc_sweep_chunks(r, refs, nrefs, o.grace, o.dry_run, &chunks) < 0) {
 		ret = ctx_fail();
 		goto out;
 	}
 
-	/* 3. WAL before the oldest remaining base backup; history files stay. */
+	/* 4. WAL before the oldest remaining base backup; history files stay. */
 	if (have_cut && gc_sweep_wal(r, &cut, o.dry_run, &wal) < 0) {
 		ret = ctx_fail();
 		goto out;

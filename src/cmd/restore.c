@@ -224,18 +224,17 @@ static int pick_backup(struct restore_run *rr, const struct restore_opts *o,
 					 o->target_value);
 		return 0;
 	}
-	rc = manifest_list(rr->repo, &list, &n);
+	/* Summaries to choose from; then the one chosen, its chunk lists left to the cursor. */
+	rc = manifest_list_summary(rr->repo, &list, &n);
 	if (rc < 0)
 		return rc;
-	for (i = n; i > 0; i--) {
-		if (list[i - 1].type != want || !reaches_target(&list[i - 1], o))
-			continue;
-		/* Move it out of the list, which is freed below. */
-		rr->m = list[i - 1];
-		memset(&list[i - 1], 0, sizeof(list[i - 1]));
-		break;
-	}
+	for (i = n; i > 0; i--)
+		if (list[i - 1].type == want && reaches_target(&list[i - 1], o))
+			break;
+	rc = i > 0 ? manifest_load(rr->repo, list[i - 1].id, &rr->m) : 0;
 	manifest_list_free(list, n);
+	if (rc < 0)
+		return rc;
 	if (i > 0)
 		return 0;
 	if (o->target == TARGET_TIME || o->target == TARGET_LSN)

@@ -22,6 +22,7 @@
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
 #include "repo/gc.h"
+#include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 #include "repo/walcheck.h"
@@ -131,7 +132,7 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	struct manifest *list = NULL;
 	struct json_object *jout = json_object_new_object(), *jbackups = json_object_new_array();
 	char **refs = NULL, **orphans = NULL;
-	size_t n = 0, nrefs = 0, norphans = 0, i, j, k;
+	size_t n = 0, nrefs = 0, norphans = 0, nlists = 0, i, j, k;
 	bool read_data = false;
 	int c, jobs, ret = PGK_EXIT_ERROR;
 
@@ -189,7 +190,7 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 			continue;
 		}
 		snprintf(id, sizeof(id), "%.*s", (int)(len - 8 - 9), key + 8);
-		if (manifest_load(r, id, &list[n]) < 0) {
+		if (manifest_load_full(r, id, &list[n]) < 0) {
 			problem(&rep, "backup %s: manifest unreadable: %s", id, pgk_errmsg());
 			continue;
 		}
@@ -253,7 +254,10 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 				lost[i], lost[i] + 65);
 		gc_free_ids(lost, nlost);
 	}
+	if (lists_unreferenced(r, list, n, &nlists) < 0)
+		goto fail;
 	json_object_object_add(jout, "unreferenced_chunks", json_object_new_int64((int64_t)norphans));
+	json_object_object_add(jout, "unreferenced_lists", json_object_new_int64((int64_t)nlists));
 	json_object_object_add(jout, "ok", json_object_new_boolean(rep.problems == 0));
 	if (rep.json) {
 		printf("%s\n", json_object_to_json_string_ext(jout, JSON_C_TO_STRING_PRETTY));
@@ -261,6 +265,9 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 		if (norphans)
 			printf("note: %zu chunk(s) nothing refers to (left by an interrupted backup; expire removes them)\n",
 			       norphans);
+		if (nlists)
+			printf("note: %zu chunk list object(s) of no backup (left by an interrupted backup; expire removes them)\n",
+			       nlists);
 		if (rep.problems)
 			printf("verify: %zu problem(s) in repository %s\n", rep.problems, r->name);
 		else
