@@ -298,8 +298,11 @@ static void test_bad_json(void)
 		/* SHA in a case stands for a well-formed digest. */
 		const char *at = strstr(cases[i].stream, "SHA");
 
-		snprintf(stream, sizeof(stream), "%.*s%s%s", (int)(at - cases[i].stream),
-			 cases[i].stream, sha, at + 3);
+		if (at)
+			snprintf(stream, sizeof(stream), "%.*s%s%s", (int)(at - cases[i].stream),
+				 cases[i].stream, sha, at + 3);
+		else
+			snprintf(stream, sizeof(stream), "%s", cases[i].stream);
 		snprintf(text, sizeof(text),
 			 "{\"manifest\":2,\"id\":\"x\",\"type\":\"dump\",\"sysid\":1,\"pg_version\":150000,"
 			 "\"timeline\":1,\"start_lsn\":0,\"stop_lsn\":0,\"wal_start\":\"\",\"wal_stop\":\"\","
