@@ -1,7 +1,8 @@
 #!/bin/bash
 # pgkeep against pgBackRest, side by side on one machine and one cluster:
 # WAL archiving, archive lag under load, base and incremental backups,
-# restore, nightly dumps and peak memory.  See bench/README.md.
+# restore, nightly dumps and peak memory; and pgkeep's memory on backups
+# with millions of chunks.  See bench/README.md.
 #   bench/run.sh [--quick] [--build DIR] [--keep]
 # Writes the table to stdout and into bench/RESULTS.md (between the markers).
 set -euo pipefail
@@ -34,14 +35,21 @@ else
 	dump_scale=${BENCH_DUMP_SCALE:-10}
 fi
 jobs=2
-# Phases to run (for trying one part): wal lag base dump rss
-phases=${BENCH_PHASES:-wal lag base dump rss}
+# Phases to run (for trying one part): wal lag base dump rss scale
+phases=${BENCH_PHASES:-wal lag base dump rss scale}
+# Chunk entries of the scale phase's two synthetic dumps.
+scale_sizes=${BENCH_SCALE_SIZES:-100000 2000000}
+# Every phase but scale runs against a cluster and compares with pgBackRest.
+need_cluster=0
+for p in $phases; do [ "$p" = scale ] || need_cluster=1; done
 
 die() { echo "run.sh: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "run as root (PostgreSQL and both tools then run as postgres)"
 id postgres >/dev/null 2>&1 || die "no postgres user: apt-get install postgresql-15"
 [ -x "$pgbin/initdb" ] || die "no PostgreSQL 15 in $pgbin: apt-get install postgresql-15 (or set PG_BINDIR)"
-for tool in pgbackrest pgbench hyperfine /usr/bin/time zstd python3; do
+tools="/usr/bin/time python3"
+[ $need_cluster = 0 ] || tools="pgbackrest pgbench hyperfine zstd $tools"
+for tool in $tools; do
 	command -v $tool >/dev/null ||
 		die "$tool is missing: apt-get install pgbackrest postgresql-client-15 hyperfine time zstd python3"
 done
@@ -50,7 +58,12 @@ done
 if [ -n "$build" ]; then
 	[ -f "$build/pgkeep" ] || die "no pgkeep in $build (build it first: make pgkeep plugins/local.la)"
 	[ -f "$build/plugins/.libs/local.so" ] || die "no local plugin in $build/plugins/.libs"
+	case " $phases " in *" scale "*)
+		[ -x "$build/bench/scale_dump" ] ||
+			die "no bench/scale_dump in $build (build it first: make bench/scale_dump)" ;;
+	esac
 else
+	case " $phases " in *" scale "*) die "the scale phase needs a build tree: --build DIR" ;; esac
 	command -v pgkeep >/dev/null || die "no pgkeep: pass --build BUILD_DIR or install it"
 fi
 
@@ -78,6 +91,7 @@ as mkdir -p "$d/bin" "$d/plugins" "$d/time" "$d/out"
 if [ -n "$build" ]; then
 	install -o postgres -m 755 "$build/pgkeep" "$d/bin/pgkeep"
 	install -o postgres -m 755 "$build/plugins/.libs/local.so" "$d/plugins/local.so"
+	[ ! -x "$build/bench/scale_dump" ] || install -o postgres -m 755 "$build/bench/scale_dump" "$d/bin/scale_dump"
 	plugin_line="plugin_dir = $d/plugins"
 else
 	install -o postgres -m 755 "$(command -v pgkeep)" "$d/bin/pgkeep"
@@ -144,6 +158,7 @@ wait_drained() {
 	done
 }
 
+if [ $need_cluster = 1 ]; then
 log "work directory $d, port $port, scale $scale, $nseg segments"
 as "$pgbin/initdb" -D "$pgdata" -A trust -U postgres --data-checksums >/dev/null
 cat >>"$pgdata/postgresql.conf" <<EOF
@@ -177,6 +192,7 @@ load() { # SECONDS
 		-b tpcb-like@1 -f "$d/bulk.sql@2" bench >"$d/out/pgbench.$2" 2>&1 ||
 		die "pgbench failed: $(grep -m1 error "$d/out/pgbench.$2")"
 }
+fi
 
 # ---------------------------------------------------------------- repositories
 
@@ -202,6 +218,7 @@ path = $d/repo-$1
 EOF
 	as "$pgkeep" --config "$d/$1.conf" init "${@:2}" >/dev/null
 }
+if [ $need_cluster = 1 ]; then
 for n in wal main; do pgkeep_conf $n; done
 
 pgbr_cipher=${BENCH_PGBR_CIPHER:-aes-256-cbc}
@@ -242,6 +259,7 @@ archive-async=y
 EOF
 pgbr() { as pgbackrest --config="$pgbr_conf" "$@"; }
 for s in main walsync walasync; do pgbr --stanza=$s stanza-create >/dev/null; done
+fi
 
 pgkeep_cmd="$pgkeep --config $d/wal.conf wal-push %p"
 pgbr_sync_cmd="pgbackrest --config=$pgbr_conf --stanza=walsync archive-push %p"
@@ -555,12 +573,77 @@ phase_rss() {
 	timed expire "$pgkeep" --config "$d/main.conf" expire --dry-run
 }
 
+# ---------------------------------------------------------------- memory at scale
+
+# A dump of n chunk entries (one 256-byte chunk, n times: the store holds one
+# chunk, the chunk list n entries) at two sizes; each command that reads it
+# is measured on both.  Flat memory means the same figure at both sizes.
+scale_cmds="restore verify verify-read-data list info copy expire"
+phase_scale() {
+	local n id
+	as sh -c 'umask 077; cat >"$1"' sh "$d/scale.conf" <<EOF
+[global]
+passphrase_file = $passfile
+$plugin_line
+compression = zstd:3
+jobs = $jobs
+$(for n in $scale_sizes; do
+	printf '\n[repo:s%s]\nplugin = local\npath = %s\nkeep_last = 1\n' "$n" "$d/repo-s$n"
+	printf '\n[repo:c%s]\nplugin = local\npath = %s\nkeep_last = 1\n' "$n" "$d/repo-c$n"
+done)
+EOF
+	for n in $scale_sizes; do
+		log "scale: a dump of $n chunk entries"
+		as "$pgkeep" --config "$d/scale.conf" --repo "s$n" init >/dev/null
+		as "$pgkeep" --config "$d/scale.conf" --repo "c$n" init >/dev/null
+		id=$(as "$d/bin/scale_dump" "$d/scale.conf" "s$n" "$n") || die "scale_dump $n failed"
+		timed "scale-restore-$n" "$pgkeep" --config "$d/scale.conf" --repo "s$n" \
+			restore "$id" --output "$d/out/scale.dump"
+		[ "$(stat -c %s "$d/out/scale.dump")" = $((n * 256)) ] ||
+			die "scale: the restored dump does not have $((n * 256)) bytes"
+		rm -f "$d/out/scale.dump"
+		timed "scale-verify-$n" "$pgkeep" --config "$d/scale.conf" --repo "s$n" verify
+		timed "scale-verify-read-data-$n" "$pgkeep" --config "$d/scale.conf" --repo "s$n" verify --read-data
+		timed "scale-list-$n" "$pgkeep" --config "$d/scale.conf" --repo "s$n" list
+		timed "scale-info-$n" "$pgkeep" --config "$d/scale.conf" --repo "s$n" info
+		timed "scale-copy-$n" "$pgkeep" --config "$d/scale.conf" copy --from "s$n" --to "c$n" "$id"
+		timed "scale-expire-$n" "$pgkeep" --config "$d/scale.conf" --repo "s$n" expire
+		rm -rf "$d/repo-s$n" "$d/repo-c$n"
+	done
+}
+
+scale_table() {
+	local cmd n kib wall line
+	line="| command |"
+	for n in $scale_sizes; do line="$line peak RSS, MiB, $n entries |"; done
+	for n in $scale_sizes; do line="$line wall, s, $n |"; done
+	echo "$line"
+	line="| --- |"
+	for n in $scale_sizes; do line="$line ---: | ---: |"; done
+	echo "$line"
+	for cmd in $scale_cmds; do
+		line="| $cmd |"
+		for n in $scale_sizes; do
+			kib=$(awk -v l="scale-$cmd-$n" '$1 == l { print $2 }' "$d/rss")
+			line="$line $(awk -v k="${kib:-0}" 'BEGIN { printf "%.1f", k / 1024 }') |"
+		done
+		for n in $scale_sizes; do
+			wall=-
+			[ ! -f "$d/time/scale-$cmd-$n" ] || wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
+				n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' \
+				"$d/time/scale-$cmd-$n")
+			line="$line $wall |"
+		done
+		echo "$line"
+	done
+}
+
 # ---------------------------------------------------------------- run
 
 for p in $phases; do
 	"phase_$p"
 done
-pg_stop
+[ $need_cluster = 0 ] || pg_stop
 
 # ---------------------------------------------------------------- report
 
@@ -625,13 +708,25 @@ rss_table() {
 	echo "| pgkeep command | peak RSS, MiB | wall, s |"
 	echo "| --- | ---: | ---: |"
 	while read -r label kib; do
-		case $label in pgbr_*|floor*) continue ;; esac
+		case $label in pgbr_*|floor*|scale-*) continue ;; esac
 		local wall="-"
 		[ -f "$d/time/$label" ] && wall=$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0;
 			for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$d/time/$label")
 		printf '| %s | %.1f | %s |\n' "$label" "$(awk -v k="$kib" 'BEGIN { print k / 1024 }')" "$wall"
 	done <"$d/rss"
 	printf '| (pg_basebackup alone, for comparison) | %.1f | |\n' "$(awk -v k="$(get floor_rss_kib)" 'BEGIN { print k / 1024 }')"
+}
+
+scale_report() {
+	cat <<EOF
+<!-- bench:scale:begin (written by bench/run.sh's scale phase; everything outside these markers is kept) -->
+## Memory at scale
+
+$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $pgkeep_ver (source $rev), default settings (jobs = $jobs).  A dump backup whose stream is one 256-byte chunk repeated (stored once): its chunk list is long, its data small.  Peak RSS from /usr/bin/time; the same figure at both sizes is memory that does not grow with the chunk list.
+
+$(scale_table)
+<!-- bench:scale:end -->
+EOF
 }
 
 report() {
@@ -656,15 +751,29 @@ $(rss_table)
 <!-- bench:end -->
 EOF
 }
-report >"$d/report.md"
-cat "$d/report.md"
-if [ -f "$results" ] && grep -q '^<!-- bench:begin' "$results"; then
-	awk -v f="$d/report.md" '
-		/^<!-- bench:begin/ { while ((getline l < f) > 0) print l; skip = 1; next }
-		/^<!-- bench:end/ { skip = 0; next }
-		!skip { print }' "$results" >"$d/results.new"
-else
-	{ echo "# pgkeep benchmark results"; echo; cat "$d/report.md"; } >"$d/results.new"
+# Replace the section of the results file between the markers $2 and $3 by
+# the report in file $1, or append it.
+splice() {
+	if [ -f "$results" ] && grep -q "^<!-- $2" "$results"; then
+		awk -v f="$1" -v b="^<!-- $2" -v e="^<!-- $3" '
+			$0 ~ b { while ((getline l < f) > 0) print l; skip = 1; next }
+			$0 ~ e { skip = 0; next }
+			!skip { print }' "$results" >"$d/results.new"
+	elif [ -f "$results" ]; then
+		{ cat "$results"; echo; cat "$1"; } >"$d/results.new"
+	else
+		{ echo "# pgkeep benchmark results"; echo; cat "$1"; } >"$d/results.new"
+	fi
+	cp "$d/results.new" "$results"
+}
+if [ $need_cluster = 1 ]; then
+	report >"$d/report.md"
+	cat "$d/report.md"
+	splice "$d/report.md" "bench:begin" "bench:end"
 fi
-cp "$d/results.new" "$results"
+case " $phases " in *" scale "*)
+	scale_report >"$d/scale.md"
+	cat "$d/scale.md"
+	splice "$d/scale.md" "bench:scale:begin" "bench:scale:end" ;;
+esac
 log "results written to $results"

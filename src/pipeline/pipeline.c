@@ -1060,7 +1060,7 @@ int stream_writer_finish(struct stream_writer *w)
 		return writer_error(w);
 	ret = list_out_flush(&w->lo);
 	if (ret)
-		return ret;
+		return pgk_error_wrap(ret, "stream %s", stream_name(w->dest));
 	/* Everything is hashed: the hasher no longer touches the context. */
 	ret = sha256_final_hex(w->sha, w->dest->sha256);
 	if (ret)

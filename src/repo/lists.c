@@ -149,7 +149,7 @@ int list_out_flush(struct list_out *lo)
 	list_key(s->list_set, s->index, s->nlists, key, sizeof(key));
 	ret = repo_put(lo->r, key, OBJ_LIST, lo->plain.data, lo->plain.len, PGKEEP_PUT_IF_ABSENT);
 	if (ret)
-		return pgk_error_wrap(ret, "stream %s: list object %s", s->name, key);
+		return pgk_error_wrap(ret, "list object %s", key);
 	s->lists = xrealloc(s->lists, (s->nlists + 1) * sizeof(*s->lists));
 	ref = &s->lists[s->nlists++];
 	ref->count = lo->n;
@@ -188,15 +188,13 @@ static int list_bad(const struct manifest_stream *s, const char *key, const char
 int list_fetch(struct repo *r, const struct manifest_stream *s, size_t seq,
 	       struct pgk_buf *plain, uint32_t *n)
 {
-	const struct manifest_list_ref *ref;
-	char key[LIST_KEY_MAX], sha[65];
+	char key[LIST_KEY_MAX];
 	int ret;
 
 	*n = 0;
 	if (seq >= s->nlists)
 		return pgk_error(PGKEEP_EINVAL, "backup %s: stream %s has no list %zu", s->backup,
 				 s->name, seq);
-	ref = &s->lists[seq];
 	list_key(s->list_set, s->index, seq, key, sizeof(key));
 	buf_reset(plain);
 	ret = repo_get(r, key, OBJ_LIST, plain);
@@ -204,6 +202,17 @@ int list_fetch(struct repo *r, const struct manifest_stream *s, size_t seq,
 		return list_bad(s, key, "is missing");
 	if (ret)
 		return pgk_error_wrap(ret, "backup %s: stream %s", s->backup, s->name);
+	return list_check(s, seq, plain, n);
+}
+
+int list_check(const struct manifest_stream *s, size_t seq, const struct pgk_buf *plain,
+	       uint32_t *n)
+{
+	const struct manifest_list_ref *ref = &s->lists[seq];
+	char key[LIST_KEY_MAX], sha[65];
+
+	*n = 0;
+	list_key(s->list_set, s->index, seq, key, sizeof(key));
 	/* The digest first: it alone tells this list from any other. */
 	sha256_hex(plain->data, plain->len, sha);
 	if (strcmp(sha, ref->sha256) != 0)
@@ -213,8 +222,10 @@ int list_fetch(struct repo *r, const struct manifest_stream *s, size_t seq,
 		return list_bad(s, key, "has a bad header");
 	*n = get_le32(plain->data + 12);
 	if (*n != ref->count || *n > LIST_CHUNKS_MAX ||
-	    plain->len != LIST_HEADER_LEN + (size_t)*n * LIST_ENTRY_LEN)
+	    plain->len != LIST_HEADER_LEN + (size_t)*n * LIST_ENTRY_LEN) {
+		*n = 0;
 		return list_bad(s, key, "does not hold the entries the manifest records");
+	}
 	return 0;
 }
 

@@ -78,6 +78,9 @@ void list_out_free(struct list_out *lo);
  */
 int list_fetch(struct repo *r, const struct manifest_stream *s, size_t seq,
 	       struct pgk_buf *plain, uint32_t *n);
+/* The checks of list_fetch on a plaintext in hand (seq < s->nlists). */
+int list_check(const struct manifest_stream *s, size_t seq, const struct pgk_buf *plain,
+	       uint32_t *n);
 /* Entry i of a fetched list; PGKEEP_ECORRUPT when it is impossible. */
 int list_entry(const struct manifest_stream *s, size_t seq, const struct pgk_buf *plain,
 	       uint32_t i, struct manifest_chunk *out);

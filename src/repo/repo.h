@@ -9,6 +9,8 @@
  *   wal/history/TTTTTTTT.history timeline history files
  *   chunks/XX/ID                deduplicated backup chunks (XX = first two hex of ID)
  *   deltas/XX/ID-BASE           chunk ID is stored as a delta of chunk BASE (no content)
+ *   lists/SET/STREAM-SEQ        a backup's chunk lists, in pieces (see lists.h), written
+ *                               as it runs; SET is random per backup, named by its manifest
  *   backups/ID.manifest         one per completed backup, written last
  *   locks/...                   lock files of running commands
  */

@@ -1,6 +1,7 @@
 /*
  * Writes the decrypted manifest JSON of every backup in a repository into a
- * directory, one file per backup: seeds for fuzz_manifest that look like what
+ * directory, one file per backup, and the plaintext of each of its list
+ * objects, one file per list: seeds for fuzz_manifest that look like what
  * pgkeep really writes.  Usage: manifest_seed CONFIG OUTDIR
  */
 #include <stdio.h>
@@ -8,14 +9,30 @@
 
 #include "cmd/context.h"
 #include "common/error.h"
+#include "repo/lists.h"
 #include "repo/manifest.h"
+
+static int write_file(const char *path, const struct pgk_buf *b)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f || fwrite(b->data, 1, b->len, f) != b->len || fclose(f) != 0) {
+		fprintf(stderr, "manifest_seed: cannot write %s\n", path);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first few list objects of each stream: the format, not the volume. */
+#define SEED_LISTS_PER_STREAM 2
 
 static int write_one(struct repo *r, const char *id, const char *dir)
 {
 	struct manifest m;
-	struct pgk_buf json = PGK_BUF_INIT;
+	struct pgk_buf json = PGK_BUF_INIT, plain = PGK_BUF_INIT;
 	char path[4096];
-	FILE *f;
+	size_t i, k;
+	uint32_t n;
 	int ret;
 
 	memset(&m, 0, sizeof(m));
@@ -24,14 +41,19 @@ static int write_one(struct repo *r, const char *id, const char *dir)
 		ret = manifest_to_json(&m, &json);
 	if (ret == 0) {
 		snprintf(path, sizeof(path), "%s/%s.json", dir, id);
-		f = fopen(path, "w");
-		if (!f || fwrite(json.data, 1, json.len, f) != json.len || fclose(f) != 0) {
-			fprintf(stderr, "manifest_seed: cannot write %s\n", path);
-			ret = -1;
+		ret = write_file(path, &json);
+	}
+	for (i = 0; ret == 0 && i < m.nstreams; i++) {
+		for (k = 0; ret == 0 && k < m.streams[i].nlists && k < SEED_LISTS_PER_STREAM; k++) {
+			ret = list_fetch(r, &m.streams[i], k, &plain, &n);
+			snprintf(path, sizeof(path), "%s/%s-%zu-%zu.list", dir, id, i, k);
+			if (ret == 0)
+				ret = write_file(path, &plain);
 		}
 	}
 	manifest_free(&m);
 	buf_free(&json);
+	buf_free(&plain);
 	return ret;
 }
 

@@ -561,6 +561,64 @@ static void test_deltas(void)
 		free(d[day]);
 }
 
+/*
+ * The reference read through small list objects into a window of 8 of its
+ * chunks, which has to move along the stream: deltas are still found; and
+ * a damaged reference list only costs deltas.
+ */
+static void test_delta_window(void)
+{
+	size_t cap = 24 * MiB, len[2], nlists;
+	struct manifest m = { 0 };
+	struct manifest_stream *s[3];
+	struct collect c = { PGK_BUF_INIT, 0 };
+	char key[LIST_KEY_MAX];
+	uint8_t *d[2];
+	int ret, day;
+
+	repo.delta = true;
+	list_chunks_cap = 5;
+	pipeline_ref_window = 8;
+	for (day = 0; day < 2; day++) {
+		d[day] = xmalloc(cap);
+		len[day] = dump_rows(d[day], cap, (unsigned)day + 3);
+	}
+	s[0] = manifest_add_stream(&m, "w0");
+	is_int(write_stream(s[0], d[0], len[0], 2), 0, "window: a reference in lists of 5 chunks");
+	nlists = s[0]->nlists;
+	ok(s[0]->nchunks > 16 && nlists == (s[0]->nchunks + 4) / 5, "  %zu chunks in %zu lists",
+	   s[0]->nchunks, nlists);
+	s[1] = manifest_add_stream(&m, "w1");
+	s[0] = &m.streams[0];
+	ret = write_stream_ref(s[1], d[1], len[1], 3, s[0]);
+	is_int(ret, 0, "  the next day against it, 8 reference chunks at a time");
+	ok(count_deltas(s[1]) * 10 >= s[1]->nchunks * 8, "  %zu of %zu chunks stored as deltas",
+	   count_deltas(s[1]), s[1]->nchunks);
+	ret = stream_read(&repo, s[1], 2, collect_sink, &c);
+	ok(ret == 0 && c.buf.len == len[1] && memcmp(c.buf.data, d[1], len[1]) == 0,
+	   "  reads back exactly: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&c.buf);
+
+	/* The reference's third list damaged: the backup goes on, whole chunks from there. */
+	list_key(s[0]->list_set, s[0]->index, 2, key, sizeof(key));
+	memstore_corrupt(repo.store, key, 60);
+	memcpy(d[1] + len[1] / 2, "changed by hand", 15);
+	s[2] = manifest_add_stream(&m, "w2");
+	s[0] = &m.streams[0];
+	ret = write_stream_ref(s[2], d[1], len[1], 2, s[0]);
+	is_int(ret, 0, "  a reference with a damaged list still backs up: %s",
+	       ret ? pgk_errmsg() : "ok");
+	ret = stream_read(&repo, s[2], 2, collect_sink, &c);
+	ok(ret == 0 && c.buf.len == len[1] && memcmp(c.buf.data, d[1], len[1]) == 0,
+	   "  and reads back exactly");
+	buf_free(&c.buf);
+	list_chunks_cap = LIST_CHUNKS_MAX;
+	pipeline_ref_window = 32768;
+	manifest_free(&m);
+	for (day = 0; day < 2; day++)
+		free(d[day]);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 3 * MiB, 40 * MiB };
@@ -587,6 +645,7 @@ int main(void)
 	test_failing_store(4, 12);
 	test_backpressure();
 	test_deltas();
+	test_delta_window();
 
 	memstore_close(repo.store);
 	keys_wipe(&repo.keys);
