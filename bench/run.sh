@@ -259,11 +259,11 @@ archive-async=y
 EOF
 pgbr() { as pgbackrest --config="$pgbr_conf" "$@"; }
 for s in main walsync walasync; do pgbr --stanza=$s stanza-create >/dev/null; done
-fi
 
 pgkeep_cmd="$pgkeep --config $d/wal.conf wal-push %p"
 pgbr_sync_cmd="pgbackrest --config=$pgbr_conf --stanza=walsync archive-push %p"
 pgbr_async_cmd="pgbackrest --config=$pgbr_conf --stanza=walasync archive-push %p"
+fi
 
 # ---------------------------------------------------------------- WAL archiving
 
