@@ -378,7 +378,7 @@ static int learn_pair(struct copy *c, const char *id)
 		const struct manifest_stream *sa = &a.streams[i], *sb = &b.streams[i];
 		uint8_t ka[32], kb[32];
 
-		if (sa->nchunks != sb->nchunks || strcmp(sa->sha256, sb->sha256) != 0)
+		if (sa->nchunks != sb->nchunks || sa->sum_alg != sb->sum_alg || strcmp(sa->sum, sb->sum) != 0)
 			continue;
 		for (k = 0; k < sa->nchunks; k++)
 			if (sa->chunks[k].size == sb->chunks[k].size &&
