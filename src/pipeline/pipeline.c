@@ -1,7 +1,7 @@
 /*
  * The backup data path.  Writing: bytes are cut into chunks in the caller's
  * thread, straight in a bounded ring of chunk slots that feeds `jobs` workers
- * (name, dedup-check, seal, store) and one hasher (the whole-stream SHA-256);
+ * (name, dedup-check, seal, store) and one hasher (the whole-stream checksum);
  * results are collected in stream order.  Reading runs the same ring
  * backwards: workers fetch and verify ahead, the hasher checks the stream,
  * the caller delivers strictly in order.
@@ -546,9 +546,10 @@ static void *writer_worker(void *arg)
 }
 
 /*
- * The whole-stream SHA-256 runs here, beside the chunker and the workers,
- * instead of in the thread that reads the stream: on its own it is about as
- * much work as reading and cutting together.
+ * The whole-stream checksum runs here, beside the chunker and the workers,
+ * instead of in the thread that reads the stream: it then costs the reader
+ * nothing, whatever the algorithm (SHA-256, in older manifests, is about as
+ * much work as reading and cutting together).
  */
 static void *writer_hasher(void *arg)
 {

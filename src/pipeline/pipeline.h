@@ -47,7 +47,7 @@ void stream_writer_free(struct stream_writer *w);
 
 /*
  * Restore one stream: every chunk verified (tag, then keyed id of the
- * plaintext) before its bytes reach sink; the whole-stream SHA-256 is checked
+ * plaintext) before its bytes reach sink; the whole-stream checksum is checked
  * at the end.  A missing or damaged chunk fails naming the chunk; the caller
  * adds the backup.
  */
