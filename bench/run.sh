@@ -439,6 +439,11 @@ backup_pair() { # KEY PGBR_TYPE
 # pgBackRest takes two more full backups in its stanza (a full backup copies
 # everything again); pgkeep takes each into a fresh repository of its own,
 # which would otherwise store nothing new, with WAL archived there.
+# Nothing is deleted between timed runs (the scratch directory goes at the
+# end): on ext4, a file created soon after many others were deleted can take
+# longer to get an inode (without a journal, the allocator steps over inodes
+# freed in the last minutes), which would charge one run's clean-up to the
+# next run.
 full_repeats() {
 	local i k pk=$(get pgkeep_full_secs) pb=$(get pgbr_full_secs)
 	for i in 2 3; do
@@ -454,7 +459,6 @@ full_repeats() {
 		log "backup (full, run $i): pgbackrest --type=full"
 		timed "pgbr_backup_$k" pgbackrest --config="$pgbr_conf" --stanza=main backup --type=full
 		pb="$pb $T_WALL"
-		rm -rf "$d/repo-$k"
 	done
 	put pgkeep_full_runs "$pk"
 	put pgbr_full_runs "$pb"
@@ -492,7 +496,7 @@ phase_base() {
 	put pgbr_restore_secs "$T_WALL"
 	put restored_pgkeep_bytes "$(bytes "$d/restore-pgkeep")"
 	put restored_pgbr_bytes "$(bytes "$d/restore-pgbr")"
-	rm -rf "$d/restore-pgkeep" "$d/restore-pgbr"
+	# Kept until the end, as the repositories above.
 
 	# About 1% of the rows, the most recent ones by key (as most updates
 	# are), then 1% appended.

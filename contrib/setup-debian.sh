@@ -12,7 +12,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Build: compiler, autotools and the libraries configure looks for.
 build="build-essential autoconf automake libtool pkg-config
-	libssl-dev libzstd-dev libpq-dev libjson-c-dev libinih-dev libarchive-dev
+	libssl-dev libzstd-dev libxxhash-dev libpq-dev libjson-c-dev libinih-dev libarchive-dev
 	libcurl4-openssl-dev libssh2-1-dev"
 # Run and test: PostgreSQL 15, sshd for SFTP, Python peers for S3 signing and
 # the B2 simulator, node/npm for s3rver, and tools the tests call.

@@ -35,6 +35,12 @@
 /* The most one read() takes: smaller reads move fewer bytes after a cut. */
 #define READ_BUF (256 * 1024)
 #define PIPE_SIZE (1024 * 1024)
+/*
+ * An empty pipe is given this long to fill before we sleep in poll(): the
+ * child writes 30 KiB at a time, and waking for each write cost more CPU
+ * (a context switch on each side) than the data took to read.
+ */
+#define PIPE_GATHER_NS (500 * 1000)
 /* backup_label is the tar's first member and a few hundred bytes long. */
 #define HEAD_BUF (64 * 1024)
 #define DEFAULT_ARCHIVE_TIMEOUT 300
@@ -183,10 +189,11 @@ static void nudge_walsender(struct backup_run *b)
  * read(), watching the server while the child is silent.  The pipe is
  * non-blocking: while data flows, one read() per chunk of it and no poll().
  */
-static ssize_t read_child(struct backup_run *b, struct pg_child *c, void *buf, size_t len,
-			  int *rc)
+static ssize_t read_child(struct backup_run *b, struct pg_child *c, bool gather, void *buf,
+			  size_t len, int *rc)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	bool waited = !gather;
 	ssize_t n;
 	int r;
 
@@ -197,6 +204,11 @@ static ssize_t read_child(struct backup_run *b, struct pg_child *c, void *buf, s
 		n = read(c->fd, buf, len);
 		if (n >= 0 || (errno != EAGAIN && errno != EINTR))
 			return n;
+		if (!waited) {
+			waited = true;
+			nanosleep(&(struct timespec){ 0, PIPE_GATHER_NS }, NULL);
+			continue;
+		}
 		r = poll(&pfd, 1, b->pc && b->m.type == BACKUP_BASE ? NUDGE_EVERY_MS : 1000);
 		if (r < 0 && errno != EINTR) {
 			*rc = pgk_error(PGKEEP_EIO, "cannot poll %s: %s", c->name, strerror(errno));
@@ -214,16 +226,20 @@ static ssize_t read_child(struct backup_run *b, struct pg_child *c, void *buf, s
 /*
  * A pipe of a few hundred KiB instead of 64 KiB: the child and we each wake
  * up for a good part of a chunk, not for every 64 KiB.  The system may
- * refuse (pipe-max-size, per-user pipe limits); the default pipe works too.
+ * refuse (pipe-max-size, per-user pipe limits); the default pipe works too,
+ * but is too small to leave filling (PIPE_GATHER_NS): true when it may be.
  */
-static void widen_pipe(int fd)
+static bool widen_pipe(int fd)
 {
 	int flags = fcntl(fd, F_GETFL);
 
 	if (flags >= 0)
 		(void)fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-#ifdef F_SETPIPE_SZ
+#if defined(F_SETPIPE_SZ) && defined(F_GETPIPE_SZ)
 	(void)fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE);
+	return fcntl(fd, F_GETPIPE_SZ) >= PIPE_SIZE / 2;
+#else
+	return false;
 #endif
 }
 
@@ -239,6 +255,7 @@ static int stream_child(struct backup_run *b, char *const argv[], char **envp,
 	struct manifest_stream *s = manifest_add_stream(&b->m, stream_name);
 	struct stream_writer *w = NULL;
 	struct pg_child c;
+	bool gather;
 	size_t space;
 	void *buf;
 	ssize_t n;
@@ -252,13 +269,13 @@ static int stream_child(struct backup_run *b, char *const argv[], char **envp,
 	rc = child_start(&c, argv, envp, CHILD_PIPE_STDOUT);
 	if (rc < 0)
 		goto out_writer;
-	widen_pipe(c.fd);
+	gather = widen_pipe(c.fd);
 	for (;;) {
 		/* Straight into the chunk being filled: no copy of our own. */
 		rc = stream_writer_buffer(w, &buf, &space);
 		if (rc < 0)
 			break;
-		n = read_child(b, &c, buf, space < READ_BUF ? space : READ_BUF, &rc);
+		n = read_child(b, &c, gather, buf, space < READ_BUF ? space : READ_BUF, &rc);
 		if (n < 0 && rc < 0)
 			break;
 		if (n < 0) {

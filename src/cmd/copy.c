@@ -389,7 +389,7 @@ static int learn_pair(struct copy *c, const char *id)
 		uint8_t ka[32], kb[32];
 		int ra, rb;
 
-		if (sa->nchunks != sb->nchunks || strcmp(sa->sha256, sb->sha256) != 0)
+		if (sa->nchunks != sb->nchunks || sa->sum_alg != sb->sum_alg || strcmp(sa->sum, sb->sum) != 0)
 			continue;
 		/* The two lists side by side, one entry of each in hand. */
 		ret = manifest_stream_cursor_open(c->from, sa, &xa);
@@ -571,7 +571,8 @@ static int copy_stream(struct copy *c, const struct manifest_stream *s,
 
 	list_out_init(&lo, c->to, d);
 	d->size = s->size;
-	memcpy(d->sha256, s->sha256, sizeof(d->sha256));
+	d->sum_alg = s->sum_alg;
+	memcpy(d->sum, s->sum, sizeof(d->sum));
 	d->stored = 0;
 	ret = manifest_stream_cursor_open(c->from, s, &cur);
 	while (ret == 0) {

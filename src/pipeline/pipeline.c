@@ -1,7 +1,7 @@
 /*
  * The backup data path.  Writing: bytes are cut into chunks in the caller's
  * thread, straight in a bounded ring of chunk slots that feeds `jobs` workers
- * (name, dedup-check, seal, store) and one hasher (the whole-stream SHA-256);
+ * (name, dedup-check, seal, store) and one hasher (the whole-stream checksum);
  * results are collected in stream order.  Reading runs the same ring
  * backwards: workers fetch and verify ahead, the hasher checks the stream,
  * the caller delivers strictly in order.
@@ -66,28 +66,6 @@ static const char *stream_name(const struct manifest_stream *s)
 	return s->name ? s->name : "(unnamed)";
 }
 
-static EVP_MD_CTX *sha256_new(void)
-{
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(ctx);
-		ctx = NULL;
-	}
-	return ctx;
-}
-
-static int sha256_final_hex(EVP_MD_CTX *ctx, char out[65])
-{
-	uint8_t md[32];
-	unsigned mdlen = 0;
-
-	if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != sizeof(md))
-		return pgk_error(PGKEEP_EIO, "cannot compute a stream checksum");
-	hex_encode(md, sizeof(md), out);
-	return 0;
-}
-
 /* ---- writing ---- */
 
 /*
@@ -146,7 +124,7 @@ struct stream_writer {
 	struct repo *r;
 	struct manifest_stream *dest;
 	struct chunker_params params;
-	EVP_MD_CTX *sha;	/* the hasher's while it has a chunk in hand */
+	struct stream_sum sum;	/* the hasher's while it has a chunk in hand */
 	uint64_t size;
 
 	/* The slot being filled (slots[next_submit]), NULL when none is held. */
@@ -713,9 +691,10 @@ static void *writer_worker(void *arg)
 }
 
 /*
- * The whole-stream SHA-256 runs here, beside the chunker and the workers,
- * instead of in the thread that reads the stream: on its own it is about as
- * much work as reading and cutting together.
+ * The whole-stream checksum runs here, beside the chunker and the workers,
+ * instead of in the thread that reads the stream: it then costs the reader
+ * nothing, whatever the algorithm (SHA-256, in older manifests, is about as
+ * much work as reading and cutting together).
  */
 static void *writer_hasher(void *arg)
 {
@@ -732,7 +711,7 @@ static void *writer_hasher(void *arg)
 		slot = &w->slots[w->next_hash % w->nslots];
 		pthread_mutex_unlock(&w->mu);
 
-		ok = EVP_DigestUpdate(w->sha, slot->data, slot->len) == 1;
+		ok = stream_sum_update(&w->sum, slot->data, slot->len) == 0;
 
 		pthread_mutex_lock(&w->mu);
 		if (!ok)
@@ -928,10 +907,10 @@ int stream_writer_open(struct stream_writer **out, struct repo *r,
 	w->r = r;
 	w->dest = dest;
 	w->params = defaults;
-	w->sha = sha256_new();
-	if (!w->sha) {
+	ret = stream_sum_init(&w->sum, STREAM_SUM_DEFAULT);
+	if (ret) {
 		free(w);
-		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
+		return ret;
 	}
 	w->nslots = ring_slots(jobs, w->params.max);
 	w->slots = xzalloc(w->nslots * sizeof(*w->slots));
@@ -1062,7 +1041,8 @@ int stream_writer_finish(struct stream_writer *w)
 	if (ret)
 		return pgk_error_wrap(ret, "stream %s", stream_name(w->dest));
 	/* Everything is hashed: the hasher no longer touches the context. */
-	ret = sha256_final_hex(w->sha, w->dest->sha256);
+	w->dest->sum_alg = w->sum.alg;
+	ret = stream_sum_final_hex(&w->sum, w->dest->sum);
 	if (ret)
 		return ret;
 	w->dest->size = w->size;
@@ -1085,7 +1065,7 @@ void stream_writer_free(struct stream_writer *w)
 	free(w->win);
 	manifest_cursor_close(w->ref_cur);
 	list_out_free(&w->lo);
-	EVP_MD_CTX_free(w->sha);
+	stream_sum_free(&w->sum);
 	pthread_cond_destroy(&w->done_cv);
 	pthread_cond_destroy(&w->hash_cv);
 	pthread_cond_destroy(&w->work_cv);
@@ -1116,7 +1096,7 @@ struct stream_reader {
 	size_t nslots;
 	/* Chunks taken by a worker, added to the checksum, handed to the sink. */
 	size_t next_take, next_hash, next_deliver;
-	EVP_MD_CTX *sha;		/* the hasher's until every chunk is hashed */
+	struct stream_sum sum;		/* the hasher's until every chunk is hashed */
 	bool hash_failed;
 	bool stop;
 };
@@ -1231,7 +1211,7 @@ static void *reader_hasher(void *arg)
 			break;
 		pthread_mutex_unlock(&rd->mu);
 
-		ok = EVP_DigestUpdate(rd->sha, slot->plain.data, slot->plain.len) == 1;
+		ok = stream_sum_update(&rd->sum, slot->plain.data, slot->plain.len) == 0;
 
 		pthread_mutex_lock(&rd->mu);
 		if (ok)
@@ -1281,19 +1261,20 @@ static int deliver_all(struct stream_reader *rd, pgkeep_sink_fn sink, void *payl
 	return 0;
 }
 
-static int check_stream_end(const struct manifest_stream *s, EVP_MD_CTX *sha, uint64_t total)
+static int check_stream_end(const struct manifest_stream *s, struct stream_sum *sum,
+			    uint64_t total)
 {
-	char hex[65];
+	char hex[STREAM_SUM_HEX_MAX + 1];
 	int ret;
 
 	if (total != s->size)
 		return pgk_error(PGKEEP_ECORRUPT, "stream %s: %llu bytes read, the manifest says %llu",
 				 stream_name(s), (unsigned long long)total,
 				 (unsigned long long)s->size);
-	ret = sha256_final_hex(sha, hex);
+	ret = stream_sum_final_hex(sum, hex);
 	if (ret)
 		return ret;
-	if (strcmp(hex, s->sha256) != 0)
+	if (strcmp(hex, s->sum) != 0)
 		return pgk_error(PGKEEP_ECORRUPT, "stream %s: checksum mismatch", stream_name(s));
 	return 0;
 }
@@ -1308,15 +1289,15 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 	size_t k;
 
 	memory_mode();
-	rd.sha = sha256_new();
-	if (!rd.sha)
-		return pgk_error(PGKEEP_ENOMEM, "cannot allocate a SHA-256 context");
+	ret = stream_sum_init(&rd.sum, s->sum_alg);
+	if (ret)
+		return ret;
 	jobs = clamp_jobs(jobs);
 	/* Recorded by the manifest (or as chunks were added): no scan of the list. */
 	rd.nslots = ring_slots(jobs, s->max_chunk);
 	ret = manifest_stream_cursor_open(r, s, &rd.cur);
 	if (ret) {
-		EVP_MD_CTX_free(rd.sha);
+		stream_sum_free(&rd.sum);
 		return ret;
 	}
 	rd.slots = xzalloc(rd.nslots * sizeof(*rd.slots));
@@ -1356,7 +1337,7 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 	}
 	/* The hasher has stopped: its context is ours. */
 	if (ret == 0)
-		ret = check_stream_end(s, rd.sha, total);
+		ret = check_stream_end(s, &rd.sum, total);
 	manifest_cursor_close(rd.cur);
 
 	for (k = 0; k < rd.nslots; k++)
@@ -1365,6 +1346,6 @@ int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 	pthread_cond_destroy(&rd.done_cv);
 	pthread_cond_destroy(&rd.work_cv);
 	pthread_mutex_destroy(&rd.mu);
-	EVP_MD_CTX_free(rd.sha);
+	stream_sum_free(&rd.sum);
 	return ret;
 }

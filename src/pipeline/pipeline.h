@@ -51,14 +51,16 @@ int stream_writer_finish(struct stream_writer *w);
 void stream_writer_free(struct stream_writer *w);
 
 /*
+
  * How many chunks of the reference a writer holds at most (a window that
  * follows the stream); settable for tests.
  */
 extern size_t pipeline_ref_window;
 
 /*
- * Restore one stream, its chunk list read through a cursor: every chunk verified (tag, then keyed id of the
- * plaintext) before its bytes reach sink; the whole-stream SHA-256 is checked
+ * Restore one stream, its chunk list read through a cursor: every chunk
+ * verified (tag, then keyed id of the plaintext) before its bytes reach
+ * sink; the whole-stream checksum is checked
  * at the end.  A missing or damaged chunk fails naming the chunk; the caller
  * adds the backup.
  */

@@ -66,6 +66,7 @@ struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name
 	s = &m->streams[m->nstreams++];
 	memset(s, 0, sizeof(*s));
 	s->name = xstrdup(name);
+	s->sum_alg = STREAM_SUM_DEFAULT;
 	s->index = m->nstreams - 1;
 	snprintf(s->backup, sizeof(s->backup), "%s", m->id);
 	if (!m->list_set[0])
@@ -143,7 +144,7 @@ static struct json_object *stream_to_json(const struct manifest_stream *s)
 	add_str(o, "name", s->name);
 	add_u64(o, "size", s->size);
 	add_u64(o, "stored", s->stored);
-	add_str(o, "sha256", s->sha256);
+	add_str(o, stream_sum_name(s->sum_alg), s->sum);
 	if (s->listed) {
 		/* Format 2: what the list objects must be, not what they hold. */
 		add_u64(o, "nchunks", s->nchunks);
@@ -457,12 +458,18 @@ static int parse_stream(struct parse *p, struct json_object *o, struct manifest 
 			return bad(p, "name", "repeats a stream name");
 	s = manifest_add_stream(m, name);
 	if (get_u64(p, o, "size", UINT64_MAX, &s->size) ||
-	    get_u64(p, o, "stored", UINT64_MAX, &s->stored) ||
-	    get_str(p, o, "sha256", true, &sha))
+	    get_u64(p, o, "stored", UINT64_MAX, &s->stored))
 		return p->err;
-	if (!is_hex(sha, 64, false))
-		return bad(p, "sha256", "is not 64 lower-case hex digits");
-	memcpy(s->sha256, sha, 65);
+	/* One whole-stream checksum: XXH3-128, or SHA-256 in older manifests. */
+	if (member(o, "xxh3_128") && member(o, "sha256"))
+		return bad(p, "sha256", "is given together with xxh3_128");
+	s->sum_alg = member(o, "sha256") ? SUM_SHA256 : SUM_XXH3_128;
+	if (get_str(p, o, stream_sum_name(s->sum_alg), true, &sha))
+		return p->err;
+	if (!is_hex(sha, stream_sum_hexlen(s->sum_alg), false))
+		return bad(p, stream_sum_name(s->sum_alg), s->sum_alg == SUM_SHA256 ?
+			   "is not 64 lower-case hex digits" : "is not 32 lower-case hex digits");
+	memcpy(s->sum, sha, stream_sum_hexlen(s->sum_alg) + 1);
 	if (version >= 2)
 		return parse_lists(p, o, s);
 	chunks = member(o, "chunks");

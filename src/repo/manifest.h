@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "repo/repo.h"
+#include "repo/streamsum.h"
 
 #define MANIFEST_ID_MAX 64
 
@@ -52,7 +53,9 @@ struct manifest_stream {
 	char *name;
 	uint64_t size;		/* plaintext bytes */
 	uint64_t stored;	/* bytes newly stored for this stream */
-	char sha256[65];	/* of the whole plaintext stream */
+	/* checksum of the whole plaintext stream (repo/streamsum.h) */
+	enum stream_sum_alg sum_alg;
+	char sum[STREAM_SUM_HEX_MAX + 1];
 	struct manifest_chunk *chunks;
 	size_t nchunks;
 	size_t cap;
@@ -126,7 +129,7 @@ int manifest_stream_expand(struct repo *r, struct manifest_stream *s);
  */
 int manifest_list(struct repo *r, struct manifest **out, size_t *n);
 /*
- * The same list without chunk lists (streams keep name, size, stored, sha256
+ * The same list without chunk lists (streams keep name, size, stored, checksum
  * and nchunks; chunks is NULL; summary is set): for info, list and retention, whose
  * memory would otherwise grow with every chunk of every backup.
  */

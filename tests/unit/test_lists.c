@@ -49,7 +49,7 @@ static int make_backup(const char *id, unsigned seed, unsigned n, struct manifes
 	m->start_time = 1000 + seed;
 	m->stop_time = 2000 + seed;
 	s = manifest_add_stream(m, "db.dump");
-	memset(s->sha256, 'b', 64);
+	memset(s->sum, 'b', 32);
 	list_out_init(&lo, &repo, s);
 	for (i = 0; ret == 0 && i < n; i++) {
 		entry(seed, i, &c);
@@ -61,7 +61,7 @@ static int make_backup(const char *id, unsigned seed, unsigned n, struct manifes
 		ret = list_out_flush(&lo);
 	list_out_free(&lo);
 	s = manifest_add_stream(m, "empty");
-	memset(s->sha256, 'e', 64);
+	memset(s->sum, 'e', 32);
 	list_out_init(&lo, &repo, s);
 	if (ret == 0)
 		ret = list_out_flush(&lo);
@@ -249,7 +249,7 @@ static void test_inline(void)
 		mc->anchor = c.anchor;
 		s->size += c.size;
 	}
-	memset(s->sha256, 'c', 64);
+	memset(s->sum, 'c', 32);
 	manifest_to_json(&m, &json);
 	buf_append(&json, "", 1);
 	ok(strstr((char *)json.data, "\"manifest\":1,") && strstr((char *)json.data, "\"chunks\""),

@@ -59,9 +59,10 @@ static void fill_manifest(struct manifest *m)
 		s->size += i == 4 ? UINT32_MAX : 1000 + i;
 		s->stored += i * 7;
 	}
-	memset(s->sha256, 'a', 64);
+	memset(s->sum, 'a', 32);	/* XXH3-128, what new streams carry */
 	s = manifest_add_stream(m, "16384.tar");
-	memset(s->sha256, '0', 64);
+	s->sum_alg = SUM_SHA256;	/* as streams written before it did */
+	memset(s->sum, '0', 64);
 }
 
 static bool same_stream(const struct manifest_stream *a, const struct manifest_stream *b)
@@ -69,7 +70,7 @@ static bool same_stream(const struct manifest_stream *a, const struct manifest_s
 	size_t i;
 
 	if (strcmp(a->name, b->name) || a->size != b->size || a->stored != b->stored ||
-	    strcmp(a->sha256, b->sha256) || a->nchunks != b->nchunks)
+	    a->sum_alg != b->sum_alg || strcmp(a->sum, b->sum) || a->nchunks != b->nchunks)
 		return false;
 	for (i = 0; i < a->nchunks; i++)
 		if (strcmp(a->chunks[i].id, b->chunks[i].id) || a->chunks[i].size != b->chunks[i].size ||
@@ -177,7 +178,7 @@ static void test_missing_fields(void)
 		"manifest", "id", "type", "sysid", "pg_version", "timeline", "start_lsn",
 		"stop_lsn", "wal_start", "wal_stop", "start_time", "stop_time", "streams",
 	};
-	static const char *const stream_required[] = { "name", "size", "sha256", "chunks" };
+	static const char *const stream_required[] = { "name", "size", "xxh3_128", "chunks" };
 	struct json_object *o, *s;
 	char why[80];
 	size_t i;
@@ -247,8 +248,18 @@ static void test_bad_values(void)
 	set(first_stream(o), "size", json_object_new_int64(12));
 	expect_refused(o, "size", "stream size that disagrees with its chunks");
 	o = valid_tree();
-	set(first_stream(o), "sha256", json_object_new_string("abc"));
-	expect_refused(o, "sha256", "short stream hash");
+	set(first_stream(o), "xxh3_128", json_object_new_string("abc"));
+	expect_refused(o, "xxh3_128", "short stream checksum");
+	o = valid_tree();
+	set(first_stream(o), "xxh3_128", json_object_new_string("0123456789abcdef0123456789ABCDEF"));
+	expect_refused(o, "xxh3_128", "upper-case stream checksum");
+	o = valid_tree();
+	set(first_stream(o), "sha256", json_object_new_string("0123456789abcdef0123456789abcdef"));
+	expect_refused(o, "sha256", "two stream checksums");
+	o = valid_tree();
+	set(json_object_array_get_idx(json_object_object_get(o, "streams"), 1), "sha256",
+	    json_object_new_string("0123456789abcdef0123456789abcdef"));
+	expect_refused(o, "sha256", "SHA-256 of 32 digits");
 	o = valid_tree();
 	json_object_array_put_idx(first_chunk(o), 0, json_object_new_string("zz"));
 	expect_refused(o, "chunks", "chunk id that is not hex");

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <xxhash.h>
 
 #include "common/error.h"
 #include "common/mem.h"
@@ -57,6 +58,17 @@ static void sha256_hex(const uint8_t *d, size_t len, char out[65])
 	EVP_Digest(d, len, md, &mdlen, EVP_sha256(), NULL);
 	for (i = 0; i < 32; i++)
 		sprintf(out + 2 * i, "%02x", md[i]);
+}
+
+/* XXH3-128 in one call, canonical (big-endian) hex. */
+static void xxh128_hex(const uint8_t *d, size_t len, char out[33])
+{
+	XXH128_canonical_t c;
+	unsigned i;
+
+	XXH128_canonicalFromHash(&c, XXH3_128bits(d, len));
+	for (i = 0; i < 16; i++)
+		sprintf(out + 2 * i, "%02x", c.digest[i]);
 }
 
 static int write_stream_ref(struct manifest_stream *s, const uint8_t *d, size_t len, int jobs,
@@ -141,8 +153,9 @@ static void round_trip(size_t len, int jobs)
 	ret = write_stream(s, d, len, jobs);
 	is_int(ret, 0, "write %zu bytes with %d jobs: %s", len, jobs, ret ? pgk_errmsg() : "ok");
 	is_int(s->size, len, "  stream size recorded");
-	sha256_hex(d, len, want);
-	is_str(s->sha256, want, "  stream SHA-256 is the data's");
+	xxh128_hex(d, len, want);
+	ok(s->sum_alg == SUM_XXH3_128, "  stream checksum is XXH3-128");
+	is_str(s->sum, want, "  and is the data's");
 	chunks = chunks_of(s);
 	for (i = 0; i < s->nchunks; i++)
 		sum += chunks[i].size;
@@ -311,10 +324,22 @@ static void test_bad_manifest(void)
 	int ret;
 
 	fixture_make(&f, 6 * MiB, 21);
-	f.s->sha256[0] = f.s->sha256[0] == '0' ? '1' : '0';
+	f.s->sum[0] = f.s->sum[0] == '0' ? '1' : '0';
 	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
 	is_int(ret, PGKEEP_ECORRUPT, "a wrong stream checksum is refused");
 	is_str(pgk_errmsg(), "stream damaged.tar: checksum mismatch", "  with the stream named");
+	buf_reset(&c.buf);
+
+	/* A stream from before XXH3 carries SHA-256, and is checked with it. */
+	f.s->sum_alg = SUM_SHA256;
+	sha256_hex(f.d, f.len, f.s->sum);
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	ok(ret == 0 && c.buf.len == f.len && memcmp(c.buf.data, f.d, f.len) == 0,
+	   "a stream recorded with SHA-256 reads back: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&c.buf);
+	f.s->sum[63] = f.s->sum[63] == '0' ? '1' : '0';
+	ret = stream_read(&repo, f.s, 2, collect_sink, &c);
+	is_int(ret, PGKEEP_ECORRUPT, "  and a wrong SHA-256 is refused");
 	buf_reset(&c.buf);
 	fixture_free(&f);
 
