@@ -333,6 +333,9 @@ int lists_sweep(struct repo *r, const struct manifest *list, size_t n, const boo
 			ret = 0;
 	}
 	list_objs_free(&l);
+	if (ret == 0 && res->removed)
+		pgk_log_info("%s %zu chunk list object(s) of removed or unfinished backups",
+			     dry_run ? "would remove" : "removed", res->removed);
 	return ret;
 }
 
