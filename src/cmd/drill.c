@@ -212,7 +212,7 @@ static int newest_base(struct repo *r, struct manifest *out)
 	size_t n, i, best = (size_t)-1;
 	int rc;
 
-	rc = manifest_list(r, &list, &n);
+	rc = manifest_list_summary(r, &list, &n);
 	if (rc < 0)
 		return rc;
 	for (i = 0; i < n; i++)

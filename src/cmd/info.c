@@ -318,7 +318,7 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 		return ctx_fail();
 	rc = ctx_open_repo(g, &cfg, &r);
 	if (rc == 0)
-		rc = manifest_list(r, &list, &n);
+		rc = manifest_list_summary(r, &list, &n);
 	if (rc == 0)
 		rc = store_list(r->store, "wal/", collect_wal, &w);
 	if (rc == 0 && json)

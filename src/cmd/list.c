@@ -121,7 +121,7 @@ int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 		return ctx_fail();
 	rc = ctx_open_repo(g, &cfg, &r);
 	if (rc == 0)
-		rc = manifest_list(r, &list, &n);
+		rc = manifest_list_summary(r, &list, &n);
 	if (rc == 0 && n > 0) {
 		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", "ID", "TYPE", "START",
 		       "DURATION", "SIZE", "STORED", "WAL RANGE / DATABASE");
