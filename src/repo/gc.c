@@ -26,15 +26,6 @@ struct idset {
 	size_t n, cap;
 };
 
-static void idset_add(struct idset *s, const uint8_t *b)
-{
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 1024;
-		s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
-	}
-	memcpy(s->v[s->n++].b, b, ID_BYTES);
-}
-
 static int cmp_id(const void *a, const void *b)
 {
 	return memcmp(a, b, ID_BYTES);
@@ -50,6 +41,23 @@ static void idset_seal(struct idset *s)
 		if (j == 0 || memcmp(s->v[j - 1].b, s->v[i].b, ID_BYTES) != 0)
 			s->v[j++] = s->v[i];
 	s->n = j;
+}
+
+/*
+ * Backups share most chunks: a full set drops its repeats before it grows,
+ * so it takes about twice what it holds once, not what the backups name.
+ */
+static void idset_add(struct idset *s, const uint8_t *b)
+{
+	if (s->n == s->cap) {
+		if (s->n >= 4096)
+			idset_seal(s);
+		if (s->n == s->cap || s->n * 2 > s->cap) {
+			s->cap = s->cap ? s->cap * 2 : 1024;
+			s->v = xrealloc(s->v, s->cap * sizeof(*s->v));
+		}
+	}
+	memcpy(s->v[s->n++].b, b, ID_BYTES);
 }
 
 static bool idset_has(const struct idset *s, const uint8_t *b)

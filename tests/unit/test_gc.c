@@ -436,6 +436,60 @@ static void test_check_passes(void)
 	gc_check_free(&one);
 }
 
+/* Many ids, each named four times: repeats dropped as the sets fill. */
+static void many_id(unsigned i, char out[65])
+{
+	snprintf(out, 65, "%02x%062x", (i * 37) & 0xff, i);
+}
+
+static int walk_many(void *payload, unsigned pass, unsigned npasses, gc_ref_fn fn, void *arg)
+{
+	unsigned i, round, *named = payload;
+	char id[65];
+	int rc;
+
+	(void)pass, (void)npasses;
+	for (round = 0; round < 4; round++)
+		for (i = 0; i < *named; i++) {
+			many_id(i, id);
+			rc = fn(arg, id);
+			if (rc < 0)
+				return rc;
+		}
+	return 0;
+}
+
+static void test_many(void)
+{
+	unsigned named = 6000, i;
+	struct gc_refs refs = { walk_many, &named, 4 * 6000 };
+	size_t budgets[] = { GC_PASS_IDS, 5000 }, b;
+	char id[65], key[CHUNK_KEY_MAX];
+
+	for (b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++) {
+		struct gc_result res = { 0 };
+		bool named_stay = true;
+		int ret;
+
+		memstore_close(repo.store);
+		repo.store = memstore_open();
+		for (i = 0; i < 9000; i++) {
+			many_id(i, id);
+			chunk_key(id, key, sizeof(key));
+			put_at(key, "x", 1, 86400);
+		}
+		ret = gc_sweep_chunks(&repo, &refs, budgets[b], 3600, false, &res);
+		for (i = 0; i < named; i++) {
+			many_id(i, id);
+			chunk_key(id, key, sizeof(key));
+			named_stay &= has(key);
+		}
+		ok(ret == 0 && res.removed == 3000 && named_stay,
+		   "%u passes, 24000 references to 6000 chunks of 9000: the other 3000 go (%zu)",
+		   gc_passes(refs.total, budgets[b]), res.removed);
+	}
+}
+
 int main(void)
 {
 	repo.store = memstore_open();
@@ -450,6 +504,7 @@ int main(void)
 	test_check_views();
 	test_sweep_passes();
 	test_check_passes();
+	test_many();
 	memstore_close(repo.store);
 	keys_wipe(&repo.keys);
 	return done_testing();
