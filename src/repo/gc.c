@@ -31,12 +31,51 @@ static int cmp_id(const void *a, const void *b)
 	return memcmp(a, b, ID_BYTES);
 }
 
+static void id_swap(struct gc_id *a, struct gc_id *b)
+{
+	struct gc_id t = *a;
+
+	*a = *b;
+	*b = t;
+}
+
+static void sift_down(struct gc_id *v, size_t root, size_t n)
+{
+	size_t child;
+
+	while ((child = 2 * root + 1) < n) {
+		if (child + 1 < n && cmp_id(&v[child], &v[child + 1]) < 0)
+			child++;
+		if (cmp_id(&v[root], &v[child]) >= 0)
+			return;
+		id_swap(&v[root], &v[child]);
+		root = child;
+	}
+}
+
+/*
+ * Heapsort: in place, where glibc's qsort merges through a copy of the
+ * array, which would double what a pass holds just as it peaks.
+ */
+static void ids_sort(struct gc_id *v, size_t n)
+{
+	size_t i;
+
+	if (n < 2)
+		return;
+	for (i = n / 2; i-- > 0;)
+		sift_down(v, i, n);
+	for (i = n - 1; i > 0; i--) {
+		id_swap(&v[0], &v[i]);
+		sift_down(v, 0, i);
+	}
+}
+
 static void idset_seal(struct idset *s)
 {
 	size_t i, j;
 
-	if (s->n > 1)
-		qsort(s->v, s->n, sizeof(*s->v), cmp_id);
+	ids_sort(s->v, s->n);
 	for (i = 0, j = 0; i < s->n; i++)
 		if (j == 0 || memcmp(s->v[j - 1].b, s->v[i].b, ID_BYTES) != 0)
 			s->v[j++] = s->v[i];
