@@ -67,37 +67,6 @@ static int policy_for(const struct pgk_config *cfg, const struct pgk_config_repo
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The sorted, unique ids of every chunk the given manifests refer to. */
-static char **referenced_chunks(const struct manifest *list, size_t n, const bool *skip,
-				size_t *count)
-{
-	char **ids = NULL;
-	size_t total = 0, i, j, k, out = 0;
-
-	for (i = 0; i < n; i++)
-		for (j = 0; !(skip && skip[i]) && j < list[i].nstreams; j++)
-			total += list[i].streams[j].nchunks;
-	ids = xmalloc((total ? total : 1) * sizeof(*ids));
-	for (i = 0; i < n; i++) {
-		if (skip && skip[i])
-			continue;
-		for (j = 0; j < list[i].nstreams; j++)
-			for (k = 0; k < list[i].streams[j].nchunks; k++)
-				ids[out++] = (char *)list[i].streams[j].chunks[k].id;
-	}
-	qsort(ids, out, sizeof(*ids), cmp_str);
-	for (i = 0, j = 0; i < out; i++)
-		if (j == 0 || strcmp(ids[j - 1], ids[i]) != 0)
-			ids[j++] = ids[i];
-	*count = j;
-	return ids;
-}
-
 /* The oldest WAL segment a kept base backup needs, or false when none. */
 static bool wal_cutoff(const struct manifest *list, size_t n, const bool *expired,
 		       struct wal_name *cut)
@@ -172,8 +141,8 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 	bool have_cut;
 	struct gc_result chunks = { 0 }, wal = { 0 }, lists = { 0 };
 	struct json_object *jout = NULL, *jbackups = NULL;
-	char **refs = NULL;
-	size_t nrefs = 0;
+	struct gc_backups kept;
+	struct gc_refs refs;
 	int ret = PGK_EXIT_ERROR;
 
 	/* Each repository with its own keep_* settings, one after another. */
@@ -193,7 +162,7 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 		ret = ctx_fail();
 		goto out;
 	}
-	if (manifest_list(r, &list, &n) < 0 || pin_list(r, &pins, &npins) < 0) {
+	if (manifest_list_summary(r, &list, &n) < 0 || pin_list(r, &pins, &npins) < 0) {
 		ret = ctx_fail();
 		goto out;
 	}
@@ -289,15 +258,16 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 	if (nkept_locked)
 		have_cut = wal_cutoff(list, n, expired, &cut);
 
-	/* 2. The removed backups' chunk lists, and those interrupted backups left. */
+	/* 2. The removed backups' chunk lists, and those unfinished backups left. */
 	if (lists_sweep(r, list, n, expired, o.grace, o.dry_run, &lists) < 0) {
 		ret = ctx_fail();
 		goto out;
 	}
 
 	/* 3. Chunks nothing that remains refers to. */
-	refs = referenced_chunks(list, n, expired, &nrefs);
-	if (gc_sweep_chunks(r, refs, nrefs, o.grace, o.dry_run, &chunks) < 0) {
+	kept = (struct gc_backups){ .r = r, .list = list, .n = n, .skip = expired };
+	gc_refs_of_backups(&refs, &kept);
+	if (gc_sweep_chunks(r, &refs, GC_PASS_IDS, o.grace, o.dry_run, &chunks) < 0) {
 		ret = ctx_fail();
 		goto out;
 	}
@@ -346,7 +316,6 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 	ret = PGK_EXIT_OK;
 out:
 	json_object_put(jout);
-	free(refs);
 	free(items);
 	free(expired);
 	pin_list_free(pins, npins);

@@ -69,11 +69,6 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool sorted_has(char **v, size_t n, const char *s)
-{
-	return bsearch(&s, v, n, sizeof(*v), cmp_str) != NULL;
-}
-
 static int null_sink(void *payload, const void *buf, size_t len)
 {
 	(void)payload, (void)buf, (void)len;
@@ -117,6 +112,168 @@ static int check_wal(struct repo *r, struct report *rep, const struct manifest *
 	return 0;
 }
 
+/* What verify made of one object under backups/. */
+struct entry {
+	const char *key;
+	char id[MANIFEST_ID_MAX];
+	enum { ENTRY_OK, ENTRY_UNEXPECTED, ENTRY_UNREADABLE } state;
+	char *error;		/* unreadable: why */
+	size_t nstreams;
+	size_t *missing;	/* per stream, summed over the passes */
+};
+
+/* The backups' chunks, told one manifest at a time; the last pass reports. */
+struct walk {
+	struct repo *r;
+	struct report *rep;
+	struct entry *e;
+	size_t n;
+	bool read_data;
+	int jobs;
+	struct json_object *jbackups;
+};
+
+/* Only what the WAL check reads of a manifest: no streams, nothing to free. */
+static void keep_header(struct manifest *h, const struct manifest *m)
+{
+	memset(h, 0, sizeof(*h));
+	memcpy(h->id, m->id, sizeof(h->id));
+	h->type = m->type;
+	h->sysid = m->sysid;
+	h->pg_version = m->pg_version;
+	h->timeline = m->timeline;
+	h->start_lsn = m->start_lsn;
+	h->stop_lsn = m->stop_lsn;
+	memcpy(h->wal_start, m->wal_start, sizeof(h->wal_start));
+	memcpy(h->wal_stop, m->wal_stop, sizeof(h->wal_stop));
+	h->wal_seg_size = m->wal_seg_size;
+	h->start_time = m->start_time;
+	h->stop_time = m->stop_time;
+	memcpy(h->list_set, m->list_set, sizeof(h->list_set));
+	h->summary = true;
+}
+
+/* The chunks of one stream; a missing one is a problem where it is found. */
+static int walk_stream(struct walk *w, struct entry *e, const struct manifest *m, size_t j,
+		       gc_ref_fn fn, void *arg)
+{
+	const struct manifest_chunk *c;
+	struct manifest_cursor *cur;
+	int rc;
+
+	rc = manifest_cursor_open(w->r, m, j, &cur);
+	if (rc < 0)
+		return rc;
+	while ((rc = manifest_cursor_next(cur, &c)) == 1) {
+		char ck[128];
+
+		rc = fn(arg, c->id);
+		if (rc < 0)
+			break;
+		if (rc == 0)
+			continue;
+		chunk_key(c->id, ck, sizeof(ck));
+		problem(w->rep, "backup %s: stream %s: chunk %s is missing (%s)", e->id,
+			m->streams[j].name, c->id, ck);
+		e->missing[j]++;
+	}
+	manifest_cursor_close(cur);
+	return rc < 0 ? rc : 0;
+}
+
+static int walk_backups(void *payload, unsigned pass, unsigned npasses, gc_ref_fn fn, void *arg)
+{
+	struct walk *w = payload;
+	bool last = pass + 1 == npasses;
+	size_t i, j;
+	int rc;
+
+	for (i = 0; i < w->n; i++) {
+		struct entry *e = &w->e[i];
+		struct manifest m = { 0 };
+		size_t missing = 0;
+		struct json_object *jb;
+
+		if (e->state == ENTRY_UNEXPECTED) {
+			if (last)
+				problem(w->rep, "unexpected object %s", e->key);
+			continue;
+		}
+		if (e->state == ENTRY_UNREADABLE) {
+			if (last)
+				problem(w->rep, "backup %s: manifest unreadable: %s", e->id, e->error);
+			continue;
+		}
+		/* Whole, not a summary: --read-data hands its streams to stream_read. */
+		rc = manifest_load(w->r, e->id, &m);
+		if (rc == 0 && m.nstreams != e->nstreams)
+			rc = pgk_error(PGKEEP_ECORRUPT, "backup %s changed while verified", e->id);
+		for (j = 0; rc == 0 && j < m.nstreams; j++) {
+			rc = walk_stream(w, e, &m, j, fn, arg);
+			missing += e->missing[j];
+			if (rc == 0 && last && w->read_data && !missing &&
+			    stream_read(w->r, &m.streams[j], w->jobs, null_sink, NULL) < 0)
+				problem(w->rep, "backup %s: stream %s: %s", e->id, m.streams[j].name,
+					pgk_errmsg());
+		}
+		if (rc < 0) {
+			manifest_free(&m);
+			return rc;
+		}
+		if (last) {
+			jb = json_object_new_object();
+			json_object_object_add(jb, "id", json_object_new_string(e->id));
+			json_object_object_add(jb, "type", json_object_new_string(backup_type_name(m.type)));
+			json_object_object_add(jb, "missing_chunks", json_object_new_int64((int64_t)missing));
+			json_object_array_add(w->jbackups, jb);
+			if (!w->rep->json)
+				printf("backup %s: %s\n", e->id, missing ? "chunks missing" :
+				       w->read_data ? "data verified" : "chunks present");
+		}
+		manifest_free(&m);
+	}
+	return 0;
+}
+
+/*
+ * Sort out the objects under backups/: which are manifests that read (their
+ * headers into heads, for the WAL check), and how many chunk references
+ * they hold, which sets the number of passes.
+ */
+static uint64_t survey(struct repo *r, struct keylist *manifests, struct entry *e,
+		       struct manifest *heads, size_t *nheads)
+{
+	uint64_t total = 0;
+	size_t i, j;
+
+	*nheads = 0;
+	for (i = 0; i < manifests->n; i++) {
+		const char *key = manifests->keys[i];
+		size_t len = strlen(key);
+		struct manifest m = { 0 };
+
+		e[i].key = key;
+		if (len < 9 + 9 || strcmp(key + len - 9, ".manifest") != 0) {
+			e[i].state = ENTRY_UNEXPECTED;
+			continue;
+		}
+		snprintf(e[i].id, sizeof(e[i].id), "%.*s", (int)(len - 8 - 9), key + 8);
+		if (manifest_load(r, e[i].id, &m) < 0) {
+			e[i].state = ENTRY_UNREADABLE;
+			e[i].error = xstrdup(pgk_errmsg());
+			continue;
+		}
+		e[i].state = ENTRY_OK;
+		e[i].nstreams = m.nstreams;
+		e[i].missing = xzalloc((m.nstreams ? m.nstreams : 1) * sizeof(*e[i].missing));
+		for (j = 0; j < m.nstreams; j++)
+			total += m.streams[j].nchunks;
+		keep_header(&heads[(*nheads)++], &m);
+		manifest_free(&m);
+	}
+	return total;
+}
+
 int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -128,13 +285,16 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	struct report rep = { 0 };
 	struct repo *r = NULL;
 	struct repo_lock *lock = NULL;
-	struct keylist manifests = { NULL, 0 }, chunks = { NULL, 0 };
-	struct manifest *list = NULL;
+	struct keylist manifests = { NULL, 0 };
+	struct manifest *heads = NULL;
+	struct entry *entries = NULL;
+	struct gc_check found = { 0 };
+	struct walk w = { 0 };
+	struct gc_refs refs;
 	struct json_object *jout = json_object_new_object(), *jbackups = json_object_new_array();
-	char **refs = NULL, **orphans = NULL;
-	size_t n = 0, nrefs = 0, norphans = 0, nlists = 0, i, j, k;
+	size_t n = 0, nlists = 0, i;
 	bool read_data = false;
-	int c, jobs, ret = PGK_EXIT_ERROR;
+	int c, ret = PGK_EXIT_ERROR;
 
 	if (ctx_all_repos(argc, argv)) {
 		json_object_put(jout);
@@ -156,115 +316,48 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 		json_object_put(jout);
 		return ctx_fail();
 	}
-	jobs = cfg.jobs > 0 ? cfg.jobs : 2;
 	if (ctx_open_repo(g, &cfg, &r) < 0 ||
 	    lock_acquire(&lock, r, LOCK_SHARED, "verify", 60) < 0 ||
-	    store_list(r->store, "backups/", add_key, &manifests) < 0 ||
-	    store_list(r->store, "chunks/", add_key, &chunks) < 0)
+	    store_list(r->store, "backups/", add_key, &manifests) < 0)
 		goto fail;
 	json_object_object_add(jout, "repository", json_object_new_string(r->name));
 
-	/* Chunk ids present, sorted, for existence checks without a call each. */
-	for (i = 0; i < chunks.n; i++) {
-		const char *slash = strrchr(chunks.keys[i], '/');
-		char *id = xstrdup(slash ? slash + 1 : chunks.keys[i]);
-
-		free(chunks.keys[i]);
-		chunks.keys[i] = id;
-	}
-	if (chunks.n > 1)
-		qsort(chunks.keys, chunks.n, sizeof(*chunks.keys), cmp_str);
-
 	if (manifests.n > 1)
 		qsort(manifests.keys, manifests.n, sizeof(*manifests.keys), cmp_str);
-	list = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*list));
-	for (i = 0; i < manifests.n; i++) {
-		const char *key = manifests.keys[i];
-		size_t len = strlen(key);
-		char id[MANIFEST_ID_MAX];
-		size_t missing = 0;
-		struct json_object *jb;
+	entries = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*entries));
+	heads = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*heads));
+	w = (struct walk){ .r = r, .rep = &rep, .e = entries, .n = manifests.n,
+			   .read_data = read_data, .jobs = cfg.jobs > 0 ? cfg.jobs : 2,
+			   .jbackups = jbackups };
+	refs = (struct gc_refs){ .walk = walk_backups, .payload = &w,
+				 .total = survey(r, &manifests, entries, heads, &n) };
 
-		if (len < 9 + 9 || strcmp(key + len - 9, ".manifest") != 0) {
-			problem(&rep, "unexpected object %s", key);
-			continue;
-		}
-		snprintf(id, sizeof(id), "%.*s", (int)(len - 8 - 9), key + 8);
-		if (manifest_load_full(r, id, &list[n]) < 0) {
-			problem(&rep, "backup %s: manifest unreadable: %s", id, pgk_errmsg());
-			continue;
-		}
-		for (j = 0; j < list[n].nstreams; j++) {
-			const struct manifest_stream *s = &list[n].streams[j];
-
-			for (k = 0; k < s->nchunks; k++)
-				if (!sorted_has(chunks.keys, chunks.n, s->chunks[k].id)) {
-					char ck[128];
-
-					chunk_key(s->chunks[k].id, ck, sizeof(ck));
-					problem(&rep, "backup %s: stream %s: chunk %s is missing (%s)",
-						id, s->name, s->chunks[k].id, ck);
-					missing++;
-				}
-			if (read_data && !missing && stream_read(r, s, jobs, null_sink, NULL) < 0)
-				problem(&rep, "backup %s: stream %s: %s", id, s->name, pgk_errmsg());
-		}
-		jb = json_object_new_object();
-		json_object_object_add(jb, "id", json_object_new_string(id));
-		json_object_object_add(jb, "type", json_object_new_string(backup_type_name(list[n].type)));
-		json_object_object_add(jb, "missing_chunks", json_object_new_int64((int64_t)missing));
-		json_object_array_add(jbackups, jb);
-		if (!rep.json)
-			printf("backup %s: %s\n", id, missing ? "chunks missing" : read_data ? "data verified" : "chunks present");
-		n++;
-	}
-
-	if (check_wal(r, &rep, list, n, jout) < 0)
+	/*
+	 * Every chunk a backup names must be there; chunks nothing refers to
+	 * (left by an interrupted backup; expire removes them) are counted.
+	 */
+	if (gc_check_chunks(r, &refs, GC_PASS_IDS, &found) < 0)
 		goto fail;
 
-	/* Chunks nothing refers to: left by an interrupted backup; expire removes them. */
-	{
-		char **ids;
-		size_t total = 0, m = 0;
+	if (check_wal(r, &rep, heads, n, jout) < 0)
+		goto fail;
 
-		for (i = 0; i < n; i++)
-			for (j = 0; j < list[i].nstreams; j++)
-				total += list[i].streams[j].nchunks;
-		ids = xmalloc((total ? total : 1) * sizeof(*ids));
-		for (i = 0; i < n; i++)
-			for (j = 0; j < list[i].nstreams; j++)
-				for (k = 0; k < list[i].streams[j].nchunks; k++)
-					ids[m++] = list[i].streams[j].chunks[k].id;
-		if (m > 1)
-			qsort(ids, m, sizeof(*ids), cmp_str);
-		refs = ids;
-		nrefs = m;
-		if (gc_unreferenced_chunks(r, refs, nrefs, &orphans, &norphans) < 0)
-			goto fail;
-	}
 	/* A delta is only as good as its base. */
-	{
-		char **lost = NULL;
-		size_t nlost = 0;
-
-		if (gc_missing_bases(r, refs, nrefs, chunks.keys, chunks.n, &lost, &nlost) < 0)
-			goto fail;
-		for (i = 0; i < nlost; i++)
-			problem(&rep, "chunk %.64s is stored as a delta of chunk %s, which is missing",
-				lost[i], lost[i] + 65);
-		gc_free_ids(lost, nlost);
-	}
-	if (lists_unreferenced(r, list, n, &nlists) < 0)
+	for (i = 0; i < found.nmissing_bases; i++)
+		problem(&rep, "chunk %.64s is stored as a delta of chunk %s, which is missing",
+			found.missing_bases[i], found.missing_bases[i] + 65);
+	if (lists_unreferenced(r, heads, n, &nlists) < 0)
 		goto fail;
-	json_object_object_add(jout, "unreferenced_chunks", json_object_new_int64((int64_t)norphans));
+	json_object_object_add(jout, "unreferenced_chunks",
+			       json_object_new_int64((int64_t)found.unreferenced));
 	json_object_object_add(jout, "unreferenced_lists", json_object_new_int64((int64_t)nlists));
 	json_object_object_add(jout, "ok", json_object_new_boolean(rep.problems == 0));
 	if (rep.json) {
 		printf("%s\n", json_object_to_json_string_ext(jout, JSON_C_TO_STRING_PRETTY));
 	} else {
-		if (norphans)
+		if (found.unreferenced)
 			printf("note: %zu chunk(s) nothing refers to (left by an interrupted backup; expire removes them)\n",
-			       norphans);
+			       found.unreferenced);
 		if (nlists)
 			printf("note: %zu chunk list object(s) of no backup (left by an interrupted backup; expire removes them)\n",
 			       nlists);
@@ -279,16 +372,16 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 fail:
 	ret = ctx_fail();
 out:
-	gc_free_ids(orphans, norphans);
-	free(refs);
+	gc_check_free(&found);
+	for (i = 0; entries && i < manifests.n; i++) {
+		free(entries[i].error);
+		free(entries[i].missing);
+	}
+	free(entries);
+	free(heads);
 	for (i = 0; i < manifests.n; i++)
 		free(manifests.keys[i]);
 	free(manifests.keys);
-	for (i = 0; i < chunks.n; i++)
-		free(chunks.keys[i]);
-	free(chunks.keys);
-	if (list)
-		manifest_list_free(list, n);
 	json_object_put(jout);
 	lock_release(lock);
 	if (r)
