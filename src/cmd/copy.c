@@ -40,6 +40,17 @@
  * needs, whatever the size of the backup.
  */
 #define COPY_BATCH 1024
+/*
+ * Two caches bound what a copy holds, whatever the size of the repositories:
+ * the chunk ids B holds, from one listing of B, and A's ids mapped to B's,
+ * learnt from backups both hold, the newest first.  Each takes at most this
+ * many ids (about 8 MiB).  Past that a copy still works, more slowly: a chunk
+ * the map does not name is fetched from A and named with B's key, and once
+ * B's listing has not fitted, whether B holds a chunk is asked of B, chunk by
+ * chunk.  The environment variable PGKEEP_TEST_COPY_IDS sets a smaller cap,
+ * so that tests reach those paths with a small repository.
+ */
+#define COPY_CACHE_IDS ((size_t)64 * 1024)
 /* Where a repository records its cluster (see repo/repo.h). */
 #define COPY_SYSID_KEY "meta/sysid"
 
@@ -51,9 +62,16 @@ struct idmap_slot {
 	bool used;
 };
 
+/*
+ * max, when not 0, bounds n: a full map takes no new ids (it is a cache, and
+ * whoever uses it must do without what it lacks); full says one was turned
+ * away.
+ */
 struct idmap {
 	struct idmap_slot *slots;
 	size_t cap, n;		/* cap: a power of two */
+	size_t max;
+	bool full;
 };
 
 /* The ids are keyed hashes: their first bytes are already uniform. */
@@ -87,18 +105,27 @@ static void idmap_grow(struct idmap *m)
 	m->cap = old.cap ? old.cap * 2 : 1024;
 	m->slots = xzalloc(m->cap * sizeof(*m->slots));
 	m->n = 0;
+	m->max = 0;	/* the old entries all fit */
 	for (i = 0; i < old.cap; i++)
 		if (old.slots[i].used)
 			idmap_put(m, old.slots[i].key, old.slots[i].val);
+	m->max = old.max;
 	free(old.slots);
 }
 
-/* Insert or overwrite; val may be NULL for a plain set. */
+/* Insert or overwrite; val may be NULL for a plain set.  A full map only overwrites. */
 static void idmap_put(struct idmap *m, const uint8_t key[32], const uint8_t *val)
 {
 	struct idmap_slot *s;
 	size_t i;
 
+	if (m->max && m->n >= m->max) {
+		s = idmap_find(m, key);
+		if (s && val)
+			memcpy(s->val, val, 32);
+		m->full = m->full || !s;
+		return;
+	}
 	if ((m->n + 1) * 10 > m->cap * 7)
 		idmap_grow(m);
 	for (i = idmap_pos(m, key); m->slots[i].used; i = (i + 1) & (m->cap - 1))
@@ -117,7 +144,9 @@ static void idmap_put(struct idmap *m, const uint8_t key[32], const uint8_t *val
 static void idmap_free(struct idmap *m)
 {
 	free(m->slots);
-	memset(m, 0, sizeof(*m));
+	m->slots = NULL;
+	m->cap = m->n = 0;
+	m->full = false;
 }
 
 /* ---- sorted key lists (WAL and manifests) ---- */
@@ -181,6 +210,7 @@ struct copy {
 	int jobs;
 	pthread_mutex_t mu;		/* guards present, map and stats */
 	struct idmap present;		/* chunk ids B holds (B's ids) */
+	bool present_partial;		/* B holds more than present could take */
 	struct idmap map;		/* A's chunk id -> B's */
 	struct copy_stats st;		/* for the backup being copied */
 	struct copy_stats total;
@@ -263,6 +293,32 @@ static int par_run(struct copy *c, size_t n, par_fn fn, void *arg)
 	return 0;
 }
 
+/* Whether B holds chunk bid: from the listing, or asked of B when that did not fit. */
+static int b_holds(struct copy *c, const uint8_t bid[32], bool *have)
+{
+	char hex[65], key[CHUNK_KEY_MAX];
+	struct pgkeep_stat st;
+	int ret;
+
+	pthread_mutex_lock(&c->mu);
+	*have = idmap_find(&c->present, bid) != NULL;
+	pthread_mutex_unlock(&c->mu);
+	if (*have || !c->present_partial)
+		return 0;
+	hex_encode(bid, 32, hex);
+	chunk_key(hex, key, sizeof(key));
+	ret = store_stat(c->to->store, key, &st);
+	if (ret == PGKEEP_ENOTFOUND)
+		return 0;
+	if (ret)
+		return ret;
+	*have = true;
+	pthread_mutex_lock(&c->mu);
+	idmap_put(&c->present, bid, NULL);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
 /*
  * Fetch A's chunk and prove it is the one A's manifest names.  B gets it
  * whole: A's delta bases need not exist in B.
@@ -295,7 +351,7 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	uint8_t aid[32], bid[32];
 	char bhex[65], key[CHUNK_KEY_MAX];
 	struct idmap_slot *s;
-	bool have;
+	bool known, have;
 	int ret;
 
 	if (!hex_decode(mc->id, 32, aid))
@@ -303,14 +359,21 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 				 c->from->name, mc->id);
 	pthread_mutex_lock(&c->mu);
 	s = idmap_find(&c->map, aid);
-	have = s && idmap_find(&c->present, s->val);
-	if (have) {
+	known = s != NULL;
+	if (known)
 		memcpy(bid, s->val, 32);
-		c->st.chunks_present++;
-	}
 	pthread_mutex_unlock(&c->mu);
-	if (have)
-		goto out_named;
+	if (known) {
+		ret = b_holds(c, bid, &have);
+		if (ret)
+			return ret;
+		if (have) {
+			pthread_mutex_lock(&c->mu);
+			c->st.chunks_present++;
+			pthread_mutex_unlock(&c->mu);
+			goto out_named;
+		}
+	}
 
 	ret = fetch_chunk(c->from, mc, b);
 	if (ret)
@@ -319,8 +382,10 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	hex_decode(bhex, 32, bid);
 	pthread_mutex_lock(&c->mu);
 	idmap_put(&c->map, aid, bid);
-	have = idmap_find(&c->present, bid) != NULL;
 	pthread_mutex_unlock(&c->mu);
+	ret = b_holds(c, bid, &have);
+	if (ret)
+		return ret;
 
 	mc->stored = 0;
 	if (!have) {
@@ -422,16 +487,25 @@ struct wal_job {
 	size_t n;
 };
 
+/*
+ * A WAL file is named by its segment, not by a key: it is sealed again for
+ * B where it lies, still compressed as A stored it, so a copy holds one
+ * stored segment per job and no 16 MiB of plaintext.
+ */
 static int copy_wal_file(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 {
 	const char *key = ((struct wal_job *)arg)->keys[i];
+	uint64_t plainlen;
 	int ret;
 
-	buf_reset(&b->plain);
-	ret = repo_get(c->from, key, OBJ_WAL, &b->plain);
+	buf_reset(&b->obj);
+	ret = store_get(c->from->store, key, &b->obj);
+	if (ret == 0)
+		ret = obj_reseal(&c->from->keys, &c->to->keys, OBJ_WAL, &b->obj, key);
 	if (ret)
 		return pgk_error_wrap(ret, "repository %s", c->from->name);
-	ret = repo_put(c->to, key, OBJ_WAL, b->plain.data, b->plain.len, PGKEEP_PUT_IF_ABSENT);
+	plainlen = obj_plain_len(b->obj.data, b->obj.len);
+	ret = store_put(c->to->store, key, b->obj.data, b->obj.len, PGKEEP_PUT_IF_ABSENT);
 	if (ret && ret != PGKEEP_EEXISTS)
 		return ret;
 	pthread_mutex_lock(&c->mu);
@@ -439,7 +513,7 @@ static int copy_wal_file(struct copy *c, void *arg, size_t i, struct par_bufs *b
 		c->st.wal_present++;
 	} else {
 		c->st.wal_sent++;
-		c->st.wal_bytes += b->plain.len;
+		c->st.wal_bytes += plainlen;
 	}
 	pthread_mutex_unlock(&c->mu);
 	return 0;
@@ -795,6 +869,19 @@ static int choose(const struct copy_opts *o, const struct manifest *la, size_t n
 	return 0;
 }
 
+/* COPY_CACHE_IDS, or a smaller cap from PGKEEP_TEST_COPY_IDS. */
+static size_t cache_ids(void)
+{
+	const char *env = getenv("PGKEEP_TEST_COPY_IDS");
+	char *end;
+	unsigned long v;
+
+	if (!env || !*env)
+		return COPY_CACHE_IDS;
+	v = strtoul(env, &end, 10);
+	return *end || v == 0 || v > COPY_CACHE_IDS ? COPY_CACHE_IDS : (size_t)v;
+}
+
 /* Lists, the id map and the WAL listing of B; then each chosen backup. */
 static int copy_run(struct copy *c, const struct copy_opts *o)
 {
@@ -826,16 +913,25 @@ static int copy_run(struct copy *c, const struct copy_opts *o)
 	}
 	printf("copy from %s to %s: %zu backup(s) to copy\n", c->from->name, c->to->name, ncopy);
 
+	c->present.max = c->map.max = cache_ids();
 	ret = store_list(c->to->store, "chunks/", present_add, &c->present);
 	if (ret == 0)
 		ret = store_list(c->to->store, "wal/", add_key, &c->wal_to);
 	if (ret)
 		goto out_free;
 	keylist_sort(&c->wal_to);
-	for (i = 0; i < na && ncopy; i++)
+	c->present_partial = c->present.full;
+	if (c->present_partial)
+		pgk_log_info("repository %s holds more than %zu chunks: copy asks it about each "
+			     "chunk instead of listing them all", c->to->name, c->present.max);
+	/* The newest backups first: the next one to copy shares most with them. */
+	for (i = na; i-- > 0 && ncopy && !c->map.full;)
 		if (in_list(lb, nb, la[i].id) && learn_pair(c, la[i].id) < 0)
 			pgk_log_warning("backup %s: %s (its chunks will be fetched)", la[i].id,
 					pgk_errmsg());
+	if (c->map.full)
+		pgk_log_info("copy keeps %zu of the chunk names both repositories share; the "
+			     "chunks of older backups are fetched and named again", c->map.max);
 
 	for (i = 0; i < na && ret == 0; i++)
 		if (want[i])

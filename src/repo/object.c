@@ -469,6 +469,43 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, siz
 	return ret;
 }
 
+uint64_t obj_plain_len(const void *obj, size_t len)
+{
+	return len < OBJ_HEADER_LEN ? 0 : get_be64((const uint8_t *)obj + 32);
+}
+
+int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum obj_kind kind,
+	       struct pgk_buf *obj, const char *what)
+{
+	uint8_t *o = obj->data;
+	size_t len = obj->len, bodylen;
+	uint8_t comp;
+	uint64_t plainlen;
+	int ret;
+
+	ret = check_header(from, kind, o, len, what);
+	if (ret == 0 && o[9] == OBJ_COMP_DELTA)
+		ret = pgk_error(PGKEEP_ECORRUPT,
+				"object %s is a delta, whose bases are named under its own key", what);
+	if (ret) {
+		obj->len = 0;	/* nothing was decrypted */
+		return ret;
+	}
+	comp = o[9];
+	plainlen = get_be64(o + 32);
+	bodylen = len - OBJ_OVERHEAD;
+	/* GCM works in place: the body is decrypted where it lies, then the
+	 * header rewritten for the new key and the body encrypted there again. */
+	ret = decrypt_body(from, o, len, o + OBJ_HEADER_LEN, what);
+	if (ret == 0)
+		ret = encrypt_into(to, kind, plainlen, comp, o, o + OBJ_HEADER_LEN, bodylen);
+	if (ret) {
+		secure_zero(o, len);
+		obj->len = 0;
+	}
+	return ret;
+}
+
 /* ---- delta chunks ---- */
 
 /*

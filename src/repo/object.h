@@ -75,6 +75,21 @@ int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd
 int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, size_t len,
 	     struct pgk_buf *plain, const char *what);
 
+/*
+ * Seal again, in place, an object sealed with key `from`, for key `to`: the
+ * body is verified and decrypted with `from`, then encrypted with `to` under
+ * a fresh nonce; kind, compression and plaintext length stay.  No copy of
+ * the object is made and nothing is decompressed, so copying a 16 MiB WAL
+ * file between repositories costs its stored size in memory.  Only for
+ * objects whose names do not depend on the key (a chunk's do, and a delta
+ * names its bases): a delta is refused.  On failure obj is emptied (and
+ * what was decrypted of it wiped).
+ */
+int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum obj_kind kind,
+	       struct pgk_buf *obj, const char *what);
+/* The plaintext length an object's header records; 0 if too short for a header. */
+uint64_t obj_plain_len(const void *obj, size_t len);
+
 #define OBJ_BASE_ID_LEN 32
 #define OBJ_DELTA_MAX_BASES 4
 

@@ -192,6 +192,35 @@ after=$(b_chunks)
 is "$((after - before))" "$sent2" "b's store holds exactly the chunks copy reports ($sent2)"
 cmp_ok "$((sent2 * 4))" -lt "$sent1" "the second copy sends few chunks ($sent2 against $sent1)"
 
+# ---------------------------------------------------------------- copy's caches cut short
+
+# The two base backups again, into two fresh local repositories: e with
+# copy's own caches, f with them cut to 8 chunk ids (PGKEEP_TEST_COPY_IDS).
+# Past its caches a copy fetches and names again the chunks its map of names
+# lacks, and asks the target about each chunk instead of listing them; it
+# sends exactly the same chunks.
+for r in e f; do
+	as_pg sh -c 'umask 077; cat "$1" >"$2"; printf "\n[repo:%s]\nplugin = local\npath = %s\n" "$3" "$4" >>"$2"' \
+		sh "$PGKEEP_CONF" "$T/$r.conf" "$r" "$T/r$r"
+	ok "init repository $r" as_pg "$PGKEEP" --config "$T/$r.conf" --repo $r init --kdf-n 1024
+done
+for b in "$B1" "$B2"; do
+	run as_pg "$PGKEEP" --config "$T/e.conf" copy --to e "$b"
+	is "$rc" 0 "copy $b to e" || diag "$err"
+	sent_e=$(chunks_sent "$out")
+	run as_pg env PGKEEP_TEST_COPY_IDS=8 "$PGKEEP" --config "$T/f.conf" -v copy --to f "$b"
+	is "$rc" 0 "copy $b to f, with caches of 8 chunk ids" || diag "$err"
+	is "$(chunks_sent "$out")" "$sent_e" "... sends the same $sent_e chunks"
+done
+like "$err" "repository f holds more than 8 chunks: copy asks it about each chunk" \
+	"... asking f about each chunk once f holds more than the cache"
+like "$err" "copy keeps 8 of the chunk names both repositories share" \
+	"... and keeping 8 of the names it learnt from base backup 1"
+is "$(find "$T/rf/chunks" -type f | wc -l)" "$(find "$T/re/chunks" -type f | wc -l)" \
+	"e and f hold as many chunks"
+run as_pg "$PGKEEP" --config "$T/f.conf" --repo f verify --read-data
+is "$rc" 0 "verify --read-data of f" || diag "$out" "$err"
+
 # ---------------------------------------------------------------- point-in-time restore from b alone
 
 mv "$T/ra" "$T/ra.away"

@@ -401,6 +401,61 @@ static void deltas(void)
 	free(next);
 }
 
+/* Sealed with key, resealed for other: other opens it, key no longer does. */
+static void reseal(int level, bool random)
+{
+	size_t len = 3 << 20, i, bad = 0, tried = 0;
+	uint8_t *data = malloc(len);
+	struct pgk_buf obj = PGK_BUF_INIT, copy = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	uint8_t nonce[12];
+	int ret;
+
+	if (random)
+		fill_random(data, len);
+	else
+		fill_compressible(data, len);
+	obj_seal(&key, OBJ_WAL, level, data, len, &obj);
+	memcpy(nonce, obj.data + 20, sizeof(nonce));
+	buf_append(&copy, obj.data, obj.len);
+	ret = obj_reseal(&key, &other, OBJ_WAL, &copy, "wal/x");
+	is_int(ret, 0, "reseal (level %d, %s): %s", level, random ? "random" : "text",
+	       ret ? pgk_errmsg() : "ok");
+	ok(copy.len == obj.len && copy.data[9] == obj.data[9], "  same size and compression (%u)",
+	   copy.data[9]);
+	ok(memcmp(copy.data + 20, nonce, sizeof(nonce)) != 0, "  a fresh nonce");
+	ok(obj_plain_len(copy.data, copy.len) == len, "  the header still records %zu bytes", len);
+	ret = obj_open(&other, OBJ_WAL, copy.data, copy.len, &plain, "wal/x");
+	ok(ret == 0 && plain.len == len && memcmp(plain.data, data, len) == 0,
+	   "  the new key opens it to the same bytes");
+	buf_reset(&plain);
+	is_int(obj_open(&key, OBJ_WAL, copy.data, copy.len, &plain, "wal/x"), PGKEEP_EAUTH,
+	       "  the old key does not");
+
+	/* Every single flipped byte of the original is refused, and wipes the copy. */
+	for (i = 0; i < obj.len; i += obj.len / 97 + 1) {
+		tried++;
+		buf_reset(&copy);
+		buf_append(&copy, obj.data, obj.len);
+		copy.data[i] ^= 0x20;
+		ret = obj_reseal(&key, &other, OBJ_WAL, &copy, "wal/x");
+		bad += ret != 0 && copy.len == 0;
+	}
+	ok(bad == tried && tried >= 90, "  a flipped byte anywhere is refused and leaves nothing "
+	   "(%zu of %zu)", bad, tried);
+	buf_reset(&copy);
+	buf_append(&copy, obj.data, obj.len);
+	is_int(obj_reseal(&other, &key, OBJ_WAL, &copy, "wal/x"), PGKEEP_EAUTH,
+	       "  resealing with a key that did not seal it is refused");
+	buf_reset(&copy);
+	buf_append(&copy, obj.data, obj.len);
+	is_int(obj_reseal(&key, &other, OBJ_CHUNK, &copy, "wal/x"), PGKEEP_ECORRUPT,
+	       "  so is another kind than the object's");
+	buf_free(&obj);
+	buf_free(&copy);
+	buf_free(&plain);
+	free(data);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 100, 64 << 10, 1 << 20, 16 << 20, 20 << 20 };
@@ -423,6 +478,9 @@ int main(void)
 	fresh_nonces();
 	golden();
 	deltas();
+	reseal(0, false);
+	reseal(3, false);
+	reseal(3, true);
 	keys_wipe(&key);
 	keys_wipe(&other);
 	return done_testing();
