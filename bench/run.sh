@@ -565,7 +565,7 @@ phase_dump() {
 # ---------------------------------------------------------------- peak memory of the other commands
 
 phase_rss() {
-	log "rss: restore of a dump, verify, info, expire"
+	log "rss: restore of a dump, verify, info, expire, copy"
 	if [ "$(get gzip7_recent_bytes)" != - ]; then
 		timed restore-dump "$pgkeep" --config "$d/dump-recent.conf" restore latest --output "$d/out/dump.out"
 		rm -f "$d/out/dump.out"
@@ -575,6 +575,12 @@ phase_rss() {
 	timed -k verify-read-data "$pgkeep" --config "$d/main.conf" verify --read-data
 	timed info "$pgkeep" --config "$d/main.conf" info
 	timed expire "$pgkeep" --config "$d/main.conf" expire --dry-run
+	# Every backup of the main repository, and the WAL they need, copied
+	# into a fresh one.
+	as sh -c 'umask 077; cat "$1" >"$2"; printf "\n[repo:copied]\nplugin = local\npath = %s\n" "$3" >>"$2"' \
+		sh "$d/main.conf" "$d/copy.conf" "$d/repo-copied"
+	as "$pgkeep" --config "$d/copy.conf" --repo copied init >/dev/null
+	timed -k copy "$pgkeep" --config "$d/copy.conf" copy --missing --to copied
 }
 
 # ---------------------------------------------------------------- memory at scale
