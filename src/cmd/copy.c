@@ -676,19 +676,7 @@ static int copy_stream(struct copy *c, const struct manifest_stream *s,
 /* B's manifest starts as A's, without the streams. */
 static void copy_header(struct manifest *to, const struct manifest *from)
 {
-	memset(to, 0, sizeof(*to));
-	memcpy(to->id, from->id, sizeof(to->id));
-	to->type = from->type;
-	to->sysid = from->sysid;
-	to->pg_version = from->pg_version;
-	to->timeline = from->timeline;
-	to->start_lsn = from->start_lsn;
-	to->stop_lsn = from->stop_lsn;
-	memcpy(to->wal_start, from->wal_start, sizeof(to->wal_start));
-	memcpy(to->wal_stop, from->wal_stop, sizeof(to->wal_stop));
-	to->wal_seg_size = from->wal_seg_size;
-	to->start_time = from->start_time;
-	to->stop_time = from->stop_time;
+	manifest_copy_header(to, from);
 	to->dbname = from->dbname ? xstrdup(from->dbname) : NULL;
 	to->label = from->label ? xstrdup(from->label) : NULL;
 	to->format = from->format ? xstrdup(from->format) : NULL;

@@ -136,19 +136,7 @@ struct walk {
 /* Only what the WAL check reads of a manifest: no streams, nothing to free. */
 static void keep_header(struct manifest *h, const struct manifest *m)
 {
-	memset(h, 0, sizeof(*h));
-	memcpy(h->id, m->id, sizeof(h->id));
-	h->type = m->type;
-	h->sysid = m->sysid;
-	h->pg_version = m->pg_version;
-	h->timeline = m->timeline;
-	h->start_lsn = m->start_lsn;
-	h->stop_lsn = m->stop_lsn;
-	memcpy(h->wal_start, m->wal_start, sizeof(h->wal_start));
-	memcpy(h->wal_stop, m->wal_stop, sizeof(h->wal_stop));
-	h->wal_seg_size = m->wal_seg_size;
-	h->start_time = m->start_time;
-	h->stop_time = m->stop_time;
+	manifest_copy_header(h, m);
 	memcpy(h->list_set, m->list_set, sizeof(h->list_set));
 	h->summary = true;
 }

@@ -58,6 +58,23 @@ void manifest_free(struct manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
+void manifest_copy_header(struct manifest *to, const struct manifest *from)
+{
+	memset(to, 0, sizeof(*to));
+	memcpy(to->id, from->id, sizeof(to->id));
+	to->type = from->type;
+	to->sysid = from->sysid;
+	to->pg_version = from->pg_version;
+	to->timeline = from->timeline;
+	to->start_lsn = from->start_lsn;
+	to->stop_lsn = from->stop_lsn;
+	memcpy(to->wal_start, from->wal_start, sizeof(to->wal_start));
+	memcpy(to->wal_stop, from->wal_stop, sizeof(to->wal_stop));
+	to->wal_seg_size = from->wal_seg_size;
+	to->start_time = from->start_time;
+	to->stop_time = from->stop_time;
+}
+
 struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name)
 {
 	struct manifest_stream *s;

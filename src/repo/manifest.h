@@ -91,6 +91,12 @@ struct manifest {
 
 void manifest_free(struct manifest *m);
 /*
+ * to becomes from's header: id, type, cluster, timeline, LSNs, WAL range and
+ * times; no streams, no strings (dbname, label, format) and no list_set,
+ * which are the caller's to add.
+ */
+void manifest_copy_header(struct manifest *to, const struct manifest *from);
+/*
  * The returned stream lives in m->streams, which grows by realloc: the
  * pointer is valid until the next manifest_add_stream on m (write streams one
  * after another, or look them up again by index).
