@@ -318,6 +318,7 @@ static char *sweep_backups(size_t budget, bool dry_run, struct gc_result *res, i
 	struct manifest *list = NULL;
 	struct gc_backups b;
 	struct gc_refs refs;
+	/* As expire passes them: the oldest backup is the one expiring, not walked. */
 	bool skip[3] = { true, false, false };
 	size_t n = 0;
 
