@@ -390,8 +390,8 @@ static int extract_entry(struct extractor *x, struct archive *in, struct archive
 	int rc;
 
 	/* Withheld until the end: see the comment at the top. */
-	rc = untar_entry(x->u, in, e, name && strcmp(name, CONTROL_FILE) == 0 ? CONTROL_PENDING
-									     : NULL);
+	rc = untar_entry(x->u, in, e, name && strcmp(untar_strip(name), CONTROL_FILE) == 0
+				      ? CONTROL_PENDING : NULL);
 	if (rc < 0) {
 		snprintf(x->err, sizeof(x->err), "%s", x->u->err);
 		x->rc = rc;

@@ -44,10 +44,20 @@ static bool bad_component(const char *p, size_t n)
 	return n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.');
 }
 
+const char *untar_strip(const char *name)
+{
+	while (name[0] == '.' && name[1] == '/')
+		name += 2;
+	return name;
+}
+
 bool untar_name_safe(const char *name)
 {
-	size_t len = strlen(name), n;
+	size_t len, n;
 	const char *p, *end;
+
+	name = untar_strip(name);
+	len = strlen(name);
 
 	if (len > 0 && name[len - 1] == '/')
 		len--;
@@ -68,7 +78,10 @@ bool untar_name_safe(const char *name)
 /* How many directories below the root a link named so sits; -1: not a link PostgreSQL makes. */
 static int link_depth(const char *name)
 {
-	const char *oid = name + strlen("pg_tblspc/");
+	const char *oid;
+
+	name = untar_strip(name);
+	oid = name + strlen("pg_tblspc/");
 
 	if (strcmp(name, "pg_wal") == 0)
 		return 0;
@@ -88,7 +101,7 @@ bool untar_link_allowed(const char *name, const char *target)
 	int depth = link_depth(name);
 	const char *p = target;
 
-	if (depth < 0 || !*target || *target == '/')
+	if (depth < 0 || !*target || *target == '/' || untar_strip(target) != target)
 		return false;
 	while (strncmp(p, "../", 3) == 0) {
 		if (depth-- == 0)
@@ -337,7 +350,7 @@ int untar_entry(struct untar *u, struct archive *in, struct archive_entry *e, co
 	if (archive_entry_hardlink(e))
 		return untar_fail(u, PGKEEP_ECORRUPT, "the backup holds a hard link %s: "
 				  "PostgreSQL's base backups have none", name);
-	path = xstrdup(as ? as : name);
+	path = xstrdup(untar_strip(as ? as : name));
 	len = strlen(path);
 	if (path[len - 1] == '/')
 		path[len - 1] = '\0';

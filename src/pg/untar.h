@@ -37,7 +37,16 @@ int untar_check_root(struct untar *u);
 
 void untar_close(struct untar *u);
 
-/* A relative member name with no '.', '..' or empty component (one trailing '/' allowed). */
+/*
+ * A member's name without its leading "./" (PostgreSQL writes some names so:
+ * ./pg_wal/archive_status/).
+ */
+const char *untar_strip(const char *name);
+
+/*
+ * After untar_strip, a relative name with no '.', '..' or empty component
+ * (one trailing '/' allowed): "./" and "." are not safe.
+ */
 bool untar_name_safe(const char *name);
 
 /*
