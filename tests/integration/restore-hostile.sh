@@ -21,7 +21,7 @@ t_mkdir "$T/outside"
 as_pg sh -c 'printf "precious\n" >"$1/authorized_keys"; printf "precious\n" >"$1/victim"' \
 	sh "$T/outside"
 outside_state() {
-	(cd "$T/outside" && ls -la --time-style=full-iso && cat authorized_keys victim)
+	(cd "$T/outside" && ls -A && stat -c '%n %s %a %y' . * && cat authorized_keys victim)
 }
 before=$(outside_state)
 
