@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <inttypes.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,7 +52,9 @@ static double now_s(void)
 
 /* Only names the socket file: nothing listens on TCP, and the directory is ours. */
 #define DRILL_PORT 5432
-#define SOCKET_NAME "/.s.PGSQL.5432"
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SOCKET_NAME "/.s.PGSQL." STR(DRILL_PORT)
 
 /* Run a PostgreSQL program to completion; its failure names it. */
 static int run_program(char *const argv[])
@@ -445,8 +446,8 @@ static int drill_scratch(struct drill_run *d, const char *dir)
 	return 0;
 }
 
-static int drill_backup(const struct pgk_globals *g, struct drill_run *d, const struct manifest *m,
-		     const struct drill_opts *o)
+static int drill_backup(const struct pgk_globals *g, struct drill_run *d,
+			const struct manifest *m, const struct drill_opts *o)
 {
 	double t_restore, t_start, t_recovered;
 	size_t ndb = 0, nidx = 0;
