@@ -1,21 +1,25 @@
 /*
  * pgkeep drill: the automated answer to "always test your backups".  The
  * newest base backup is restored into a scratch directory with all the
- * archived WAL after it, started on a free loopback port, and checked: every
- * database answers, and amcheck (where installed) finds the B-tree indexes
- * sound.  Then it is stopped and removed.  Exit 0 only if all of it worked.
+ * archived WAL after it, started, and checked: every database answers, and
+ * amcheck (where installed) finds the B-tree indexes sound.  Then it is
+ * stopped and removed.  Exit 0 only if all of it worked.
+ *
+ * The scratch cluster is a copy of production run by the PostgreSQL user:
+ * it listens on no TCP address, only on a socket in a private directory,
+ * and its pg_hba.conf (ours, not the backup's) admits the drill's own user
+ * alone, by peer authentication.
  */
-#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +32,7 @@
 #include "pg/child.h"
 #include "pg/libarchive_api.h"
 #include "pg/libpq_api.h"
+#include "pg/recovery.h"
 #include "repo/manifest.h"
 #include "repo/walcheck.h"
 
@@ -45,20 +50,11 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
+/* Only names the socket file: nothing listens on TCP, and the directory is ours. */
+#define DRILL_PORT 5432
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define SOCKET_NAME "/.s.PGSQL." STR(DRILL_PORT)
 
 /* Run a PostgreSQL program to completion; its failure names it. */
 static int run_program(char *const argv[])
@@ -76,7 +72,11 @@ static int run_program(char *const argv[])
 	return child_wait(&c);
 }
 
-/* The last FATAL or PANIC line of the server log: why recovery failed. */
+/*
+ * The last FATAL or PANIC line of the server log, to explain a failure the
+ * server's state has shown; never the evidence itself (a client's refused
+ * connection logs a FATAL too).
+ */
 static void log_cause(const char *logfile, char *out, size_t len)
 {
 	FILE *f = fopen(logfile, "r");
@@ -117,26 +117,26 @@ static char *query1(PGconn *conn, const char *sql)
 	return v;
 }
 
-static int connect_db(PGconn **out, const char *sock, int port, const char *user, const char *db)
+static int connect_db(PGconn **out, const char *sock, const char *user, const char *db)
 {
 	const char *keys[] = { "host", "port", "user", "dbname", "connect_timeout", NULL };
 	char portstr[16];
 	const char *vals[6];
 
-	snprintf(portstr, sizeof(portstr), "%d", port);
+	snprintf(portstr, sizeof(portstr), "%d", DRILL_PORT);
 	vals[0] = sock, vals[1] = portstr, vals[2] = user, vals[3] = db, vals[4] = "10", vals[5] = NULL;
 	return libpq_connect(out, keys, vals, 0);
 }
 
 /* Every database answers; amcheck where the extension is available. */
-static int sanity(const char *sock, int port, const char *user, size_t *ndb, size_t *nidx)
+static int sanity(const char *sock, const char *user, size_t *ndb, size_t *nidx)
 {
 	PGconn *conn;
 	PGresult *res;
 	int i, rc;
 
 	*ndb = *nidx = 0;
-	rc = connect_db(&conn, sock, port, user, "postgres");
+	rc = connect_db(&conn, sock, user, "postgres");
 	if (rc < 0)
 		return rc;
 	if (PQstatus(conn) != CONNECTION_OK) {
@@ -154,7 +154,7 @@ static int sanity(const char *sock, int port, const char *user, size_t *ndb, siz
 		PGconn *dc;
 		char *v;
 
-		rc = connect_db(&dc, sock, port, user, db);
+		rc = connect_db(&dc, sock, user, db);
 		if (rc < 0)
 			break;
 		if (PQstatus(dc) != CONNECTION_OK) {
@@ -250,21 +250,246 @@ static int parse_args(int argc, char **argv, struct drill_opts *o)
 	return optind == argc ? 0 : -1;
 }
 
+/* The scratch cluster and where its pieces are. */
+struct drill_run {
+	const char *user;	/* the drill's OS user, the only one admitted */
+	char scratch[4096];
+	char data[4200], logfile[4200], sockdir[4200], hba[4200];
+	char *pg_ctl;
+	bool started;
+};
+
+/* A private directory for the socket: no other user can even reach it. */
+static int make_sockdir(struct drill_run *d)
+{
+	struct sockaddr_un sa;
+
+	snprintf(d->sockdir, sizeof(d->sockdir), "%s/socket", d->scratch);
+	if (strlen(d->sockdir) + strlen(SOCKET_NAME) >= sizeof(sa.sun_path))
+		return pgk_error(PGKEEP_EINVAL, "the drill's socket directory %s is too long for a "
+				 "unix socket: choose a shorter --dir", d->sockdir);
+	if (mkdir(d->sockdir, 0700) < 0 || chmod(d->sockdir, 0700) < 0)
+		return pgk_error(PGKEEP_EIO, "cannot create %s: %s", d->sockdir, strerror(errno));
+	return 0;
+}
+
+/* Our pg_hba.conf: the drill's user, over the socket, by peer; nobody else, nothing else. */
+static int write_hba(struct drill_run *d)
+{
+	char *text;
+	size_t len;
+	int fd, rc = 0;
+
+	if (!*d->user || strpbrk(d->user, "\"\n\r"))
+		return pgk_error(PGKEEP_EINVAL, "user name '%s' cannot go into pg_hba.conf", d->user);
+	snprintf(d->hba, sizeof(d->hba), "%s/pg_hba.conf", d->scratch);
+	text = xasprintf("# written by pgkeep drill: only \"%s\", over the private socket\n"
+			 "local all \"%s\" peer\n", d->user, d->user);
+	len = strlen(text);
+	fd = open(d->hba, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot create %s: %s", d->hba, strerror(errno));
+	else if (write(fd, text, len) != (ssize_t)len)
+		rc = pgk_error(PGKEEP_EIO, "cannot write %s: %s", d->hba, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	return rc;
+}
+
+static bool server_running(const struct drill_run *d)
+{
+	char *argv[] = { d->pg_ctl, "status", "-D", (char *)d->data, NULL };
+
+	return run_program(argv) == 0;
+}
+
+/*
+ * Command-line settings override the backup's configuration: no TCP, our
+ * socket directory and pg_hba.conf, and archive_mode off so that the drill's
+ * new timeline never reaches the repository.
+ */
+static int start_server(struct drill_run *d, const char *id)
+{
+	char *qsock = shell_quote(d->sockdir), *qhba = shell_quote(d->hba), *opts, cause[600];
+	int rc;
+
+	opts = xasprintf("-c listen_addresses='' -c port=%d -c unix_socket_directories=%s "
+			 "-c unix_socket_permissions=0700 -c hba_file=%s -c archive_mode=off "
+			 "-c hot_standby=on -c logging_collector=off", DRILL_PORT, qsock, qhba);
+	{
+		char *argv[] = { d->pg_ctl, "-D", d->data, "-l", d->logfile, "-w", "-t", "600",
+				 "-o", opts, "start", NULL };
+
+		d->started = true;
+		rc = run_program(argv);
+	}
+	if (rc < 0) {
+		log_cause(d->logfile, cause, sizeof(cause));
+		rc = pgk_error(PGKEEP_EIO, "PostgreSQL did not start on the restored backup %s: %s",
+			       id, cause);
+	}
+	free(opts);
+	free(qhba);
+	free(qsock);
+	return rc;
+}
+
+/*
+ * Where recovery stands, from the server itself: 1 promoted past the
+ * backup's stop LSN, 0 still recovering (or not answering yet, *why says
+ * so), negative when it promoted short of the backup's end.
+ */
+static int recovery_state(const struct drill_run *d, const struct manifest *m, char *why,
+			  size_t len)
+{
+	char sql[256], *v = NULL;
+	PGconn *conn;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql), "select case when pg_is_in_recovery() then 'recovering' "
+		 "when pg_current_wal_lsn() >= '%X/%X'::pg_lsn then 'recovered' else "
+		 "pg_current_wal_lsn()::text end", (unsigned)(m->stop_lsn >> 32),
+		 (unsigned)m->stop_lsn);
+	if (connect_db(&conn, d->sockdir, d->user, "postgres") < 0)
+		return pgk_error(PGKEEP_EIO, "%s", pgk_errmsg());
+	if (PQstatus(conn) == CONNECTION_OK)
+		v = query1(conn, sql);
+	snprintf(why, len, "%s", PQstatus(conn) == CONNECTION_OK ? v ? v : pgk_errmsg()
+							       : PQerrorMessage(conn));
+	why[strcspn(why, "\n")] = '\0';
+	PQfinish(conn);
+	if (v && strcmp(v, "recovered") == 0)
+		rc = 1;
+	else if (v && strcmp(v, "recovering") != 0)
+		rc = pgk_error(PGKEEP_ECORRUPT, "recovery of backup %s ended at %s, before the "
+			       "backup's end at %X/%X", m->id, v, (unsigned)(m->stop_lsn >> 32),
+			       (unsigned)m->stop_lsn);
+	free(v);
+	return rc;
+}
+
+/* Recovery runs until the archive ends, then promotes; a stopped server is a failed drill. */
+static int wait_recovery(struct drill_run *d, const struct manifest *m, int timeout)
+{
+	double t0 = now_s();
+	char why[512], cause[600];
+	int rc;
+
+	for (;;) {
+		rc = recovery_state(d, m, why, sizeof(why));
+		if (rc != 0)
+			return rc < 0 ? rc : 0;
+		pgk_log_debug("waiting for recovery: %s", why);
+		if (!server_running(d)) {
+			log_cause(d->logfile, cause, sizeof(cause));
+			return pgk_error(PGKEEP_EIO, "recovery of backup %s failed: the server "
+					 "stopped (%s)", m->id, cause);
+		}
+		if (now_s() - t0 > timeout)
+			return pgk_error(PGKEEP_EIO, "recovery of backup %s did not finish within "
+					 "%d s (last: %s)", m->id, timeout, why);
+		usleep(200 * 1000);
+	}
+}
+
+static void stop_server(struct drill_run *d)
+{
+	char *stop[] = { d->pg_ctl, "-D", d->data, "-m", "immediate", "-w", "stop", NULL };
+
+	if (!d->started || !server_running(d))
+		return;
+	if (run_program(stop) < 0)
+		pgk_log_warning("cannot stop the drill's server: %s", pgk_errmsg());
+}
+
+/* The restore command itself, in-process: the same code path. */
+static int drill_restore(const struct pgk_globals *g, struct drill_run *d, const char *id)
+{
+	char *rargv[] = { "restore", (char *)id, "--pgdata", d->data, NULL };
+	const char *saved = pgk_log_command;
+	int rc;
+
+	optind = 0;
+	rc = cmd_restore(g, 4, rargv);
+	pgk_log_command = saved;
+	if (rc != PGK_EXIT_OK)
+		return pgk_error(PGKEEP_EIO, "restoring backup %s failed (see the messages above)", id);
+	return 0;
+}
+
+/* The WAL first: a gap is found in a second, not after a long restore. */
+static int check_wal(struct repo *r, const struct manifest *m)
+{
+	struct wal_archive wa = { 0 };
+	size_t gaps = 0;
+
+	if (wal_archive_load(r, m->wal_seg_size, &wa) < 0)
+		return PGKEEP_EIO;
+	wal_archive_check(&wa, m, true, report_gap, &gaps);
+	wal_archive_free(&wa);
+	if (gaps)
+		return pgk_error_wrap(PGKEEP_ENOTFOUND, "drill of backup %s cannot recover", m->id);
+	return 0;
+}
+
+static int drill_scratch(struct drill_run *d, const char *dir)
+{
+	snprintf(d->scratch, sizeof(d->scratch), "%s/pgkeep-drill.XXXXXX", dir);
+	if (!mkdtemp(d->scratch)) {
+		d->scratch[0] = '\0';
+		return pgk_error(PGKEEP_EIO, "cannot create a scratch directory in %s: %s", dir,
+				 strerror(errno));
+	}
+	snprintf(d->data, sizeof(d->data), "%s/data", d->scratch);
+	snprintf(d->logfile, sizeof(d->logfile), "%s/postgresql.log", d->scratch);
+	return 0;
+}
+
+static int drill_backup(const struct pgk_globals *g, struct drill_run *d,
+			const struct manifest *m, const struct drill_opts *o)
+{
+	double t_restore, t_start, t_recovered;
+	size_t ndb = 0, nidx = 0;
+	int rc;
+
+	printf("drill: restoring backup %s into %s\n", m->id, d->data);
+	fflush(stdout);
+	t_restore = now_s();
+	rc = drill_restore(g, d, m->id);
+	if (rc < 0)
+		return rc;
+	t_start = now_s();
+	d->pg_ctl = child_find_program("pg_ctl", m->pg_version / 10000);
+	rc = make_sockdir(d);
+	if (rc == 0)
+		rc = write_hba(d);
+	if (rc == 0)
+		rc = start_server(d, m->id);
+	if (rc == 0)
+		rc = wait_recovery(d, m, o->timeout);
+	if (rc < 0)
+		return rc;
+	t_recovered = now_s();
+	rc = sanity(d->sockdir, d->user, &ndb, &nidx);
+	if (rc < 0)
+		return rc;
+	printf("drill: backup %s restored in %.1f s, recovered in %.1f s; %zu database(s) answered, "
+	       "%zu index(es) checked with amcheck\n",
+	       m->id, t_start - t_restore, t_recovered - t_start, ndb, nidx);
+	return 0;
+}
+
 int cmd_drill(const struct pgk_globals *g, int argc, char **argv)
 {
 	struct drill_opts o = { 0 };
 	struct pgk_config cfg = { 0 };
 	struct manifest m = { 0 };
-	struct wal_archive wa = { 0 };
+	struct drill_run d = { 0 };
 	struct repo *r = NULL;
 	struct passwd *pw = getpwuid(geteuid());
 	char *user = NULL;
-	char scratch[4096], data[4200], logfile[4200], opts[4600];
-	char *pg_ctl = NULL, cause[600];
-	double t_restore, t_start, t_recovered;
-	size_t gaps = 0, ndb = 0, nidx = 0;
-	bool started = false, have_scratch = false;
-	int port, rc, ret = PGK_EXIT_ERROR;
+	int ret = PGK_EXIT_ERROR;
 
 	if (parse_args(argc, argv, &o) < 0) {
 		pgk_log_error("usage: pgkeep drill [--dir DIR] [--keep] [--timeout SECS]");
@@ -276,6 +501,7 @@ int cmd_drill(const struct pgk_globals *g, int argc, char **argv)
 	}
 	/* getpwuid's result is overwritten by later lookups (libpq makes some). */
 	user = xstrdup(pw ? pw->pw_name : "postgres");
+	d.user = user;
 	if (ctx_load_config(g, &cfg) < 0) {
 		free(user);
 		return ctx_fail();
@@ -283,123 +509,23 @@ int cmd_drill(const struct pgk_globals *g, int argc, char **argv)
 	/* Both are needed, libpq only after a long restore: fail before it. */
 	if (libpq_load() < 0 || libarchive_load() < 0)
 		goto fail;
-	if (ctx_open_repo(g, &cfg, &r) < 0 || newest_base(r, &m) < 0)
+	if (ctx_open_repo(g, &cfg, &r) < 0 || newest_base(r, &m) < 0 || check_wal(r, &m) < 0)
 		goto fail;
-
-	/* The WAL first: a gap is found in a second, not after a long restore. */
-	if (wal_archive_load(r, m.wal_seg_size, &wa) < 0)
+	if (drill_scratch(&d, o.dir) < 0 || drill_backup(g, &d, &m, &o) < 0)
 		goto fail;
-	wal_archive_check(&wa, &m, true, report_gap, &gaps);
-	wal_archive_free(&wa);
-	if (gaps) {
-		pgk_error_wrap(PGKEEP_ENOTFOUND, "drill of backup %s cannot recover", m.id);
-		goto fail;
-	}
-
-	snprintf(scratch, sizeof(scratch), "%s/pgkeep-drill.XXXXXX", o.dir);
-	if (!mkdtemp(scratch)) {
-		pgk_error(PGKEEP_EIO, "cannot create a scratch directory in %s: %s", o.dir, strerror(errno));
-		goto fail;
-	}
-	have_scratch = true;
-	snprintf(data, sizeof(data), "%s/data", scratch);
-	snprintf(logfile, sizeof(logfile), "%s/postgresql.log", scratch);
-	printf("drill: restoring backup %s into %s\n", m.id, data);
-	fflush(stdout);
-
-	/* The restore command itself, in-process: the same code path. */
-	t_restore = now_s();
-	{
-		char *rargv[] = { "restore", m.id, "--pgdata", data, NULL };
-		const char *saved = pgk_log_command;
-
-		optind = 0;
-		rc = cmd_restore(g, 4, rargv);
-		pgk_log_command = saved;
-		if (rc != PGK_EXIT_OK) {
-			pgk_error(PGKEEP_EIO, "restoring backup %s failed (see the messages above)", m.id);
-			goto fail;
-		}
-	}
-	t_start = now_s();
-
-	pg_ctl = child_find_program("pg_ctl", m.pg_version / 10000);
-	port = free_port();
-	if (port < 0) {
-		pgk_error(PGKEEP_EIO, "no free port on 127.0.0.1");
-		goto fail;
-	}
-	/* archive_mode off: the drill's new timeline must never reach the repository. */
-	snprintf(opts, sizeof(opts),
-		 "-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s "
-		 "-c archive_mode=off -c hot_standby=on", port, scratch);
-	{
-		char *sargv[] = { pg_ctl, "-D", data, "-l", logfile, "-w", "-t", "600", "-o", opts, "start", NULL };
-
-		rc = run_program(sargv);
-		started = rc == 0;
-		if (rc < 0) {
-			log_cause(logfile, cause, sizeof(cause));
-			pgk_error(PGKEEP_EIO, "PostgreSQL did not start on the restored backup %s: %s", m.id, cause);
-			goto fail;
-		}
-	}
-
-	/* Recovery runs until the archive ends, then promotes. */
-	for (;;) {
-		PGconn *conn;
-		char *v;
-
-		if (connect_db(&conn, scratch, port, user, "postgres") < 0)
-			goto fail;
-		v = PQstatus(conn) == CONNECTION_OK ? query1(conn, "select pg_is_in_recovery()") : NULL;
-		if (!v)
-			pgk_log_debug("waiting for recovery: %s", PQstatus(conn) == CONNECTION_OK
-					  ? pgk_errmsg() : PQerrorMessage(conn));
-		PQfinish(conn);
-		if (v && strcmp(v, "f") == 0) {
-			free(v);
-			break;
-		}
-		free(v);
-		if (now_s() - t_start > o.timeout) {
-			pgk_error(PGKEEP_EIO, "recovery of backup %s did not finish within %d s", m.id, o.timeout);
-			goto fail;
-		}
-		if (access(logfile, R_OK) == 0) {
-			log_cause(logfile, cause, sizeof(cause));
-			if (strncmp(cause, "FATAL", 5) == 0 || strncmp(cause, "PANIC", 5) == 0) {
-				pgk_error(PGKEEP_EIO, "recovery of backup %s failed: %s", m.id, cause);
-				goto fail;
-			}
-		}
-		usleep(200 * 1000);
-	}
-	t_recovered = now_s();
-
-	if (sanity(scratch, port, user, &ndb, &nidx) < 0)
-		goto fail;
-	printf("drill: backup %s restored in %.1f s, recovered in %.1f s; %zu database(s) answered, "
-	       "%zu index(es) checked with amcheck\n",
-	       m.id, t_start - t_restore, t_recovered - t_start, ndb, nidx);
 	ret = PGK_EXIT_OK;
 	goto out;
 fail:
 	ret = ctx_fail();
 out:
-	if (started) {
-		char *stop[] = { pg_ctl, "-D", data, "-m", "immediate", "-w", "stop", NULL };
-
-		if (run_program(stop) < 0)
-			pgk_log_warning("cannot stop the drill's server: %s", pgk_errmsg());
-	}
-	if (have_scratch) {
+	stop_server(&d);
+	if (d.scratch[0]) {
 		if (o.keep)
-			printf("drill: scratch directory kept: %s\n", scratch);
+			printf("drill: scratch directory kept: %s\n", d.scratch);
 		else
-			nftw(scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+			nftw(d.scratch, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	}
-	free(pg_ctl);
+	free(d.pg_ctl);
 	free(user);
 	manifest_free(&m);
 	if (r)

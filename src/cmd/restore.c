@@ -8,6 +8,8 @@
  * under another name until every byte is verified and the recovery settings
  * are written: PostgreSQL refuses to start a directory without it, so a
  * restore that stops half way can never be mistaken for a complete one.
+ * Members are created by pg/untar.c, which never writes outside the data
+ * directory whatever the tar holds.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +41,7 @@
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/recovery.h"
+#include "pg/untar.h"
 #include "pipeline/pipeline.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -361,30 +364,12 @@ static int prepare_pgdata(const struct restore_opts *o, char **abs)
 
 struct extractor {
 	int fd;			/* read end of the pipe */
-	struct archive *in, *out; /* the thread frees them */
-	const char *root;
+	struct archive *in;	/* the thread frees it */
+	struct untar *u;
 	pthread_t thread;
 	int rc;
 	char err[1024];
-	uint64_t entries;
 };
-
-static bool safe_member(const char *name)
-{
-	const char *p = name;
-
-	if (!*name || *name == '/')
-		return false;
-	while (*p) {
-		if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
-			return false;
-		p = strchr(p, '/');
-		if (!p)
-			break;
-		p++;
-	}
-	return true;
-}
 
 static int extract_fail(struct extractor *x, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -399,80 +384,18 @@ static int extract_fail(struct extractor *x, const char *fmt, ...)
 	return x->rc;
 }
 
-static int copy_data(struct extractor *x, struct archive *in, struct archive *out,
-		     const char *name)
+static int extract_entry(struct extractor *x, struct archive *in, struct archive_entry *e)
 {
-	const void *buf;
-	size_t len;
-	la_int64_t off;
-	int r;
+	const char *name = archive_entry_pathname(e);
+	int rc;
 
-	for (;;) {
-		r = archive_read_data_block(in, &buf, &len, &off);
-		if (r == ARCHIVE_EOF)
-			return 0;
-		if (r != ARCHIVE_OK)
-			return extract_fail(x, "cannot read %s from the backup: %s", name,
-					    archive_error_string(in));
-		if (archive_write_data_block(out, buf, len, off) != ARCHIVE_OK)
-			return extract_fail(x, "cannot write %s: %s", name,
-					    archive_error_string(out));
-	}
-}
-
-/*
- * The restore ends with a syncfs that waits for every byte to reach the
- * disk.  Starting the writeback of each large file as soon as it is
- * complete lets the disk work while the next files are extracted, so that
- * wait is short.  Only a hint: the syncfs is what makes the data durable.
- */
-#define EARLY_WRITEBACK_MIN (1024 * 1024)
-
-static void start_writeback(const char *path)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-
-	if (fd < 0)
-		return;
-	(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-	close(fd);
-}
-
-static int extract_entry(struct extractor *x, struct archive *in, struct archive *out,
-			 struct archive_entry *e)
-{
-	char *name = xstrdup(archive_entry_pathname(e)), *dest, *link;
-	const char *hl = archive_entry_hardlink(e);
-	int rc = 0;
-
-	if (!safe_member(name) || (hl && !safe_member(hl))) {
-		rc = extract_fail(x, "the backup holds an unsafe path '%s'", name);
-		goto out;
-	}
 	/* Withheld until the end: see the comment at the top. */
-	dest = xasprintf("%s/%s", x->root,
-			 strcmp(name, CONTROL_FILE) == 0 ? CONTROL_PENDING : name);
-	archive_entry_set_pathname(e, dest);
-	free(dest);
-	if (hl) {
-		link = xasprintf("%s/%s", x->root, hl);
-		archive_entry_set_hardlink(e, link);
-		free(link);
+	rc = untar_entry(x->u, in, e, name && strcmp(untar_strip(name), CONTROL_FILE) == 0
+				      ? CONTROL_PENDING : NULL);
+	if (rc < 0) {
+		snprintf(x->err, sizeof(x->err), "%s", x->u->err);
+		x->rc = rc;
 	}
-	if (archive_write_header(out, e) != ARCHIVE_OK) {
-		rc = extract_fail(x, "cannot create %s: %s", name, archive_error_string(out));
-		goto out;
-	}
-	if (archive_entry_size(e) > 0)
-		rc = copy_data(x, in, out, name);
-	if (rc == 0 && archive_write_finish_entry(out) != ARCHIVE_OK)
-		rc = extract_fail(x, "cannot finish %s: %s", name, archive_error_string(out));
-	if (rc == 0 && archive_entry_filetype(e) == AE_IFREG &&
-	    archive_entry_size(e) >= EARLY_WRITEBACK_MIN)
-		start_writeback(archive_entry_pathname(e));
-	x->entries++;
-out:
-	free(name);
 	return rc;
 }
 
@@ -488,7 +411,7 @@ static void drain(int fd)
 static void *extract_main(void *arg)
 {
 	struct extractor *x = arg;
-	struct archive *in = x->in, *out = x->out;
+	struct archive *in = x->in;
 	struct archive_entry *e;
 	int r;
 
@@ -497,7 +420,7 @@ static void *extract_main(void *arg)
 		goto out;
 	}
 	while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
-		if (extract_entry(x, in, out, e) < 0)
+		if (extract_entry(x, in, e) < 0)
 			goto out;
 	}
 	if (r != ARCHIVE_EOF)
@@ -506,7 +429,6 @@ static void *extract_main(void *arg)
 	else
 		drain(x->fd);
 out:
-	archive_write_free(out);
 	archive_read_free(in);
 	/* On failure this makes the writer's next write fail with EPIPE. */
 	close(x->fd);
@@ -556,22 +478,14 @@ static int extractor_archives(struct extractor *x)
 
 	if (rc < 0)
 		return rc;
-	rc = libarchive_write_disk_new(&x->out);
-	if (rc < 0) {
-		archive_read_free(x->in);
-		return rc;
-	}
 	archive_read_support_format_tar(x->in);
-	archive_write_disk_set_options(x->out, ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME |
-					       ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-					       ARCHIVE_EXTRACT_SECURE_NODOTDOT);
 	return 0;
 }
 
 static int extract_stream(struct restore_run *rr, const struct manifest_stream *s,
-			  const char *root)
+			  struct untar *u)
 {
-	struct extractor x = { .root = root };
+	struct extractor x = { .u = u };
 	struct fd_sink sk = { -1, false, NULL };
 	int fds[2], rc;
 
@@ -579,7 +493,6 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 	if (rc < 0)
 		return rc;
 	if (pipe2(fds, O_CLOEXEC) < 0) {
-		archive_write_free(x.out);
 		archive_read_free(x.in);
 		return pgk_error(PGKEEP_EIO, "cannot create a pipe: %s", strerror(errno));
 	}
@@ -590,7 +503,6 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 	(void)fcntl(fds[1], F_SETPIPE_SZ, EXTRACT_PIPE_SIZE);
 #endif
 	if (pthread_create(&x.thread, NULL, extract_main, &x) != 0) {
-		archive_write_free(x.out);
 		archive_read_free(x.in);
 		close(fds[0]);
 		close(fds[1]);
@@ -612,8 +524,8 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 		return pgk_error(x.rc, "%s", x.err);
 	if (rc < 0)
 		return rc;
-	pgk_log_info("extracted %" PRIu64 " entries into %s", x.entries, root);
-	return 0;
+	pgk_log_info("extracted %" PRIu64 " entries into %s", u->entries, u->root);
+	return untar_check_root(u);
 }
 
 /* ---------------------------------------------------------------- base restore */
@@ -647,52 +559,39 @@ static char *restore_command(struct restore_run *rr)
 	return cmd;
 }
 
-static int check_extracted(const char *root)
+/* Regular files, not links: what the last steps read and rename. */
+static int check_extracted(const struct untar *u)
 {
 	static const char *need[] = { CONTROL_PENDING, "backup_label", "PG_VERSION" };
-	char *p;
+	struct stat st;
 	size_t i;
-	int rc = 0;
 
-	for (i = 0; rc == 0 && i < sizeof(need) / sizeof(need[0]); i++) {
-		p = xasprintf("%s/%s", root, need[i]);
-		if (access(p, F_OK) < 0)
-			rc = pgk_error(PGKEEP_ECORRUPT, "the backup has no %s",
-				       strcmp(need[i], CONTROL_PENDING) ? need[i] : CONTROL_FILE);
-		free(p);
-	}
-	return rc;
-}
-
-static int fsync_path(const char *path, bool whole_fs)
-{
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pgk_error(PGKEEP_EIO, "cannot open %s: %s", path, strerror(errno));
-	if ((whole_fs ? syncfs(fd) : fsync(fd)) < 0)
-		rc = pgk_error(PGKEEP_EIO, "cannot sync %s: %s", path, strerror(errno));
-	close(fd);
-	return rc;
+	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++)
+		if (fstatat(u->rootfd, need[i], &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			return pgk_error(PGKEEP_ECORRUPT, "the backup has no %s",
+					 strcmp(need[i], CONTROL_PENDING) ? need[i] : CONTROL_FILE);
+	return 0;
 }
 
 /* Everything on disk, then pg_control into place: the directory is complete. */
-static int finish_pgdata(const char *root)
+static int finish_pgdata(const struct untar *u)
 {
-	char *from = xasprintf("%s/%s", root, CONTROL_PENDING);
-	char *to = xasprintf("%s/%s", root, CONTROL_FILE);
-	char *global = xasprintf("%s/global", root);
-	int rc;
+	const char *pending = strchr(CONTROL_PENDING, '/') + 1;
+	const char *control = strchr(CONTROL_FILE, '/') + 1;
+	int gfd, rc = 0;
 
-	rc = fsync_path(root, true);
-	if (rc == 0 && rename(from, to) < 0)
-		rc = pgk_error(PGKEEP_EIO, "cannot rename %s to %s: %s", from, to, strerror(errno));
-	if (rc == 0)
-		rc = fsync_path(global, false);
-	free(global);
-	free(to);
-	free(from);
+	if (syncfs(u->rootfd) < 0)
+		return pgk_error(PGKEEP_EIO, "cannot sync %s: %s", u->root, strerror(errno));
+	gfd = openat(u->rootfd, "global", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (gfd < 0)
+		return pgk_error(PGKEEP_EIO, "cannot open %s/global: %s", u->root, strerror(errno));
+	if (renameat(gfd, pending, gfd, control) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot rename %s/%s to %s: %s", u->root,
+			       CONTROL_PENDING, CONTROL_FILE, strerror(errno));
+	if (rc == 0 && fsync(gfd) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot sync %s/global: %s", u->root, strerror(errno));
+	close(gfd);
 	return rc;
 }
 
@@ -700,6 +599,7 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 {
 	const struct manifest_stream *s;
 	struct recovery_settings rs = { 0 };
+	struct untar u = { .rootfd = -1 };
 	char *root = NULL, *cmd = NULL, *comment = NULL, when[32];
 	int rc;
 
@@ -710,11 +610,15 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	rc = libarchive_load();
 	if (rc == 0)
 		rc = prepare_pgdata(o, &root);
-	if (rc < 0)
-		return rc;
-	rc = extract_stream(rr, s, root);
 	if (rc == 0)
-		rc = check_extracted(root);
+		rc = untar_open(&u, root);
+	if (rc < 0) {
+		free(root);
+		return rc;
+	}
+	rc = extract_stream(rr, s, &u);
+	if (rc == 0)
+		rc = check_extracted(&u);
 	if (rc < 0)
 		goto incomplete;
 	cmd = restore_command(rr);
@@ -727,9 +631,9 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	rs.action = o->action;
 	rs.archive_off = o->archive_off;
 	rs.comment = comment;
-	rc = recovery_write(root, &rs);
+	rc = recovery_write(u.rootfd, root, &rs);
 	if (rc == 0)
-		rc = finish_pgdata(root);
+		rc = finish_pgdata(&u);
 	if (rc < 0)
 		goto incomplete;
 	goto out;
@@ -738,6 +642,7 @@ incomplete:
 		       "incomplete (PostgreSQL cannot start it: %s is missing); empty it or "
 		       "run restore again with --force", rr->m.id, root, CONTROL_FILE);
 out:
+	untar_close(&u);
 	free(comment);
 	free(cmd);
 	free(root);

@@ -20,10 +20,13 @@
 #define PGK_LIBARCHIVE_FUNCS(X) \
 	X(archive_entry_filetype) \
 	X(archive_entry_hardlink) \
+	X(archive_entry_mtime) \
+	X(archive_entry_mtime_nsec) \
 	X(archive_entry_pathname) \
 	X(archive_entry_set_hardlink) \
 	X(archive_entry_set_pathname) \
 	X(archive_entry_size) \
+	X(archive_entry_symlink) \
 	X(archive_error_string) \
 	X(archive_filter_bytes) \
 	X(archive_read_data) \
@@ -66,10 +69,13 @@ int libarchive_write_disk_new(struct archive **out);
 
 #define archive_entry_filetype		(pgk_libarchive.fn_archive_entry_filetype)
 #define archive_entry_hardlink		(pgk_libarchive.fn_archive_entry_hardlink)
+#define archive_entry_mtime		(pgk_libarchive.fn_archive_entry_mtime)
+#define archive_entry_mtime_nsec	(pgk_libarchive.fn_archive_entry_mtime_nsec)
 #define archive_entry_pathname		(pgk_libarchive.fn_archive_entry_pathname)
 #define archive_entry_set_hardlink	(pgk_libarchive.fn_archive_entry_set_hardlink)
 #define archive_entry_set_pathname	(pgk_libarchive.fn_archive_entry_set_pathname)
 #define archive_entry_size		(pgk_libarchive.fn_archive_entry_size)
+#define archive_entry_symlink		(pgk_libarchive.fn_archive_entry_symlink)
 #define archive_error_string		(pgk_libarchive.fn_archive_error_string)
 #define archive_filter_bytes		(pgk_libarchive.fn_archive_filter_bytes)
 #define archive_read_data		(pgk_libarchive.fn_archive_read_data)

@@ -2,7 +2,9 @@
  * Writing the recovery settings of a restored data directory.  Earlier
  * recovery settings in the backup's postgresql.auto.conf are dropped rather
  * than overridden: PostgreSQL refuses two different kinds of target, so a
- * stale recovery_target_lsn would break a restore to a time.
+ * stale recovery_target_lsn would break a restore to a time.  Every file is
+ * reached through a descriptor of the data directory and never through a
+ * symbolic link: the directory's content came from the backup.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
@@ -80,60 +83,82 @@ static bool managed_line(const char *line, bool archive_off)
 	       (archive_off && strcmp(key, "archive_mode") == 0);
 }
 
-static int read_file(const char *path, struct pgk_buf *out)
+/* A link or a FIFO planted in the backup is refused, never followed or waited on. */
+static int read_file(int dirfd, const char *pgdata, const char *name, struct pgk_buf *out)
 {
 	char tmp[8192];
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return pgk_error(PGKEEP_EIO, "cannot open %s: %s", path, strerror(errno));
-	}
-	while ((n = read(fd, tmp, sizeof(tmp))) > 0)
-		buf_append(out, tmp, (size_t)n);
-	close(fd);
-	if (n < 0)
-		return pgk_error(PGKEEP_EIO, "cannot read %s: %s", path, strerror(errno));
-	return 0;
-}
-
-static int write_atomic(const char *dir, const char *name, const void *data, size_t len)
-{
-	char *path = xasprintf("%s/%s", dir, name);
-	char *tmp = xasprintf("%s/.%s.pgkeep-tmp", dir, name);
-	const char *p = data;
-	ssize_t n;
+	struct stat st;
+	ssize_t n = 0;
 	int fd, rc = 0;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = pgk_error(PGKEEP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-		goto out_free;
+	fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0)
+		return pgk_error(PGKEEP_EIO, "cannot open %s/%s: %s", pgdata, name,
+				 errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = pgk_error(PGKEEP_EIO, "%s/%s is not a regular file", pgdata, name);
+		goto out_close;
 	}
+	while ((n = read(fd, tmp, sizeof(tmp))) > 0 || (n < 0 && errno == EINTR))
+		if (n > 0)
+			buf_append(out, tmp, (size_t)n);
+	if (n < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot read %s/%s: %s", pgdata, name, strerror(errno));
+out_close:
+	close(fd);
+	return rc;
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	ssize_t n;
+
 	while (len > 0) {
 		n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			rc = pgk_error(PGKEEP_EIO, "cannot write %s: %s", tmp, strerror(errno));
-			break;
-		}
+		if (n < 0)
+			return -1;
 		p += n;
 		len -= (size_t)n;
 	}
+	return 0;
+}
+
+/*
+ * A fresh temporary file beside name, renamed over it.  Whatever the
+ * temporary name held before (a link planted in the backup, say) is
+ * unlinked, never written through; rename replaces a link at name itself.
+ */
+static int write_atomic(int dirfd, const char *pgdata, const char *name, const void *data,
+			size_t len)
+{
+	char *tmp = xasprintf(".%s.pgkeep-tmp", name);
+	int fd, rc = 0;
+
+	if (unlinkat(dirfd, tmp, 0) < 0 && errno != ENOENT) {
+		rc = pgk_error(PGKEEP_EIO, "cannot remove %s/%s: %s", pgdata, tmp, strerror(errno));
+		goto out_free;
+	}
+	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = pgk_error(PGKEEP_EIO, "cannot create %s/%s: %s", pgdata, tmp, strerror(errno));
+		goto out_free;
+	}
+	if (write_all(fd, data, len) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot write %s/%s: %s", pgdata, tmp, strerror(errno));
 	if (rc == 0 && fsync(fd) < 0)
-		rc = pgk_error(PGKEEP_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
+		rc = pgk_error(PGKEEP_EIO, "cannot fsync %s/%s: %s", pgdata, tmp, strerror(errno));
 	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = pgk_error(PGKEEP_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+	if (rc == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot rename %s/%s to %s: %s", pgdata, tmp, name,
+			       strerror(errno));
 	if (rc < 0)
-		unlink(tmp);
+		unlinkat(dirfd, tmp, 0);
 out_free:
 	free(tmp);
-	free(path);
 	return rc;
 }
 
@@ -146,13 +171,14 @@ static void append_setting(struct pgk_buf *b, const char *name, const char *valu
 }
 
 /* The backup's auto.conf with our settings' earlier values removed. */
-static int filtered_auto_conf(const char *path, bool archive_off, struct pgk_buf *out)
+static int filtered_auto_conf(int dirfd, const char *pgdata, bool archive_off,
+			      struct pgk_buf *out)
 {
 	struct pgk_buf old = PGK_BUF_INIT;
 	char *text, *line, *save = NULL;
 	int rc;
 
-	rc = read_file(path, &old);
+	rc = read_file(dirfd, pgdata, "postgresql.auto.conf", &old);
 	if (rc < 0)
 		return rc;
 	text = buf_detach(&old);
@@ -166,13 +192,12 @@ static int filtered_auto_conf(const char *path, bool archive_off, struct pgk_buf
 	return 0;
 }
 
-int recovery_write(const char *pgdata, const struct recovery_settings *s)
+int recovery_write(int dirfd, const char *pgdata, const struct recovery_settings *s)
 {
 	struct pgk_buf conf = PGK_BUF_INIT;
-	char *path = xasprintf("%s/postgresql.auto.conf", pgdata);
 	int rc;
 
-	rc = filtered_auto_conf(path, s->archive_off, &conf);
+	rc = filtered_auto_conf(dirfd, pgdata, s->archive_off, &conf);
 	if (rc < 0)
 		goto out;
 	if (s->comment)
@@ -187,11 +212,10 @@ int recovery_write(const char *pgdata, const struct recovery_settings *s)
 	append_setting(&conf, "recovery_target_timeline", "latest");
 	if (s->archive_off)
 		append_setting(&conf, "archive_mode", "off");
-	rc = write_atomic(pgdata, "postgresql.auto.conf", conf.data, conf.len);
+	rc = write_atomic(dirfd, pgdata, "postgresql.auto.conf", conf.data, conf.len);
 	if (rc == 0)
-		rc = write_atomic(pgdata, "recovery.signal", "", 0);
+		rc = write_atomic(dirfd, pgdata, "recovery.signal", "", 0);
 out:
 	buf_free(&conf);
-	free(path);
 	return rc;
 }

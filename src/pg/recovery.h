@@ -29,9 +29,11 @@ struct recovery_settings {
 /*
  * Rewrite PGDATA/postgresql.auto.conf (the backup's copy) without any
  * earlier restore_command or recovery_target* line, with ours appended, and
- * write recovery.signal.  Both files are written atomically and fsynced.
+ * write recovery.signal.  Both files are written atomically and fsynced,
+ * relative to dirfd (the data directory; pgdata names it in messages),
+ * never through a symbolic link.
  */
-int recovery_write(const char *pgdata, const struct recovery_settings *s);
+int recovery_write(int dirfd, const char *pgdata, const struct recovery_settings *s);
 
 /* 'it''s' for postgresql.conf. */
 char *conf_quote(const char *s);
