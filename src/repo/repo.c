@@ -359,7 +359,7 @@ int repo_put(struct repo *r, const char *key, enum obj_kind kind, const void *da
 	struct pgk_buf obj = PGK_BUF_INIT;
 	int ret;
 
-	ret = obj_seal(&r->keys, kind, r->compress_level, data, len, &obj);
+	ret = obj_seal(&r->keys, kind, key, r->compress_level, data, len, &obj);
 	if (ret == 0)
 		ret = store_put(r->store, key, obj.data, obj.len, flags);
 	buf_free(&obj);
@@ -371,9 +371,9 @@ int repo_get(struct repo *r, const char *key, enum obj_kind kind, struct pgk_buf
 	struct pgk_buf obj = PGK_BUF_INIT;
 	int ret;
 
-	ret = store_get(r->store, key, &obj);
+	ret = obj_fetch(r->store, key, kind, &obj);
 	if (ret == 0)
-		ret = obj_open(&r->keys, kind, obj.data, obj.len, plain, key);
+		ret = obj_open(&r->keys, kind, key, obj.data, obj.len, plain);
 	buf_free(&obj);
 	return ret;
 }

@@ -24,14 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ready = 1;
 	}
 	/* As a stored object: must fail unless it is a genuine one. */
-	if (obj_open(&k, OBJ_CHUNK, data, size, &plain, "fuzz") == 0 && size < OBJ_OVERHEAD)
+	if (obj_open(&k, OBJ_CHUNK, "fuzz", data, size, &plain) == 0 && size < OBJ_OVERHEAD)
 		abort();
 	buf_free(&plain);
 
 	/* As plaintext: seal, open, compare. */
-	if (obj_seal(&k, OBJ_WAL, size & 1 ? 3 : 0, data, size, &sealed) != 0)
+	if (obj_seal(&k, OBJ_WAL, "fuzz", size & 1 ? 3 : 0, data, size, &sealed) != 0)
 		abort();
-	if (obj_open(&k, OBJ_WAL, sealed.data, sealed.len, &plain, "fuzz") != 0)
+	if (obj_open(&k, OBJ_WAL, "fuzz", sealed.data, sealed.len, &plain) != 0)
 		abort();
 	if (plain.len != size || (size && memcmp(plain.data, data, size) != 0))
 		abort();
@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct pgk_buf again = PGK_BUF_INIT;
 
 		sealed.data[size % sealed.len] ^= 0x80;
-		if (obj_open(&k, OBJ_WAL, sealed.data, sealed.len, &again, "fuzz") == 0)
+		if (obj_open(&k, OBJ_WAL, "fuzz", sealed.data, sealed.len, &again) == 0)
 			abort();
 		buf_free(&again);
 	}
