@@ -1,7 +1,8 @@
 /*
  * Object format: round trips across sizes, codecs and data, and every kind of
- * damage (truncation, bit flips, wrong key, wrong kind) refused before a byte
- * is returned.
+ * damage (truncation, bit flips, wrong key, wrong kind, another name)
+ * refused before a byte is returned; format 1 objects still read; fetches
+ * bounded by kind from the first bytes.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "common/error.h"
 #include "repo/object.h"
+#include "memstore.h"
 #include "tap.h"
 
 static struct repo_keys key, other;
@@ -459,6 +461,207 @@ static void reseal(int level, bool random)
 	free(data);
 }
 
+/* A format 2 object opens under the name it was sealed for, and no other. */
+static void names(void)
+{
+	static const struct {
+		enum obj_kind kind;
+		const char *sealed, *served;
+	} swaps[] = {
+		{ OBJ_WAL, "wal/00000001/000000010000000A00000042",
+		  "wal/00000002/000000020000000A00000042" },
+		{ OBJ_WAL, "wal/00000001/000000010000000A00000042.00000028.backup",
+		  "wal/history/00000002.history" },
+		{ OBJ_WAL, "wal/history/00000002.history", "wal/history/00000003.history" },
+		{ OBJ_MANIFEST, "backups/a.manifest", "backups/b.manifest" },
+		{ OBJ_LIST, "lists/s/0-0", "lists/s/0-1" },
+		{ OBJ_META, "meta/sysid", "meta/sysid " },
+		{ OBJ_CHUNK, "chunks/ab/ab01", "chunks/ab/ab0" },
+	};
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT, bases = PGK_BUF_INIT;
+	struct obj_bases got;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < sizeof(swaps) / sizeof(swaps[0]); i++) {
+		buf_reset(&obj);
+		buf_reset(&plain);
+		obj_seal(&key, swaps[i].kind, swaps[i].sealed, i & 1 ? 3 : 0, "some bytes", 10, &obj);
+		ret = obj_open(&key, swaps[i].kind, swaps[i].served, obj.data, obj.len, &plain);
+		is_int(ret, PGKEEP_ECORRUPT, "%s served as %s is refused", swaps[i].sealed,
+		       swaps[i].served);
+		ok(strstr(pgk_errmsg(), swaps[i].served) &&
+		   strstr(pgk_errmsg(), "stored under another name"), "  saying so: %s",
+		   pgk_errmsg());
+		is_int(plain.len, 0, "  nothing returned");
+		ret = obj_open(&key, swaps[i].kind, swaps[i].sealed, obj.data, obj.len, &plain);
+		ok(ret == 0 && plain.len == 10, "  it opens under its own name");
+	}
+
+	/* The reseal for another repository keeps the name bound. */
+	buf_reset(&obj);
+	obj_seal(&key, OBJ_WAL, "wal/00000001/000000010000000000000001", 0, "segment", 7, &obj);
+	ret = obj_reseal(&key, &other, OBJ_WAL, "wal/00000001/000000010000000000000002", &obj);
+	is_int(ret, PGKEEP_ECORRUPT, "resealing under another name is refused");
+	buf_reset(&obj);
+	obj_seal(&key, OBJ_WAL, "wal/00000001/000000010000000000000001", 0, "segment", 7, &obj);
+	obj_reseal(&key, &other, OBJ_WAL, "wal/00000001/000000010000000000000001", &obj);
+	buf_reset(&plain);
+	ok(obj_open(&other, OBJ_WAL, "wal/00000001/000000010000000000000001", obj.data, obj.len,
+		    &plain) == 0 &&
+	   obj_open(&other, OBJ_WAL, "wal/00000002/000000020000000000000001", obj.data, obj.len,
+		    &plain) == PGKEEP_ECORRUPT,
+	   "  a resealed object opens under its name only");
+
+	/* A delta and its bases' list are bound too. */
+	buf_reset(&obj);
+	got.n = 1;
+	memset(got.id[0], 'a', 64);
+	got.id[0][64] = '\0';
+	got.plain = bases;
+	buf_append(&got.plain, "some bytes, and more", 20);
+	ret = obj_seal_delta(&key, "chunks/cd/cd01", 3, &got, "some bytes, and less", 20, &obj);
+	bases = got.plain;
+	ok(ret == 0 && obj_chunk_bases(&key, "chunks/cd/cd02", obj.data, obj.len, &got) ==
+			       PGKEEP_ECORRUPT,
+	   "a delta served under another chunk's name is refused");
+	buf_free(&obj);
+	buf_free(&plain);
+	buf_free(&bases);
+}
+
+/* The golden format 1 objects, and what happens to one resealed. */
+static void format_1(void)
+{
+	struct pgk_buf slot = PGK_BUF_INIT, obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	struct repo_keys k;
+	int ret;
+
+	read_file("keyslot.json", &slot);
+	keyslot_unwrap(&k, "golden passphrase", slot.data, slot.len);
+	read_file("plain.obj", &obj);
+	is_int(obj.len > 8 ? obj.data[7] : 0, 1, "format 1: the golden object says version 1");
+	ret = obj_open(&k, OBJ_META, "meta/anything", obj.data, obj.len, &plain);
+	ok(ret == 0 && plain.len == 27, "  and opens under any name (none is bound): %s",
+	   ret ? pgk_errmsg() : "ok");
+	obj.data[7] = 2;
+	buf_reset(&plain);
+	ret = obj_open(&k, OBJ_META, "meta/anything", obj.data, obj.len, &plain);
+	is_int(ret, PGKEEP_ECORRUPT, "  made to say version 2, it does not open");
+	obj.data[7] = 1;
+	ret = obj_reseal(&k, &key, OBJ_META, "meta/note", &obj);
+	is_int(ret, 0, "  resealed (as copy does): %s", ret ? pgk_errmsg() : "ok");
+	is_int(obj.data[7], 2, "  it is format 2");
+	buf_reset(&plain);
+	ok(obj_open(&key, OBJ_META, "meta/note", obj.data, obj.len, &plain) == 0 && plain.len == 27 &&
+	   memcmp(plain.data, "uncompressed golden object\n", 27) == 0,
+	   "  and opens to the same bytes under its name");
+	is_int(obj_open(&key, OBJ_META, "meta/other", obj.data, obj.len, &plain), PGKEEP_ECORRUPT,
+	       "  and under no other");
+	keys_wipe(&k);
+	buf_free(&slot);
+	buf_free(&obj);
+	buf_free(&plain);
+}
+
+/* Store bytes as they are under key in ms. */
+static void plant(struct pgk_store *ms, const char *key_name, const void *data, size_t len)
+{
+	store_put(ms, key_name, data, len, 0);
+}
+
+/* A header for kind that claims plainlen bytes, compression comp. */
+static void forge_header(uint8_t *h, enum obj_kind kind, uint8_t comp, uint64_t plainlen)
+{
+	int i;
+
+	memcpy(h, "PGKEEP\0\2", 8);
+	h[8] = (uint8_t)kind;
+	h[9] = comp;
+	h[10] = 1;
+	h[11] = 0;
+	memcpy(h + 12, key.key_id, PGK_KEY_ID_LEN);
+	memset(h + 20, 7, 12);
+	for (i = 0; i < 8; i++)
+		h[32 + i] = (uint8_t)(plainlen >> (56 - 8 * i));
+}
+
+/*
+ * obj_fetch takes no more than an object of its kind can hold, and looks
+ * at the header before more than its first bytes are taken.
+ */
+static void fetch_caps(void)
+{
+	struct pgk_store *ms = memstore_open();
+	struct pgk_buf obj = PGK_BUF_INIT, big = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	size_t n = (size_t)OBJ_CHUNK_PLAIN_MAX + 1;
+	uint8_t *junk = xzalloc(n + OBJ_OVERHEAD);
+	int ret;
+
+	obj_seal(&key, OBJ_LIST, "lists/s/0-0", 3, "entries", 7, &obj);
+	plant(ms, "lists/s/0-0", obj.data, obj.len);
+	ret = obj_fetch(ms, "lists/s/0-0", OBJ_LIST, &big);
+	ok(ret == 0 && big.len == obj.len && memcmp(big.data, obj.data, obj.len) == 0,
+	   "fetch: a list object comes whole");
+	ret = obj_fetch(ms, "lists/s/0-0", OBJ_CHUNK, &big);
+	ok(ret == PGKEEP_ECORRUPT && big.len == 0 && strstr(pgk_errmsg(), "expected chunk"),
+	   "  fetched as a chunk, refused from its header: %s", pgk_errmsg());
+	is_int(obj_fetch(ms, "lists/none", OBJ_LIST, &big), PGKEEP_ENOTFOUND,
+	       "  an absent object: ENOTFOUND");
+
+	plant(ms, "chunks/zz/junk", junk, n + OBJ_OVERHEAD);
+	ret = obj_fetch(ms, "chunks/zz/junk", OBJ_CHUNK, &big);
+	ok(ret == PGKEEP_ECORRUPT && big.len == 0 &&
+	   strstr(pgk_errmsg(), "chunks/zz/junk is not a pgkeep object"),
+	   "  4 MiB of zeros: not an object: %s", pgk_errmsg());
+
+	forge_header(junk, OBJ_CHUNK, 0, n);
+	plant(ms, "chunks/zz/big", junk, n + OBJ_OVERHEAD);
+	ret = obj_fetch(ms, "chunks/zz/big", OBJ_CHUNK, &big);
+	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "more than a chunk object holds"),
+	   "  a chunk claiming a byte more than the chunker cuts: %s", pgk_errmsg());
+
+	forge_header(junk, OBJ_META, 0, 16);
+	plant(ms, "meta/long", junk, (size_t)OBJ_META_PLAIN_MAX + OBJ_OVERHEAD);
+	ret = obj_fetch(ms, "meta/long", OBJ_META, &big);
+	ok(ret == PGKEEP_ECORRUPT && big.len == 0 &&
+	   strstr(pgk_errmsg(), "meta/long is larger than 72 bytes"),
+	   "  an object longer than its header allows stops there: %s", pgk_errmsg());
+
+	forge_header(junk, OBJ_META, 0, 1);
+	plant(ms, "meta/short", junk, 20);
+	ret = obj_fetch(ms, "meta/short", OBJ_META, &big);
+	ok(ret == 0 && big.len == 20, "  one shorter than a header is fetched");
+	ret = obj_open(&key, OBJ_META, "meta/short", big.data, big.len, &plain);
+	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "truncated"),
+	   "  and said truncated when opened: %s", pgk_errmsg());
+
+	is_int(obj_plain_max(OBJ_WAL), 1 << 30, "the largest WAL object holds 1 GiB");
+	is_int(obj_plain_max(OBJ_CHUNK), 4 << 20, "the largest chunk object holds 4 MiB");
+	free(junk);
+	buf_free(&obj);
+	buf_free(&big);
+	buf_free(&plain);
+	memstore_close(ms);
+}
+
+/* obj_open refuses what its kind cannot hold, even sealed with the key. */
+static void open_caps(void)
+{
+	size_t n = (size_t)OBJ_CHUNK_PLAIN_MAX + 1;
+	uint8_t *data = xzalloc(n);
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	int ret;
+
+	obj_seal(&key, OBJ_CHUNK, "chunks/aa/aa", 3, data, n, &obj);
+	ret = obj_open(&key, OBJ_CHUNK, "chunks/aa/aa", obj.data, obj.len, &plain);
+	ok(ret == PGKEEP_ECORRUPT && plain.len == 0,
+	   "a chunk object of more than 4 MiB is refused: %s", pgk_errmsg());
+	free(data);
+	buf_free(&obj);
+	buf_free(&plain);
+}
+
 int main(void)
 {
 	static const size_t sizes[] = { 0, 1, 100, 64 << 10, 1 << 20, 16 << 20, 20 << 20 };
@@ -484,6 +687,10 @@ int main(void)
 	reseal(0, false);
 	reseal(3, false);
 	reseal(3, true);
+	names();
+	format_1();
+	fetch_caps();
+	open_caps();
 	keys_wipe(&key);
 	keys_wipe(&other);
 	return done_testing();
