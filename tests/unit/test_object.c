@@ -155,7 +155,8 @@ static void fresh_nonces(void)
 static void read_file(const char *name, struct pgk_buf *out)
 {
 	const char *top = getenv("top_srcdir");
-	char *path = xasprintf("%s/tests/data/format-v1/%s", top ? top : ".", name);
+	char *path = xasprintf("%s/tests/data/%s%s", top ? top : ".",
+			       strchr(name, '/') ? "" : "format-v1/", name);
 	FILE *f = fopen(path, "rb");
 	char chunk[4096];
 	size_t n;
@@ -564,6 +565,40 @@ static void format_1(void)
 	buf_free(&plain);
 }
 
+/* Objects written by the first release of format 2 must read forever, by name. */
+static void golden_v2(void)
+{
+	static const char history[] = "1\t0/3000000\tno recovery target specified\n";
+	struct pgk_buf slot = PGK_BUF_INIT, obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	struct repo_keys k;
+	size_t i, bad = 0;
+	int ret;
+
+	read_file("keyslot.json", &slot);
+	keyslot_unwrap(&k, "golden passphrase", slot.data, slot.len);
+	read_file("format-v2/plain.obj", &obj);
+	ret = obj_open(&k, OBJ_WAL, "wal/history/00000002.history", obj.data, obj.len, &plain);
+	ok(ret == 0 && plain.len == strlen(history) && memcmp(plain.data, history, plain.len) == 0,
+	   "golden format 2 WAL object opens under its name: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&plain);
+	is_int(obj_open(&k, OBJ_WAL, "wal/history/00000003.history", obj.data, obj.len, &plain),
+	       PGKEEP_ECORRUPT, "  and not under another");
+	buf_reset(&obj);
+	read_file("format-v2/zstd.obj", &obj);
+	ret = obj_open(&k, OBJ_CHUNK, "chunks/00/golden", obj.data, obj.len, &plain);
+	for (i = 0; ret == 0 && i < plain.len; i++)
+		bad += plain.data[i] != (uint8_t)"pgkeep format v2 golden object\n"[i % 31];
+	ok(ret == 0 && obj.data[9] == 1 && plain.len == 2000 * 31 && bad == 0,
+	   "golden format 2 zstd chunk opens under its name: %s", ret ? pgk_errmsg() : "ok");
+	buf_reset(&plain);
+	is_int(obj_open(&k, OBJ_CHUNK, "chunks/00/golden2", obj.data, obj.len, &plain),
+	       PGKEEP_ECORRUPT, "  and not under another");
+	keys_wipe(&k);
+	buf_free(&slot);
+	buf_free(&obj);
+	buf_free(&plain);
+}
+
 /* Store bytes as they are under key in ms. */
 static void plant(struct pgk_store *ms, const char *key_name, const void *data, size_t len)
 {
@@ -689,6 +724,7 @@ int main(void)
 	reseal(3, true);
 	names();
 	format_1();
+	golden_v2();
 	fetch_caps();
 	open_caps();
 	keys_wipe(&key);
