@@ -34,7 +34,7 @@ static int put_chunk(struct repo *r, const uint8_t *data, struct manifest_chunk 
 	keys_chunk_id(&r->keys, data, SCALE_CHUNK, c->id);
 	c->size = SCALE_CHUNK;
 	chunk_key(c->id, key, sizeof(key));
-	ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, data, SCALE_CHUNK, &sealed);
+	ret = obj_seal(&r->keys, OBJ_CHUNK, key, r->compress_level, data, SCALE_CHUNK, &sealed);
 	if (ret == 0)
 		ret = store_put(r->store, key, sealed.data, sealed.len, PGKEEP_PUT_IF_ABSENT);
 	if (ret == 0)

@@ -390,11 +390,11 @@ static int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	mc->stored = 0;
 	if (!have) {
 		buf_reset(&b->sealed);
-		ret = obj_seal(&c->to->keys, OBJ_CHUNK, c->to->compress_level, b->plain.data,
+		chunk_key(bhex, key, sizeof(key));
+		ret = obj_seal(&c->to->keys, OBJ_CHUNK, key, c->to->compress_level, b->plain.data,
 			       b->plain.len, &b->sealed);
 		if (ret)
 			return ret;
-		chunk_key(bhex, key, sizeof(key));
 		ret = store_put(c->to->store, key, b->sealed.data, b->sealed.len, PGKEEP_PUT_IF_ABSENT);
 		if (ret && ret != PGKEEP_EEXISTS)
 			return ret;
@@ -499,9 +499,9 @@ static int copy_wal_file(struct copy *c, void *arg, size_t i, struct par_bufs *b
 	int ret;
 
 	buf_reset(&b->obj);
-	ret = store_get(c->from->store, key, &b->obj);
+	ret = obj_fetch(c->from->store, key, OBJ_WAL, &b->obj);
 	if (ret == 0)
-		ret = obj_reseal(&c->from->keys, &c->to->keys, OBJ_WAL, &b->obj, key);
+		ret = obj_reseal(&c->from->keys, &c->to->keys, OBJ_WAL, key, &b->obj);
 	if (ret)
 		return pgk_error_wrap(ret, "repository %s", c->from->name);
 	plainlen = obj_plain_len(b->obj.data, b->obj.len);

@@ -91,8 +91,14 @@ out_free:
 	return rc;
 }
 
-/* A stored segment must still be the segment its name says (defence in depth:
- * the AEAD tag already vouches for the bytes, this for the name). */
+/*
+ * A stored segment must still be the segment its name says: its address,
+ * and a timeline no later than the name's (the tag binds a format 2 object
+ * to its name; this also covers format 1 objects and the spool).  The first
+ * segment of a timeline may begin with pages of the timeline it branched
+ * from, copied up to the switch point, so an earlier one is no proof of
+ * damage.
+ */
 static int check_fetched_segment(const struct wal_name *wn, const struct pgk_buf *data,
 				 const char *key)
 {
@@ -106,6 +112,10 @@ static int check_fetched_segment(const struct wal_name *wn, const struct pgk_buf
 	rc = wal_name_to_segno(wn, pi.seg_size, &segno);
 	if (rc < 0 || pi.pageaddr != segno * pi.seg_size)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s holds a different segment", key);
+	if (pi.tli > wn->tli)
+		return pgk_error(PGKEEP_ECORRUPT,
+				 "object %s holds a segment of timeline %u, not of timeline %u", key,
+				 pi.tli, wn->tli);
 	return 0;
 }
 

@@ -359,7 +359,7 @@ static int push_to(struct push_run *run, struct repo *r, struct push_job *j, siz
 	int rc;
 
 	cpu_acquire(run, want);
-	rc = obj_seal_fd(&r->keys, OBJ_WAL, r->compress_level, j->fd, j->size, j->path, &obj,
+	rc = obj_seal_fd(&r->keys, OBJ_WAL, j->key, r->compress_level, j->fd, j->size, j->path, &obj,
 			 j->by_stamp ? NULL : md);
 	cpu_release(run, want, obj.len);
 	/* The hash of what is pushed is what a spool record vouches for. */

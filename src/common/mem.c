@@ -89,6 +89,16 @@ void secure_free(void *p, size_t n)
 	free(p);
 }
 
+/* The capacity buf_reserve grows b to for extra more bytes. */
+static size_t buf_grown_cap(const struct pgk_buf *b, size_t need)
+{
+	size_t cap = b->cap ? b->cap : 256;
+
+	while (cap < need)
+		cap = cap < ((size_t)1 << 40) ? cap * 2 : need;
+	return cap;
+}
+
 void buf_reserve(struct pgk_buf *b, size_t extra)
 {
 	size_t need = b->len + extra;
@@ -96,11 +106,29 @@ void buf_reserve(struct pgk_buf *b, size_t extra)
 
 	if (need <= b->cap)
 		return;
-	cap = b->cap ? b->cap : 256;
-	while (cap < need)
-		cap = cap < ((size_t)1 << 40) ? cap * 2 : need;
+	cap = buf_grown_cap(b, need);
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+}
+
+bool buf_try_reserve(struct pgk_buf *b, size_t extra)
+{
+	size_t need = b->len + extra, cap;
+	void *p;
+
+	if (extra > SIZE_MAX - b->len)
+		return false;
+	if (need <= b->cap)
+		return true;
+	cap = buf_grown_cap(b, need);
+	p = realloc(b->data, cap);
+	if (!p && cap > need)
+		p = realloc(b->data, cap = need);	/* doubling asked too much */
+	if (!p)
+		return false;
+	b->data = p;
+	b->cap = cap;
+	return true;
 }
 
 void buf_append(struct pgk_buf *b, const void *data, size_t len)

@@ -36,6 +36,9 @@ struct pgk_buf {
 #define PGK_BUF_INIT { NULL, 0, 0 }
 
 void buf_reserve(struct pgk_buf *b, size_t extra);
+/* buf_reserve for sizes a store or an object decides: false, and b as it
+ * was, when the memory cannot be had, where buf_reserve ends the process. */
+bool buf_try_reserve(struct pgk_buf *b, size_t extra);
 void buf_append(struct pgk_buf *b, const void *data, size_t len);
 void buf_printf(struct pgk_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct pgk_buf *b);

@@ -15,8 +15,9 @@ struct chunker_params {
 	size_t max;	/* always cut at max bytes */
 };
 
-/* 256 KiB / 1 MiB / 4 MiB */
-#define CHUNKER_DEFAULT_PARAMS { 256 * 1024, 1024 * 1024, 4 * 1024 * 1024 }
+/* 256 KiB / 1 MiB / 4 MiB; a chunk object holds at most CHUNKER_MAX_SIZE. */
+#define CHUNKER_MAX_SIZE (4 * 1024 * 1024)
+#define CHUNKER_DEFAULT_PARAMS { 256 * 1024, 1024 * 1024, CHUNKER_MAX_SIZE }
 
 /*
  * Length of the first chunk of data[0..len): a cut point, or len when no cut

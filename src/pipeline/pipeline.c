@@ -412,7 +412,7 @@ static int get_chunk(struct repo *r, const char *id, const char *role, struct pg
 
 	chunk_key(id, key, CHUNK_KEY_MAX);
 	buf_reset(obj);
-	ret = store_get(r->store, key, obj);
+	ret = obj_fetch(r->store, key, OBJ_CHUNK, obj);
 	if (ret == PGKEEP_ENOTFOUND)
 		return pgk_error(PGKEEP_ECORRUPT, "%s %s missing (%s)", role, id, key);
 	return ret;
@@ -424,7 +424,7 @@ static int read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struc
 	char key[CHUNK_KEY_MAX];
 	int ret = get_chunk(r, id, "base chunk", obj, key);
 
-	return ret ? ret : obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, plain, key);
+	return ret ? ret : obj_open(&r->keys, OBJ_CHUNK, key, obj->data, obj->len, plain);
 }
 
 static bool has_base(const struct obj_bases *bs, const char *id)
@@ -447,7 +447,7 @@ static int append_base(struct repo *r, struct obj_bases *bs, const char *id,
 	size_t before = bs->plain.len;
 	int ret;
 
-	ret = obj_open(&r->keys, OBJ_CHUNK, obj->data, obj->len, &bs->plain, key);
+	ret = obj_open(&r->keys, OBJ_CHUNK, key, obj->data, obj->len, &bs->plain);
 	if (ret)
 		return ret;
 	if (bs->plain.len > DELTA_BASE_BYTES_MAX && bs->n > 0) {
@@ -484,7 +484,7 @@ static int add_bases(struct repo *r, const char *id, struct obj_bases *bs, struc
 		ret = append_base(r, bs, id, &b->cand, key, stored);
 		return ret < 0 ? ret : 0;
 	}
-	ret = obj_chunk_bases(&r->keys, b->cand.data, b->cand.len, key, &own);
+	ret = obj_chunk_bases(&r->keys, key, b->cand.data, b->cand.len, &own);
 	for (i = 0; ret == 0 && i < own.n && bs->n < OBJ_DELTA_MAX_BASES; i++) {
 		if (has_base(bs, own.id[i]))
 			continue;
@@ -534,10 +534,12 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 {
 	struct obj_bases *bs = &b->bases;
 	struct repo *r = w->r;
+	char key[CHUNK_KEY_MAX];
 	uint64_t stored = 0;
 	size_t i;
 	int ret = 0;
 
+	chunk_key(slot->id, key, sizeof(key));
 	bs->n = 0;
 	buf_reset(&bs->plain);
 	for (i = 0; ret == 0 && i < slot->npred && bs->n < OBJ_DELTA_MAX_BASES &&
@@ -560,8 +562,8 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 	if (ret == 0 && bs->n == 0)
 		ret = 1;
 	if (ret == 0)
-		ret = obj_seal_delta(&r->keys, r->compress_level, bs, slot->data, slot->len,
-				     &b->sealed);
+		ret = obj_seal_delta(&r->keys, key, r->compress_level, bs, slot->data,
+				     slot->len, &b->sealed);
 	secure_zero(bs->plain.data, bs->plain.len);
 	if (ret)
 		return ret;
@@ -573,8 +575,8 @@ static int seal_delta(struct stream_writer *w, struct wslot *slot, struct wbufs 
 	 */
 	if (b->sealed.len > stored * slot->len / (2 * (uint64_t)bs->plain.len + 1)) {
 		buf_reset(&b->alt);
-		ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
-			       &b->alt);
+		ret = obj_seal(&r->keys, OBJ_CHUNK, key, r->compress_level, slot->data,
+			       slot->len, &b->alt);
 		if (ret)
 			return ret;
 		if (b->alt.len <= b->sealed.len) {
@@ -623,8 +625,8 @@ static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs
 	if (ret < 0)
 		return ret;
 	if (ret > 0)
-		ret = obj_seal(&r->keys, OBJ_CHUNK, r->compress_level, slot->data, slot->len,
-			       &b->sealed);
+		ret = obj_seal(&r->keys, OBJ_CHUNK, key, r->compress_level, slot->data,
+			       slot->len, &b->sealed);
 	if (ret == 0 && slot->nbases)
 		ret = record_delta(r, slot->id, &b->bases);
 	if (ret)
@@ -1125,7 +1127,7 @@ int chunk_read(struct repo *r, const char *id, uint32_t size, struct pgk_buf *ob
 	if (ret)
 		return ret;
 	buf_reset(plain);
-	ret = obj_open_chunk(&r->keys, obj->data, obj->len, plain, key, base_from_store, &br);
+	ret = obj_open_chunk(&r->keys, key, obj->data, obj->len, plain, base_from_store, &br);
 	buf_free(&br.obj);
 	if (ret)
 		return ret;

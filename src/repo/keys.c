@@ -25,6 +25,13 @@
 /* Refuse slot parameters that would make unwrapping eat the machine. */
 #define SLOT_MAX_MEM ((uint64_t)1 << 30)
 
+static _Atomic uint64_t kdf_runs;
+
+uint64_t keyslot_kdf_runs(void)
+{
+	return kdf_runs;
+}
+
 static int hkdf(const uint8_t *key, size_t keylen, const char *info, uint8_t *out, size_t outlen)
 {
 	OSSL_PARAM params[4];
@@ -143,7 +150,8 @@ static bool b64_decode(const char *s, uint8_t *out, size_t want)
 
 static bool kdf_params_ok(const struct kdf_params *kp)
 {
-	if (kp->n < 2 || (kp->n & (kp->n - 1)) || kp->r < 1 || kp->p < 1 || kp->p > 16)
+	if (kp->n < 2 || (kp->n & (kp->n - 1)) || kp->n > PGK_KDF_MAX_N || kp->r < 1 ||
+	    kp->r > PGK_KDF_MAX_R || kp->p < 1 || kp->p > PGK_KDF_MAX_P)
 		return false;
 	/* scrypt needs about 128 * r * N bytes. */
 	return kp->n <= SLOT_MAX_MEM / 128 / kp->r;
@@ -159,6 +167,7 @@ static int scrypt(const char *pass, const uint8_t *salt, const struct kdf_params
 	EVP_KDF *kdf;
 	int ret = 0;
 
+	kdf_runs++;
 	kdf = EVP_KDF_fetch(NULL, "SCRYPT", NULL);
 	if (!kdf)
 		return pgk_error(PGKEEP_EIO, "OpenSSL has no scrypt");
@@ -237,8 +246,9 @@ int keyslot_wrap(const struct repo_keys *k, const char *pass, const struct kdf_p
 
 	if (!kdf_params_ok(kp))
 		return pgk_error(PGKEEP_EINVAL,
-				 "bad scrypt parameters N=%llu r=%u p=%u (N a power of two, at most 1 GiB of memory)",
-				 (unsigned long long)kp->n, kp->r, kp->p);
+				 "bad scrypt parameters N=%llu r=%u p=%u (N a power of two up to %llu, r up to %d, p up to %d)",
+				 (unsigned long long)kp->n, kp->r, kp->p,
+				 (unsigned long long)PGK_KDF_MAX_N, PGK_KDF_MAX_R, PGK_KDF_MAX_P);
 	if (RAND_bytes(salt, sizeof(salt)) != 1 || RAND_bytes(nonce, sizeof(nonce)) != 1)
 		return pgk_error(PGKEEP_EIO, "cannot get random bytes for a key slot");
 	ret = scrypt(pass, salt, kp, kek);
@@ -318,8 +328,10 @@ static int slot_parse(struct json_object *obj, struct kdf_params *kp, uint8_t *s
 	kp->r = (uint32_t)r;
 	kp->p = (uint32_t)p;
 	if (!kdf_params_ok(kp))
-		return pgk_error(PGKEEP_ECORRUPT, "key slot has bad scrypt parameters N=%llu r=%u p=%u",
-				 (unsigned long long)kp->n, kp->r, kp->p);
+		return pgk_error(PGKEEP_ECORRUPT,
+				 "key slot asks for scrypt N=%llu r=%u p=%u, beyond what pgkeep writes (N up to %llu, r up to %d, p up to %d)",
+				 (unsigned long long)kp->n, kp->r, kp->p,
+				 (unsigned long long)PGK_KDF_MAX_N, PGK_KDF_MAX_R, PGK_KDF_MAX_P);
 	s = get_str(obj, "salt");
 	if (!s || !b64_decode(s, salt, SLOT_SALT_LEN))
 		return pgk_error(PGKEEP_ECORRUPT, "key slot has a bad salt");
@@ -342,7 +354,7 @@ int keyslot_unwrap(struct repo_keys *k, const char *pass, const void *slot, size
 	size_t aadlen;
 	int ret;
 
-	if (len > 65536)
+	if (len > PGK_KEYSLOT_MAX_LEN)
 		return pgk_error(PGKEEP_ECORRUPT, "key slot is too large (%zu bytes)", len);
 	tok = json_tokener_new();
 	obj = json_tokener_parse_ex(tok, slot, (int)len);

@@ -32,6 +32,22 @@ struct kdf_params {
 #define PGK_KDF_DEFAULT_N 32768
 #define PGK_KDF_DEFAULT_R 8
 #define PGK_KDF_DEFAULT_P 1
+/*
+ * The most a key slot may ask for: what init can write (N up to 2^20 with
+ * r = 8, p = 1: 1 GiB and a few seconds).  A slot asking more is refused
+ * before scrypt runs, so a planted slot cannot cost more than a real one.
+ */
+#define PGK_KDF_MAX_N ((uint64_t)1 << 20)
+#define PGK_KDF_MAX_R 8
+#define PGK_KDF_MAX_P 1
+
+/*
+ * Opening a repository tries at most this many key slots, oldest first:
+ * slots planted in a store cost at most that many scrypt runs.
+ */
+#define PGK_KEYSLOT_TRY_MAX 8
+/* A key slot is a few hundred bytes; a larger one is refused unread. */
+#define PGK_KEYSLOT_MAX_LEN 65536
 
 /* Fill the working keys from k->master. */
 int keys_derive(struct repo_keys *k);
@@ -47,6 +63,8 @@ void keys_wipe(struct repo_keys *k);
 int keyslot_wrap(const struct repo_keys *k, const char *pass, const struct kdf_params *kp,
 		 struct pgk_buf *out);
 int keyslot_unwrap(struct repo_keys *k, const char *pass, const void *slot, size_t len);
+/* scrypt runs in this process so far: what opening a repository cost. */
+uint64_t keyslot_kdf_runs(void);
 
 /* HMAC-SHA256 of data under the chunk-id key, as 64 lowercase hex + NUL. */
 void keys_chunk_id(const struct repo_keys *k, const void *data, size_t len, char out[65]);

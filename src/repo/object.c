@@ -1,7 +1,8 @@
 /*
  * Sealing and opening stored objects (format in object.h): zstd, then
- * AES-256-GCM with the 40-byte header as additional data.  obj_open returns
- * nothing until the tag has verified.
+ * AES-256-GCM with the 40-byte header and the object's key as additional
+ * data.  obj_open returns nothing until the tag has verified; obj_fetch
+ * refuses from its first bytes what no object of its kind can be.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -18,11 +19,14 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/mem.h"
+#include "pipeline/chunker.h"
+#include "repo/lists.h"
 #include "repo/object.h"
 
 #define OBJ_MAGIC "PGKEEP\0"
 #define OBJ_MAGIC_LEN 7
-#define OBJ_VERSION 1
+#define OBJ_VERSION 2
+#define OBJ_VERSION_UNBOUND 1	/* format 1: the key is not in the additional data */
 #define OBJ_COMP_NONE 0
 #define OBJ_COMP_ZSTD 1
 #define OBJ_COMP_DELTA 2	/* chunks only: zstd against a base chunk */
@@ -185,8 +189,9 @@ static size_t try_compress(int level, const void *plain, size_t len, uint8_t *ds
  * Write the header at hdr and encrypt bodylen bytes of src into hdr's body
  * (src may be that body itself: GCM encrypts in place), tag last.
  */
-static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, uint64_t plainlen,
-			uint8_t comp, uint8_t *hdr, const uint8_t *src, size_t bodylen)
+static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, const char *key,
+			uint64_t plainlen, uint8_t comp, uint8_t *hdr, const uint8_t *src,
+			size_t bodylen)
 {
 	uint8_t *body = hdr + OBJ_HEADER_LEN;
 	EVP_CIPHER_CTX *ctx;
@@ -208,6 +213,7 @@ static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, uint64_t 
 		return pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
 	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, hdr + 20) != 1 ||
 	    EVP_EncryptUpdate(ctx, NULL, &outl, hdr, OBJ_HEADER_LEN) != 1 ||
+	    EVP_EncryptUpdate(ctx, NULL, &outl, (const uint8_t *)key, (int)strlen(key)) != 1 ||
 	    !gcm_update(ctx, src, bodylen, body) ||
 	    EVP_EncryptFinal_ex(ctx, body + bodylen, &outl) != 1 ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, OBJ_TAG_LEN, body + bodylen) != 1)
@@ -220,8 +226,8 @@ static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, uint64_t 
  * The body is compressed straight into its place in out and encrypted there
  * in place, so no second buffer of plaintext exists.
  */
-int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const void *plain,
-	     size_t len, struct pgk_buf *out)
+int obj_seal(const struct repo_keys *k, enum obj_kind kind, const char *key, int level,
+	     const void *plain, size_t len, struct pgk_buf *out)
 {
 	size_t room, bodylen, dirty;
 	const uint8_t *src;
@@ -241,8 +247,8 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, int level, const voi
 			secure_zero(body + len, dirty - len);
 		dirty = 0;
 	}
-	ret = encrypt_into(k, kind, len, src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, src,
-			   bodylen);
+	ret = encrypt_into(k, kind, key, len, src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr,
+			   src, bodylen);
 	if (ret == 0) {
 		out->len += OBJ_OVERHEAD + bodylen;
 		dirty = 0;
@@ -301,8 +307,8 @@ out_free:
 	return ret;
 }
 
-int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd, uint64_t len,
-		const char *what, struct pgk_buf *out, uint8_t sha256[32])
+int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, const char *key, int level,
+		int fd, uint64_t len, const char *what, struct pgk_buf *out, uint8_t sha256[32])
 {
 	size_t room, dirty = 0;
 	uint8_t *hdr, *body;
@@ -344,7 +350,7 @@ int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, int level, int fd
 		}
 		bodylen = (ssize_t)len;
 	}
-	ret = encrypt_into(k, kind, len, zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, body,
+	ret = encrypt_into(k, kind, key, len, zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, body,
 			   (size_t)bodylen);
 	if (ret < 0)
 		goto out_wipe;
@@ -358,15 +364,46 @@ out_wipe:
 	return ret;
 }
 
-/* Everything the header can tell before any cryptography. */
-static int check_header(const struct repo_keys *k, enum obj_kind kind, const uint8_t *obj,
-			size_t len, const char *what)
+_Static_assert(CHUNKER_MAX_SIZE <= OBJ_CHUNK_PLAIN_MAX, "a chunk object holds the largest chunk");
+_Static_assert(LIST_HEADER_LEN + (uint64_t)LIST_ENTRY_LEN * LIST_CHUNKS_MAX <= OBJ_LIST_PLAIN_MAX,
+	      "a list object holds the longest list");
+
+uint64_t obj_plain_max(enum obj_kind kind)
 {
-	if (len < OBJ_OVERHEAD)
-		return pgk_error(PGKEEP_ECORRUPT, "object %s is truncated (%zu bytes)", what, len);
+	switch (kind) {
+	case OBJ_META: return OBJ_META_PLAIN_MAX;
+	case OBJ_WAL: return OBJ_WAL_PLAIN_MAX;
+	case OBJ_CHUNK: return OBJ_CHUNK_PLAIN_MAX;
+	case OBJ_MANIFEST: return OBJ_MANIFEST_PLAIN_MAX;
+	case OBJ_LIST: return OBJ_LIST_PLAIN_MAX;
+	}
+	return 0;
+}
+
+/* Bytes before a delta's frame: the count, then the ids. */
+static size_t delta_head_len(size_t nbases)
+{
+	return 1 + nbases * OBJ_BASE_ID_LEN;
+}
+
+/* The longest whole object that can hold plainlen bytes compressed as comp. */
+static uint64_t stored_max(uint8_t comp, uint64_t plainlen)
+{
+	uint64_t body = plainlen;
+
+	if (comp != OBJ_COMP_NONE)
+		body = ZSTD_COMPRESSBOUND(plainlen);
+	if (comp == OBJ_COMP_DELTA)
+		body += delta_head_len(OBJ_DELTA_MAX_BASES);
+	return OBJ_OVERHEAD + body;
+}
+
+/* What the first bytes tell without a key: magic, version, kind, ids. */
+static int check_format(enum obj_kind kind, const uint8_t *obj, const char *what)
+{
 	if (memcmp(obj, OBJ_MAGIC, OBJ_MAGIC_LEN) != 0)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s is not a pgkeep object (bad magic)", what);
-	if (obj[7] != OBJ_VERSION)
+	if (obj[7] != OBJ_VERSION && obj[7] != OBJ_VERSION_UNBOUND)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s has unknown format version %u", what,
 				 obj[7]);
 	if (obj[8] != kind)
@@ -377,18 +414,89 @@ static int check_header(const struct repo_keys *k, enum obj_kind kind, const uin
 		return pgk_error(PGKEEP_ECORRUPT,
 				 "object %s has an unknown compression or cipher (%u/%u/%u)", what,
 				 obj[9], obj[10], obj[11]);
+	return 0;
+}
+
+int obj_check_head(enum obj_kind kind, const char *key, const void *head, size_t len,
+		   uint64_t *max)
+{
+	const uint8_t *o = head;
+	uint64_t plainlen;
+	int ret;
+
+	if (len < OBJ_HEADER_LEN)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is truncated (%zu bytes)", key, len);
+	ret = check_format(kind, o, key);
+	if (ret < 0)
+		return ret;
+	plainlen = get_be64(o + 32);
+	if (plainlen > obj_plain_max(kind))
+		return pgk_error(PGKEEP_ECORRUPT,
+				 "object %s claims %llu bytes, more than a %s object holds (%llu)", key,
+				 (unsigned long long)plainlen, kind_name(kind),
+				 (unsigned long long)obj_plain_max(kind));
+	*max = stored_max(o[9], plainlen);
+	return 0;
+}
+
+struct fetch_check {
+	enum obj_kind kind;
+	const char *key;
+};
+
+static int fetch_check(void *arg, const void *head, size_t len, uint64_t *max)
+{
+	struct fetch_check *fc = arg;
+
+	/* Shorter than a header: obj_open says it is truncated. */
+	if (len < OBJ_HEADER_LEN)
+		return 0;
+	return obj_check_head(fc->kind, fc->key, head, len, max);
+}
+
+int obj_fetch(struct pgk_store *st, const char *key, enum obj_kind kind, struct pgk_buf *obj)
+{
+	struct fetch_check fc = { kind, key };
+	struct store_cap cap = {
+		.max = stored_max(OBJ_COMP_DELTA, obj_plain_max(kind)),
+		.head_len = OBJ_HEADER_LEN,
+		.check = fetch_check,
+		.arg = &fc,
+	};
+
+	return store_get_capped(st, key, &cap, obj);
+}
+
+/* Everything the header can tell before any cryptography. */
+static int check_header(const struct repo_keys *k, enum obj_kind kind, const uint8_t *obj,
+			size_t len, const char *what)
+{
+	int ret;
+
+	if (len < OBJ_OVERHEAD)
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is truncated (%zu bytes)", what, len);
+	ret = check_format(kind, obj, what);
+	if (ret < 0)
+		return ret;
 	if (memcmp(obj + 12, k->key_id, PGK_KEY_ID_LEN) != 0)
 		return pgk_error(PGKEEP_EAUTH, "object %s was written with another key", what);
 	if (obj[9] == OBJ_COMP_NONE && get_be64(obj + 32) != len - OBJ_OVERHEAD)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s is damaged (length %zu, header says %llu)",
 				 what, len - OBJ_OVERHEAD, (unsigned long long)get_be64(obj + 32));
+	if (get_be64(obj + 32) > obj_plain_max(kind) || len > stored_max(obj[9], get_be64(obj + 32)))
+		return pgk_error(PGKEEP_ECORRUPT, "object %s is damaged (%zu bytes, header says %llu)",
+				 what, len, (unsigned long long)get_be64(obj + 32));
 	return 0;
 }
 
-/* Decrypt the body into out[0..bodylen) and verify the tag. */
-static int decrypt_body(const struct repo_keys *k, const uint8_t *obj, size_t len, uint8_t *out,
-			const char *what)
+/*
+ * Decrypt the body into out[0..bodylen) and verify the tag.  A format 2
+ * object was sealed for the key it is read under, or it fails here.
+ */
+static int decrypt_body(const struct repo_keys *k, const char *key, const uint8_t *obj,
+			size_t len, uint8_t *out)
 {
+	const char *what = key;
 	size_t bodylen = len - OBJ_OVERHEAD;
 	uint8_t tag[OBJ_TAG_LEN];
 	EVP_CIPHER_CTX *ctx;
@@ -400,6 +508,8 @@ static int decrypt_body(const struct repo_keys *k, const uint8_t *obj, size_t le
 		return pgk_error(PGKEEP_ENOMEM, "cannot allocate cipher context");
 	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, k->enc, obj + 20) != 1 ||
 	    EVP_DecryptUpdate(ctx, NULL, &outl, obj, OBJ_HEADER_LEN) != 1 ||
+	    (obj[7] != OBJ_VERSION_UNBOUND &&
+	     EVP_DecryptUpdate(ctx, NULL, &outl, (const uint8_t *)key, (int)strlen(key)) != 1) ||
 	    !gcm_update(ctx, obj + OBJ_HEADER_LEN, bodylen, out) ||
 	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, OBJ_TAG_LEN, tag) != 1) {
 		ret = pgk_error(PGKEEP_EIO, "object %s: decryption failed", what);
@@ -408,11 +518,20 @@ static int decrypt_body(const struct repo_keys *k, const uint8_t *obj, size_t le
 	if (EVP_DecryptFinal_ex(ctx, out + bodylen, &outl) != 1) {
 		secure_zero(out, bodylen);
 		ret = pgk_error(PGKEEP_ECORRUPT,
-				"object %s is damaged (authentication tag does not match)", what);
+				obj[7] == OBJ_VERSION_UNBOUND ?
+				"object %s is damaged (authentication tag does not match)" :
+				"object %s is damaged or was stored under another name (authentication tag does not match)",
+				what);
 	}
 out_free_ctx:
 	EVP_CIPHER_CTX_free(ctx);
 	return ret;
+}
+
+static int no_memory(const char *what, uint64_t len)
+{
+	return pgk_error(PGKEEP_ENOMEM, "out of memory opening object %s (%llu bytes)", what,
+			 (unsigned long long)len);
 }
 
 static int decompress(const uint8_t *body, size_t bodylen, uint64_t plainlen,
@@ -422,7 +541,8 @@ static int decompress(const uint8_t *body, size_t bodylen, uint64_t plainlen,
 
 	if (plainlen > SIZE_MAX - plain->len)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
-	buf_reserve(plain, (size_t)plainlen);
+	if (!buf_try_reserve(plain, (size_t)plainlen))
+		return no_memory(what, plainlen);
 	n = zstd_decompress(plain->data + plain->len, (size_t)plainlen, body, bodylen);
 	if (ZSTD_isError(n) || n != plainlen) {
 		secure_zero(plain->data + plain->len, (size_t)plainlen);
@@ -434,35 +554,37 @@ static int decompress(const uint8_t *body, size_t bodylen, uint64_t plainlen,
 	return 0;
 }
 
-int obj_open(const struct repo_keys *k, enum obj_kind kind, const void *obj, size_t len,
-	     struct pgk_buf *plain, const char *what)
+int obj_open(const struct repo_keys *k, enum obj_kind kind, const char *key, const void *obj,
+	     size_t len, struct pgk_buf *plain)
 {
 	const uint8_t *o = obj;
 	struct pgk_buf body = PGK_BUF_INIT;
 	size_t bodylen;
 	int ret;
 
-	ret = check_header(k, kind, o, len, what);
+	ret = check_header(k, kind, o, len, key);
 	if (ret < 0)
 		return ret;
 	bodylen = len - OBJ_OVERHEAD;
 	if (o[9] == OBJ_COMP_DELTA)
 		return pgk_error(PGKEEP_ECORRUPT,
-				 "object %s is stored as a delta where a whole chunk is needed", what);
+				 "object %s is stored as a delta where a whole chunk is needed", key);
 
 	if (o[9] == OBJ_COMP_NONE) {
 		/* Decrypt in place at the end of plain; len moves only once verified. */
-		buf_reserve(plain, bodylen + 16);
-		ret = decrypt_body(k, o, len, plain->data + plain->len, what);
+		if (!buf_try_reserve(plain, bodylen + 16))
+			return no_memory(key, bodylen);
+		ret = decrypt_body(k, key, o, len, plain->data + plain->len);
 		if (ret == 0)
 			plain->len += bodylen;
 		return ret;
 	}
 
-	buf_reserve(&body, bodylen + 16);
-	ret = decrypt_body(k, o, len, body.data, what);
+	if (!buf_try_reserve(&body, bodylen + 16))
+		return no_memory(key, bodylen);
+	ret = decrypt_body(k, key, o, len, body.data);
 	if (ret == 0)
-		ret = decompress(body.data, bodylen, get_be64(o + 32), plain, what);
+		ret = decompress(body.data, bodylen, get_be64(o + 32), plain, key);
 	/* Only what was written: wiping all of cap would touch unused pages. */
 	secure_zero(body.data, bodylen + 16);
 	buf_free(&body);
@@ -475,8 +597,9 @@ uint64_t obj_plain_len(const void *obj, size_t len)
 }
 
 int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum obj_kind kind,
-	       struct pgk_buf *obj, const char *what)
+	       const char *key, struct pgk_buf *obj)
 {
+	const char *what = key;
 	uint8_t *o = obj->data;
 	size_t len = obj->len, bodylen;
 	uint8_t comp;
@@ -496,9 +619,9 @@ int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum ob
 	bodylen = len - OBJ_OVERHEAD;
 	/* GCM works in place: the body is decrypted where it lies, then the
 	 * header rewritten for the new key and the body encrypted there again. */
-	ret = decrypt_body(from, o, len, o + OBJ_HEADER_LEN, what);
+	ret = decrypt_body(from, key, o, len, o + OBJ_HEADER_LEN);
 	if (ret == 0)
-		ret = encrypt_into(to, kind, plainlen, comp, o, o + OBJ_HEADER_LEN, bodylen);
+		ret = encrypt_into(to, kind, key, plainlen, comp, o, o + OBJ_HEADER_LEN, bodylen);
 	if (ret) {
 		secure_zero(o, len);
 		obj->len = 0;
@@ -567,14 +690,9 @@ static size_t zstd_decompress_delta(void *dst, size_t cap, const void *base, siz
 	return n;
 }
 
-/* Bytes before the frame: the count, then the ids. */
-static size_t delta_head_len(size_t nbases)
-{
-	return 1 + nbases * OBJ_BASE_ID_LEN;
-}
-
-int obj_seal_delta(const struct repo_keys *k, int level, const struct obj_bases *bases,
-		   const void *plain, size_t len, struct pgk_buf *out)
+int obj_seal_delta(const struct repo_keys *k, const char *key, int level,
+		   const struct obj_bases *bases, const void *plain, size_t len,
+		   struct pgk_buf *out)
 {
 	size_t bound = ZSTD_compressBound(len), head, n, i;
 	uint8_t *hdr, *body;
@@ -598,7 +716,7 @@ int obj_seal_delta(const struct repo_keys *k, int level, const struct obj_bases 
 		return pgk_error(PGKEEP_EIO, "delta compression failed: %s",
 				 ZSTD_getErrorName(n));
 	}
-	ret = encrypt_into(k, OBJ_CHUNK, len, OBJ_COMP_DELTA, hdr, body, head + n);
+	ret = encrypt_into(k, OBJ_CHUNK, key, len, OBJ_COMP_DELTA, hdr, body, head + n);
 	if (ret == 0)
 		out->len += OBJ_OVERHEAD + head + n;
 	else
@@ -610,9 +728,10 @@ int obj_seal_delta(const struct repo_keys *k, int level, const struct obj_bases 
  * Decrypt a chunk's body into body (reset first); for a delta, *nbases
  * bases whose ids start at body + 1 (0 for a whole chunk).
  */
-static int open_chunk_body(const struct repo_keys *k, const uint8_t *o, size_t len,
-			   struct pgk_buf *body, size_t *nbases, const char *what)
+static int open_chunk_body(const struct repo_keys *k, const char *key, const uint8_t *o,
+			   size_t len, struct pgk_buf *body, size_t *nbases)
 {
+	const char *what = key;
 	size_t bodylen;
 	int ret;
 
@@ -622,8 +741,9 @@ static int open_chunk_body(const struct repo_keys *k, const uint8_t *o, size_t l
 		return ret;
 	bodylen = len - OBJ_OVERHEAD;
 	buf_reset(body);
-	buf_reserve(body, bodylen + 16);
-	ret = decrypt_body(k, o, len, body->data, what);
+	if (!buf_try_reserve(body, bodylen + 16))
+		return no_memory(what, bodylen);
+	ret = decrypt_body(k, key, o, len, body->data);
 	if (ret < 0)
 		return ret;
 	body->len = bodylen;
@@ -650,7 +770,7 @@ static void wipe_body(struct pgk_buf *body)
 	buf_free(body);
 }
 
-int obj_chunk_bases(const struct repo_keys *k, const void *obj, size_t len, const char *what,
+int obj_chunk_bases(const struct repo_keys *k, const char *key, const void *obj, size_t len,
 		    struct obj_bases *bases)
 {
 	struct pgk_buf body = PGK_BUF_INIT;
@@ -658,7 +778,7 @@ int obj_chunk_bases(const struct repo_keys *k, const void *obj, size_t len, cons
 	int ret;
 
 	bases->n = 0;
-	ret = open_chunk_body(k, obj, len, &body, &n, what);
+	ret = open_chunk_body(k, key, obj, len, &body, &n);
 	for (i = 0; ret == 0 && i < n; i++)
 		hex_encode(body.data + 1 + i * OBJ_BASE_ID_LEN, OBJ_BASE_ID_LEN, bases->id[i]);
 	if (ret == 0)
@@ -667,9 +787,10 @@ int obj_chunk_bases(const struct repo_keys *k, const void *obj, size_t len, cons
 	return ret;
 }
 
-int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struct pgk_buf *plain,
-		   const char *what, obj_base_fn base_fn, void *arg)
+int obj_open_chunk(const struct repo_keys *k, const char *key, const void *obj, size_t len,
+		   struct pgk_buf *plain, obj_base_fn base_fn, void *arg)
 {
+	const char *what = key;
 	struct pgk_buf body = PGK_BUF_INIT, base = PGK_BUF_INIT;
 	const uint8_t *o = obj;
 	uint64_t plainlen;
@@ -681,8 +802,8 @@ int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struc
 	if (ret < 0)
 		return ret;
 	if (o[9] != OBJ_COMP_DELTA)
-		return obj_open(k, OBJ_CHUNK, obj, len, plain, what);
-	ret = open_chunk_body(k, o, len, &body, &nbases, what);
+		return obj_open(k, OBJ_CHUNK, key, obj, len, plain);
+	ret = open_chunk_body(k, key, o, len, &body, &nbases);
 	if (ret < 0)
 		goto out_wipe;
 	head = delta_head_len(nbases);
@@ -700,7 +821,10 @@ int obj_open_chunk(const struct repo_keys *k, const void *obj, size_t len, struc
 		ret = pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
 		goto out_wipe;
 	}
-	buf_reserve(plain, (size_t)plainlen);
+	if (!buf_try_reserve(plain, (size_t)plainlen)) {
+		ret = no_memory(what, plainlen);
+		goto out_wipe;
+	}
 	n = zstd_decompress_delta(plain->data + plain->len, (size_t)plainlen, base.data, base.len,
 				  body.data + head, body.len - head);
 	if (ZSTD_isError(n) || n != plainlen) {

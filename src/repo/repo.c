@@ -24,6 +24,8 @@
 #define REPO_JSON "pgkeep.json"
 #define REPO_KEYS_PREFIX "keys/"
 #define REPO_SYSID "meta/sysid"
+/* pgkeep.json is a few lines; a store that serves more is refused unread. */
+#define REPO_JSON_MAX_LEN 65536
 
 /* ---- init ---- */
 
@@ -114,7 +116,8 @@ static int read_repo_json(struct pgk_store *store, const char *name,
 	const char *s;
 	int ret, i;
 
-	ret = store_get(store, REPO_JSON, &buf);
+	ret = store_get_capped(store, REPO_JSON, &(struct store_cap){ .max = REPO_JSON_MAX_LEN },
+			       &buf);
 	if (ret == PGKEEP_ENOTFOUND)
 		return pgk_error(PGKEEP_ENOTFOUND, "%s is not a pgkeep repository (no %s)", name,
 				 REPO_JSON);
@@ -157,6 +160,7 @@ out_free:
 
 struct slot_list {
 	char **keys;
+	int64_t *mtime;	/* when each was stored, 0 when the store cannot tell */
 	size_t n;
 	struct pgk_buf *body;	/* fetched once, on first need */
 	int *err;		/* 0 until fetched; the fetch's result after */
@@ -172,7 +176,9 @@ static int slot_body(struct pgk_store *store, struct slot_list *l, size_t i)
 		l->msg = xzalloc(l->n * sizeof(*l->msg));
 	}
 	if (l->err[i] == 0 && !l->body[i].data) {
-		l->err[i] = store_get(store, l->keys[i], &l->body[i]);
+		l->err[i] = store_get_capped(store, l->keys[i],
+					     &(struct store_cap){ .max = PGK_KEYSLOT_MAX_LEN },
+					     &l->body[i]);
 		if (l->err[i] < 0)
 			l->msg[i] = xstrdup(pgk_errmsg());
 		else
@@ -191,13 +197,44 @@ static int collect_slot(void *payload, const char *key, const struct pgkeep_stat
 	if (len < 5 || strcmp(key + len - 5, ".json") != 0)
 		return 0;
 	l->keys = xrealloc(l->keys, (l->n + 1) * sizeof(*l->keys));
+	l->mtime = xrealloc(l->mtime, (l->n + 1) * sizeof(*l->mtime));
+	l->mtime[l->n] = st ? st->mtime : 0;
 	l->keys[l->n++] = xstrdup(key);
 	return 0;
 }
 
-static int cmp_str(const void *a, const void *b)
+/*
+ * Oldest first, then by name: a repository's slot was written by its init,
+ * before anything planted in the store later (which cannot backdate an
+ * S3 or B2 object), so the slot limit costs a real slot nothing.
+ */
+struct slot_ref {
+	char *key;
+	int64_t mtime;
+};
+
+static int cmp_slot(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const struct slot_ref *x = a, *y = b;
+
+	if (x->mtime != y->mtime)
+		return x->mtime < y->mtime ? -1 : 1;
+	return strcmp(x->key, y->key);
+}
+
+static void sort_slots(struct slot_list *l)
+{
+	struct slot_ref *refs = xmalloc((l->n ? l->n : 1) * sizeof(*refs));
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		refs[i] = (struct slot_ref){ l->keys[i], l->mtime[i] };
+	qsort(refs, l->n, sizeof(*refs), cmp_slot);
+	for (i = 0; i < l->n; i++) {
+		l->keys[i] = refs[i].key;
+		l->mtime[i] = refs[i].mtime;
+	}
+	free(refs);
 }
 
 /* Try one slot; 0 and k filled when it opens this repository's key, which
@@ -249,23 +286,29 @@ static int try_cached_slot(const char *key, const struct pgk_buf *slot, const ch
 static int unlock(struct pgk_store *store, const char *name, const char *pass,
 		  const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k)
 {
-	struct slot_list l = { NULL, 0, NULL, NULL, NULL };
+	struct slot_list l = { NULL, NULL, 0, NULL, NULL, NULL };
 	char bad_msg[PGKEEP_ERRLEN] = "";
 	struct keycache kc;
 	const char *cache_base;
 	int ret, bad = 0, ttl;
 	bool wrong_pass = false;
-	size_t i;
+	size_t i, ntry;
 
 	ttl = config_key_cache(&cache_base);
 	keycache_init(&kc, cache_base, ttl);
 	ret = store_list(store, REPO_KEYS_PREFIX, collect_slot, &l);
 	if (ret < 0)
 		goto out_free;
-	qsort(l.keys, l.n, sizeof(*l.keys), cmp_str);
+	sort_slots(&l);
+	ntry = l.n;
+	if (ntry > PGK_KEYSLOT_TRY_MAX) {
+		pgk_log_warning("repository %s has %zu key slots; only the %d oldest are tried", name,
+				l.n, PGK_KEYSLOT_TRY_MAX);
+		ntry = PGK_KEYSLOT_TRY_MAX;
+	}
 	/* The cache first, for every slot: scrypt on one slot that is not
 	 * ours would cost what the cache saves. */
-	for (i = 0; i < l.n && keycache_enabled(&kc); i++) {
+	for (i = 0; i < ntry && keycache_enabled(&kc); i++) {
 		ret = slot_body(store, &l, i);
 		if (ret == 0)
 			ret = try_cached_slot(l.keys[i], &l.body[i], pass, key_id, k, &kc);
@@ -275,7 +318,7 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 			break;
 	}
 	ret = PGKEEP_ENOTFOUND;
-	for (i = 0; i < l.n && ret != 0; i++) {
+	for (i = 0; i < ntry && ret != 0; i++) {
 		ret = slot_body(store, &l, i);
 		if (ret == 0)
 			ret = try_slot(l.keys[i], &l.body[i], pass, key_id, k, &kc);
@@ -292,6 +335,10 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 	/* A slot the store would not give us may have been the right one. */
 	if (bad && bad != PGKEEP_ECORRUPT && bad != PGKEEP_EUNSUPPORTED)
 		ret = pgk_error(bad, "repository %s: %s", name, bad_msg);
+	else if (wrong_pass && ntry < l.n)
+		ret = pgk_error(PGKEEP_EAUTH,
+				"wrong passphrase for repository %s (for the %zu oldest of its %zu key slots)",
+				name, ntry, l.n);
 	else if (wrong_pass)
 		ret = pgk_error(PGKEEP_EAUTH, "wrong passphrase for repository %s", name);
 	else if (bad)
@@ -308,6 +355,7 @@ out_free:
 		}
 	}
 	free(l.keys);
+	free(l.mtime);
 	free(l.body);
 	free(l.err);
 	free(l.msg);
@@ -359,7 +407,7 @@ int repo_put(struct repo *r, const char *key, enum obj_kind kind, const void *da
 	struct pgk_buf obj = PGK_BUF_INIT;
 	int ret;
 
-	ret = obj_seal(&r->keys, kind, r->compress_level, data, len, &obj);
+	ret = obj_seal(&r->keys, kind, key, r->compress_level, data, len, &obj);
 	if (ret == 0)
 		ret = store_put(r->store, key, obj.data, obj.len, flags);
 	buf_free(&obj);
@@ -371,9 +419,9 @@ int repo_get(struct repo *r, const char *key, enum obj_kind kind, struct pgk_buf
 	struct pgk_buf obj = PGK_BUF_INIT;
 	int ret;
 
-	ret = store_get(r->store, key, &obj);
+	ret = obj_fetch(r->store, key, kind, &obj);
 	if (ret == 0)
-		ret = obj_open(&r->keys, kind, obj.data, obj.len, plain, key);
+		ret = obj_open(&r->keys, kind, key, obj.data, obj.len, plain);
 	buf_free(&obj);
 	return ret;
 }

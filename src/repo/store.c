@@ -306,26 +306,89 @@ int store_put(struct pgk_store *st, const char *key, const void *buf, size_t len
 	return ret < 0 ? wrap_failure(st, ret, "put", key) : 0;
 }
 
+/* One get's sink: the bytes so far, within the caller's cap. */
+struct get_sink {
+	struct pgk_buf *out;
+	const struct store_cap *cap;
+	const char *key;
+	uint64_t max;
+	bool checked;
+	int rc;		/* what the sink stopped the transfer with */
+};
+
+static int sink_stop(struct get_sink *g, int rc)
+{
+	g->rc = rc;
+	return rc;
+}
+
+static int sink_check(struct get_sink *g)
+{
+	int rc;
+
+	g->checked = true;
+	rc = g->cap->check(g->cap->arg, g->out->data, g->out->len, &g->max);
+	if (rc == 0 && g->out->len > g->max)
+		rc = pgk_error(PGKEEP_ECORRUPT, "object %s is larger than %llu bytes", g->key,
+			       (unsigned long long)g->max);
+	return rc;
+}
+
 static int collect(void *payload, const void *buf, size_t len)
 {
-	buf_append(payload, buf, len);
+	struct get_sink *g = payload;
+
+	if (len > g->max - g->out->len)
+		return sink_stop(g, pgk_error(PGKEEP_ECORRUPT, "object %s is larger than %llu bytes",
+					      g->key, (unsigned long long)g->max));
+	if (!buf_try_reserve(g->out, len))
+		return sink_stop(g, pgk_error(PGKEEP_ENOMEM,
+					      "out of memory reading object %s (%zu bytes)", g->key,
+					      g->out->len + len));
+	memcpy(g->out->data + g->out->len, buf, len);
+	g->out->len += len;
+	if (g->cap && g->cap->check && !g->checked && g->out->len >= g->cap->head_len) {
+		int rc = sink_check(g);
+
+		if (rc)
+			return sink_stop(g, rc);
+	}
+	return 0;
+}
+
+static int get_once(struct pgk_store *st, const char *key, struct get_sink *g)
+{
+	buf_reset(g->out);
+	g->max = g->cap ? g->cap->max : UINT64_MAX;
+	g->checked = false;
+	g->rc = 0;
+	pgk_errbuf()[0] = '\0';
+	return st->ops.get(st->handle, key, 0, UINT64_MAX, collect, g, pgk_errbuf());
+}
+
+int store_get_capped(struct pgk_store *st, const char *key, const struct store_cap *cap,
+		     struct pgk_buf *out)
+{
+	struct get_sink g = { out, cap, key, 0, false, 0 };
+	int attempt = 0, ret;
+
+	do
+		ret = get_once(st, key, &g);
+	while (ret < 0 && ret != g.rc && retry_again(st, ret, &attempt, "get", key));
+	/* A short object is checked whole, once it has all come. */
+	if (ret == 0 && cap && cap->check && !g.checked)
+		ret = g.rc = sink_check(&g);
+	if (ret < 0) {
+		buf_reset(out);
+		/* What the sink refused names the object already. */
+		return ret == g.rc ? ret : wrap_failure(st, ret, "get", key);
+	}
 	return 0;
 }
 
 int store_get(struct pgk_store *st, const char *key, struct pgk_buf *out)
 {
-	int attempt = 0, ret;
-
-	do {
-		buf_reset(out);
-		pgk_errbuf()[0] = '\0';
-		ret = st->ops.get(st->handle, key, 0, UINT64_MAX, collect, out, pgk_errbuf());
-	} while (ret < 0 && retry_again(st, ret, &attempt, "get", key));
-	if (ret < 0) {
-		buf_reset(out);
-		return wrap_failure(st, ret, "get", key);
-	}
-	return 0;
+	return store_get_capped(st, key, NULL, out);
 }
 
 int store_stat(struct pgk_store *st, const char *key, struct pgkeep_stat *out)

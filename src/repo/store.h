@@ -40,6 +40,23 @@ bool store_has_feature(const struct pgk_store *st, uint64_t feat);
 int store_put(struct pgk_store *st, const char *key, const void *buf, size_t len,
 	      unsigned flags);
 int store_get(struct pgk_store *st, const char *key, struct pgk_buf *out);
+
+/*
+ * What a get may take: at most max bytes, else PGKEEP_ECORRUPT as soon as
+ * more arrive.  check (when not NULL) sees the first head_len bytes (or
+ * the whole object, when shorter, at its end) before more are taken; it
+ * returns 0 or an error (message set) that stops the transfer, and may
+ * lower *max for the rest.  A buffer that cannot grow gives PGKEEP_ENOMEM.
+ */
+struct store_cap {
+	uint64_t max;
+	size_t head_len;
+	int (*check)(void *arg, const void *head, size_t len, uint64_t *max);
+	void *arg;
+};
+
+int store_get_capped(struct pgk_store *st, const char *key, const struct store_cap *cap,
+		     struct pgk_buf *out);
 int store_stat(struct pgk_store *st, const char *key, struct pgkeep_stat *out);
 int store_list(struct pgk_store *st, const char *prefix, pgkeep_list_fn cb, void *payload);
 int store_remove(struct pgk_store *st, const char *key);

@@ -1,9 +1,13 @@
 /*
  * Keys: HKDF sub-keys checked against an independent HMAC computation (the
  * info strings are part of the repository format), chunk ids, and key slots:
- * round trip, wrong passphrase, tampered parameters.
+ * round trip, wrong passphrase, tampered parameters, and what slots planted
+ * in a store can cost: none asks for more scrypt than init writes, and
+ * opening a repository runs scrypt for a bounded number of them.
  */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
@@ -11,6 +15,8 @@
 
 #include "common/error.h"
 #include "repo/keys.h"
+#include "repo/repo.h"
+#include "memstore.h"
 #include "tap.h"
 
 static const struct kdf_params fast = { 1024, 8, 1 };
@@ -134,8 +140,8 @@ static void slots(void)
 	       "slot with N changed is refused");
 	is_int(tamper(&slot, "r", json_object_new_int64(4), "correct horse"), PGKEEP_EAUTH,
 	       "slot with r changed is refused");
-	is_int(tamper(&slot, "p", json_object_new_int64(2), "correct horse"), PGKEEP_EAUTH,
-	       "slot with p changed is refused");
+	is_int(tamper(&slot, "p", json_object_new_int64(2), "correct horse"), PGKEEP_ECORRUPT,
+	       "slot with p changed is refused (init writes p = 1 only)");
 	is_int(tamper(&slot, "salt", flip_b64(&slot, "salt"), "correct horse"), PGKEEP_EAUTH,
 	       "slot with the salt changed is refused");
 	is_int(tamper(&slot, "nonce", flip_b64(&slot, "nonce"), "correct horse"), PGKEEP_EAUTH,
@@ -163,10 +169,144 @@ static void slots(void)
 	keys_wipe(&got);
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A slot that asks scrypt for n, r, p (its tag cannot match: never unwrapped). */
+static int unwrap_asking(uint64_t n, uint32_t r, uint32_t p)
+{
+	struct repo_keys k;
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "{\"version\":1,\"kdf\":\"scrypt\",\"n\":%llu,\"r\":%u,\"p\":%u,"
+		 "\"salt\":\"otJiKG3TjKyLcRGPIHB5Pg==\",\"nonce\":\"RmGcqy3ZzzKsiH3t\","
+		 "\"wrapped\":\"bG3A/DDQQLefu7S9CiPkf52nvxKeeDNIjZh44vspE4t7LSIkx4DKo3ubjlb5GZlU\"}",
+		 (unsigned long long)n, r, p);
+	return keyslot_unwrap(&k, "correct horse", text, strlen(text));
+}
+
+/* Each within 1 GiB, which was all that bounded a slot: none is what init writes. */
+static void costly_slots(void)
+{
+	static const struct {
+		uint64_t n;
+		uint32_t r, p;
+		const char *what;
+	} asks[] = {
+		{ (uint64_t)1 << 30, 8, 1, "N = 2^30" },
+		{ (uint64_t)1 << 21, 4, 1, "N = 2^21 (r = 4: 1 GiB)" },
+		{ (uint64_t)1 << 19, 16, 1, "r = 16 (N = 2^19: 1 GiB)" },
+		{ (uint64_t)1 << 16, 8, 16, "p = 16 (16 runs of 64 MiB)" },
+	};
+	uint64_t runs = keyslot_kdf_runs();
+	double t0 = now_s();
+	size_t i;
+	int ret;
+
+	for (i = 0; i < sizeof(asks) / sizeof(asks[0]); i++) {
+		ret = unwrap_asking(asks[i].n, asks[i].r, asks[i].p);
+		is_int(ret, PGKEEP_ECORRUPT, "a slot asking %s is refused", asks[i].what);
+		ok(strstr(pgk_errmsg(), "beyond what pgkeep writes") != NULL, "  saying why: %s",
+		   pgk_errmsg());
+	}
+	is_int(keyslot_kdf_runs() - runs, 0, "  without running scrypt");
+	ok(now_s() - t0 < 1.0, "  at once (%.3f s)", now_s() - t0);
+	is_int(unwrap_asking(4096, 8, 1), PGKEEP_EAUTH, "a slot within bounds is still tried");
+	is_int(keyslot_kdf_runs() - runs, 1, "  with one scrypt run");
+}
+
+static void noop_close(void *handle)
+{
+	(void)handle;
+}
+
+/* Another handle on the memory store: repo_open closes the one it is given. */
+static struct pgk_store *view(struct pgk_store *ms)
+{
+	struct pgk_store *st = xzalloc(sizeof(*st));
+
+	st->ops = ms->ops;
+	st->ops.close = noop_close;
+	st->handle = ms->handle;
+	st->path = xstrdup("memory");
+	st->repo_name = xstrdup("test");
+	return st;
+}
+
+static int first_key(void *payload, const char *key, const struct pgkeep_stat *st)
+{
+	(void)st;
+	*(char **)payload = xstrdup(key);
+	return 1;
+}
+
+/*
+ * Ten slots planted beside a repository's own, named to sort first, each
+ * a real scrypt run away from failing: opening costs the repository's slot
+ * alone while it is the oldest, and never more than PGK_KEYSLOT_TRY_MAX
+ * runs even when the planted ones look older.
+ */
+static void planted_slots(void)
+{
+	struct pgk_store *ms = memstore_open();
+	struct pgk_buf slot = PGK_BUF_INIT;
+	struct repo_keys stranger;
+	struct repo *r = NULL;
+	char *real = NULL, key[64];
+	uint64_t runs;
+	int i, ret;
+
+	ret = repo_init(ms, "test", "hunter2", &fast);
+	is_int(ret, 0, "planted slots: a repository: %s", ret ? pgk_errmsg() : "ok");
+	store_list(ms, "keys/", first_key, &real);
+	memstore_set_mtime(ms, real, 1000);
+	keys_generate(&stranger);
+	for (i = 0; i < 10; i++) {
+		buf_reset(&slot);
+		keyslot_wrap(&stranger, "hunter2", &fast, &slot);
+		snprintf(key, sizeof(key), "keys/%02d.json", i);
+		store_put(ms, key, slot.data, slot.len, 0);
+		memstore_set_mtime(ms, key, 2000 + i);
+	}
+	runs = keyslot_kdf_runs();
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	is_int(ret, 0, "  the repository opens beside 10 newer planted slots: %s",
+	       ret ? pgk_errmsg() : "ok");
+	is_int(keyslot_kdf_runs() - runs, 1, "  with one scrypt run, its own slot's");
+	repo_close(r);
+	r = NULL;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(key, sizeof(key), "keys/%02d.json", i);
+		memstore_set_mtime(ms, key, 100 + i);
+	}
+	runs = keyslot_kdf_runs();
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	is_int(ret, PGKEEP_EAUTH, "  planted slots that look older keep it shut");
+	is_int(keyslot_kdf_runs() - runs, PGK_KEYSLOT_TRY_MAX, "  after %d scrypt runs, not 11",
+	       PGK_KEYSLOT_TRY_MAX);
+	ok(strstr(pgk_errmsg(), "8 oldest of its 11 key slots") != NULL, "  saying so: %s",
+	   pgk_errmsg());
+	if (r)
+		repo_close(r);
+	keys_wipe(&stranger);
+	buf_free(&slot);
+	free(real);
+	memstore_close(ms);
+}
+
 int main(void)
 {
 	derive();
 	chunk_id();
 	slots();
+	costly_slots();
+	planted_slots();
 	return done_testing();
 }

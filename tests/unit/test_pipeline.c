@@ -434,7 +434,7 @@ static void bases_of(const char *id, struct obj_bases *bs)
 	bs->n = 0;
 	chunk_key(id, key, sizeof(key));
 	if (store_get(repo.store, key, &obj) == 0)
-		obj_chunk_bases(&repo.keys, obj.data, obj.len, key, bs);
+		obj_chunk_bases(&repo.keys, key, obj.data, obj.len, bs);
 	buf_free(&obj);
 }
 
