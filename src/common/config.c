@@ -734,9 +734,9 @@ int config_check_trusted(const char *what, const char *path, const struct stat *
 	owner_name(sb->st_uid, owner, sizeof(owner));
 	if (sb->st_uid != geteuid() && sb->st_uid != 0) {
 		owner_name(geteuid(), me, sizeof(me));
-		return pgk_error(PGKEEP_EAUTH,
-				 "%s %s is owned by %s (mode %04o), not by %s who runs pgkeep or by root",
-				 what, path, owner, mode, me);
+		return pgk_error(PGKEEP_EAUTH, "%s %s is owned by %s (mode %04o), not by %s%s",
+				 what, path, owner, mode, geteuid() == 0 ? "root, who runs pgkeep" : me,
+				 geteuid() == 0 ? "" : ", who runs pgkeep, or by root");
 	}
 	if (sb->st_mode & 022)
 		return pgk_error(PGKEEP_EAUTH,
