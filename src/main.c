@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "cmd/commands.h"
@@ -148,6 +149,14 @@ static void no_core_dumps(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+/* Root takes code only from its config's plugin_dir and the built-in one,
+ * also after it has become the owner of a user's files. */
+static void root_environment(void)
+{
+	if (geteuid() == 0)
+		unsetenv("PGKEEP_PLUGIN_DIR");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -164,6 +173,7 @@ int main(int argc, char **argv)
 	int opt;
 
 	no_core_dumps();
+	root_environment();
 	/* The key cache agent, started by an earlier command (see keycache.h). */
 	if (argc >= 2 && strcmp(argv[1], KEYCACHE_AGENT_ARG) == 0)
 		return keycache_agent_exec_main(argc, argv);
