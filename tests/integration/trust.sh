@@ -171,5 +171,9 @@ cmp_ok "$rc" -ne 0 "a backup with a malformed conninfo URI fails"
 like "$err" "percent-encoded|conninfo" "... saying why"
 is "$(printf '%s\n%s\n' "$out" "$err" | grep -c 'Uri-Pw-4c3b')" 0 \
 	"... without the password, which libpq's message quotes"
+run as_pg "$PGKEEP" --config "$T/uri.conf" check
+cmp_ok "$rc" -ne 0 "check with that conninfo fails"
+like "$out" "postgresql +FAILED: cannot connect \(.*percent-encoded" "... saying why on stdout"
+is "$(printf '%s\n%s\n' "$out" "$err" | grep -c 'Uri-Pw-4c3b')" 0 "... without the password"
 
 done_testing
