@@ -97,14 +97,16 @@ is "$(find "$T/rootdir/repo" ! -user root | wc -l)" 0 "... stays root's"
 
 # --------------------------------------------------------------- root's writes in postgres's repository
 
-run "$PGKEEP" --config "$PGKEEP_CONF" backup --type=dump
+# The conninfo names its user: as root, the connection is still postgres's.
+variant "s|^conninfo = .*|& user=postgres|" "$T/user.conf"
+run "$PGKEEP" --config "$T/user.conf" backup --type=dump
 is "$rc" 0 "root: a dump backup into postgres's repository"
 id=$(pgkeep_run list | awk 'NR == 2 {print $1}')
-run "$PGKEEP" --config "$PGKEEP_CONF" pin "$id" --note "pinned by root"
+run "$PGKEEP" --config "$T/user.conf" pin "$id" --note "pinned by root"
 is "$rc" 0 "root: pin"
 # Root's own config this time: it reads its passphrase, then acts as the
 # repository's owner.
-sed "s|^passphrase_file = .*|passphrase_file = $T/rootdir/pass|" "$PGKEEP_CONF" >"$T/rootdir/pg.conf"
+sed "s|^passphrase_file = .*|passphrase_file = $T/rootdir/pass|" "$T/user.conf" >"$T/rootdir/pg.conf"
 chmod 600 "$T/rootdir/pg.conf"
 run "$PGKEEP" --config "$T/rootdir/pg.conf" backup --type=dump
 is "$rc" 0 "root, with root's config: another dump backup into postgres's repository"
