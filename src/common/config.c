@@ -784,8 +784,6 @@ static int check_config_file(const struct pgk_config *cfg, FILE *f)
 
 	if (fstat(fileno(f), &sb) < 0)
 		return pgk_error(PGKEEP_EIO, "cannot stat config %s: %s", cfg->path, strerror(errno));
-	if (!S_ISREG(sb.st_mode))
-		return pgk_error(PGKEEP_EINVAL, "config %s is not a regular file", cfg->path);
 	return config_check_trusted("config", cfg->path, &sb, false);
 }
 
