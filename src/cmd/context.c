@@ -1,6 +1,7 @@
 /*
  * The steps most commands start with: config, repository choice, store,
- * passphrase, opened repository.
+ * passphrase, opened repository; as root, first becoming the owner of a
+ * user's config and of a user's local repository.
  */
 #include <errno.h>
 #include <getopt.h>
