@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "cmd/commands.h"
@@ -134,6 +137,26 @@ static int help(const char *name)
 	return PGK_EXIT_OK;
 }
 
+/*
+ * A core file of any command would hold the passphrase and the keys, and a
+ * dumpable process lets any other of the same user read its memory.
+ */
+static void no_core_dumps(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Root takes code only from its config's plugin_dir and the built-in one,
+ * also after it has become the owner of a user's files. */
+static void root_environment(void)
+{
+	if (geteuid() == 0)
+		unsetenv("PGKEEP_PLUGIN_DIR");
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -149,6 +172,8 @@ int main(int argc, char **argv)
 	const struct pgk_command *c;
 	int opt;
 
+	no_core_dumps();
+	root_environment();
 	/* The key cache agent, started by an earlier command (see keycache.h). */
 	if (argc >= 2 && strcmp(argv[1], KEYCACHE_AGENT_ARG) == 0)
 		return keycache_agent_exec_main(argc, argv);

@@ -186,6 +186,8 @@ int cmd_check(const struct pgk_globals *g, int argc, char **argv)
 
 		snprintf(msg, sizeof(msg), "%s", PQerrorMessage(conn));
 		trim_newline(msg);
+		/* libpq quotes a bad conninfo, password and all. */
+		config_scrub_secrets(msg);
 		item(&cl, false, "postgresql", "cannot connect (%s): check conninfo in %s", msg, cfg.path);
 		goto out;
 	}

@@ -1,6 +1,7 @@
 /*
  * The steps most commands start with: config, repository choice, store,
- * passphrase, opened repository.
+ * passphrase, opened repository; as root, first becoming the owner of a
+ * user's config and of a user's local repository.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -12,10 +13,17 @@
 #include <json-c/json.h>
 
 #include "cmd/context.h"
+#include "cmd/privdrop.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "repo/store.h"
+
+/* The command's name for messages. */
+static const char *ctx_command(void)
+{
+	return pgk_log_command ? pgk_log_command : "pgkeep";
+}
 
 int ctx_load_config(const struct pgk_globals *g, struct pgk_config *cfg)
 {
@@ -26,6 +34,10 @@ int ctx_load_config(const struct pgk_globals *g, struct pgk_config *cfg)
 		path = getenv("PGKEEP_CONFIG");
 	if (!path || !*path)
 		path = PGK_CONFIG_DEFAULT_PATH;
+	/* Root never runs what a user's config names (passphrase_command, plugins) as root. */
+	ret = privdrop_follow_owner(path, ctx_command());
+	if (ret < 0)
+		return ret;
 	ret = config_load(cfg, path);
 	if (ret < 0)
 		return ret;
@@ -35,13 +47,37 @@ int ctx_load_config(const struct pgk_globals *g, struct pgk_config *cfg)
 	return 0;
 }
 
+/* The local directory a repository lives in, or NULL for a remote store. */
+static const char *local_path(const struct pgk_config_repo *r)
+{
+	size_t i;
+
+	if (strcmp(r->plugin, "local") != 0 && strcmp(r->plugin, "fault") != 0)
+		return NULL;
+	for (i = 0; i < r->nopts; i++)
+		if (strcmp(r->opts[i].key, "path") == 0)
+			return r->opts[i].value;
+	return NULL;
+}
+
 int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
 		   struct pgk_store **store, const struct pgk_config_repo **rc)
 {
 	const struct pgk_config_repo *r;
+	const char *path;
 	int ret;
 
 	ret = config_repo(cfg, g->repo_name, &r);
+	if (ret < 0)
+		return ret;
+	/*
+	 * Root in a user's local repository acts as that user, so that every
+	 * file it adds (objects, locks, directories) stays theirs to read.
+	 */
+	path = local_path(r);
+	if (path && (ret = privdrop_follow_owner(path, ctx_command())) < 0)
+		return ret;
+	ret = config_check_repo_files(cfg, r);
 	if (ret < 0)
 		return ret;
 	if (r->lock_days > 0) {

@@ -1,7 +1,8 @@
 /*
- * Dropping root for commands that write a PostgreSQL data directory: a data
- * directory full of root-owned files will not start, and root has no
- * business running the plugins and the passphrase command on its behalf.
+ * Dropping root where another user's files are read or written: a data
+ * directory full of root-owned files will not start, a repository with
+ * root-owned files fails its owner's next command, and root has no business
+ * running a user's passphrase command or plugins on that user's behalf.
  */
 #include "cmd/privdrop.h"
 
@@ -48,12 +49,31 @@ static void set_user_env(const struct passwd *pw)
 	setenv("LOGNAME", pw->pw_name, 1);
 }
 
+/* For good: groups, then gid, then uid; and check that root cannot come back. */
+static int become(uid_t uid, gid_t fallback_gid, const char *command, const char *where)
+{
+	struct passwd *pw = getpwuid(uid);
+	gid_t gid = pw ? pw->pw_gid : fallback_gid;
+
+	/* Groups first: after setuid there is no permission left to change them. */
+	if ((pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0 ||
+	    setuid(uid) < 0)
+		return pgk_error(PGKEEP_EIO, "%s as root: cannot become uid %u (owner of %s): %s",
+				 command, (unsigned)uid, where, strerror(errno));
+	/* A drop that could be undone is no drop. */
+	if (setuid(0) == 0 || geteuid() != uid)
+		return pgk_error(PGKEEP_EIO, "%s as root: could not give up root", command);
+	if (pw)
+		set_user_env(pw);
+	pgk_log_info("%s: running as %s (uid %u), the owner of %s, instead of root", command,
+		     pw ? pw->pw_name : "?", (unsigned)uid, where);
+	return 0;
+}
+
 int privdrop_to_owner(const char *path, const char *command)
 {
-	struct passwd *pw;
 	struct stat st;
 	char *where = NULL;
-	gid_t gid;
 	int rc;
 
 	if (geteuid() != 0)
@@ -61,32 +81,28 @@ int privdrop_to_owner(const char *path, const char *command)
 	rc = owner_of(path, &st, &where);
 	if (rc < 0)
 		return rc;
-	if (st.st_uid == 0) {
+	if (st.st_uid == 0)
 		rc = pgk_error(PGKEEP_EINVAL,
 			       "%s as root: %s is owned by root; run it as the PostgreSQL user "
 			       "(e.g. runuser -u postgres -- pgkeep ...) or give %s to that user",
 			       command, where, where);
-		goto out_free;
-	}
-	pw = getpwuid(st.st_uid);
-	gid = pw ? pw->pw_gid : st.st_gid;
-	/* Groups first: after setuid there is no permission left to change them. */
-	if ((pw ? initgroups(pw->pw_name, gid) : setgroups(0, NULL)) < 0 || setgid(gid) < 0 ||
-	    setuid(st.st_uid) < 0) {
-		rc = pgk_error(PGKEEP_EIO, "%s as root: cannot become uid %u (owner of %s): %s",
-			       command, (unsigned)st.st_uid, where, strerror(errno));
-		goto out_free;
-	}
-	/* A drop that could be undone is no drop. */
-	if (setuid(0) == 0 || geteuid() != st.st_uid) {
-		rc = pgk_error(PGKEEP_EIO, "%s as root: could not give up root", command);
-		goto out_free;
-	}
-	if (pw)
-		set_user_env(pw);
-	pgk_log_info("%s: running as %s (uid %u), the owner of %s, instead of root", command,
-		     pw ? pw->pw_name : "?", (unsigned)st.st_uid, where);
-out_free:
+	else
+		rc = become(st.st_uid, st.st_gid, command, where);
+	free(where);
+	return rc;
+}
+
+int privdrop_follow_owner(const char *path, const char *command)
+{
+	struct stat st;
+	char *where = NULL;
+	int rc;
+
+	if (geteuid() != 0)
+		return 0;
+	rc = owner_of(path, &st, &where);
+	if (rc == 0 && st.st_uid != 0)
+		rc = become(st.st_uid, st.st_gid, command, where);
 	free(where);
 	return rc;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 
 #include <pgkeep/storage.h>
 
@@ -78,9 +79,10 @@ struct pgk_config {
 };
 
 /*
- * Read `path`.  Unknown keys, bad values, a missing or unreadable file and a
- * passphrase file readable by group or others are errors (pgk_error set,
- * "FILE:LINE: ..." where a line applies).
+ * Read `path`.  Unknown keys, bad values, a missing or unreadable file, a
+ * file that fails config_check_trusted, a secret in a file others can read
+ * and a passphrase file that fails config_check_trusted as a secret are
+ * errors (pgk_error set, "FILE:LINE: ..." where a line applies).
  */
 int config_load(struct pgk_config *cfg, const char *path);
 void config_free(struct pgk_config *cfg);
@@ -111,6 +113,28 @@ const char *config_repo_core_opt(const struct pgk_config_repo *rc, const char *k
 /* Split "a, b,c" into names; free with config_free_list. */
 void config_split_list(const char *text, char ***out, size_t *n);
 void config_free_list(char **v, size_t n);
+
+/*
+ * A file pgkeep takes code, settings or credentials from (the config,
+ * passphrase and credential files, a plugin and its directory) must be
+ * owned by the user running pgkeep or by root, and writable by nobody else;
+ * a `secret` one also readable by nobody else.  Otherwise an error naming
+ * `what`, the path, the owner and the mode.
+ */
+int config_check_trusted(const char *what, const char *path, const struct stat *sb, bool secret);
+
+/* Every *_file option of rc (credentials, and ca_file, which is public) passes
+ * config_check_trusted.  A file that does not exist is left to the plugin. */
+int config_check_repo_files(const struct pgk_config *cfg, const struct pgk_config_repo *rc);
+
+/* True when a conninfo (keywords or URI) carries a password. */
+bool config_conninfo_has_password(const char *conninfo);
+
+/*
+ * Replace, in place, every secret of the configs loaded so far (the
+ * conninfo's password, plugin credentials) that occurs in s by "***".
+ */
+void config_scrub_secrets(char *s);
 
 /* Parse "zstd:3", "zstd", "none" into a level (0 = none). */
 int config_parse_compression(const char *s, int *level);

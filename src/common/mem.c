@@ -9,16 +9,29 @@
 
 #include <openssl/crypto.h>
 
+#include "common/log.h"
 #include "common/mem.h"
 
+/*
+ * Out of memory: one line and a plain exit, never abort(), whose core file
+ * would hold whatever keys the process had.  The status is above 125 so
+ * that PostgreSQL, running wal-fetch as restore_command, stops recovery
+ * instead of taking the failure for the end of the archive.  _exit: other
+ * threads may be running, and nothing else here can be trusted to work.
+ */
+#define OOM_EXIT_STATUS 128
+
+static void oom(size_t n) __attribute__((noreturn));
 static void oom(size_t n)
 {
-	char msg[96];
-	int len = snprintf(msg, sizeof(msg), "pgkeep: out of memory allocating %zu bytes\n", n);
+	char msg[160];
+	int len;
 
-	if (write(STDERR_FILENO, msg, (size_t)len) < 0)
-		abort();
-	abort();
+	len = snprintf(msg, sizeof(msg), "pgkeep: %s%serror: out of memory (allocating %zu bytes)\n",
+		       pgk_log_command ? pgk_log_command : "", pgk_log_command ? ": " : "", n);
+	if (len > 0 && write(STDERR_FILENO, msg, (size_t)len < sizeof(msg) ? (size_t)len : sizeof(msg) - 1) < 0)
+		_exit(OOM_EXIT_STATUS);
+	_exit(OOM_EXIT_STATUS);
 }
 
 void *xmalloc(size_t n)

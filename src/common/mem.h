@@ -1,6 +1,7 @@
 /*
  * Allocation that never returns NULL (out of memory ends the process with a
- * message, as git's xmalloc does), and a growable byte buffer.
+ * one-line message and exit status 128, as git's xmalloc does, but without
+ * a core file), and a growable byte buffer.
  */
 #ifndef PGK_MEM_H
 #define PGK_MEM_H

@@ -1,9 +1,10 @@
 /*
  * Child processes for PostgreSQL's client programs: posix_spawn with an
- * explicit environment, one pipe to us, stderr captured in a private file.
+ * allow-listed environment, one pipe to us, stderr captured in a private file.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -103,9 +104,71 @@ static int spawn_attrs(posix_spawnattr_t *at)
 	return rc;
 }
 
+/* Names containing these are credentials, whatever their prefix. */
+static bool secret_name(const char *name, size_t len)
+{
+	static const char *const words[] = { "SECRET", "TOKEN", "PASSWORD", "PASSPHRASE",
+					     "CREDENTIAL", "_KEY" };
+	char *upper = xstrndup(name, len);
+	bool hit = false;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (upper[i] >= 'a' && upper[i] <= 'z')
+			upper[i] = (char)(upper[i] - 'a' + 'A');
+	for (i = 0; i < sizeof(words) / sizeof(words[0]) && !hit; i++)
+		hit = strstr(upper, words[i]) != NULL;
+	free(upper);
+	return hit;
+}
+
+bool child_env_allowed(const char *entry)
+{
+	static const char *const names[] = { "PATH", "HOME", "USER", "LOGNAME", "LANG",
+					     "LANGUAGE", "TZ", "TMPDIR", "PG_COLOR",
+					     "KRB5CCNAME", "KRB5_CONFIG", "KRB5_KTNAME",
+					     "SSL_CERT_FILE", "SSL_CERT_DIR" };
+	const char *eq = strchr(entry, '=');
+	size_t len, i;
+
+	if (!eq)
+		return false;
+	len = (size_t)(eq - entry);
+	/* libpq's own variables; the connection's password is the child's to use. */
+	if (len == 10 && strncmp(entry, "PGPASSWORD", 10) == 0)
+		return true;
+	if (secret_name(entry, len))
+		return false;
+	if (len > 2 && strncmp(entry, "PG", 2) == 0 && strncmp(entry, "PGKEEP", 6) != 0)
+		return true;
+	if (len > 3 && strncmp(entry, "LC_", 3) == 0)
+		return true;
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == len && strncmp(entry, names[i], len) == 0)
+			return true;
+	return false;
+}
+
+/* envp less what child_env_allowed refuses; the strings are envp's. */
+static char **filter_env(char *const envp[])
+{
+	char **out;
+	size_t n = 0, i = 0;
+
+	while (envp && envp[n])
+		n++;
+	out = xmalloc((n + 1) * sizeof(*out));
+	for (n = 0; envp && envp[n]; n++)
+		if (child_env_allowed(envp[n]))
+			out[i++] = envp[n];
+	out[i] = NULL;
+	return out;
+}
+
 int child_start(struct pg_child *c, char *const argv[], char *const envp[],
 		enum child_pipe dir)
 {
+	char **env;
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	int fds[2], theirs, rc;
@@ -139,7 +202,9 @@ int child_start(struct pg_child *c, char *const argv[], char *const envp[],
 		rc = pgk_error(PGKEEP_EIO, "cannot prepare to start %s: %s", c->name, strerror(rc));
 		goto out_pipe;
 	}
-	rc = posix_spawnp(&c->pid, argv[0], &fa, &at, argv, envp);
+	env = filter_env(envp);
+	rc = posix_spawnp(&c->pid, argv[0], &fa, &at, argv, env);
+	free(env);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (rc) {

@@ -32,9 +32,19 @@ struct pg_child {
 char *child_find_program(const char *prog, int major);
 
 /*
- * Start argv[0] (a path, or a name looked up in PATH) with envp.  The other
- * standard stream is /dev/null: stdin of an output child, stdout of an
- * input child.
+ * Whether an environment entry ("NAME=value") reaches a child: PATH, HOME,
+ * USER, LOGNAME, LANG, LANGUAGE, LC_*, TZ, TMPDIR, PG_COLOR, Kerberos and
+ * OpenSSL certificate locations, and libpq's PG* variables (PGPASSWORD
+ * included: the connection's password is the child's to use); never
+ * PGKEEP_*, the stores' credentials (AWS_*, B2_*...) or any name containing
+ * SECRET, TOKEN, PASSWORD, PASSPHRASE, CREDENTIAL or _KEY.
+ */
+bool child_env_allowed(const char *entry);
+
+/*
+ * Start argv[0] (a path, or a name looked up in PATH) with the entries of
+ * envp that child_env_allowed lets through.  The other standard stream is
+ * /dev/null: stdin of an output child, stdout of an input child.
  */
 int child_start(struct pg_child *c, char *const argv[], char *const envp[],
 		enum child_pipe dir);

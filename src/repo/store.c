@@ -5,14 +5,18 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "repo/store.h"
@@ -88,12 +92,45 @@ static int check_table(struct pgk_store *st, const struct pgkeep_storage_ops *op
 	return 0;
 }
 
+/*
+ * dlopen runs the plugin's code in this process: the file and the directory
+ * it really lives in must be as trusted as the config that named them.
+ */
+static int check_plugin_file(const char *path)
+{
+	char real[PATH_MAX], dir[PATH_MAX];
+	struct stat sb;
+	int ret;
+
+	if (!realpath(path, real))
+		return pgk_error(PGKEEP_EINVAL, "cannot load storage plugin %s: %s", path,
+				 strerror(errno));
+	if (stat(real, &sb) < 0)
+		return pgk_error(PGKEEP_EINVAL, "cannot load storage plugin %s: %s", real,
+				 strerror(errno));
+	if (!S_ISREG(sb.st_mode))
+		return pgk_error(PGKEEP_EINVAL, "storage plugin %s is not a regular file", real);
+	ret = config_check_trusted("storage plugin", real, &sb, false);
+	if (ret < 0)
+		return ret;
+	snprintf(dir, sizeof(dir), "%s", real);
+	snprintf(real, sizeof(real), "%s", dirname(dir));
+	if (stat(real, &sb) < 0)
+		return pgk_error(PGKEEP_EINVAL, "cannot load storage plugin from %s: %s", real,
+				 strerror(errno));
+	return config_check_trusted("plugin directory", real, &sb, false);
+}
+
 int store_load(struct pgk_store **out, const char *path)
 {
-	struct pgk_store *st = xzalloc(sizeof(*st));
+	struct pgk_store *st;
 	pgkeep_storage_init_fn init;
 	int ret;
 
+	ret = check_plugin_file(path);
+	if (ret < 0)
+		return ret;
+	st = xzalloc(sizeof(*st));
 	st->path = xstrdup(path);
 	st->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
 	if (!st->dl) {
@@ -137,7 +174,9 @@ static bool valid_plugin_name(const char *name)
 /* The first directory holding NAME.so, in search order; NULL when none. */
 static char *find_plugin(const char *plugin, const char *plugin_dir, struct pgk_buf *looked)
 {
-	const char *dirs[3] = { plugin_dir, getenv("PGKEEP_PLUGIN_DIR"), PGKEEP_PKGLIBDIR };
+	/* Root takes code only from places named in its config or built in. */
+	const char *env = geteuid() == 0 ? NULL : getenv("PGKEEP_PLUGIN_DIR");
+	const char *dirs[3] = { plugin_dir, env, PGKEEP_PKGLIBDIR };
 	size_t i;
 
 	for (i = 0; i < 3; i++) {

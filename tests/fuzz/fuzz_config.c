@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -19,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char path[64];
 	int fd = memfd_create("pgkeep-fuzz.conf", MFD_CLOEXEC);
 
-	if (fd < 0)
+	/* A memfd is 0777; config_load refuses a config others may write. */
+	if (fd < 0 || fchmod(fd, 0600) < 0)
 		abort();
 	if (size && write(fd, data, size) != (ssize_t)size)
 		abort();

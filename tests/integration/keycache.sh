@@ -178,9 +178,15 @@ ok "and takes its socket with it" [ ! -e "$T/spool2/keycache/agent.sock" ]
 # --------------------------------------------------------------- another user
 
 # Root's own agent, then the way to its socket opened: the agent must refuse.
+# Root's own passphrase file and repository: root takes no secret from
+# postgres's files and acts as postgres in postgres's repository.
 mkdir -m 700 "$T/rootspool"
-sed "s|^spool_dir = .*|spool_dir = $T/rootspool|" "$PGKEEP_CONF" >"$T/root.conf"
-chmod 600 "$T/root.conf"
+cp "$T/passphrase" "$T/rootspool/pass"
+cp -a "$T/repo" "$T/rootrepo" && chown -R root:root "$T/rootrepo"
+sed -e "s|^spool_dir = .*|spool_dir = $T/rootspool|" \
+	-e "s|^passphrase_file = .*|passphrase_file = $T/rootspool/pass|" \
+	-e "s|^path = .*|path = $T/rootrepo|" "$PGKEEP_CONF" >"$T/root.conf"
+chmod 600 "$T/root.conf" "$T/rootspool/pass"
 "$PGKEEP" --config "$T/root.conf" -v -v list >/dev/null 2>"$T/root.err"
 like "$(cat "$T/root.err")" "key cache agent started" "root's command starts root's agent"
 rootagent=$(agent_of "$T/rootspool")

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Secrets stay secret: with a known passphrase and known S3 and B2 keys in
+# Secrets stay secret: with a known passphrase and known S3 and B2 keys (and
+# an S3 session token) in
 # the config, every output, log and process listing the run produces is
 # searched for them (pgkeep's stdout and stderr at debug level, the server
 # logs with archive_command and restore_command output, /proc cmdline and
@@ -14,6 +15,7 @@
 PASS=Pk-Test-Passphrase-7d1f3b9a
 WRONG=Wrong-Passphrase-19e3c4aa
 S3SECRET=S3-Secret-Key-b7e4f09c2a
+S3TOKEN=S3-Session-Token-3e8a1b7c
 B2KEY=B2-App-Key-5c8e1d2f77
 L=$T/logs
 t_mkdir "$L"
@@ -51,6 +53,7 @@ bucket = pgkeep
 uri_style = path
 access_key_id = AKIDTESTKEY
 secret_access_key = $S3SECRET
+session_token = $S3TOKEN
 retries = 0
 connect_timeout = 5
 
@@ -148,8 +151,8 @@ like "$(cat "$L/b2-tls.err")" "[Cc]ertificate|SSL" "... for its certificate"
 chmod 644 "$PGKEEP_CONF"
 logged open-conf pgkeep_run info
 cmp_ok "$rc" -ne 0 "a config with secrets and mode 0644 is refused"
-like "$(cat "$L/open-conf.err")" "$PGKEEP_CONF holds a secret .* accessible by group or others \\(mode 0644\\); chmod 600" \
-	"... naming the file, the mode and the fix"
+like "$(cat "$L/open-conf.err")" "$PGKEEP_CONF holds a secret .* accessible by group or others \\(owner postgres, mode 0644\\); chmod 600" \
+	"... naming the file, its owner, the mode and the fix"
 chmod 600 "$PGKEEP_CONF"
 
 # --------------------------------------------------------------- restore as root
@@ -186,7 +189,7 @@ ok "... before creating anything" [ ! -e "$T/rootdir/new" ]
 # Everything the run wrote: command output, server logs, /proc samples, the
 # repository's objects, the restored recovery settings.
 grep_secret() {
-	grep -rlaF -e "$PASS" -e "$WRONG" -e "$S3SECRET" -e "$B2KEY" "$@" 2>/dev/null
+	grep -rlaF -e "$PASS" -e "$WRONG" -e "$S3SECRET" -e "$S3TOKEN" -e "$B2KEY" "$@" 2>/dev/null
 }
 places="$L $PGDATA.log $T/restored.log $TEST_REPO_PATH $T/restored/postgresql.auto.conf
 $T/restored/postgresql.conf"

@@ -2,6 +2,7 @@
  * The config file: a good one read completely, and every kind of bad one
  * refused with a message that names the file and the line.
  */
+#include <pwd.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,9 +12,15 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/mem.h"
+#include "repo/store.h"
 #include "tap.h"
 
+/* A uid that owns nothing here and is not root. */
+#define OTHER_UID 65534
+
 static char dir[256];
+static char me[64];		/* the account running the test */
+static char other_owned[96];	/* "is owned by NAME" for OTHER_UID */
 
 static char *write_file(const char *name, const char *text, mode_t mode)
 {
@@ -275,8 +282,8 @@ static void bad_configs(void)
 	path = write_file("pass", "x\n", 0644);
 	text = xasprintf("[global]\npassphrase_file = %s\n[repo:a]\nplugin = local\n", path);
 	free(path);
-	path = xasprintf("passphrase file %s/pass is accessible by group or others (mode 0644); chmod 600 %s/pass",
-			 dir, dir);
+	path = xasprintf("passphrase file %s/pass is accessible by group or others (owner %s, mode 0644); chmod 600 %s/pass",
+			 dir, me, dir);
 	bad("passphrase file mode 0644", text, path);
 	free(path);
 	free(text);
@@ -342,11 +349,205 @@ static void schedule_and_archive_repos(void)
 	bad("duplicate schedule section", "[schedule]\n[schedule]\n", "@:2: duplicate section [schedule]");
 }
 
+/* Load text written to NAME with mode; expect a message containing want. */
+static void refused_mode(const char *what, const char *name, const char *text, mode_t mode,
+			 const char *want)
+{
+	struct pgk_config cfg;
+	char *path = write_file(name, text, mode);
+	int ret = config_load(&cfg, path);
+
+	ok(ret < 0 && strstr(pgk_errmsg(), want) && strstr(pgk_errmsg(), path),
+	   "%s: %s", what, ret < 0 ? pgk_errmsg() : "loaded");
+	if (ret == 0)
+		config_free(&cfg);
+	free(path);
+}
+
+static void fail_chown(const char *path);
+
+static void config_trust(void)
+{
+	static const char plain[] = "[repo:a]\nplugin = local\n";
+	struct pgk_config cfg;
+	char *path, *want;
+
+	want = xasprintf("is writable by group or others (owner %s, mode 0666); chmod go-w", me);
+	refused_mode("a config anyone may write", "w.conf", plain, 0666, want);
+	free(want);
+	want = xasprintf("is writable by group or others (owner %s, mode 0620)", me);
+	refused_mode("a group-writable config", "w.conf", plain, 0620, want);
+	free(want);
+	refused_mode("a writable config is refused before it is parsed", "w.conf",
+		     "[global]\npassphrase_command = touch /nonexistent\nbogus\n", 0666,
+		     "writable by group or others");
+	path = write_file("r.conf", plain, 0640);
+	ok(config_load(&cfg, path) == 0, "a config group and others may only read loads: %s",
+	   pgk_errmsg());
+	config_free(&cfg);
+	free(path);
+
+	if (geteuid() != 0) {
+		diag("not root: the owner checks need chown, run as root");
+		return;
+	}
+	path = write_file("o.conf", plain, 0600);
+	if (chown(path, OTHER_UID, OTHER_UID) < 0) {
+		fail_chown(path);
+		free(path);
+		return;
+	}
+	want = xasprintf("%s (mode 0600), not by root, who runs pgkeep", other_owned);
+	ok(config_load(&cfg, path) < 0 && strstr(pgk_errmsg(), want) && strstr(pgk_errmsg(), path),
+	   "a config of another user: %s", pgk_errmsg());
+	free(want);
+	free(path);
+
+	/* A passphrase file of another user, from root's own config. */
+	path = write_file("pass", "x\n", 0600);
+	if (chown(path, OTHER_UID, OTHER_UID) < 0)
+		fail_chown(path);
+	want = xasprintf("[global]\npassphrase_file = %s\n[repo:a]\nplugin = local\n", path);
+	free(path);
+	path = write_file("p.conf", want, 0600);
+	free(want);
+	ok(config_load(&cfg, path) < 0 && strstr(pgk_errmsg(), "passphrase file") &&
+	   strstr(pgk_errmsg(), other_owned), "a passphrase file of another user: %s",
+	   pgk_errmsg());
+	free(path);
+}
+
+static void fail_chown(const char *path)
+{
+	ok(0, "chown %s", path);
+}
+
+static void repo_files(void)
+{
+	const struct pgk_config_repo *rc;
+	struct pgk_config cfg;
+	char *key = write_file("s3secret", "k\n", 0644), *ca = write_file("ca.pem", "c\n", 0644);
+	char *text = xasprintf("[repo:s3]\nplugin = s3\nbucket = b\n"
+			       "secret_access_key_file = %s\nca_file = %s\n"
+			       "session_token_file = %s/nonexistent\n", key, ca, dir);
+	char *path = write_file("files.conf", text, 0600);
+
+	if (config_load(&cfg, path) < 0 || config_repo(&cfg, NULL, &rc) < 0) {
+		ok(0, "config with credential files loads: %s", pgk_errmsg());
+		goto out;
+	}
+	ok(config_check_repo_files(&cfg, rc) < 0 &&
+	   strstr(pgk_errmsg(), ":4: secret_access_key_file ") && strstr(pgk_errmsg(), key) &&
+	   strstr(pgk_errmsg(), "is accessible by group or others") &&
+	   strstr(pgk_errmsg(), "mode 0644); chmod 600"),
+	   "a credential file others can read is refused, naming line and file: %s", pgk_errmsg());
+	chmod(key, 0600);
+	ok(config_check_repo_files(&cfg, rc) == 0,
+	   "0600 credential file, 0644 ca_file (public), missing file (the plugin's to report): %s",
+	   pgk_errmsg());
+	chmod(ca, 0664);
+	ok(config_check_repo_files(&cfg, rc) < 0 && strstr(pgk_errmsg(), ":5: ca_file ") &&
+	   strstr(pgk_errmsg(), "writable by group or others"), "a ca_file others may write: %s",
+	   pgk_errmsg());
+	config_free(&cfg);
+out:
+	free(path);
+	free(text);
+	free(key);
+	free(ca);
+}
+
+static void secrets(void)
+{
+	struct pgk_config cfg;
+	char *path;
+	char msg[256];
+
+	refused_mode("session_token is a secret", "tok.conf",
+		     "[repo:a]\nplugin = s3\nsession_token = Tok-9f8e7d6c\n", 0644,
+		     "holds a secret (session_token on line 3)");
+	refused_mode("a conninfo URI password is a secret", "uri.conf",
+		     "[global]\nconninfo = postgresql://alice:Uri-Pw-1a2b@db.example/app\n"
+		     "[repo:a]\nplugin = local\n", 0644, "holds a secret (conninfo on line 2)");
+	refused_mode("... and so is one in its query", "uri.conf",
+		     "[global]\nconninfo = postgres://db.example/app?sslmode=require&password=Q-Pw-77\n"
+		     "[repo:a]\nplugin = local\n", 0644, "holds a secret (conninfo on line 2)");
+	ok(!config_conninfo_has_password("postgresql://alice@db.example:5432/app"),
+	   "a URI with a user and no password has none");
+	ok(!config_conninfo_has_password("host=/run/postgresql dbname=postgres"),
+	   "neither has a plain keyword conninfo");
+	ok(config_conninfo_has_password("host=h password = 'a b'"), "password = 'a b' is one");
+
+	path = write_file("uri.conf",
+			  "[global]\nconninfo = postgresql://alice:Uri%41Pw-1a2b@db.example/app\n"
+			  "[repo:a]\nplugin = s3\nsession_token = Tok-9f8e7d6c\n", 0600);
+	ok(config_load(&cfg, path) == 0, "a 0600 config with secrets loads: %s", pgk_errmsg());
+	config_free(&cfg);
+	snprintf(msg, sizeof(msg), "bad token \"Uri%%41Pw-1a2b\" then UriAPw-1a2b, Tok-9f8e7d6c.");
+	config_scrub_secrets(msg);
+	is_str(msg, "bad token \"***\" then ***, ***.",
+	       "the URI password as written and decoded, and the token, are scrubbed from messages");
+	free(path);
+}
+
+/* Plugins: the .so and the directory it is in, checked before dlopen. */
+static void plugin_trust(void)
+{
+	const char *built = getenv("PGKEEP_TEST_PLUGIN_DIR");
+	char *pdir = xasprintf("%s/plugins", dir), *so = xasprintf("%s/local.so", pdir), *cmd;
+	struct pgk_store *st = NULL;
+	int ret;
+
+	if (!built) {
+		ok(0, "PGKEEP_TEST_PLUGIN_DIR is set (run through make check)");
+		goto out;
+	}
+	cmd = xasprintf("mkdir -p '%s' && cp '%s/local.so' '%s'", pdir, built, so);
+	ok(system(cmd) == 0, "a private copy of the local plugin");
+	free(cmd);
+	chmod(pdir, 0755);
+	chmod(so, 0755);
+	ret = store_load(&st, so);
+	ok(ret == 0, "it loads from a 0755 directory: %s", ret ? pgk_errmsg() : "ok");
+	if (ret == 0)
+		store_close(st);
+	chmod(pdir, 0777);
+	ok(store_load(&st, so) < 0 && strstr(pgk_errmsg(), "plugin directory ") &&
+	   strstr(pgk_errmsg(), pdir) && strstr(pgk_errmsg(), "is writable by group or others"),
+	   "a plugin directory anyone may write is refused: %s", pgk_errmsg());
+	chmod(pdir, 0755);
+	chmod(so, 0775);
+	ok(store_load(&st, so) < 0 && strstr(pgk_errmsg(), "storage plugin ") &&
+	   strstr(pgk_errmsg(), "mode 0775"), "a group-writable plugin is refused: %s", pgk_errmsg());
+	chmod(so, 0755);
+	if (geteuid() == 0) {
+		if (chown(so, OTHER_UID, OTHER_UID) < 0)
+			fail_chown(so);
+		ok(store_load(&st, so) < 0 && strstr(pgk_errmsg(), other_owned),
+		   "a plugin of another user is refused: %s", pgk_errmsg());
+	}
+out:
+	free(pdir);
+	free(so);
+}
+
 int main(void)
 {
+	struct passwd *pw;
+
 	const char *tmp = getenv("TMPDIR");
 	char *cmd;
 
+	pw = getpwuid(OTHER_UID);
+	if (pw)
+		snprintf(other_owned, sizeof(other_owned), "is owned by %s", pw->pw_name);
+	else
+		snprintf(other_owned, sizeof(other_owned), "is owned by uid %u", OTHER_UID);
+	pw = getpwuid(geteuid());
+	if (pw)
+		snprintf(me, sizeof(me), "%s", pw->pw_name);
+	else
+		snprintf(me, sizeof(me), "uid %u", (unsigned)geteuid());
 	snprintf(dir, sizeof(dir), "%s/pgkeep-test-config.XXXXXX", tmp && *tmp ? tmp : "/tmp");
 	if (!mkdtemp(dir)) {
 		printf("Bail out! cannot create a temporary directory\n");
@@ -358,6 +559,10 @@ int main(void)
 	bad_configs();
 	compression();
 	schedule_and_archive_repos();
+	config_trust();
+	repo_files();
+	secrets();
+	plugin_trust();
 	cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);
