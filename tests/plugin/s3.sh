@@ -44,7 +44,7 @@ if ! s3_start "$T/s3"; then
 fi
 
 OPTS=(endpoint="$S3_ENDPOINT" bucket="$S3_BUCKET" uri_style=path region=us-east-1
-      access_key_id=S3RVER secret_access_key=S3RVER retry_wait_ms=50)
+      access_key_id=S3RVER secret_access_key=S3RVER retry_wait_ms=50 allow_insecure=yes)
 drive() { "$DRIVE" "$SO" "$@" "${OPTS[@]}"; }
 # requests the proxy saw whose line matches $1
 proxy_count() { local c; c=$(grep -c -- "$1" "$S3_DIR/proxy.log" 2>/dev/null); echo "${c:-0}"; }
