@@ -27,6 +27,26 @@
  * (no trailing newline, no secrets) into the caller's buffer `err` of
  * PGKEEP_ERRLEN bytes.  A plugin never exits the process, never writes to
  * stdout, and only logs through host->log.
+ *
+ * Retries: the plugin owns them, and the host adds none.  A plugin knows what
+ * is safe to send again and how to resume (a download from the byte it
+ * reached, one part of a multipart upload, a fresh upload URL, a new SSH
+ * session), so every call retries transient failures (a dropped or refused
+ * connection, a stall, HTTP 5xx or 429) inside itself, with exponential
+ * backoff and jitter, making at most PGKEEP_RETRY_ATTEMPTS attempts of any
+ * one request unless the repository's options set another count.  Failures
+ * that retrying cannot change (EAUTH, ENOTFOUND, EEXISTS, ENOSPC, EINVAL,
+ * EUNSUPPORTED, ECORRUPT) are returned at once.  PGKEEP_ERETRY therefore
+ * means "still failing after the plugin's own attempts": the host does not
+ * call again, it fails the command, which is what lets `wal-fetch` report a
+ * store that stays unreachable (exit above 125) rather than an archive that
+ * has ended.
+ *
+ * Transport security: a plugin that talks to a network store warns through
+ * host->log, on every open, when the connection is not both encrypted and
+ * authenticated (plain HTTP, certificate checks off), and refuses to send
+ * credentials over an unencrypted connection unless the repository sets
+ * allow_insecure = yes.
  */
 #ifndef PGKEEP_STORAGE_H
 #define PGKEEP_STORAGE_H
@@ -43,6 +63,8 @@ extern "C" {
 #define PGKEEP_STORAGE_ABI_VERSION 1
 #define PGKEEP_STORAGE_INIT_SYMBOL "pgkeep_storage_plugin_init"
 #define PGKEEP_ERRLEN 512
+/* Attempts of one request a plugin makes by default, the first included. */
+#define PGKEEP_RETRY_ATTEMPTS 5
 
 /* Return codes.  Only the codes below are part of the ABI. */
 enum pgkeep_status {
@@ -50,7 +72,7 @@ enum pgkeep_status {
 	PGKEEP_ENOTFOUND = -1,	 /* the object does not exist (confirmed) */
 	PGKEEP_EEXISTS = -2,	 /* put with PGKEEP_PUT_IF_ABSENT, object exists */
 	PGKEEP_EAUTH = -3,	 /* credentials refused; retrying will not help */
-	PGKEEP_ERETRY = -4,	 /* transient; the caller may retry later */
+	PGKEEP_ERETRY = -4,	 /* transient, and still so after the plugin's retries */
 	PGKEEP_EIO = -5,	 /* any other failure of the store */
 	PGKEEP_ECORRUPT = -6,	 /* data read back is damaged */
 	PGKEEP_ENOMEM = -7,

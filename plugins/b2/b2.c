@@ -64,6 +64,20 @@ static int b2_set_num(long long *dst, const char *key, const char *v,
 	return 0;
 }
 
+static int b2_set_bool(bool *dst, const char *key, const char *v, char *err)
+{
+	if (!strcasecmp(v, "yes") || !strcasecmp(v, "on") || !strcasecmp(v, "true") ||
+	    !strcmp(v, "1"))
+		*dst = true;
+	else if (!strcasecmp(v, "no") || !strcasecmp(v, "off") || !strcasecmp(v, "false") ||
+		 !strcmp(v, "0"))
+		*dst = false;
+	else
+		return pgkeep_fail(err, PGKEEP_EINVAL, "b2: option %s must be yes or no, not '%s'",
+				   key, v);
+	return 0;
+}
+
 static int b2_read_key_file(struct b2 *b, const char *path, char *err)
 {
 	char line[512];
@@ -132,6 +146,8 @@ static int b2_option(struct b2 *b, const char *k, const char *v, char *err)
 	} else if (!strcmp(k, "retry_max")) {
 		ret = b2_set_num(&n, k, v, 1, 100, err);
 		b->retry_max = ret ? 0 : (int)n;
+	} else if (!strcmp(k, "allow_insecure")) {
+		ret = b2_set_bool(&b->allow_insecure, k, v, err);
 	} else if (!strcmp(k, "retry_base_ms")) {
 		ret = b2_set_num(&n, k, v, 1, 60000, err);
 		b->retry_base_ms = ret ? 0 : (long)n;
@@ -139,6 +155,20 @@ static int b2_option(struct b2 *b, const char *k, const char *v, char *err)
 		ret = pgkeep_fail(err, PGKEEP_EINVAL, "b2: unknown option '%s'", k);
 	}
 	return ret;
+}
+
+/* Refuse plain HTTP before the key is sent; announce it on every open when allowed. */
+static int b2_check_transport(struct b2 *b, char *err)
+{
+	int ret = b2_url_check(b, b->auth_url, "api_url", err);
+
+	if (ret)
+		return ret;
+	if (!strncasecmp(b->auth_url, "http://", 7))
+		b2_log(PGKEEP_LOG_WARNING,
+		       "b2: api_url %s (bucket %s) is plain HTTP: the application key, its tokens and the data cross the network unencrypted (allow_insecure = yes)",
+		       b->auth_url, b->bucket);
+	return 0;
 }
 
 /* Check what the options leave open and fill in defaults. */
@@ -171,7 +201,7 @@ static int b2_settle(struct b2 *b, char *err)
 				   b->prefix);
 	if (!b->lock_mode[0])
 		snprintf(b->lock_mode, sizeof(b->lock_mode), "governance");
-	return 0;
+	return b2_check_transport(b, err);
 }
 
 static void b2_free(struct b2 *b)
@@ -223,7 +253,7 @@ static int b2_open(void **handle, const struct pgkeep_option *opts,
 	pthread_mutex_init(&b->pool_lock, NULL);
 	b->connect_timeout = 10;
 	b->timeout = 60;
-	b->retry_max = 10;
+	b->retry_max = PGKEEP_RETRY_ATTEMPTS;
 	b->retry_base_ms = 1000;
 	for (i = 0; i < nopts; i++) {
 		ret = b2_option(b, opts[i].key, opts[i].value, err);

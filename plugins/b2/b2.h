@@ -47,6 +47,7 @@ struct b2 {
 	long timeout;
 	int retry_max;
 	long retry_base_ms;
+	bool allow_insecure;	/* plain HTTP accepted, with a warning */
 
 	/* what b2_authorize_account gave; under auth_lock */
 	pthread_mutex_t auth_lock;
@@ -113,6 +114,7 @@ int b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
 void b2_upurl_give(struct b2 *b, struct b2_upurl *u);
 void b2_upurl_free(struct b2_upurl *u);
 bool b2_auth_expired(const struct b2_resp *rs);
+int b2_url_check(const struct b2 *b, const char *url, const char *what, char *err);
 
 /* b2put.c */
 int b2_put_begin(void *handle, const char *key, uint64_t size_hint,

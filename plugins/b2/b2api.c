@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "b2.h"
 
@@ -49,6 +50,26 @@ bool b2_auth_expired(const struct b2_resp *rs)
 				     !rs->code[0]);
 }
 
+/*
+ * Every B2 request carries a secret (the application key, then tokens that
+ * give the key's rights), so a URL that is not https is refused unless the
+ * repository says allow_insecure = yes.  Checked for the URLs B2 hands out
+ * too, so that an https api_url cannot be steered onto plain HTTP.
+ */
+int b2_url_check(const struct b2 *b, const char *url, const char *what, char *err)
+{
+	if (!strncasecmp(url, "https://", 8))
+		return 0;
+	if (!strncasecmp(url, "http://", 7)) {
+		if (b->allow_insecure)
+			return 0;
+		return pgkeep_fail(err, PGKEEP_EINVAL,
+				   "b2: %s %s is plain HTTP, which would send the application key or its tokens unencrypted: use https://, or set allow_insecure = yes to accept that",
+				   what, url);
+	}
+	return pgkeep_fail(err, PGKEEP_EINVAL, "b2: %s %s must start with https://", what, url);
+}
+
 /* Turn a final B2 answer into a code and a message naming what and where. */
 int b2_fail_resp(struct b2 *b, const char *what, const struct b2_resp *rs,
 		 char *err)
@@ -88,6 +109,8 @@ static int b2_take_auth(struct b2 *b, json_object *o, char *err)
 		return pgkeep_fail(err, PGKEEP_EIO,
 				   "b2: authorize: answer from %s lacks accountId, authorizationToken, apiUrl or downloadUrl",
 				   b->auth_url);
+	if (b2_url_check(b, api, "apiUrl", err) || b2_url_check(b, dl, "downloadUrl", err))
+		return PGKEEP_EIO;
 	n_acct = strdup(acct);
 	n_tok = strdup(tok);
 	n_api = strdup(api);
@@ -398,6 +421,10 @@ int b2_upurl_take(struct b2 *b, const char *op, const char *id_key,
 	if (!url || !tok) {
 		ret = pgkeep_fail(err, PGKEEP_EIO, "b2: %s %s: bucket %s: no uploadUrl in answer",
 				  op, what, b->bucket);
+		goto out_put;
+	}
+	if (b2_url_check(b, url, "uploadUrl", err)) {
+		ret = PGKEEP_EIO;
 		goto out_put;
 	}
 	u = calloc(1, sizeof(*u));

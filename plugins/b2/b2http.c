@@ -194,10 +194,12 @@ static void b2_set_common(struct b2 *b, CURL *c, struct b2_xfer *x)
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, b2_on_header);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->rs->curl_err);
+	/* b2_url_check explains a refusal; this makes sure of it. */
 #if LIBCURL_VERSION_NUM >= 0x075500
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, b->allow_insecure ? "http,https" : "https");
 #else
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS,
+			 (long)(b->allow_insecure ? CURLPROTO_HTTP | CURLPROTO_HTTPS : CURLPROTO_HTTPS));
 #endif
 }
 

@@ -10,11 +10,19 @@
  * fail_code=io|retry|nospc|auth|corrupt, fail_state=FILE, delay_ms=N (sleep
  * N milliseconds at the start of every call, so that a test can land a kill
  * or a signal inside an operation rather than between two).
+ *
+ * Like every plugin (include/pgkeep/storage.h), it owns retrying: an
+ * injected retry failure stands for a transient failure of the request on
+ * the wire, which the call tries again, counted, after a backoff, up to
+ * retries=N more times (default PGKEEP_RETRY_ATTEMPTS - 1; retry_wait_ms=N,
+ * default 100, is the first wait, doubled each time), before it gives up
+ * with PGKEEP_ERETRY.  retries=0 makes it a plugin that has given up.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,12 +69,15 @@ struct fault {
 	void *ih;
 	uint64_t fail_at, fail_every;
 	uint64_t delay_ms;
+	uint64_t retries, retry_wait_ms;
 	unsigned ops;
 	int code;
 	char *state;		/* counter file, or NULL for an in-process count */
 	pthread_mutex_t mu;
 	uint64_t count;
 };
+
+static const struct pgkeep_host *fault_host;
 
 struct fault_put {
 	struct fault *f;
@@ -130,15 +141,42 @@ static void fault_delay(const struct fault *f)
 	nanosleep(&ts, NULL);
 }
 
-/* 0 to go ahead with the call, or the injected (or counter) failure. */
-static int fault_check(struct fault *f, unsigned op, char *err)
+static void fault_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fault_log(int level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!fault_host || !fault_host->log)
+		return;
+	va_start(ap, fmt);
+	fault_host->log(level, fmt, ap);
+	va_end(ap);
+}
+
+/* The wait before try number attempt+2: retry_wait_ms doubled per attempt, jittered. */
+static void fault_backoff(const struct fault *f, unsigned attempt)
+{
+	static __thread unsigned seed;
+	uint64_t ms = f->retry_wait_ms;
+	struct timespec ts;
+
+	if (!seed)
+		seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+	while (attempt-- > 0 && ms < 20000)
+		ms *= 2;
+	ms = ms / 2 + (uint64_t)rand_r(&seed) % (ms / 2 + 1);
+	ts.tv_sec = (time_t)(ms / 1000);
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* One attempt of a request: 0 to go ahead, or the injected (or counter) failure. */
+static int fault_check_once(struct fault *f, unsigned op, char *err)
 {
 	uint64_t n = 0;
 	int ret;
 
-	fault_delay(f);
-	if (!(f->ops & op) || (!f->fail_at && !f->fail_every))
-		return 0;
 	if (f->state) {
 		ret = state_next(f, &n, err);
 		if (ret < 0)
@@ -154,6 +192,25 @@ static int fault_check(struct fault *f, unsigned op, char *err)
 		return pgkeep_fail(err, f->code, "fault: injected failure of %s (call %" PRIu64 ")",
 				   op_name(op), n);
 	return 0;
+}
+
+/* 0 to go ahead with the call; an injected ERETRY is tried again first. */
+static int fault_check(struct fault *f, unsigned op, char *err)
+{
+	unsigned attempt;
+	int ret;
+
+	fault_delay(f);
+	if (!(f->ops & op) || (!f->fail_at && !f->fail_every))
+		return 0;
+	for (attempt = 0;; attempt++) {
+		ret = fault_check_once(f, op, err);
+		if (ret != PGKEEP_ERETRY || attempt >= f->retries)
+			return ret;
+		fault_log(PGKEEP_LOG_DEBUG, "%s; retry %u of %" PRIu64, err, attempt + 1,
+			  f->retries);
+		fault_backoff(f, attempt);
+	}
 }
 
 /* ---------------------------------------------------------------- options */
@@ -226,6 +283,10 @@ static int parse_options(struct fault *f, const struct pgkeep_option *opts, size
 			ret = parse_count(k, v, &f->fail_every, err);
 		else if (strcmp(k, "delay_ms") == 0)
 			ret = parse_count(k, v, &f->delay_ms, err);
+		else if (strcmp(k, "retries") == 0)
+			ret = parse_count(k, v, &f->retries, err);
+		else if (strcmp(k, "retry_wait_ms") == 0)
+			ret = parse_count(k, v, &f->retry_wait_ms, err);
 		else if (strcmp(k, "fail_ops") == 0)
 			ret = parse_ops(v, &f->ops, err);
 		else if (strcmp(k, "fail_code") == 0)
@@ -240,6 +301,9 @@ static int parse_options(struct fault *f, const struct pgkeep_option *opts, size
 	}
 	if (ret == 0 && f->fail_every && !f->fail_at)
 		f->fail_at = f->fail_every;
+	if (ret == 0 && (f->retries > 100 || f->retry_wait_ms < 1 || f->retry_wait_ms > 60000))
+		ret = pgkeep_fail(err, PGKEEP_EINVAL,
+				  "fault: retries must be at most 100 and retry_wait_ms from 1 to 60000");
 	return ret;
 }
 
@@ -266,6 +330,8 @@ static int fault_open(void **handle, const struct pgkeep_option *opts, size_t no
 	f->inner = &pgk_local_ops;
 	f->ops = OP_ALL;
 	f->code = PGKEEP_EIO;
+	f->retries = PGKEEP_RETRY_ATTEMPTS - 1;
+	f->retry_wait_ms = 100;
 	ret = parse_options(f, opts, nopts, &path, err);
 	if (ret < 0)
 		goto out_free;
@@ -420,5 +486,6 @@ const struct pgkeep_storage_ops *pgkeep_storage_plugin_init(const struct pgkeep_
 
 const struct pgkeep_storage_ops *pgkeep_storage_plugin_init(const struct pgkeep_host *host)
 {
+	fault_host = host;
 	return &fault_ops;
 }

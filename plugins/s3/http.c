@@ -355,7 +355,8 @@ static void set_method(CURL *h, const struct s3_request *rq, struct xfer *x)
 static void set_transport(struct s3_store *st, CURL *h)
 {
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	/* Only the endpoint's own scheme: nothing may downgrade https to http. */
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, st->scheme);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, st->connect_timeout);
 	/* A transfer that moves nothing for `timeout` seconds is stalled. */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);

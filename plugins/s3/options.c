@@ -42,6 +42,7 @@ static const struct opt_def opt_defs[] = {
 	STR("session_token", session_token),
 	SECRET_FILE("session_token_file", session_token),
 	BOOL("tls_verify", tls_verify),
+	BOOL("allow_insecure", allow_insecure),
 	STR("ca_file", ca_file),
 	STR("storage_class", storage_class),
 	STR("sse", sse),
@@ -184,7 +185,7 @@ static int set_defaults(struct s3_store *st)
 	st->upload_threads = 4;
 	st->connect_timeout = 10;
 	st->timeout = 60;
-	st->retries = 4;
+	st->retries = PGKEEP_RETRY_ATTEMPTS - 1;
 	st->retry_wait_ms = 250;
 	st->list_max_keys = 1000;
 	return PGKEEP_OK;
@@ -297,6 +298,30 @@ static int check_choices(struct s3_store *st, char *err)
 	return PGKEEP_OK;
 }
 
+/*
+ * Every request is signed, so plain HTTP would carry the access key id, a
+ * replayable signature, any session token and the data in clear: refused
+ * unless allow_insecure says the operator accepts it, and then announced on
+ * every open, as is a certificate that goes unchecked.
+ */
+static int check_transport(struct s3_store *st, char *err)
+{
+	if (!strcmp(st->scheme, "http")) {
+		if (!st->allow_insecure)
+			return pgkeep_fail(err, PGKEEP_EINVAL,
+					   "s3: endpoint %s is plain HTTP, which would send the access key id, request signatures and data unencrypted: use https://, or set allow_insecure = yes to accept that",
+					   st->endpoint);
+		s3_log(PGKEEP_LOG_WARNING,
+		       "s3: endpoint %s (bucket '%s') is plain HTTP: credentials and data cross the network unencrypted (allow_insecure = yes)",
+		       st->endpoint, st->bucket);
+	} else if (!st->tls_verify) {
+		s3_log(PGKEEP_LOG_WARNING,
+		       "s3: endpoint %s (bucket '%s') with tls_verify = off: the server's certificate is not checked, so anyone on the path can pose as the store",
+		       st->endpoint, st->bucket);
+	}
+	return PGKEEP_OK;
+}
+
 int s3_options_parse(struct s3_store *st, const struct pgkeep_option *opts,
 		     size_t nopts, char *err)
 {
@@ -335,7 +360,7 @@ int s3_options_parse(struct s3_store *st, const struct pgkeep_option *opts,
 	if (!st->region && !(st->region = strdup("us-east-1")))
 		return PGKEEP_ENOMEM;
 	if ((rc = check_choices(st, err)) || (rc = parse_endpoint(st, err)) ||
-	    (rc = normalise_prefix(st)))
+	    (rc = normalise_prefix(st)) || (rc = check_transport(st, err)))
 		return rc;
 	/* A bucket with dots breaks the TLS wildcard in host style. */
 	if (!st->path_style && strchr(st->bucket, '.') && !strcmp(st->scheme, "https"))

@@ -33,6 +33,7 @@ struct s3_store {
 
 	/* How. */
 	int tls_verify;
+	int allow_insecure; /* plain HTTP accepted, with a warning */
 	char *ca_file;
 	char *storage_class;
 	char *sse;

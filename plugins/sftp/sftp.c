@@ -30,7 +30,8 @@
 #define PUT_BUFFER_MAX ((size_t)17 << 20)
 #define PUT_STAGE_SIZE ((size_t)4 << 20)	/* streaming: bytes per write */
 #define WRITE_SLICE ((size_t)8 << 20)		/* libssh2 copies what it is given */
-#define ATTEMPTS 3				/* first try plus reconnects */
+#define ATTEMPTS PGKEEP_RETRY_ATTEMPTS	/* first try plus reconnects */
+#define CONNECT_WAIT_MS 250			/* first wait after a failed connect */
 #define TEMP_MAX_AGE 3600			/* seconds before a temp is litter */
 #define TEMP_INFIX ".tmp."
 #define TEMP_RAND_HEX 16
@@ -560,6 +561,30 @@ static int commit_buffered_once(struct sftp_put *p, struct sftp_conn *c, char *e
 	return rc;
 }
 
+/*
+ * A session could not be had (server restarting, network down): whether to
+ * try again, after a wait of CONNECT_WAIT_MS doubled per attempt, jittered.
+ * The plugin owns retrying; nobody above it tries again.
+ */
+static bool connect_again(int rc, int attempt, const char *err)
+{
+	static __thread unsigned seed;
+	long ms = CONNECT_WAIT_MS << attempt;
+	struct timespec ts;
+
+	if (rc != PGKEEP_ERETRY || attempt + 1 >= ATTEMPTS)
+		return false;
+	if (!seed)
+		seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+	ms = ms / 2 + (long)(rand_r(&seed) % (unsigned)(ms / 2 + 1));
+	sftp_log(PGKEEP_LOG_INFO, "%s; trying again in %ld ms", err, ms);
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return true;
+}
+
 /* Everything is in memory: a dropped connection costs one more upload. */
 static int commit_buffered(struct sftp_put *p, char *err)
 {
@@ -569,6 +594,8 @@ static int commit_buffered(struct sftp_put *p, char *err)
 
 	for (int i = 0; i < ATTEMPTS; i++) {
 		rc = sftp_conn_acquire(p->st, &c, err);
+		if (rc && connect_again(rc, i, err))
+			continue;
 		if (rc)
 			return rc;
 		rc = commit_buffered_once(p, c, err);
@@ -778,6 +805,8 @@ static void put_abort(void *put)
 		for (int attempt_ = 0; attempt_ < ATTEMPTS; attempt_++) {	\
 			bool broken_;						\
 			rc = sftp_conn_acquire((st), &(c), (err));		\
+			if (rc && connect_again(rc, attempt_, (err)))		\
+				continue;					\
 			if (rc)							\
 				break;						\
 			rc = (op);						\

@@ -12,8 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -24,10 +22,6 @@
 #ifndef PGKEEP_PKGLIBDIR
 #define PGKEEP_PKGLIBDIR "/usr/local/lib/pgkeep"
 #endif
-
-/* ERETRY is retried this many times, waiting RETRY_BASE_MS, then twice that... */
-#define RETRY_MAX 4
-#define RETRY_BASE_MS 100
 
 static const struct pgkeep_host host_table = {
 	.abi_version = PGKEEP_STORAGE_ABI_VERSION,
@@ -274,43 +268,11 @@ bool store_has_feature(const struct pgk_store *st, uint64_t feat)
 	return (st->ops.features & feat) == feat;
 }
 
-/* ---------------------------------------------------------------- retries */
-
-static bool retryable(int ret)
-{
-	return ret == PGKEEP_ERETRY;
-}
-
-/* Exponential backoff with jitter, so that many processes do not retry in step. */
-static void backoff(int attempt)
-{
-	static _Thread_local uint64_t seed;
-	uint64_t ms = (uint64_t)RETRY_BASE_MS << attempt, r;
-	struct timespec ts;
-
-	if (!seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
-	seed ^= seed << 13;
-	seed ^= seed >> 7;
-	seed ^= seed << 17;
-	r = seed % (ms / 2 + 1);
-	ms = ms / 2 + r;
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static bool retry_again(const struct pgk_store *st, int ret, int *attempt, const char *what,
-			const char *key)
-{
-	if (!retryable(ret) || *attempt >= RETRY_MAX)
-		return false;
-	pgk_log_debug("repository %s: %s %s: %s; retrying", ctx_name(st), what, key ? key : "",
-		      pgk_errbuf());
-	backoff((*attempt)++);
-	return true;
-}
+/*
+ * No call is retried here: the plugin has already retried what retrying can
+ * fix (include/pgkeep/storage.h), and another loop on top would multiply its
+ * attempts.  PGKEEP_ERETRY comes back to the command as it is.
+ */
 
 /* ------------------------------------------------------------- operations */
 
@@ -337,11 +299,8 @@ static int put_once(struct pgk_store *st, const char *key, const void *buf, size
 int store_put(struct pgk_store *st, const char *key, const void *buf, size_t len,
 	      unsigned flags)
 {
-	int attempt = 0, ret;
+	int ret = put_once(st, key, buf, len, flags);
 
-	do
-		ret = put_once(st, key, buf, len, flags);
-	while (ret < 0 && retry_again(st, ret, &attempt, "put", key));
 	return ret < 0 ? wrap_failure(st, ret, "put", key) : 0;
 }
 
@@ -409,11 +368,9 @@ int store_get_capped(struct pgk_store *st, const char *key, const struct store_c
 		     struct pgk_buf *out)
 {
 	struct get_sink g = { out, cap, key, 0, false, 0 };
-	int attempt = 0, ret;
+	int ret;
 
-	do
-		ret = get_once(st, key, &g);
-	while (ret < 0 && ret != g.rc && retry_again(st, ret, &attempt, "get", key));
+	ret = get_once(st, key, &g);
 	/* A short object is checked whole, once it has all come. */
 	if (ret == 0 && cap && cap->check && !g.checked)
 		ret = g.rc = sink_check(&g);
@@ -432,20 +389,17 @@ int store_get(struct pgk_store *st, const char *key, struct pgk_buf *out)
 
 int store_stat(struct pgk_store *st, const char *key, struct pgkeep_stat *out)
 {
-	int attempt = 0, ret;
+	int ret;
 
-	do {
-		pgk_errbuf()[0] = '\0';
-		memset(out, 0, sizeof(*out));
-		ret = st->ops.stat(st->handle, key, out, pgk_errbuf());
-	} while (ret < 0 && retry_again(st, ret, &attempt, "stat", key));
+	pgk_errbuf()[0] = '\0';
+	memset(out, 0, sizeof(*out));
+	ret = st->ops.stat(st->handle, key, out, pgk_errbuf());
 	return ret < 0 ? wrap_failure(st, ret, "stat", key) : 0;
 }
 
 struct list_ctx {
 	pgkeep_list_fn cb;
 	void *payload;
-	size_t delivered;
 	int cb_ret;
 };
 
@@ -453,53 +407,42 @@ static int list_relay(void *payload, const char *key, const struct pgkeep_stat *
 {
 	struct list_ctx *c = payload;
 
-	c->delivered++;
 	c->cb_ret = c->cb(c->payload, key, stp);
 	return c->cb_ret;
 }
 
 int store_list(struct pgk_store *st, const char *prefix, pgkeep_list_fn cb, void *payload)
 {
-	struct list_ctx c = { cb, payload, 0, 0 };
-	int attempt = 0, ret;
+	struct list_ctx c = { cb, payload, 0 };
+	int ret;
 
-	/* A listing is only retried while nothing reached the caller: a second
-	 * pass would deliver keys twice. */
-	for (;;) {
-		pgk_errbuf()[0] = '\0';
-		ret = st->ops.list(st->handle, prefix, list_relay, &c, pgk_errbuf());
-		if (ret == 0)
-			return 0;
-		if (c.cb_ret && ret == c.cb_ret)
-			return ret;	/* the caller stopped it; its message stands */
-		if (c.delivered || !retry_again(st, ret, &attempt, "list", prefix))
-			break;
-	}
+	pgk_errbuf()[0] = '\0';
+	ret = st->ops.list(st->handle, prefix, list_relay, &c, pgk_errbuf());
+	if (ret == 0)
+		return 0;
+	if (c.cb_ret && ret == c.cb_ret)
+		return ret;	/* the caller stopped it; its message stands */
 	return wrap_failure(st, ret, "list", *prefix ? prefix : "(all)");
 }
 
 int store_remove(struct pgk_store *st, const char *key)
 {
-	int attempt = 0, ret;
+	int ret;
 
-	do {
-		pgk_errbuf()[0] = '\0';
-		ret = st->ops.remove(st->handle, key, pgk_errbuf());
-	} while (ret < 0 && retry_again(st, ret, &attempt, "delete", key));
+	pgk_errbuf()[0] = '\0';
+	ret = st->ops.remove(st->handle, key, pgk_errbuf());
 	return ret < 0 ? wrap_failure(st, ret, "delete", key) : 0;
 }
 
 int store_lock_until(struct pgk_store *st, const char *key, int64_t until)
 {
-	int attempt = 0, ret;
+	int ret;
 
 	if (!st->ops.lock_until || !store_has_feature(st, PGKEEP_FEAT_LOCK))
 		return pgk_error(PGKEEP_EUNSUPPORTED,
 				 "repository %s: lock %s: plugin %s cannot lock objects",
 				 ctx_name(st), key, st->ops.name);
-	do {
-		pgk_errbuf()[0] = '\0';
-		ret = st->ops.lock_until(st->handle, key, until, pgk_errbuf());
-	} while (ret < 0 && retry_again(st, ret, &attempt, "lock", key));
+	pgk_errbuf()[0] = '\0';
+	ret = st->ops.lock_until(st->handle, key, until, pgk_errbuf());
 	return ret < 0 ? wrap_failure(st, ret, "lock", key) : 0;
 }

@@ -1,7 +1,7 @@
 /*
  * A storage plugin, loaded and opened: the agent's only way to the store.
  * These wrappers add context to the plugin's message (plugin, repository,
- * key) through pgk_error, and retry PGKEEP_ERETRY a few times with backoff.
+ * key) through pgk_error; they never retry (the plugin owns retrying).
  */
 #ifndef PGK_STORE_H
 #define PGK_STORE_H

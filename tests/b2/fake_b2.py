@@ -114,7 +114,7 @@ class Fake:
         self.upload_busy = {}
         self.dead_uploads = set()
         self.counter = itertools.count(1)
-        self.sw = dict(fail_503=0, fail_429=0, retry_after=1,
+        self.sw = dict(fail_503=0, fail_503_path='', fail_429=0, retry_after=1,
                        refuse_upload=0, cap_exceeded=False, upload_hold_ms=0,
                        delay_ms=0, expire_after=0, token_uses=0)
         self.stats = {}
@@ -200,8 +200,9 @@ class Handler(BaseHTTPRequestHandler):
     def fake(self):
         return self.server.fake
 
-    def injected(self):
-        """Apply the 503 and 429 switches to every B2 request."""
+    def injected(self, path):
+        """Apply the 503 and 429 switches to every B2 request (the 503 one
+        only to paths containing fail_503_path, when that is set)."""
         sw = self.fake.sw
         with self.fake.lock:
             if sw['delay_ms']:
@@ -210,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
                 sw['expire_after'] -= 1
                 if sw['expire_after'] == 0:
                     self.fake.expire_all()
-            if sw['fail_503'] > 0:
+            if sw['fail_503'] > 0 and sw['fail_503_path'] in path:
                 sw['fail_503'] -= 1
                 self.fake.count('injected_503')
                 return B2Fail(503, 'service_unavailable', 'injected 503')
@@ -231,8 +232,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_fail(f)
         if path.startswith('/__'):
             return self.control(path, body)
+        self.fake.count('requests')
         try:
-            f = self.injected()
+            f = self.injected(path)
             if f:
                 raise f
             if path.startswith(API):
@@ -275,7 +277,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404)
         req = json.loads(body or b'{}')
         with fk.lock:
-            for k in ('fail_503', 'fail_429', 'retry_after', 'refuse_upload',
+            for k in ('fail_503', 'fail_503_path', 'fail_429', 'retry_after', 'refuse_upload',
                       'cap_exceeded', 'upload_hold_ms', 'delay_ms',
                       'expire_after', 'token_uses'):
                 if k in req:

@@ -5,7 +5,8 @@
 # space is freed the next run succeeds and verify --read-data passes.  Then a
 # store that fails its Nth call (the fault plugin, counting across
 # processes) during backups and wal-push, for several N and error kinds:
-# whatever fails, a retry succeeds and the repository verifies.
+# whatever fails, a retry succeeds and the repository verifies; and a store
+# that never recovers makes wal-fetch exit above 125 after five attempts.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -189,6 +190,17 @@ is "$wbad" 0 "wal-push failing at call N (5 values): retry succeeds, the segment
 cmp_ok "$wfailed" -ge 4 "the injected failure hit $wfailed of 5 pushes"
 ok "the WAL repository passes verify --read-data" \
 	quiet_run_conf "$T/w.conf" verify --read-data
+# A store that stays unreachable: every get fails as transient.  The plugin
+# retries (five attempts of the request, include/pgkeep/storage.h) and pgkeep
+# adds none; wal-fetch then exits above 125, never 1 (end of the archive).
+rm -f "$T/fault.state"
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $W\nfail_ops = get\nfail_every = 1\nfail_code = retry\nretry_wait_ms = 10\nfail_state = $T/fault.state" \
+	pgkeep_conf "$T/wdown.conf"
+run as_pg "$PGKEEP" --config "$T/wdown.conf" wal-fetch 000000010000000000000002 "$T/fetch/down"
+cmp_ok "$rc" -gt 125 "wal-fetch from a store that stays unreachable exits above 125 ($rc)"
+is "$(cat "$T/fault.state" 2>/dev/null)" 5 "... after the plugin's 5 attempts, none added by pgkeep"
+like "$err" "injected failure of get" "... naming the failure"
+ok "... writing no destination" [ ! -e "$T/fetch/down" ]
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
 ok "the archiver kept up meanwhile" wait_archived "$last"
 ok "verify --read-data passes at the end" quiet_run verify --read-data

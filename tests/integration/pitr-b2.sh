@@ -3,12 +3,13 @@
 # B2, and trouble on the way: every token expires on its 21st use, so each
 # command making more calls than that (the restores, each fetching dozens of
 # chunks) meets an expiry mid-run, and bursts of 503 and of 429 with
-# Retry-After hit the first calls.  The backup and every restore must still
-# succeed.
+# Retry-After hit the first calls: four failures in a row, so that the first
+# request succeeds only at the last of the plugin's five attempts.  The
+# backup and every restore must still succeed.
 
 set -u
 : "${top_srcdir:?}"
 B2_INNER_TEST=pitr.sh
-B2_FAKE_CONTROL='{"token_uses": 20, "fail_503": 3, "fail_429": 2, "retry_after": 1}'
+B2_FAKE_CONTROL='{"token_uses": 20, "fail_503": 2, "fail_429": 2, "retry_after": 1}'
 export B2_INNER_TEST B2_FAKE_CONTROL
 exec sh "$top_srcdir/tests/integration/wal-b2.sh"

@@ -45,7 +45,7 @@ s3_restart_server() {
 }
 
 s3_repo_conf() {
-	printf '%s' "plugin = s3\nendpoint = $S3_ENDPOINT\nregion = us-east-1\nbucket = $S3_BUCKET\nuri_style = path\nprefix = $1\naccess_key_id = S3RVER\nsecret_access_key = S3RVER\nretry_wait_ms = 50\n"
+	printf '%s' "plugin = s3\nendpoint = $S3_ENDPOINT\nregion = us-east-1\nbucket = $S3_BUCKET\nuri_style = path\nprefix = $1\naccess_key_id = S3RVER\nsecret_access_key = S3RVER\nretry_wait_ms = 50\nallow_insecure = yes\n"
 }
 
 s3_object_file() {

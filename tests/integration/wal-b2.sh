@@ -39,7 +39,7 @@ export B2_FAKE_API B2_FAKE_PREFIX
 
 # The config is read by pgkeep running as postgres; the fake's key is a
 # throwaway, so it may sit in the config itself.
-PGKEEP_TEST_REPO_CONF="plugin = b2\nkey_id = $(field key_id)\napplication_key = $(field application_key)\nbucket = $(field bucket)\napi_url = $B2_FAKE_API\nprefix = walrepo\nretry_base_ms = 100"
+PGKEEP_TEST_REPO_CONF="plugin = b2\nkey_id = $(field key_id)\napplication_key = $(field application_key)\nbucket = $(field bucket)\napi_url = $B2_FAKE_API\nprefix = walrepo\nretry_base_ms = 100\nallow_insecure = yes"
 export PGKEEP_TEST_REPO_CONF
 
 cat >"$B2T/hooks.sh" <<'EOF'

@@ -3,7 +3,9 @@
 # RawSimulator over HTTP): the plugin contract suite, then faults injected
 # through the fake's control endpoint while real traffic runs, checked both
 # by the outcome and by the fake's counters (so a retry that never happened
-# cannot pass).  Prints TAP.
+# cannot pass); then who retries (the plugin, five attempts, and pgkeep's
+# store wrappers none on top) and plain HTTP, refused before the key is sent
+# unless allow_insecure = yes, which is warned about.  Prints TAP.
 
 set -u
 
@@ -12,6 +14,7 @@ PY=/usr/bin/python3
 SO=$PGKEEP_TEST_PLUGIN_DIR/b2.so
 DRIVE=$top_builddir/tests/b2/b2_drive
 CONTRACT=$top_builddir/tests/plugin/contract
+STOREOP=$top_builddir/tests/plugin/storeop
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-b2.XXXXXX")
 FAKE_PID=
@@ -90,6 +93,7 @@ optfile() {
 		echo "prefix=$1"
 		echo "part_size=1000"
 		echo "retry_base_ms=100"
+		echo "allow_insecure=yes"
 		shift
 		for kv in "$@"; do echo "$kv"; done
 	} >"$f"
@@ -105,7 +109,7 @@ drive_q() { "$DRIVE" "$SO" "$@" >"$T/drive.out"; }
 if [ -x "$CONTRACT" ]; then
 	if "$CONTRACT" b2 "key_id=$KEY_ID" "application_key_file=$T/appkey" \
 		"bucket=$BUCKET" "api_url=$API" prefix=contract \
-		part_size=1048576 retry_base_ms=100 >"$T/contract.out" 2>&1; then
+		part_size=1048576 retry_base_ms=100 allow_insecure=yes >"$T/contract.out" 2>&1; then
 		pass "contract suite passes against the fake B2"
 	else
 		fail "contract suite passes against the fake B2"
@@ -253,6 +257,48 @@ drive "$O" stat x 2>"$T/bad.err"
 check "a wrong application key is refused" test $? -eq 1
 check "with a message naming the key id" grep -q "refused key $KEY_ID" "$T/bad.err"
 check "and not the secret" sh -c '! grep -q wrong "$1"' sh "$T/bad.err"
+
+# --- who retries ------------------------------------------------------------
+
+# storeop goes through pgkeep's loader and store wrappers, as every command
+# does.  A stat against a B2 whose listings always fail with 503: the
+# plugin's five attempts, and no more.
+sop() {
+	"$STOREOP" b2 "key_id=$KEY_ID" "application_key_file=$T/appkey" "bucket=$BUCKET" \
+		"api_url=$API" prefix=sop retry_base_ms=1 "$@"
+}
+ctl '{"reset_stats": true, "fail_503": 1000, "fail_503_path": "b2_list_file_names"}'
+sop allow_insecure=yes -- stat k >/dev/null 2>"$T/sop.err"
+rc=$?
+ctl '{"fail_503": 0, "fail_503_path": ""}'
+check "a store that always answers 503: ERETRY through the wrappers (exit 6, got $rc)" test $rc -eq 6
+check "... after exactly 5 requests in all ($(stat_of injected_503))" test "$(stat_of injected_503)" -eq 5
+check "... reported with context" grep -q "repository test: stat k: b2: .*503 service_unavailable" "$T/sop.err"
+diag "$(tail -n 1 "$T/sop.err")"
+
+# --- plain HTTP ---------------------------------------------------------------
+
+ctl '{"reset_stats": true}'
+sop -- stat k >/dev/null 2>"$T/sop.err"
+rc=$?
+check "an http:// api_url without allow_insecure is refused (exit $rc)" test $rc -eq 1
+check "... saying plain HTTP and how to accept it" \
+	grep -q "open: b2: api_url $API is plain HTTP.*allow_insecure = yes" "$T/sop.err"
+check "... and the fake saw no request at all, so no key was sent" test "$(stat_of requests)" -eq 0
+check "... nor an authorize" test "$(stat_of authorize)" -eq 0
+diag "$(cat "$T/sop.err")"
+"$DRIVE" "$SO" "$(optfile insecure allow_insecure=no)" stat k >/dev/null 2>"$T/sop.err"
+check "the plugin alone refuses it too" test $? -ne 0
+check "... before any request" test "$(stat_of requests)" -eq 0
+sop allow_insecure=yes -- stat k >/dev/null 2>"$T/sop.err"
+rc=$?
+check "with allow_insecure = yes it opens (k is absent: exit 2, got $rc)" test $rc -eq 2
+check "... with one warning line through pgkeep's log, naming api_url and bucket" \
+	test "$(grep -c "^pgkeep: warning: b2: api_url $API (bucket $BUCKET) is plain HTTP" "$T/sop.err")" -eq 1
+check "... and no other warning" test "$(grep -c '^pgkeep: warning:' "$T/sop.err")" -eq 1
+diag "$(cat "$T/sop.err")"
+sop allow_insecure=maybe -- stat k >/dev/null 2>"$T/sop.err"
+check "allow_insecure takes yes or no only" grep -q "allow_insecure must be yes or no" "$T/sop.err"
 
 # --- if-absent ------------------------------------------------------------
 

@@ -11,7 +11,8 @@
  *
  *       $top_builddir/tests/plugin/contract local path=/tmp/x
  *       $top_builddir/tests/plugin/contract s3 endpoint=http://127.0.0.1:4568 \
- *               bucket=test access_key_id=S3RVER secret_access_key=S3RVER
+ *               bucket=test access_key_id=S3RVER secret_access_key=S3RVER \
+ *               allow_insecure=yes
  *
  *   Everything is written below a fresh random prefix "ct-<hex>/" and removed
  *   at the end, so the suite can run against a shared server or bucket.

@@ -2,8 +2,8 @@
 # The fault plugin (local wrapped with injected failures): without failures
 # it passes the contract; with them the chosen call fails with the chosen
 # code, a failed put leaves nothing, and the count runs on across processes
-# through fail_state.  The retry policy of the store wrappers shows in the
-# count.  Prints TAP.
+# through fail_state.  Who retries shows in the count: the plugin, as every
+# plugin does, and never the store wrappers on top.  Prints TAP.
 
 set -u
 : "${top_builddir:?run through make check}" "${PGKEEP_TEST_PLUGIN_DIR:?run through make check}"
@@ -85,7 +85,7 @@ rm -f "$S"
 fop fail_ops=list fail_at=1 fail_state="$S" -- stat k/later >/dev/null 2>&1
 is "$?$(cat "$S" 2>/dev/null || echo none)" "0none" "calls outside fail_ops are not counted"
 
-# --- codes, and what the store wrappers retry ------------------------------
+# --- codes, and what is retried -----------------------------------------------
 
 rm -f "$S"
 fop fail_ops=stat fail_at=1 fail_code=nospc fail_state="$S" -- stat k/later 2>/dev/null
@@ -102,6 +102,12 @@ is "$? $(cat "$S")" "6 5" "ERETRY that persists: five tries, then ERETRY"
 fop -- stat k/never >/dev/null 2>&1
 is "$?" 2 "and none of the five left an object"
 is "$(temps)" 0 "or a temp file"
+rm -f "$S"
+fop fail_ops=stat fail_every=1 fail_code=retry retries=0 fail_state="$S" -- stat k/later 2>"$T/err"
+is "$? $(cat "$S")" "6 1" "a plugin that gives up at once (retries=0): one call, the wrappers add none"
+rm -f "$S"
+fop fail_ops=get fail_every=1 fail_code=retry retries=2 retry_wait_ms=10 fail_state="$S" -- get k/later "$T/out.r" 2>/dev/null
+is "$? $(cat "$S")" "6 3" "retries=2: three attempts in all, then ERETRY"
 
 # --- options --------------------------------------------------------------
 

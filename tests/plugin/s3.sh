@@ -2,8 +2,10 @@
 # The s3 plugin against s3rver behind a proxy that checks every request's
 # SigV4 signature with botocore (tests/s3/sigcheck-proxy.py): the plugin
 # contract suite, then behaviour and faults — multipart round trips, list
-# pagination, if-absent, retries of 503s, a wrong secret (refused at once,
-# no retries), s3rver killed mid-upload (non-zero, nothing visible), the
+# pagination, if-absent, retries of 503s (by the plugin alone: at most five
+# requests through pgkeep's own store wrappers), a wrong secret (refused at
+# once, no retries), plain HTTP refused without allow_insecure and warned
+# about with it, s3rver killed mid-upload (non-zero, nothing visible), the
 # client killed mid-upload, and a stalled server (timeout within the bound).
 # Prints TAP.
 
@@ -15,6 +17,7 @@ set -u
 SO=$PGKEEP_TEST_PLUGIN_DIR/s3.so
 DRIVE=$top_builddir/tests/s3/s3drive
 CONTRACT=$top_builddir/tests/plugin/contract
+STOREOP=$top_builddir/tests/plugin/storeop
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-s3.XXXXXX")
 STALL_PID=
@@ -44,7 +47,7 @@ if ! s3_start "$T/s3"; then
 fi
 
 OPTS=(endpoint="$S3_ENDPOINT" bucket="$S3_BUCKET" uri_style=path region=us-east-1
-      access_key_id=S3RVER secret_access_key=S3RVER retry_wait_ms=50)
+      access_key_id=S3RVER secret_access_key=S3RVER retry_wait_ms=50 allow_insecure=yes)
 drive() { "$DRIVE" "$SO" "$@" "${OPTS[@]}"; }
 # requests the proxy saw whose line matches $1
 proxy_count() { local c; c=$(grep -c -- "$1" "$S3_DIR/proxy.log" 2>/dev/null); echo "${c:-0}"; }
@@ -136,6 +139,40 @@ echo "0 0" >"$S3_DIR/proxy.faults"
 check "a store that keeps failing: error after retries=2" all '[ $rc -ne 0 ]' '[ $rc -ne 2 ]'
 check "... after exactly three requests" [ "$(grep -c 'retry' "$T/err")" -eq 2 ]
 
+# Through pgkeep's own store wrappers (as every command calls a plugin), a
+# store that always answers 503 gets the plugin's five attempts and no more:
+# the wrappers do not retry what the plugin gave up on.
+echo "503 1000" >"$S3_DIR/proxy.faults"
+before=$(proxy_count 'HEAD /pgkeep/p1/rt/small ')
+"$STOREOP" s3 "${OPTS[@]}" prefix=p1 -- stat rt/small >/dev/null 2>"$T/err"
+rc=$?
+echo "0 0" >"$S3_DIR/proxy.faults"
+check "store wrapper over a store that always fails with 503: ERETRY (exit 6, got $rc)" [ $rc -eq 6 ]
+attempts=$(( $(proxy_count 'HEAD /pgkeep/p1/rt/small ') - before ))
+check "... after exactly 5 requests in all ($attempts)" [ "$attempts" -eq 5 ]
+check "... the last failure reported with context" \
+	grep -q "storeop: repository test: stat rt/small: s3: .*HTTP 503" "$T/err"
+
+# --- transport security -------------------------------------------------------
+
+before=$(wc -l <"$S3_DIR/proxy.log")
+"$STOREOP" s3 "${OPTS[@]}" allow_insecure=no prefix=p1 -- stat rt/small >/dev/null 2>"$T/err"
+rc=$?
+check "an http:// endpoint without allow_insecure is refused (exit $rc)" all '[ $rc -ne 0 ]' '[ $rc -ne 2 ]'
+check "... saying plain HTTP and how to accept it" \
+	all 'grep -q "endpoint $S3_ENDPOINT is plain HTTP" "$T/err"' 'grep -q "allow_insecure = yes" "$T/err"'
+check "... before any request reached the store" [ "$(wc -l <"$S3_DIR/proxy.log")" -eq "$before" ]
+diag "$(cat "$T/err")"
+"$STOREOP" s3 "${OPTS[@]}" tls_verify=off prefix=p1 -- stat rt/small >/dev/null 2>"$T/err"
+rc=$?
+check "with allow_insecure = yes it opens and works" [ $rc -eq 0 ]
+check "... with one warning line through pgkeep's log, naming endpoint and bucket" \
+	[ "$(grep -c "^pgkeep: warning: s3: endpoint $S3_ENDPOINT (bucket '$S3_BUCKET') is plain HTTP" "$T/err")" -eq 1 ]
+check "... and nothing else on stderr" [ "$(wc -l <"$T/err")" -eq 1 ]
+diag "$(cat "$T/err")"
+"$STOREOP" s3 "${OPTS[@]}" prefix=p1 -- stat rt/small >/dev/null 2>"$T/err2"
+check "the warning comes on every open" grep -q "is plain HTTP" "$T/err2"
+
 # --- authentication ---------------------------------------------------------
 
 before=$(wc -l <"$S3_DIR/proxy.log")
@@ -187,7 +224,9 @@ check "nor listed" [ -z "$(drive list crash/ prefix=p1)" ]
 
 rm -f "$T/fifo"
 mkfifo "$T/fifo"
-drive put crash/client "$T/fifo" prefix=p1 part_size=5MiB >/dev/null 2>&1 &
+# Not through drive(): $! must be s3drive itself, not a subshell whose
+# child would survive the kill and finish the upload.
+"$DRIVE" "$SO" put crash/client "$T/fifo" prefix=p1 part_size=5MiB "${OPTS[@]}" >/dev/null 2>&1 &
 pid=$!
 exec 3>"$T/fifo"
 head -c 12582912 /dev/urandom >&3
@@ -246,6 +285,15 @@ if openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 \
 	diag "$(tail -1 "$T/err")"
 	"$DRIVE" "$SO" stat tls/small "${TLS[@]}" tls_verify=off >"$T/out" 2>&1
 	check "https, tls_verify off: accepted" [ $? -eq 0 ]
+	"$STOREOP" s3 "${TLS[@]}" tls_verify=off -- stat tls/small >/dev/null 2>"$T/err"
+	rc=$?
+	check "https, tls_verify off, through pgkeep: accepted" [ $rc -eq 0 ]
+	check "... with one warning line naming the endpoint" \
+		[ "$(grep -c "^pgkeep: warning: s3: endpoint https://127.0.0.1:$TLS_PORT (bucket 'pgkeep') with tls_verify = off" "$T/err")" -eq 1 ]
+	diag "$(cat "$T/err")"
+	"$STOREOP" s3 "${TLS[@]}" ca_file="$TLS_DIR/cert.pem" -- stat tls/small >/dev/null 2>"$T/err"
+	check "https with the certificate checked: no warning" \
+		all '[ $? -eq 0 ]' '[ ! -s "$T/err" ]'
 	"$top_srcdir/tests/s3/stop-s3rver.sh" "$TLS_DIR"
 else
 	fail "start s3rver with TLS"

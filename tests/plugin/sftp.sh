@@ -277,6 +277,28 @@ like "$(cat "$W/err")" "connection failed.*reconnecting" "after seeing the conne
 io_run get drop/buffered
 check "and the object is whole" cmp -s "$W/out" "$W/pause.in"
 
+# sshd down for a moment when the put commits: the plugin owns retrying
+# (nobody above it tries again), so it connects again with backoff.  The
+# input pauses 4 s; sshd is stopped meanwhile and started again just after
+# the commit (at about 4 s) has found it gone.
+{ head -c 1048576 "$W/pause.in"; sleep 4; tail -c 1048576 "$W/pause.in"; } |
+	io put drop/restart 2>"$W/err" &
+bgpid=$!
+t0=$(date +%s%3N)
+sleep 1
+sshd_stop
+left=$((4400 - ($(date +%s%3N) - t0)))
+[ "$left" -gt 0 ] && sleep "$(printf '%d.%03d' $((left / 1000)) $((left % 1000)))"
+sshd_start || bail "cannot restart sshd"
+wait "$bgpid"
+rc=$?
+bgpid=
+is "$rc" 0 "a buffered put survives sshd being down for a moment"
+[ "$rc" -eq 0 ] || diag "$(cat "$W/err")"
+like "$(cat "$W/err")" "cannot connect to .*trying again in [0-9]+ ms" "after connecting again with backoff"
+io_run get drop/restart
+check "and the object is whole" cmp -s "$W/out" "$W/pause.in"
+
 # sshd killed mid-upload of a large (streamed) object
 head -c $((64 * 1048576)) /dev/urandom >"$W/big"
 { head -c $((40 * 1048576)) "$W/big"; sleep 3; tail -c +$((40 * 1048576 + 1)) "$W/big"; } |

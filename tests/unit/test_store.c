@@ -1,7 +1,8 @@
 /*
  * The plugin loader and the store wrappers: refusals of broken plugins (built
- * in tests/plugin/bad), the search path, message context, and the retry
- * policy, driven through the fault plugin with a counter file.
+ * in tests/plugin/bad), the search path, message context, and who retries
+ * (the plugin, never the wrappers), driven through the fault plugin with a
+ * counter file.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -224,11 +225,14 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1000 + (double)ts.tv_nsec / 1e6;
 }
 
-/* Open the fault plugin over tmpdir/frepo with the given failure settings. */
-static struct pgk_store *fault_open(const char *ops, const char *code, const char *at,
-				    const char *every, char **state)
+/*
+ * Open the fault plugin over tmpdir/frepo with the given failure settings;
+ * retries is the plugin's own count of further attempts (NULL: its default).
+ */
+static struct pgk_store *fault_open_r(const char *ops, const char *code, const char *at,
+				      const char *every, const char *retries, char **state)
 {
-	struct pgkeep_option o[6];
+	struct pgkeep_option o[7];
 	struct pgk_store *st = NULL;
 	char *repo;
 	size_t n = 0;
@@ -245,12 +249,20 @@ static struct pgk_store *fault_open(const char *ops, const char *code, const cha
 		o[n++] = (struct pgkeep_option){ "fail_at", at };
 	if (every)
 		o[n++] = (struct pgkeep_option){ "fail_every", every };
+	if (retries)
+		o[n++] = (struct pgkeep_option){ "retries", retries };
 	if (store_open(&st, "f", "fault", plugin_dir, o, n) < 0) {
 		diag("%s", pgk_errmsg());
 		st = NULL;
 	}
 	free(repo);
 	return st;
+}
+
+static struct pgk_store *fault_open(const char *ops, const char *code, const char *at,
+				    const char *every, char **state)
+{
+	return fault_open_r(ops, code, at, every, NULL, state);
 }
 
 static int count_key(void *payload, const char *key, const struct pgkeep_stat *sb)
@@ -268,7 +280,7 @@ static void test_retries(void)
 	double t0, ms;
 	int ret, keys = 0;
 
-	/* One transient failure of a commit: the whole put is done again. */
+	/* One transient failure of a commit: the plugin sends it again. */
 	st = fault_open("put_commit", "retry", "1", NULL, &state);
 	if (!ok(st != NULL, "fault plugin opens")) {
 		free(state);
@@ -278,6 +290,32 @@ static void test_retries(void)
 	is_int(ret, 0, "a put whose commit fails once with ERETRY succeeds on retry");
 	is_int(state_count(state), 2, "after exactly two commits");
 	store_close(st);
+
+	/* A plugin that has given up: the wrappers add no attempt of their own. */
+	st = fault_open_r("put_commit", "retry", NULL, "1", "0", &state);
+	ret = store_put(st, "dir/obj2", "hello", 5, 0);
+	is_int(ret, PGKEEP_ERETRY, "a put the plugin gives up on fails with ERETRY");
+	is_int(state_count(state), 1, "after the plugin's one attempt: the wrapper does not retry");
+	store_close(st);
+	st = fault_open_r("get", "retry", NULL, "1", "0", &state);
+	ret = store_get(st, "dir/obj", &b);
+	is_int(ret, PGKEEP_ERETRY, "so does a get");
+	is_int(state_count(state), 1, "... after one attempt");
+	store_close(st);
+	st = fault_open_r("list", "retry", NULL, "1", "0", &state);
+	ret = store_list(st, "dir/", count_key, &keys);
+	is_int(ret, PGKEEP_ERETRY, "and a list");
+	is_int(state_count(state), 1, "... after one attempt");
+	store_close(st);
+	st = fault_open_r("stat", "retry", NULL, "1", "0", &state);
+	ret = store_stat(st, "dir/obj", &sb);
+	is_int(state_count(state), 1, "and a stat, after one attempt");
+	store_close(st);
+	st = fault_open_r("remove", "retry", NULL, "1", "0", &state);
+	ret = store_remove(st, "dir/obj2");
+	is_int(state_count(state), 1, "and a delete, after one attempt");
+	store_close(st);
+	keys = 0;
 
 	st = fault_open("get", "retry", "1", NULL, &state);
 	buf_append(&b, "stale", 5);
@@ -296,7 +334,8 @@ static void test_retries(void)
 	ret = store_stat(st, "dir/obj", &sb);
 	ms = now_ms() - t0;
 	is_int(ret, PGKEEP_ERETRY, "a stat that keeps failing with ERETRY gives up with ERETRY");
-	is_int(state_count(state), 5, "after one try and four retries");
+	is_int(state_count(state), PGKEEP_RETRY_ATTEMPTS,
+	       "after the plugin's %d attempts, and no more", PGKEEP_RETRY_ATTEMPTS);
 	ok(ms >= 700 && ms < 3500, "backing off exponentially from about 100 ms (%.0f ms)", ms);
 	ok(strncmp(pgk_errmsg(), "repository f: stat dir/obj: fault: injected failure", 51) == 0,
 	   "the last failure is reported with context: %s", pgk_errmsg());
