@@ -369,7 +369,7 @@ static int repo_key(struct parse_state *st, const char *name, const char *value)
 				       st->lock_days_line);
 		st->lock_days_line = st->line;
 		if (parse_int(name, value, 0, 36500, &rc->lock_days) < 0)
-			return fail_at(st, PGKEEP_EINVAL, "%s (days)", pgk_errmsg());
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
 	}
 	if (find_opt(rc->core_opts, rc->core_opt_lines, rc->ncore_opts, name, &line) ||

@@ -53,10 +53,10 @@ int parse_int64(const char *what, const char *s, int64_t min, int64_t max, int64
 	*out = v;
 	return 0;
 bad:
-	return pgk_error(PGKEEP_EINVAL, "%s: '%s' is not a whole number (%lld to %lld)", what, s,
-			 (long long)min, (long long)max);
+	return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (a whole number from %lld to %lld)",
+			 what, s, (long long)min, (long long)max);
 range:
-	return pgk_error(PGKEEP_EINVAL, "%s: %s is out of range (%lld to %lld)", what, s,
+	return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (out of range: %lld to %lld)", what, s,
 			 (long long)min, (long long)max);
 }
 
@@ -99,19 +99,19 @@ static int duration_unit_error(const char *what, const char *s, const char *unit
 	size_t n = strcspn(unit, "0123456789");
 
 	if (n == 1 && unit[0] == 'm')
-		return pgk_error(PGKEEP_EINVAL, "%s: '%s': 'm' is ambiguous, write min for minutes "
-				 "or mon for months", what, s);
+		return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' ('m' is ambiguous: write min "
+				 "for minutes or mon for months)", what, s);
 	if (n == 0)
-		return pgk_error(PGKEEP_EINVAL, "%s: '%s' lacks a unit (%s)", what, s,
-				 DURATION_HINT);
-	return pgk_error(PGKEEP_EINVAL, "%s: '%s' has an unknown unit '%.*s' (%s)", what, s,
+		return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (a number without a unit; %s)",
+				 what, s, DURATION_HINT);
+	return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (unknown unit '%.*s'; %s)", what, s,
 			 (int)n, unit, DURATION_HINT);
 }
 
 static int duration_range_error(const char *what, const char *s, int64_t max)
 {
-	return pgk_error(PGKEEP_EINVAL, "%s: '%s' is too long (at most %lld seconds)", what, s,
-			 (long long)max);
+	return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (too long: at most %lld seconds)", what,
+			 s, (long long)max);
 }
 
 int parse_duration(const char *what, const char *s, int flags, int64_t max, int64_t *out)
@@ -128,11 +128,11 @@ int parse_duration(const char *what, const char *s, int flags, int64_t max, int6
 		return 0;
 	}
 	if (!is_digit(*p))
-		return pgk_error(PGKEEP_EINVAL, "%s: '%s' is not a duration (%s%s)", what, s,
+		return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (%s%s)", what, s,
 				 flags & PARSE_BARE_SECONDS ? "seconds, or " : "", DURATION_HINT);
 	while (*p) {
 		if (!is_digit(*p))
-			return pgk_error(PGKEEP_EINVAL, "%s: '%s' is not a duration (%s)", what, s,
+			return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (%s)", what, s,
 					 DURATION_HINT);
 		if (!digits_value(p, &end, &v))
 			return duration_range_error(what, s, max);
@@ -270,14 +270,15 @@ int parse_timestamp(const char *what, const char *s, struct parse_time *out)
 	time_t t;
 
 	if (!parse_clock(&p, &tm, &usec) || !parse_zone(p, &offset, &local))
-		return pgk_error(PGKEEP_EINVAL, "%s: '%s' is not a time like '2026-02-20 14:30:00+01' "
-				 "(YYYY-MM-DD HH:MM[:SS[.ffffff]], then nothing for local time, "
-				 "or Z, +HH or +HH:MM)", what, s);
+		return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (a time like "
+				 "'2026-02-20 14:30:00+01': YYYY-MM-DD HH:MM[:SS[.ffffff]], then "
+				 "nothing for local time, or Z, +HH or +HH:MM)", what, s);
 	if (local) {
 		tm.tm_isdst = -1;
 		t = mktime(&tm);
 		if (t == (time_t)-1)
-			return pgk_error(PGKEEP_EINVAL, "%s: '%s' is not a local time here", what, s);
+			return pgk_error(PGKEEP_EINVAL, "%s: bad value '%s' (not a local time here)",
+					 what, s);
 	} else {
 		t = timegm(&tm) - offset;
 	}
