@@ -521,6 +521,23 @@ static void record_stop(struct backup_run *b, struct pgconn *pc)
 	manifest_set_stop(&b->m, us);
 }
 
+/*
+ * The server may have waited for archiving between the backup's end and
+ * the end of the stream.  The history file's STOP TIME, whole seconds of
+ * the same clock taken just after the end, bounds it too: every commit
+ * before the end is earlier than that second's close.
+ */
+static void tighten_stop(struct backup_run *b, const struct backup_label *hist)
+{
+	int64_t bound;
+
+	if (hist->stop_time <= 0 || hist->stop_time >= INT64_MAX / 1000000 - 1)
+		return;
+	bound = (hist->stop_time + 1) * 1000000;
+	if (bound < b->m.stop_us && bound >= manifest_start_us(&b->m))
+		manifest_set_stop(&b->m, bound);
+}
+
 static int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opts *o)
 {
 	struct pgk_buf head = PGK_BUF_INIT;
@@ -578,6 +595,8 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	if (rc < 0)
 		goto out;
 	rc = wait_history(b, &bl, &hist);
+	if (rc == 0)
+		tighten_stop(b, &hist);
 	if (rc == 0)
 		rc = fill_wal_range(b, &bl, &hist, &first, &last);
 	if (rc == 0)

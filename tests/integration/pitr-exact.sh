@@ -1,8 +1,8 @@
 #!/bin/sh
 # A recovery target a fraction of a second after a base backup ended: the
 # backup records its stop to the microsecond, so restore chooses it and
-# PostgreSQL recovers to the target, bringing back the row committed just
-# after the backup and not the one after the target.
+# PostgreSQL recovers to the target, bringing back the rows committed up to
+# it (the last one just after the backup) and not the one after it.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -15,23 +15,56 @@ PG1=$PGDATA
 psql_q "create table t(id int primary key)" || bail_out "create table failed"
 psql_q "insert into t values (1)" || bail_out "insert failed"
 
-run pgkeep_run backup --type=base
-is "$rc" "0" "pgkeep backup --type=base succeeds"
-[ "$rc" -eq 0 ] || diag "$err"
-B1=$(printf '%s\n' "$out" | head -n 1)
+# One session kept open, so that a row is committed within milliseconds
+# of a backup's end: `sql LINE` sends it and waits for its one output line.
+mkfifo "$T/sql.fifo" && chown postgres "$T/sql.fifo" || bail_out "mkfifo failed"
+: >"$T/sql.out" && chown postgres "$T/sql.out"
+as_pg "$PG_BINDIR/psql" -XAtq -v ON_ERROR_STOP=1 -h "$SOCKDIR" -p "$PGPORT" -d postgres \
+	<"$T/sql.fifo" >>"$T/sql.out" 2>&1 &
+exec 3>"$T/sql.fifo"
+nsql=0
+sql() {
+	local i=0
+	nsql=$((nsql + 1))
+	printf '%s\n' "$1" >&3
+	while [ "$(wc -l <"$T/sql.out")" -lt $nsql ]; do
+		i=$((i + 1))
+		[ $i -lt 3000 ] || bail_out "no answer to: $1"
+		sleep 0.01
+	done
+	tail -n 1 "$T/sql.out"
+}
 
-# At once: row 2, the target just after its commit, row 3 a moment later.
-got=$(psql_q <<'EOF'
-insert into t values (2);
-select clock_timestamp();
-\o /dev/null
-select pg_sleep(0.05);
-\o
-insert into t values (3);
-EOF
-) || bail_out "inserting rows failed"
-target=$(printf '%s\n' "$got" | tail -n 1)
-diag "backup $B1, target $target"
+# Backup, then at once a row and the target just after its commit.  Old
+# code rounded the stop up to the next second and truncated the target: it
+# chose an older backup (or none) whenever the commit fell in the second the
+# backup ended in.  The backup is repeated (at most 8 times, each started so
+# that it should end early in a second) until that is so, with the
+# command's end far enough into its second that the stop was surely in it.
+k=1 same=no took=0
+while [ $k -le 8 ] && [ $same = no ]; do
+	k=$((k + 1))
+	sleep "$(python3 -c 'import sys, time; print((0.7 - (time.time() + float(sys.argv[1]))) % 1)' "$took")"
+	start=$(date +%s.%N)
+	run pgkeep_run backup --type=base
+	end=$(date +%s.%N)
+	[ "$rc" -eq 0 ] || { diag "$err"; bail_out "backup $k failed"; }
+	target=$(sql "insert into t values ($k) returning clock_timestamp();")
+	commit=$(sql "select extract(epoch from clock_timestamp());")
+	target=$(sql "select clock_timestamp();")
+	took=$(python3 -c 'import sys; print(float(sys.argv[2]) - float(sys.argv[1]))' "$start" "$end")
+	B=$(printf '%s\n' "$out" | head -n 1)
+	same=$(python3 - "$end" "$commit" <<'EOF2'
+import sys
+end, t = float(sys.argv[1]), float(sys.argv[2])
+print("yes" if int(end) == int(t) and end % 1 >= 0.45 else "no")
+EOF2
+)
+	diag "backup $B ended at $end, row $k committed by $commit, target $target: in that second: $same"
+done
+exec 3>&-
+psql_q "select pg_sleep(0.05)" >/dev/null
+psql_q "insert into t values (100)" || bail_out "insert failed"
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
 deadline=$(( $(date +%s) + 120 ))
 while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$last', false) from pg_stat_archiver")" != t ]; do
@@ -39,13 +72,12 @@ while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$last', false
 	sleep 0.2
 done
 
-# The manifest keeps the exact stop, before the target and in microseconds.
 run pgkeep_run info --json
 printf '%s\n' "$out" >"$T/info.json"
 run pgkeep_run restore latest --pgdata "$T/r1" --target-time "$target" --archive-mode=off
 is "$rc" "0" "restore latest --target-time, a fraction of a second after the backup, succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
-like "$out" "restored backup $B1" "... choosing the backup that had just ended"
+like "$out" "restored backup $B" "... choosing the backup that had just ended"
 
 if [ "$rc" -eq 0 ]; then
 	port=$(free_port) || bail_out "no free port"
@@ -59,7 +91,7 @@ if [ "$rc" -eq 0 ]; then
 		i=$((i + 1))
 		sleep 0.2
 	done
-	is "$(psql_q "select string_agg(id::text, ',' order by id) from t")" "1,2" \
+	is "$(psql_q "select string_agg(id::text, ',' order by id) from t")" "$(seq -s, 1 $k)" \
 		"the restored cluster has the row committed just after the backup, not the later one"
 else
 	fail "the restored cluster has the row committed just after the backup, not the later one"
