@@ -1,0 +1,64 @@
+#!/bin/sh
+# Numeric and duration options are checked whole: a number too large for any
+# integer, a word where a number belongs, and the ambiguous unit "m" are
+# refused naming the option; "1h" is an hour, shown by expire waiting out a
+# lock held for a few seconds (read as "1", it gave up after one second).
+# No cluster is needed: dumps come from import-dump.
+
+. "${top_srcdir:-.}/tests/integration/lib.sh"
+
+pgkeep_conf
+ok "pgkeep init" pgkeep_init
+
+# refused NAME WANT ARGS...: the command fails and says WANT on stderr.
+refused() {
+	local name=$1 want=$2
+	shift 2
+	run pgkeep_run "$@"
+	cmp_ok "$rc" -ne 0 "$name: refused (exit $rc)"
+	like "$err" "$want" "... saying so"
+}
+
+big=99999999999999999999
+refused "backup --jobs $big" "--jobs: bad value '$big' \\(out of range: 1 to 64\\)" \
+	backup --type=base --jobs "$big"
+refused "restore --jobs $big" "--jobs: bad value '$big'" \
+	restore latest --pgdata "$T/r" --jobs "$big"
+refused "check --timeout abc" "--timeout: bad value 'abc'" check --timeout abc
+refused "drill --timeout abc" "--timeout: bad value 'abc'" drill --timeout abc
+refused "expire --grace 5m" "--grace: bad value '5m' \\('m' is ambiguous: write min for minutes or mon for months\\)" \
+	expire --grace 5m
+refused "expire --lock-wait 10x" "--lock-wait: bad value '10x'" expire --lock-wait 10x
+refused "copy --lock-wait -1" "--lock-wait: bad value '-1'" copy --to test --missing --lock-wait -1
+refused "restore --target-time with a one-digit second" "--target-time: bad value '2026-12-07 10:00:5'" \
+	restore latest --pgdata "$T/r" --target-time '2026-12-07 10:00:5'
+refused "import-dump --time with a zone too far" "--time: bad value" \
+	import-dump /dev/null --time '2026-12-07 10:00:05+16'
+run pgkeep_run expire --dry-run --grace 5min
+is "$rc" 0 "expire --grace 5min is accepted" || diag "$err"
+
+# A dump to restore slowly: restore holds a shared lock while its reader sleeps.
+{ echo "-- PostgreSQL database dump"; head -c 4000000 /dev/urandom | base64; } >"$T/d.sql"
+chmod 644 "$T/d.sql"
+id=$(pgkeep_run import-dump "$T/d.sql" --db d --progress=none | head -n 1)
+like "$id" '-dump' "a dump to hold a lock with"
+
+# hold_lock SECONDS: a restore to a pipe nobody reads for that long.
+hold_lock() {
+	(pgkeep_run restore "$id" --output - | { sleep "$1"; cat >/dev/null; }) &
+	held=$!
+	sleep 1
+}
+
+hold_lock 4
+run pgkeep_run expire --lock-wait 1s
+cmp_ok "$rc" -ne 0 "expire --lock-wait 1s gives up while a restore holds the lock"
+like "$err" "locked by restore" "... naming the holder"
+wait "$held"
+
+hold_lock 4
+run pgkeep_run expire --lock-wait 1h
+is "$rc" 0 "expire --lock-wait 1h waits the restore out: an hour, not a second" || diag "$err"
+wait "$held"
+
+done_testing
