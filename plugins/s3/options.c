@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,19 +78,26 @@ static int parse_size(const char *v, unsigned long long *out)
 {
 	char *end;
 	unsigned long long n;
+	int shift = 0;
 
 	errno = 0;
+	if (*v < '0' || *v > '9')
+		return -1;
 	n = strtoull(v, &end, 10);
 	if (errno || end == v)
 		return -1;
 	while (*end == ' ')
 		end++;
 	if (*end == 'k' || *end == 'K')
-		n <<= 10, end++;
+		shift = 10, end++;
 	else if (*end == 'm' || *end == 'M')
-		n <<= 20, end++;
+		shift = 20, end++;
 	else if (*end == 'g' || *end == 'G')
-		n <<= 30, end++;
+		shift = 30, end++;
+	/* A shift that drops bits would wrap a huge size into range. */
+	if (n > ULLONG_MAX >> shift)
+		return -1;
+	n <<= shift;
 	if (!strcasecmp(end, "ib") || !strcasecmp(end, "b"))
 		end += strlen(end);
 	if (*end)

@@ -34,6 +34,16 @@ refused "restore --target-time with a one-digit second" "--target-time: bad valu
 	restore latest --pgdata "$T/r" --target-time '2026-12-07 10:00:5'
 refused "import-dump --time with a zone too far" "--time: bad value" \
 	import-dump /dev/null --time '2026-12-07 10:00:05+16'
+# The s3 plugin's sizes: a multiple that would wrap past 64 bits into range.
+if [ -f "$PGKEEP_TEST_PLUGIN_DIR/s3.so" ]; then
+	PGKEEP_TEST_REPO_CONF="plugin = s3\nendpoint = https://127.0.0.1:9\nbucket = b\nregion = us-east-1\naccess_key_id = x\nsecret_access_key = y\nretries = 0\npart_size = 17179869185G" \
+		pgkeep_conf "$T/s3.conf"
+	run as_pg "$PGKEEP" --config "$T/s3.conf" list
+	cmp_ok "$rc" -ne 0 "s3 part_size = 17179869185G: refused"
+	like "$err" "part_size must be a size from 5MiB to 5GiB, not '17179869185G'" \
+		"... as out of range, not wrapped to 1 GiB"
+fi
+
 run pgkeep_run expire --dry-run --grace 5min
 is "$rc" 0 "expire --grace 5min is accepted" || diag "$err"
 
