@@ -20,6 +20,11 @@ static bool is_digit(char c)
 	return c >= '0' && c <= '9';
 }
 
+static bool is_letter(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
 /* strtoll over a run of digits known to be there; false on overflow. */
 static bool digits_value(const char *s, const char **end, int64_t *out)
 {
@@ -77,16 +82,16 @@ static int64_t unit_seconds(const char *p, size_t *len)
 		const char *name;
 		int64_t secs;
 	} units[] = {
-		/* longest first: "month" before "mon", "min" before nothing shorter */
 		{ "month", 30 * 86400LL }, { "mon", 30 * 86400LL }, { "min", 60 },
 		{ "s", 1 }, { "h", 3600 }, { "d", 86400 }, { "w", 7 * 86400LL },
 		{ "y", 365 * 86400LL },
 	};
 	size_t i, n;
 
+	/* A unit runs to the last letter: "mins" is not "min" and junk. */
 	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		n = strlen(units[i].name);
-		if (strncmp(p, units[i].name, n) == 0 && !(p[n] >= 'a' && p[n] <= 'z')) {
+		if (strncmp(p, units[i].name, n) == 0 && !is_letter(p[n])) {
 			*len = n;
 			return units[i].secs;
 		}

@@ -94,6 +94,8 @@ static const struct {
 	{ "2days", BARE, INT64_MAX, REFUSED, "unknown unit 'days'" },
 	{ "5sec", BARE, INT64_MAX, REFUSED, "unknown unit 'sec'" },
 	{ "5H", BARE, INT64_MAX, REFUSED, "unknown unit 'H'" },
+	{ "5sX", BARE, INT64_MAX, REFUSED, "unknown unit 'sX'" },
+	{ "5Min", BARE, INT64_MAX, REFUSED, "unknown unit 'Min'" },
 	{ "1h30", BARE, INT64_MAX, REFUSED, "without a unit" },
 	{ "abc", BARE, INT64_MAX, REFUSED, "seconds, or a number and a unit" },
 	{ "", BARE, INT64_MAX, REFUSED, "bad value" },
