@@ -15,7 +15,9 @@
 
 #include <openssl/crypto.h>
 
-enum opt_kind { OPT_STR, OPT_SECRET_FILE, OPT_BOOL, OPT_INT, OPT_LONG, OPT_SIZE };
+#include "common/numparse.h"
+
+enum opt_kind { OPT_STR, OPT_SECRET_FILE, OPT_BOOL, OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS };
 
 struct opt_def {
 	const char *key;
@@ -29,6 +31,8 @@ struct opt_def {
 #define BOOL(k, f) { k, OPT_BOOL, offsetof(struct s3_store, f), 0, 1 }
 #define INT(k, f, lo, hi) { k, OPT_INT, offsetof(struct s3_store, f), lo, hi }
 #define LONG(k, f, lo, hi) { k, OPT_LONG, offsetof(struct s3_store, f), lo, hi }
+/* A duration as the agent reads one (common/numparse.h), into a long. */
+#define SECONDS(k, f, lo, hi) { k, OPT_SECONDS, offsetof(struct s3_store, f), lo, hi }
 
 static const struct opt_def opt_defs[] = {
 	STR("endpoint", endpoint),
@@ -53,8 +57,8 @@ static const struct opt_def opt_defs[] = {
 	INT("lock_days", lock_days, 0, 36500),
 	STR("lock_mode", lock_mode),
 	BOOL("if_none_match", if_none_match),
-	LONG("connect_timeout", connect_timeout, 1, 3600),
-	LONG("timeout", timeout, 1, 86400),
+	SECONDS("connect_timeout", connect_timeout, 1, 3600),
+	SECONDS("timeout", timeout, 1, 86400),
 	INT("retries", retries, 0, 100),
 	LONG("retry_wait_ms", retry_wait_ms, 1, 600000),
 	INT("list_max_keys", list_max_keys, 1, 1000),
@@ -141,7 +145,8 @@ static int set_option(struct s3_store *st, const struct opt_def *d,
 {
 	char *base = (char *)st + d->offset;
 	unsigned long long size;
-	char *end;
+	char *end, msg[256];
+	int64_t secs;
 	long long n;
 	int b;
 
@@ -172,6 +177,15 @@ static int set_option(struct s3_store *st, const struct opt_def *d,
 			*(long *)base = (long)n;
 		else
 			*(int *)base = (int)n;
+		return PGKEEP_OK;
+	case OPT_SECONDS:
+		if (numparse_duration(d->key, value, PARSE_BARE_SECONDS, d->max, &secs, msg,
+				      sizeof(msg)) < 0)
+			return pgkeep_fail(err, PGKEEP_EINVAL, "s3: %s", msg);
+		if (secs < d->min)
+			return pgkeep_fail(err, PGKEEP_EINVAL, "s3: %s: at least %lld s, not '%s'",
+					   d->key, d->min, value);
+		*(long *)base = (long)secs;
 		return PGKEEP_OK;
 	case OPT_SIZE:
 		if (parse_size(value, &size) || size < (unsigned long long)d->min ||

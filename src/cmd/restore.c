@@ -34,7 +34,6 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "common/parse.h"
-#include "common/parse.h"
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"

@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/numparse.h"
+
 /*
  * A whole decimal integer within [min, max]: digits only (a '-' first when
  * min < 0), no spaces, no '+', nothing after.  what names the option or key
@@ -24,7 +26,6 @@ int parse_int(const char *what, const char *s, int min, int max, int *out);
  * (min or mon?).  With PARSE_BARE_SECONDS a plain number is seconds; without
  * it only "0" may go without a unit.  Anything above max is refused.
  */
-#define PARSE_BARE_SECONDS 1
 int parse_duration(const char *what, const char *s, int flags, int64_t max, int64_t *out);
 /* The same into an int, plain seconds allowed: timeouts, lock waits. */
 int parse_seconds(const char *what, const char *s, int max, int *out);
@@ -35,10 +36,6 @@ int parse_seconds(const char *what, const char *s, int max, int *out);
  * the same with '-'.  Every field is range-checked and nothing outside s is
  * read; up to six fraction digits.
  */
-struct parse_time {
-	int64_t sec;		/* since the epoch, UTC */
-	int32_t usec;		/* 0 .. 999999 */
-};
 int parse_timestamp(const char *what, const char *s, struct parse_time *out);
 
 #endif

@@ -44,6 +44,26 @@ if [ -f "$PGKEEP_TEST_PLUGIN_DIR/s3.so" ]; then
 		"... as out of range, not wrapped to 1 GiB"
 fi
 
+# The plugins' timeouts take the same durations: "5m" refused as ambiguous,
+# "2min" accepted (the open then fails on the unreachable store, not on it).
+plugin_conf() { # PLUGIN TIMEOUT
+	case $1 in
+	s3) printf 'plugin = s3\nendpoint = https://127.0.0.1:9\nbucket = b\nregion = us-east-1\naccess_key_id = x\nsecret_access_key = y\nretries = 0' ;;
+	b2) printf 'plugin = b2\napi_url = https://127.0.0.1:9\nkey_id = x\napplication_key = y\nbucket = b\nretry_max = 1' ;;
+	sftp) printf 'plugin = sftp\nhost = 127.0.0.1\nport = 9\nuser = nobody\npath = /x\nknown_hosts = /dev/null' ;;
+	esac
+	printf '\ntimeout = %s' "$2"
+}
+for p in s3 b2 sftp; do
+	[ -f "$PGKEEP_TEST_PLUGIN_DIR/$p.so" ] || continue
+	PGKEEP_TEST_REPO_CONF=$(plugin_conf $p 5m) pgkeep_conf "$T/$p.conf"
+	run as_pg "$PGKEEP" --config "$T/$p.conf" list
+	like "$err" "timeout: bad value '5m' \('m' is ambiguous" "$p: timeout = 5m refused as ambiguous"
+	PGKEEP_TEST_REPO_CONF=$(plugin_conf $p 2min) pgkeep_conf "$T/$p.conf"
+	run as_pg "$PGKEEP" --config "$T/$p.conf" list
+	ok "$p: timeout = 2min accepted" sh -c '! printf "%s\n" "$1" | grep -q "bad value"' sh "$err"
+done
+
 run pgkeep_run expire --dry-run --grace 5min
 is "$rc" 0 "expire --grace 5min is accepted" || diag "$err"
 
