@@ -33,7 +33,8 @@ static int parse_args(int argc, char **argv, struct kdf_params *kp)
 				return -1;
 			}
 			if (n & (n - 1)) {
-				pgk_log_error("--kdf-n: %s is not a power of two", optarg);
+				pgk_log_error("--kdf-n: bad value '%s' (a power of two from 1024 to "
+					      "1048576)", optarg);
 				return -1;
 			}
 			kp->n = n;

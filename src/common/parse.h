@@ -6,7 +6,6 @@
 #ifndef PGK_PARSE_H
 #define PGK_PARSE_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/numparse.h"

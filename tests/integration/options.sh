@@ -32,6 +32,9 @@ refused "expire --lock-wait 10x" "--lock-wait: bad value '10x'" expire --lock-wa
 refused "copy --lock-wait -1" "--lock-wait: bad value '-1'" copy --to test --missing --lock-wait -1
 refused "restore --target-time with a one-digit second" "--target-time: bad value '2026-12-07 10:00:5'" \
 	restore latest --pgdata "$T/r" --target-time '2026-12-07 10:00:5'
+refused "init --kdf-n $big" "--kdf-n: bad value '$big' \\(out of range: 1024 to 1048576\\)" \
+	init --kdf-n "$big"
+refused "init --kdf-n 1500" "--kdf-n: bad value '1500' \\(a power of two" init --kdf-n 1500
 refused "import-dump --time with a zone too far" "--time: bad value" \
 	import-dump /dev/null --time '2026-12-07 10:00:05+16'
 # The s3 plugin's sizes: a multiple that would wrap past 64 bits into range.
