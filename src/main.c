@@ -59,8 +59,8 @@ const struct pgk_command pgk_commands[] = {
 	  "                     custom format (pg_dump -Fc)\n"
 	  "  --db NAME          the database it is a dump of (default: the custom\n"
 	  "                     header's, else unknown)\n"
-	  "  --time T           when it was taken, 'YYYY-MM-DD HH:MM:SS' local time (or\n"
-	  "                     with Z / +HH:MM); default: the custom header's, else the\n"
+	  "  --time T           when it was taken, 'YYYY-MM-DD HH:MM[:SS]' local time (or\n"
+	  "                     with Z / +HH[:MM]); default: the custom header's, else the\n"
 	  "                     file's modification time\n"
 	  "  --label TEXT       recorded with the backup (default: imported)\n"
 	  "  --progress=MODE    auto, json or none, as for backup\n" },
@@ -68,7 +68,7 @@ const struct pgk_command pgk_commands[] = {
 	  "  --dry-run          show what would be removed, remove nothing\n"
 	  "  --json             print the decisions as JSON\n"
 	  "  --grace DURATION   keep unreferenced chunks younger than this (default 1h; 0 = none)\n"
-	  "  --lock-wait SECS   wait this long for running commands to finish (default 60)\n"
+	  "  --lock-wait DUR    wait this long for running commands to finish (default 60)\n"
 	  "  --all-repos        every repository of the config in turn, each with its own keep_*\n" },
 	{ "pin", cmd_pin, "keep a backup whatever the retention policy says",
 	  "  ID                 the backup\n"
@@ -80,16 +80,16 @@ const struct pgk_command pgk_commands[] = {
 	  "  --json             print the result as JSON\n"
 	  "  --all-repos        verify every repository of the config in turn\n" },
 	{ "check", cmd_check, "check config, repository, PostgreSQL and WAL archiving end to end",
-	  "  --timeout SECS     how long to wait for a switched segment (default archive_timeout, else 60)\n" },
+	  "  --timeout DUR      how long to wait for a switched segment (default archive_timeout, else 60)\n" },
 	{ "drill", cmd_drill, "restore the newest base backup into a scratch cluster and check it works",
 	  "  --dir DIR          where the scratch directory goes (default /var/tmp)\n"
 	  "  --keep             keep the scratch directory afterwards\n"
-	  "  --timeout SECS     how long recovery may take (default 3600)\n" },
+	  "  --timeout DUR      how long recovery may take (default 3600)\n" },
 	{ "copy", cmd_copy, "copy backups and the WAL they need to another repository",
 	  "  --to NAME          the repository to copy to (required)\n"
 	  "  --from NAME        the repository to copy from (default: --repo, else the default)\n"
 	  "  ID... | --missing  these backups ('latest' = the newest), or every one --to lacks\n"
-	  "  --lock-wait SECS   wait this long for an exclusive lock to go (default 60)\n" },
+	  "  --lock-wait DUR    wait this long for an exclusive lock to go (default 60)\n" },
 	{ "daemon", cmd_daemon, "run the jobs of the [schedule] section (for hosts without systemd)",
 	  "  (no options; SIGTERM stops it after the running jobs)\n" },
 	{ "schedule", cmd_schedule, "print the next run of every job in [schedule]",

@@ -16,6 +16,7 @@
 
 #include "b2.h"
 #include "b2name.h"
+#include "common/numparse.h"
 
 static const struct pgkeep_host *b2_host;
 static pthread_once_t b2_curl_once = PTHREAD_ONCE_INIT;
@@ -75,6 +76,22 @@ static int b2_set_bool(bool *dst, const char *key, const char *v, char *err)
 	else
 		return pgkeep_fail(err, PGKEEP_EINVAL, "b2: option %s must be yes or no, not '%s'",
 				   key, v);
+	return 0;
+}
+
+/* A duration as the agent reads one (common/numparse.h): "90", "30s", "2min". */
+static int b2_set_secs(long long *dst, const char *key, const char *v, long long lo,
+		       long long hi, char *err)
+{
+	char msg[256];
+	int64_t n;
+
+	if (numparse_duration(key, v, PARSE_BARE_SECONDS, hi, &n, msg, sizeof(msg)) < 0)
+		return pgkeep_fail(err, PGKEEP_EINVAL, "b2: option %s", msg);
+	if (n < lo)
+		return pgkeep_fail(err, PGKEEP_EINVAL, "b2: option %s: at least %lld s, not '%s'",
+				   key, lo, v);
+	*dst = n;
 	return 0;
 }
 
@@ -138,10 +155,10 @@ static int b2_option(struct b2 *b, const char *k, const char *v, char *err)
 		ret = b2_set_num(&n, k, v, 1, 5000000000LL, err);
 		b->part_size = ret ? 0 : (uint64_t)n;
 	} else if (!strcmp(k, "connect_timeout")) {
-		ret = b2_set_num(&n, k, v, 1, 3600, err);
+		ret = b2_set_secs(&n, k, v, 1, 3600, err);
 		b->connect_timeout = ret ? 0 : (long)n;
 	} else if (!strcmp(k, "timeout")) {
-		ret = b2_set_num(&n, k, v, 1, 86400, err);
+		ret = b2_set_secs(&n, k, v, 1, 86400, err);
 		b->timeout = ret ? 0 : (long)n;
 	} else if (!strcmp(k, "retry_max")) {
 		ret = b2_set_num(&n, k, v, 1, 100, err);

@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +15,9 @@
 
 #include <openssl/crypto.h>
 
-enum opt_kind { OPT_STR, OPT_SECRET_FILE, OPT_BOOL, OPT_INT, OPT_LONG, OPT_SIZE };
+#include "common/numparse.h"
+
+enum opt_kind { OPT_STR, OPT_SECRET_FILE, OPT_BOOL, OPT_INT, OPT_LONG, OPT_SIZE, OPT_SECONDS };
 
 struct opt_def {
 	const char *key;
@@ -28,6 +31,8 @@ struct opt_def {
 #define BOOL(k, f) { k, OPT_BOOL, offsetof(struct s3_store, f), 0, 1 }
 #define INT(k, f, lo, hi) { k, OPT_INT, offsetof(struct s3_store, f), lo, hi }
 #define LONG(k, f, lo, hi) { k, OPT_LONG, offsetof(struct s3_store, f), lo, hi }
+/* A duration as the agent reads one (common/numparse.h), into a long. */
+#define SECONDS(k, f, lo, hi) { k, OPT_SECONDS, offsetof(struct s3_store, f), lo, hi }
 
 static const struct opt_def opt_defs[] = {
 	STR("endpoint", endpoint),
@@ -53,8 +58,8 @@ static const struct opt_def opt_defs[] = {
 	INT("lock_days", lock_days, 0, 36500),
 	STR("lock_mode", lock_mode),
 	BOOL("if_none_match", if_none_match),
-	LONG("connect_timeout", connect_timeout, 1, 3600),
-	LONG("timeout", timeout, 1, 86400),
+	SECONDS("connect_timeout", connect_timeout, 1, 3600),
+	SECONDS("timeout", timeout, 1, 86400),
 	INT("retries", retries, 0, 100),
 	LONG("retry_wait_ms", retry_wait_ms, 1, 600000),
 	INT("list_max_keys", list_max_keys, 1, 1000),
@@ -78,19 +83,26 @@ static int parse_size(const char *v, unsigned long long *out)
 {
 	char *end;
 	unsigned long long n;
+	int shift = 0;
 
 	errno = 0;
+	if (*v < '0' || *v > '9')
+		return -1;
 	n = strtoull(v, &end, 10);
 	if (errno || end == v)
 		return -1;
 	while (*end == ' ')
 		end++;
 	if (*end == 'k' || *end == 'K')
-		n <<= 10, end++;
+		shift = 10, end++;
 	else if (*end == 'm' || *end == 'M')
-		n <<= 20, end++;
+		shift = 20, end++;
 	else if (*end == 'g' || *end == 'G')
-		n <<= 30, end++;
+		shift = 30, end++;
+	/* A shift that drops bits would wrap a huge size into range. */
+	if (n > ULLONG_MAX >> shift)
+		return -1;
+	n <<= shift;
 	if (!strcasecmp(end, "ib") || !strcasecmp(end, "b"))
 		end += strlen(end);
 	if (*end)
@@ -134,7 +146,8 @@ static int set_option(struct s3_store *st, const struct opt_def *d,
 {
 	char *base = (char *)st + d->offset;
 	unsigned long long size;
-	char *end;
+	char *end, msg[256];
+	int64_t secs;
 	long long n;
 	int b;
 
@@ -165,6 +178,15 @@ static int set_option(struct s3_store *st, const struct opt_def *d,
 			*(long *)base = (long)n;
 		else
 			*(int *)base = (int)n;
+		return PGKEEP_OK;
+	case OPT_SECONDS:
+		if (numparse_duration(d->key, value, PARSE_BARE_SECONDS, d->max, &secs, msg,
+				      sizeof(msg)) < 0)
+			return pgkeep_fail(err, PGKEEP_EINVAL, "s3: %s", msg);
+		if (secs < d->min)
+			return pgkeep_fail(err, PGKEEP_EINVAL, "s3: %s: at least %lld s, not '%s'",
+					   d->key, d->min, value);
+		*(long *)base = (long)secs;
 		return PGKEEP_OK;
 	case OPT_SIZE:
 		if (parse_size(value, &size) || size < (unsigned long long)d->min ||

@@ -19,6 +19,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "common/numparse.h"
 #include "sftp.h"
 
 /*
@@ -48,6 +49,21 @@ static int parse_int(const char *key, const char *v, long min, long max, int *ou
 	if (errno || end == v || *end || n < min || n > max)
 		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: option %s must be a whole number "
 				   "from %ld to %ld, not '%s'", key, min, max, v);
+	*out = (int)n;
+	return PGKEEP_OK;
+}
+
+/* A duration as the agent reads one (common/numparse.h): "90", "30s", "2min". */
+static int parse_secs(const char *key, const char *v, int min, int max, int *out, char *err)
+{
+	char msg[256];
+	int64_t n;
+
+	if (numparse_duration(key, v, PARSE_BARE_SECONDS, max, &n, msg, sizeof(msg)) < 0)
+		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: option %s", msg);
+	if (n < min)
+		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: option %s: at least %d s, not '%s'",
+				   key, min, v);
 	*out = (int)n;
 	return PGKEEP_OK;
 }
@@ -162,11 +178,11 @@ static int settings_one(struct sftp_settings *set, const char *k, const char *v,
 	if (!strcmp(k, "known_hosts"))
 		return set_path(&set->known_hosts, v, err);
 	if (!strcmp(k, "connect_timeout"))
-		return parse_int(k, v, 1, 3600, &set->connect_timeout, err);
+		return parse_secs(k, v, 1, 3600, &set->connect_timeout, err);
 	if (!strcmp(k, "timeout"))
-		return parse_int(k, v, 1, 86400, &set->timeout, err);
+		return parse_secs(k, v, 1, 86400, &set->timeout, err);
 	if (!strcmp(k, "keepalive"))
-		return parse_int(k, v, 0, 86400, &set->keepalive, err);
+		return parse_secs(k, v, 0, 86400, &set->keepalive, err);
 	if (!strcmp(k, "max_connections"))
 		return parse_int(k, v, 1, 64, &set->max_connections, err);
 	return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: unknown option '%s'", k);

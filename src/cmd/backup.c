@@ -22,6 +22,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
@@ -502,6 +503,41 @@ static int fill_wal_range(struct backup_run *b, const struct backup_label *bl,
 	return 0;
 }
 
+/*
+ * The stop by the server's clock, read once pg_basebackup is done: every
+ * commit before the backup's end bears an earlier timestamp of that same
+ * clock, so any recovery target from this instant on is past the point
+ * where the restored cluster becomes consistent.
+ */
+static void record_stop(struct backup_run *b, struct pgconn *pc)
+{
+	int64_t us = backup_now_us();
+
+	if (pgconn_clock_us(pc, &us) < 0)
+		pgk_log_warning("backup %s: cannot read the server's clock (%s): its stop time is "
+				"this host's", b->m.id, pgk_errmsg());
+	if (us < manifest_start_us(&b->m))
+		us = manifest_start_us(&b->m);
+	manifest_set_stop(&b->m, us);
+}
+
+/*
+ * The server may have waited for archiving between the backup's end and
+ * the end of the stream.  The history file's STOP TIME, whole seconds of
+ * the same clock taken just after the end, bounds it too: every commit
+ * before the end is earlier than that second's close.
+ */
+static void tighten_stop(struct backup_run *b, const struct backup_label *hist)
+{
+	int64_t bound;
+
+	if (hist->stop_time <= 0 || hist->stop_time >= INT64_MAX / 1000000 - 1)
+		return;
+	bound = (hist->stop_time + 1) * 1000000;
+	if (bound < b->m.stop_us && bound >= manifest_start_us(&b->m))
+		manifest_set_stop(&b->m, bound);
+}
+
 static int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opts *o)
 {
 	struct pgk_buf head = PGK_BUF_INIT;
@@ -554,11 +590,13 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 		free(why);
 		goto out;
 	}
-	b->m.stop_time = backup_now_ceil();
+	record_stop(b, pc);
 	rc = label_from_head(&head, &bl);
 	if (rc < 0)
 		goto out;
 	rc = wait_history(b, &bl, &hist);
+	if (rc == 0)
+		tighten_stop(b, &hist);
 	if (rc == 0)
 		rc = fill_wal_range(b, &bl, &hist, &first, &last);
 	if (rc == 0)
@@ -645,7 +683,7 @@ static int backup_dump(struct backup_run *b, struct pgconn *pc, const struct bac
 	free(dbs);
 out:
 	if (rc == 0)
-		b->m.stop_time = backup_now_ceil();
+		manifest_set_stop(&b->m, backup_now_us());
 	return rc;
 }
 
@@ -771,7 +809,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	b->m.sysid = b->info.sysid;
 	b->m.pg_version = b->info.version;
 	b->m.timeline = b->info.timeline;
-	b->m.start_time = (int64_t)time(NULL);
+	manifest_set_start(&b->m, backup_now_us());
 	b->m.label = o->label ? xstrdup(o->label) : NULL;
 	attempt = choose_id(b, 0);
 	if (attempt < 0) {
@@ -813,7 +851,6 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	char *end;
 	int opt;
 
 	memset(o, 0, sizeof(*o));
@@ -836,10 +873,8 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 				return PGKEEP_EINVAL;
 			break;
 		case 'j':
-			o->jobs = (int)strtol(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end || o->jobs > 64)
-				return pgk_error(PGKEEP_EINVAL, "--jobs must be a number from 1 to 64, "
-						 "not '%s'", optarg);
+			if (parse_int("--jobs", optarg, 1, 64, &o->jobs) < 0)
+				return PGKEEP_EINVAL;
 			break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;

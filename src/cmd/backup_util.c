@@ -61,12 +61,12 @@ void iso_utc_text(int64_t t, char *out, size_t outlen)
 	strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-int64_t backup_now_ceil(void)
+int64_t backup_now_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec + (ts.tv_nsec > 0 ? 1 : 0);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 void lock_release_keep_error(struct repo_lock *l)

@@ -30,12 +30,8 @@ void local_time_text(int64_t t, char *out, size_t outlen);
 /* "2026-02-20T14:30:00Z". */
 void iso_utc_text(int64_t t, char *out, size_t outlen);
 
-/*
- * Now, rounded up to the next whole second: a backup's recorded stop time
- * is never earlier than the moment it really stopped, so choosing "the
- * newest backup that stopped before T" can never pick one that stopped after.
- */
-int64_t backup_now_ceil(void);
+/* Now, in microseconds since the epoch (this host's clock). */
+int64_t backup_now_us(void);
 
 struct manifest;
 struct manifest_stream;

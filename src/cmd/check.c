@@ -4,6 +4,7 @@
  * what to do about each that fails.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "pg/libpq_api.h"
 #include "pg/walname.h"
 
@@ -151,7 +153,10 @@ int cmd_check(const struct pgk_globals *g, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c != 't')
 			return PGK_EXIT_USAGE;
-		timeout = atoi(optarg);
+		if (parse_seconds("--timeout", optarg, INT_MAX, &timeout) < 0) {
+			pgk_log_error("%s", pgk_errmsg());
+			return PGK_EXIT_USAGE;
+		}
 	}
 
 	if (ctx_load_config(g, &cfg) < 0) {

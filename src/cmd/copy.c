@@ -14,6 +14,7 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
 #include "repo/lists.h"
@@ -803,7 +805,12 @@ static int parse_args(int argc, char **argv, struct copy_opts *o)
 		case 'f': o->from = optarg; break;
 		case 't': o->to = optarg; break;
 		case 'm': o->missing = true; break;
-		case 'w': o->lock_wait = atoi(optarg); break;
+		case 'w':
+			if (parse_seconds("--lock-wait", optarg, INT_MAX, &o->lock_wait) < 0) {
+				pgk_log_error("%s", pgk_errmsg());
+				return -1;
+			}
+			break;
 		default: return -1;
 		}
 	}

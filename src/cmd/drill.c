@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <getopt.h>
+#include <limits.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +31,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "pg/child.h"
 #include "pg/libarchive_api.h"
 #include "pg/libpq_api.h"
@@ -243,7 +246,12 @@ static int parse_args(int argc, char **argv, struct drill_opts *o)
 		switch (c) {
 		case 'd': o->dir = optarg; break;
 		case 'k': o->keep = true; break;
-		case 't': o->timeout = atoi(optarg); break;
+		case 't':
+			if (parse_seconds("--timeout", optarg, INT_MAX, &o->timeout) < 0) {
+				pgk_log_error("%s", pgk_errmsg());
+				return -1;
+			}
+			break;
 		default: return -1;
 		}
 	}

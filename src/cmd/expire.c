@@ -6,6 +6,7 @@
  * the oldest remaining base backup.  Running it again finishes the job.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "pg/walname.h"
 #include "repo/lists.h"
 #include "repo/lock.h"
@@ -107,14 +109,18 @@ static int parse_args(int argc, char **argv, struct expire_opts *o)
 		case 'n': o->dry_run = true; break;
 		case 'j': o->json = true; break;
 		case 'g':
-			if (strcmp(optarg, "0") == 0)
-				o->grace = 0;
-			else if (retention_parse_duration(optarg, &o->grace) < 0) {
-				pgk_log_error("--grace: %s", pgk_errmsg());
+			if (parse_duration("--grace", optarg, PARSE_BARE_SECONDS, INT64_MAX,
+					   &o->grace) < 0) {
+				pgk_log_error("%s", pgk_errmsg());
 				return -1;
 			}
 			break;
-		case 'w': o->lock_wait = atoi(optarg); break;
+		case 'w':
+			if (parse_seconds("--lock-wait", optarg, INT_MAX, &o->lock_wait) < 0) {
+				pgk_log_error("%s", pgk_errmsg());
+				return -1;
+			}
+			break;
 		default: return -1;
 		}
 	}

@@ -26,6 +26,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "common/progress.h"
 #include "pg/libarchive_api.h"
 #include "pipeline/pipeline.h"
@@ -42,7 +43,7 @@ struct import_opts {
 	const char *db;
 	const char *label;
 	bool have_time;
-	int64_t time;
+	struct parse_time time;
 	enum progress_mode progress;
 };
 
@@ -431,7 +432,7 @@ static void fill_manifest(struct import_run *ir, const struct import_opts *o,
 	/* Not read from a cluster: 0 says so (copy and verify accept it). */
 	m->sysid = 0;
 	m->pg_version = h->pg_version;
-	m->start_time = o->have_time ? o->time : h->created ? h->created : mtime;
+	m->start_time = o->have_time ? o->time.sec : h->created ? h->created : mtime;
 	m->stop_time = m->start_time;
 	m->format = xstrdup(h->format);
 	m->dbname = xstrdup(o->db ? o->db : h->dbname ? h->dbname : "unknown");
@@ -497,44 +498,6 @@ out_reader:
 /* ---------------------------------------------------------------- the command */
 
 /* 'YYYY-MM-DD HH:MM[:SS]' local time, or with Z / +HH[:MM] / -HH[:MM]. */
-static int parse_time(const char *s, int64_t *out)
-{
-	int hh = 0, mm = 0, sign;
-	struct tm tm;
-	const char *rest;
-
-	memset(&tm, 0, sizeof(tm));
-	rest = strptime(s, "%Y-%m-%d", &tm);
-	if (!rest || (*rest != ' ' && *rest != 'T'))
-		goto bad;
-	rest = strptime(rest + 1, "%H:%M", &tm);
-	if (rest && *rest == ':')
-		rest = strptime(rest + 1, "%S", &tm);
-	if (!rest)
-		goto bad;
-	while (*rest == ' ')
-		rest++;
-	if (!*rest) {
-		tm.tm_isdst = -1;
-		*out = (int64_t)mktime(&tm);
-		return 0;
-	}
-	if (strcmp(rest, "Z") == 0 || strcmp(rest, "UTC") == 0) {
-		*out = (int64_t)timegm(&tm);
-		return 0;
-	}
-	if (*rest != '+' && *rest != '-')
-		goto bad;
-	sign = *rest == '-' ? -1 : 1;
-	if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) < 1 || hh > 15 || mm > 59)
-		goto bad;
-	*out = (int64_t)timegm(&tm) - sign * (hh * 3600 + mm * 60);
-	return 0;
-bad:
-	return pgk_error(PGKEEP_EINVAL, "--time '%s' is not a time like '2024-05-01 03:00:00' "
-			 "(local time; or add Z or +HH:MM)", s);
-}
-
 static int parse_opts(int argc, char **argv, struct import_opts *o)
 {
 	static const struct option opts[] = {
@@ -551,7 +514,7 @@ static int parse_opts(int argc, char **argv, struct import_opts *o)
 	while (rc == 0 && (opt = getopt_long(argc, argv, "d:t:l:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': o->db = optarg; break;
-		case 't': rc = parse_time(optarg, &o->time); o->have_time = true; break;
+		case 't': rc = parse_timestamp("--time", optarg, &o->time); o->have_time = true; break;
 		case 'l': o->label = optarg; break;
 		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
 		case 'h': return 1;

@@ -2,7 +2,6 @@
  * pgkeep init: create the repository named by --repo (or the config's
  * default) in its empty store, unlocked by the configured passphrase.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,6 +14,7 @@
 #include "cmd/context.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/parse.h"
 
 static int parse_args(int argc, char **argv, struct kdf_params *kp)
 {
@@ -22,18 +22,19 @@ static int parse_args(int argc, char **argv, struct kdf_params *kp)
 		{ "kdf-n", required_argument, NULL, 'n' },
 		{ NULL, 0, NULL, 0 },
 	};
-	unsigned long long n;
-	char *end;
+	int64_t n;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'n':
-			errno = 0;
-			n = strtoull(optarg, &end, 10);
-			if (errno || *end || !*optarg || n < 1024 || (n & (n - 1)) || n > (1u << 20)) {
-				pgk_log_error("--kdf-n: '%s' is not a power of two from 1024 to 1048576",
-					      optarg);
+			if (parse_int64("--kdf-n", optarg, 1024, 1 << 20, &n) < 0) {
+				pgk_log_error("%s", pgk_errmsg());
+				return -1;
+			}
+			if (n & (n - 1)) {
+				pgk_log_error("--kdf-n: bad value '%s' (a power of two from 1024 to "
+					      "1048576)", optarg);
 				return -1;
 			}
 			kp->n = n;

@@ -35,6 +35,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
@@ -84,91 +85,27 @@ struct restore_run {
 
 /* ---------------------------------------------------------------- targets */
 
-static int parse_zone(const char *z, long *offset)
-{
-	int hh = 0, mm = 0, sign;
-
-	while (*z == ' ')
-		z++;
-	if (!*z) {
-		*offset = LONG_MIN;	/* local time */
-		return 0;
-	}
-	if (strcmp(z, "Z") == 0 || strcmp(z, "UTC") == 0 || strcmp(z, "GMT") == 0) {
-		*offset = 0;
-		return 0;
-	}
-	if (*z != '+' && *z != '-')
-		return PGKEEP_EINVAL;
-	sign = *z == '-' ? -1 : 1;
-	z++;
-	if (strlen(z) == 2 && sscanf(z, "%2d", &hh) == 1)
-		;
-	else if (strlen(z) == 5 && z[2] == ':' && sscanf(z, "%2d:%2d", &hh, &mm) == 2)
-		;
-	else if (strlen(z) == 4 && sscanf(z, "%2d%2d", &hh, &mm) == 2)
-		;
-	else
-		return PGKEEP_EINVAL;
-	if (hh > 15 || mm > 59)
-		return PGKEEP_EINVAL;
-	*offset = sign * (hh * 3600L + mm * 60L);
-	return 0;
-}
-
 /*
- * "2026-02-20 14:30[:05[.123456]][ ][Z|UTC|+01|+01:00]".  Without a zone the
- * time is local, as a person typing it means; we hand PostgreSQL the same
- * instant in UTC so its own timezone setting cannot shift it.
+ * Without a zone the time is local, as a person typing it means; we hand
+ * PostgreSQL the same instant in UTC so its own timezone setting cannot
+ * shift it.
  */
 static int parse_target_time(struct restore_opts *o)
 {
-	const char *s = o->target_value, *rest;
-	long offset, usec = 0;
-	struct tm tm, utc;
-	int digits = 0;
+	struct parse_time pt;
+	struct tm utc;
 	time_t t;
 
-	memset(&tm, 0, sizeof(tm));
-	rest = strptime(s, "%Y-%m-%d", &tm);
-	if (!rest || (*rest != ' ' && *rest != 'T'))
-		goto bad;
-	rest = strptime(rest + 1, "%H:%M", &tm);
-	if (!rest)
-		goto bad;
-	if (*rest == ':') {
-		if (!strptime(rest + 1, "%S", &tm))
-			goto bad;
-		rest += 3;
-		if (*rest == '.') {
-			for (rest++; *rest >= '0' && *rest <= '9'; rest++, digits++)
-				if (digits < 6)
-					usec = usec * 10 + (*rest - '0');
-			if (!digits)
-				goto bad;
-			for (; digits < 6; digits++)
-				usec *= 10;
-		}
-	}
-	if (parse_zone(rest, &offset) < 0)
-		goto bad;
-	if (offset == LONG_MIN) {
-		tm.tm_isdst = -1;
-		t = mktime(&tm);
-	} else {
-		t = timegm(&tm) - offset;
-	}
-	o->target_sec = (int64_t)t;
-	o->target_usec = usec;
+	if (parse_timestamp("--target-time", o->target_value, &pt) < 0)
+		return PGKEEP_EINVAL;
+	o->target_sec = pt.sec;
+	o->target_usec = pt.usec;
+	t = (time_t)pt.sec;
 	gmtime_r(&t, &utc);
 	snprintf(o->target_norm, sizeof(o->target_norm),
 		 "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", utc.tm_year + 1900, utc.tm_mon + 1,
-		 utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, usec);
+		 utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, o->target_usec);
 	return 0;
-bad:
-	return pgk_error(PGKEEP_EINVAL,
-			 "--target-time '%s' is not a time like '2026-02-20 14:30:00+01' "
-			 "(YYYY-MM-DD HH:MM[:SS[.ffffff]], optional zone Z or +HH[:MM])", s);
 }
 
 static int set_target(struct restore_opts *o, enum recovery_target t, const char *v)
@@ -194,7 +131,7 @@ static int set_target(struct restore_opts *o, enum recovery_target t, const char
 static bool reaches_target(const struct manifest *m, const struct restore_opts *o)
 {
 	if (o->target == TARGET_TIME)
-		return m->stop_time <= o->target_sec;
+		return manifest_stop_us(m) <= o->target_sec * 1000000 + o->target_usec;
 	if (o->target == TARGET_LSN)
 		return m->stop_lsn <= o->target_lsn;
 	return true;
@@ -909,7 +846,6 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt, rc = 0;
-	char *end;
 
 	memset(o, 0, sizeof(*o));
 	while (rc == 0 && (opt = getopt_long(argc, argv, "D:fd:Co:h", opts, NULL)) != -1) {
@@ -933,12 +869,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		case 'o': o->output = optarg; break;
 		case 's': o->stream = optarg; break;
 		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
-		case 'j':
-			o->jobs = (int)strtol(optarg, &end, 10);
-			if (*optarg < '1' || *optarg > '9' || *end || o->jobs > 64)
-				rc = pgk_error(PGKEEP_EINVAL, "--jobs must be a number from 1 to 64, "
-					       "not '%s'", optarg);
-			break;
+		case 'j': rc = parse_int("--jobs", optarg, 1, 64, &o->jobs); break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
 		}

@@ -169,6 +169,75 @@ static int walk_stream(struct walk *w, struct entry *e, const struct manifest *m
 	return rc < 0 ? rc : 0;
 }
 
+/*
+ * A stream that did not read back: find its damaged chunks one by one (only
+ * here, so a sound repository is read once), each a problem of its own.
+ * Returns how many; when none is, the stream itself is the problem (its
+ * checksum, or the order of its chunks).
+ */
+static int scan_damaged(struct walk *w, struct entry *e, const struct manifest_stream *s,
+			const char *why, size_t *damaged)
+{
+	struct pgk_buf obj = PGK_BUF_INIT, plain = PGK_BUF_INIT;
+	const struct manifest_chunk *c;
+	struct manifest_cursor *cur;
+	char *stream_err = xstrdup(why);
+	size_t found = 0;
+	int rc;
+
+	rc = manifest_stream_cursor_open(w->r, s, &cur);
+	if (rc < 0)
+		goto out_free;
+	while ((rc = manifest_cursor_next(cur, &c)) == 1) {
+		if (chunk_read(w->r, c->id, c->size, &obj, &plain) < 0) {
+			problem(w->rep, "backup %s: stream %s: chunk %s is damaged: %s", e->id,
+				s->name, c->id, pgk_errmsg());
+			found++;
+		}
+	}
+	manifest_cursor_close(cur);
+	if (rc == 0 && !found)
+		problem(w->rep, "backup %s: stream %s: %s", e->id, s->name, stream_err);
+	*damaged = found;
+out_free:
+	buf_free(&obj);
+	buf_free(&plain);
+	free(stream_err);
+	return rc;
+}
+
+/* What was found, as the backup's line says it. */
+static void print_backup_line(const struct entry *e, size_t missing, size_t damaged,
+			      size_t bad_streams, bool read_data)
+{
+	printf("backup %s: ", e->id);
+	if (missing)
+		printf("missing: %zu chunk%s%s", missing, missing == 1 ? "" : "s",
+		       damaged || bad_streams ? ", " : "");
+	if (damaged)
+		printf("damaged: %zu chunk%s", damaged, damaged == 1 ? "" : "s");
+	else if (bad_streams)
+		printf("damaged: %zu stream%s", bad_streams, bad_streams == 1 ? "" : "s");
+	if (!missing && !damaged && !bad_streams)
+		printf("%s", read_data ? "data verified" : "chunks present");
+	printf("\n");
+}
+
+/* Read one stream back whole; on failure count what is damaged in it. */
+static int read_back(struct walk *w, struct entry *e, const struct manifest_stream *s,
+		     size_t *damaged, size_t *bad_streams)
+{
+	size_t n = 0;
+	int rc;
+
+	if (stream_read(w->r, s, w->jobs, null_sink, NULL) == 0)
+		return 0;
+	rc = scan_damaged(w, e, s, pgk_errmsg(), &n);
+	*damaged += n;
+	(*bad_streams)++;
+	return rc;
+}
+
 static int walk_backups(void *payload, unsigned pass, unsigned npasses, gc_ref_fn fn, void *arg)
 {
 	struct walk *w = payload;
@@ -179,7 +248,7 @@ static int walk_backups(void *payload, unsigned pass, unsigned npasses, gc_ref_f
 	for (i = 0; i < w->n; i++) {
 		struct entry *e = &w->e[i];
 		struct manifest m = { 0 };
-		size_t missing = 0;
+		size_t missing = 0, damaged = 0, bad_streams = 0;
 		struct json_object *jb;
 
 		if (e->state == ENTRY_UNEXPECTED) {
@@ -199,10 +268,9 @@ static int walk_backups(void *payload, unsigned pass, unsigned npasses, gc_ref_f
 		for (j = 0; rc == 0 && j < m.nstreams; j++) {
 			rc = walk_stream(w, e, &m, j, fn, arg);
 			missing += e->missing[j];
-			if (rc == 0 && last && w->read_data && !missing &&
-			    stream_read(w->r, &m.streams[j], w->jobs, null_sink, NULL) < 0)
-				problem(w->rep, "backup %s: stream %s: %s", e->id, m.streams[j].name,
-					pgk_errmsg());
+			/* A stream with a missing chunk cannot read back: said already. */
+			if (rc == 0 && last && w->read_data && !e->missing[j])
+				rc = read_back(w, e, &m.streams[j], &damaged, &bad_streams);
 		}
 		if (rc < 0) {
 			manifest_free(&m);
@@ -213,10 +281,14 @@ static int walk_backups(void *payload, unsigned pass, unsigned npasses, gc_ref_f
 			json_object_object_add(jb, "id", json_object_new_string(e->id));
 			json_object_object_add(jb, "type", json_object_new_string(backup_type_name(m.type)));
 			json_object_object_add(jb, "missing_chunks", json_object_new_int64((int64_t)missing));
+			json_object_object_add(jb, "damaged_chunks", json_object_new_int64((int64_t)damaged));
+			json_object_object_add(jb, "damaged_streams",
+					       json_object_new_int64((int64_t)bad_streams));
+			json_object_object_add(jb, "data_verified", json_object_new_boolean(
+				w->read_data && !missing && !bad_streams));
 			json_object_array_add(w->jbackups, jb);
 			if (!w->rep->json)
-				printf("backup %s: %s\n", e->id, missing ? "chunks missing" :
-				       w->read_data ? "data verified" : "chunks present");
+				print_backup_line(e, missing, damaged, bad_streams, w->read_data);
 		}
 		manifest_free(&m);
 	}

@@ -22,6 +22,7 @@
 #include "common/cron.h"
 #include "common/error.h"
 #include "common/mem.h"
+#include "common/parse.h"
 
 #define PASSPHRASE_MAX 4096
 
@@ -77,9 +78,6 @@ static int fail_at(struct parse_state *st, int code, const char *fmt, ...)
 
 int config_parse_compression(const char *s, int *level)
 {
-	char *end;
-	long v;
-
 	if (strcmp(s, "none") == 0) {
 		*level = 0;
 		return 0;
@@ -90,27 +88,9 @@ int config_parse_compression(const char *s, int *level)
 	}
 	if (strncmp(s, "zstd:", 5) != 0 || !s[5])
 		return pgk_error(PGKEEP_EINVAL, "bad compression '%s' (use zstd, zstd:1..19 or none)", s);
-	errno = 0;
-	v = strtol(s + 5, &end, 10);
-	if (errno || *end || v < 1 || v > 19)
+	if (parse_int("compression level", s + 5, 1, 19, level) < 0)
 		return pgk_error(PGKEEP_EINVAL, "bad compression level in '%s' (use zstd:1..19)", s);
-	*level = (int)v;
 	return 0;
-}
-
-static bool parse_int(const char *s, long min, long max, int *out)
-{
-	char *end;
-	long v;
-
-	if (!*s)
-		return false;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = (int)v;
-	return true;
 }
 
 static bool valid_name(const char *s)
@@ -474,34 +454,29 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 				       "log_level: bad value '%s' (error, warning, info or debug)", value);
 		return 1;
 	case G_JOBS:
-		if (!parse_int(value, 1, 1024, &cfg->jobs))
-			return fail_at(st, PGKEEP_EINVAL, "jobs: bad value '%s' (an integer from 1 to 1024)",
-				       value);
+		if (parse_int(name, value, 1, 1024, &cfg->jobs) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
 	case G_ARCHIVE_TIMEOUT:
-		if (!parse_int(value, 0, INT_MAX, &cfg->archive_timeout))
-			return fail_at(st, PGKEEP_EINVAL,
-				       "archive_timeout: bad value '%s' (seconds, an integer >= 0)", value);
+		if (parse_seconds(name, value, INT_MAX, &cfg->archive_timeout) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
 	case G_ARCHIVE_REPOS:
 		/* Names are checked against the [repo:NAME] sections after the parse. */
 		return set_string(st, &cfg->archive_repos, name, value);
 	case G_WAL_PUSH_AHEAD:
 	case G_WAL_FETCH_AHEAD:
-		if (!parse_int(value, 0, PGK_WAL_AHEAD_MAX,
-			       k == G_WAL_PUSH_AHEAD ? &cfg->wal_push_ahead : &cfg->wal_fetch_ahead))
-			return fail_at(st, PGKEEP_EINVAL, "%s: bad value '%s' (an integer from 0 to %d)",
-				       name, value, PGK_WAL_AHEAD_MAX);
+		if (parse_int(name, value, 0, PGK_WAL_AHEAD_MAX,
+			      k == G_WAL_PUSH_AHEAD ? &cfg->wal_push_ahead : &cfg->wal_fetch_ahead) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
 	case G_SPOOL_DIR:
 		if (value[0] != '/')
 			return fail_at(st, PGKEEP_EINVAL, "spool_dir: '%s' is not an absolute path", value);
 		return set_string(st, &cfg->spool_dir, name, value);
 	case G_KEY_CACHE:
-		if (!parse_int(value, 0, PGK_KEY_CACHE_MAX, &cfg->key_cache))
-			return fail_at(st, PGKEEP_EINVAL,
-				       "key_cache: bad value '%s' (seconds, an integer from 0 to %d)",
-				       value, PGK_KEY_CACHE_MAX);
+		if (parse_seconds(name, value, PGK_KEY_CACHE_MAX, &cfg->key_cache) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
 	case G_DELTA:
 		if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
@@ -558,9 +533,8 @@ static int repo_key(struct parse_state *st, const char *name, const char *value)
 			return fail_at(st, PGKEEP_EINVAL, "duplicate key 'lock_days' (first on line %d)",
 				       st->lock_days_line);
 		st->lock_days_line = st->line;
-		if (!parse_int(value, 0, 36500, &rc->lock_days))
-			return fail_at(st, PGKEEP_EINVAL,
-				       "lock_days: bad value '%s' (days, an integer from 0 to 36500)", value);
+		if (parse_int(name, value, 0, 36500, &rc->lock_days) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
 	}
 	if (find_opt(rc->core_opts, rc->core_opt_lines, rc->ncore_opts, name, &line) ||

@@ -2,6 +2,7 @@
  * libpq queries pgkeep needs before backing up or restoring, and the
  * translation of a conninfo into environment variables for child programs.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,4 +389,24 @@ void pgconn_env_free(char **envp)
 	for (e = envp; *e; e++)
 		secure_free(*e, strlen(*e));
 	free(envp);
+}
+
+int pgconn_clock_us(struct pgconn *c, int64_t *out)
+{
+	char *v, *end;
+	long long us;
+	int rc;
+
+	rc = query_value(c, "clock_timestamp()",
+			 "select (extract(epoch from clock_timestamp()) * 1000000)::bigint", &v);
+	if (rc < 0)
+		return rc;
+	errno = 0;
+	us = strtoll(v, &end, 10);
+	rc = errno || *end || end == v || us <= 0
+		? pgk_error(PGKEEP_EIO, "PostgreSQL: clock_timestamp() returned '%s'", v) : 0;
+	if (rc == 0)
+		*out = us;
+	free(v);
+	return rc;
 }

@@ -51,6 +51,8 @@ int pgconn_archive_wait(struct pgconn *c, struct archive_wait *out);
  * we gave up on: the server would otherwise wait for archiving for ever). */
 int pgconn_cancel_walsender(struct pgconn *c, const char *appname);
 
+/* The server's clock_timestamp(), in microseconds since the epoch. */
+int pgconn_clock_us(struct pgconn *c, int64_t *out);
 /* Size in bytes of a database. */
 int pgconn_database_size(struct pgconn *c, const char *dbname, uint64_t *out);
 /* Connectable, non-template databases, sorted. */

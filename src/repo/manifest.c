@@ -19,7 +19,9 @@
 
 /*
  * The JSON layout's own version, refused when newer than this code.  1:
- * chunk lists inline; 2: chunk lists in list objects (repo/lists.h).
+ * chunk lists inline; 2: chunk lists in list objects (repo/lists.h).  Either
+ * may carry start_time_us and stop_time_us, optional members that readers
+ * from before them ignore: the seconds beside them never overstate.
  */
 #define MANIFEST_VERSION 2
 #define MANIFEST_VERSION_INLINE 1
@@ -73,6 +75,53 @@ void manifest_copy_header(struct manifest *to, const struct manifest *from)
 	to->wal_seg_size = from->wal_seg_size;
 	to->start_time = from->start_time;
 	to->stop_time = from->stop_time;
+	to->start_us = from->start_us;
+	to->stop_us = from->stop_us;
+}
+
+#define USEC 1000000
+
+/* Floor and ceiling of a / USEC, for times before the epoch too. */
+static int64_t floor_sec(int64_t us)
+{
+	return us / USEC - (us % USEC < 0);
+}
+
+static int64_t ceil_sec(int64_t us)
+{
+	return us / USEC + (us % USEC > 0);
+}
+
+void manifest_set_start(struct manifest *m, int64_t us)
+{
+	m->start_us = us;
+	m->start_time = floor_sec(us);
+}
+
+void manifest_set_stop(struct manifest *m, int64_t us)
+{
+	m->stop_us = us;
+	m->stop_time = ceil_sec(us);
+}
+
+/* Seconds as microseconds, saturating: no real time is near the limits. */
+static int64_t sec_to_us(int64_t s)
+{
+	if (s > INT64_MAX / USEC)
+		return INT64_MAX;
+	if (s < INT64_MIN / USEC)
+		return INT64_MIN;
+	return s * USEC;
+}
+
+int64_t manifest_start_us(const struct manifest *m)
+{
+	return m->start_us ? m->start_us : sec_to_us(m->start_time);
+}
+
+int64_t manifest_stop_us(const struct manifest *m)
+{
+	return m->stop_us ? m->stop_us : sec_to_us(m->stop_time);
 }
 
 struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name)
@@ -221,6 +270,11 @@ int manifest_to_json(const struct manifest *m, struct pgk_buf *out)
 	add_str(o, "wal_stop", m->wal_stop);
 	add_i64(o, "start_time", m->start_time);
 	add_i64(o, "stop_time", m->stop_time);
+	/* Optional: older readers go by the seconds, which never overstate. */
+	if (m->start_us)
+		add_i64(o, "start_time_us", m->start_us);
+	if (m->stop_us)
+		add_i64(o, "stop_time_us", m->stop_us);
 	add_str(o, "dbname", m->dbname);
 	add_str(o, "label", m->label);
 	add_str(o, "format", m->format);
@@ -530,6 +584,24 @@ static int parse_wal_name(struct parse *p, struct json_object *o, const char *k,
 	return 0;
 }
 
+/* start_time_us and stop_time_us, when present, must agree with the seconds. */
+static int parse_exact_times(struct parse *p, struct json_object *o, struct manifest *m)
+{
+	if (member(o, "start_time_us")) {
+		if (get_i64(p, o, "start_time_us", 1, INT64_MAX, &m->start_us))
+			return p->err;
+		if (floor_sec(m->start_us) != m->start_time)
+			return bad(p, "start_time_us", "does not match start_time");
+	}
+	if (member(o, "stop_time_us")) {
+		if (get_i64(p, o, "stop_time_us", 1, INT64_MAX, &m->stop_us))
+			return p->err;
+		if (ceil_sec(m->stop_us) != m->stop_time)
+			return bad(p, "stop_time_us", "does not match stop_time");
+	}
+	return 0;
+}
+
 static int parse_header(struct parse *p, struct json_object *o, struct manifest *m,
 			int64_t *version_out)
 {
@@ -559,6 +631,8 @@ static int parse_header(struct parse *p, struct json_object *o, struct manifest 
 	    get_opt_text(p, o, "dbname", &m->dbname) ||
 	    get_opt_text(p, o, "label", &m->label) ||
 	    get_opt_text(p, o, "format", &m->format))
+		return p->err;
+	if (parse_exact_times(p, o, m))
 		return p->err;
 	if (version >= 2) {
 		if (get_str(p, o, "list_set", true, &set))

@@ -78,7 +78,13 @@ struct manifest {
 	uint64_t start_lsn, stop_lsn;	/* base backups; 0 for dumps */
 	char wal_start[25], wal_stop[25]; /* first and last WAL segment needed */
 	uint32_t wal_seg_size;		/* base backups: bytes per WAL segment */
-	int64_t start_time, stop_time;	/* seconds since the epoch, UTC */
+	int64_t start_time, stop_time;	/* seconds since the epoch, UTC; the stop rounded up */
+	/*
+	 * The same to the microsecond, exact; 0 in manifests written before
+	 * they were recorded (manifest_start_us and manifest_stop_us then fall
+	 * back to the seconds).  Set through manifest_set_start and _stop.
+	 */
+	int64_t start_us, stop_us;
 	char *dbname;			/* dumps: the database (NULL for --all) */
 	char *label;
 	char *format;			/* dumps: "custom" or "sql" */
@@ -105,6 +111,17 @@ struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name
 /* The new entry (unknown base and anchor) is valid until the next add. */
 struct manifest_chunk *manifest_stream_add_chunk(struct manifest_stream *s, const char *id,
 						 uint32_t size, uint32_t stored);
+
+/*
+ * Record the start (its second rounded down) and the stop (rounded up, so
+ * that a reader of the seconds alone never takes the backup as finished
+ * before it was), both exact to the microsecond since the epoch.
+ */
+void manifest_set_start(struct manifest *m, int64_t us);
+void manifest_set_stop(struct manifest *m, int64_t us);
+/* Microseconds since the epoch: exact when recorded, else from the seconds. */
+int64_t manifest_start_us(const struct manifest *m);
+int64_t manifest_stop_us(const struct manifest *m);
 
 /* Logical size (sum of stream sizes) and newly stored bytes. */
 uint64_t manifest_size(const struct manifest *m);

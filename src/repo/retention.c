@@ -2,7 +2,6 @@
  * Retention decisions.  Pure functions of the backup list and the policy, so
  * the calendar logic is unit-tested apart from any repository.
  */
-#include <errno.h>
 #include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/mem.h"
+#include "common/parse.h"
 #include "repo/retention.h"
 
 bool retention_has_rules(const struct retention_policy *p)
@@ -147,56 +147,6 @@ void retention_apply(const struct retention_policy *p, struct retention_item *it
 	free(order);
 }
 
-int retention_parse_duration(const char *s, int64_t *seconds)
-{
-	const char *p = s;
-	int64_t total = 0;
-
-	if (!*s)
-		return pgk_error(PGKEEP_EINVAL, "empty duration");
-	while (*p) {
-		char *end;
-		long long v;
-		int64_t unit;
-
-		errno = 0;
-		v = strtoll(p, &end, 10);
-		if (end == p || errno || v < 0)
-			return pgk_error(PGKEEP_EINVAL,
-					 "bad duration '%s': expected a number and a unit (y, m, w, d, h), e.g. 30d",
-					 s);
-		switch (*end) {
-		case 'y': unit = 365 * 86400LL; break;
-		case 'm': unit = 30 * 86400LL; break;
-		case 'w': unit = 7 * 86400LL; break;
-		case 'd': unit = 86400; break;
-		case 'h': unit = 3600; break;
-		default:
-			return pgk_error(PGKEEP_EINVAL,
-					 "bad duration '%s': unit must be one of y, m, w, d, h", s);
-		}
-		if (v > INT64_MAX / unit || total > INT64_MAX - v * unit)
-			return pgk_error(PGKEEP_EINVAL, "duration '%s' is too long", s);
-		total += v * unit;
-		p = end + 1;
-	}
-	*seconds = total;
-	return 0;
-}
-
-static int parse_count(const char *key, const char *value, int *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(value, &end, 10);
-	if (end == value || *end || errno || v < 0 || v > INT_MAX)
-		return pgk_error(PGKEEP_EINVAL, "%s must be a whole number >= 0, not '%s'", key, value);
-	*out = (int)v;
-	return 0;
-}
-
 int retention_set(struct retention_policy *p, const char *key, const char *value)
 {
 	static const struct {
@@ -214,8 +164,9 @@ int retention_set(struct retention_policy *p, const char *key, const char *value
 
 	for (i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
 		if (strcmp(key, counts[i].name) == 0)
-			return parse_count(key, value, (int *)((char *)p + counts[i].off));
+			return parse_int(key, value, 0, INT_MAX, (int *)((char *)p + counts[i].off));
+	/* A bare number of seconds would be a surprise here: say the unit. */
 	if (strcmp(key, "keep_within") == 0)
-		return retention_parse_duration(value, &p->keep_within);
+		return parse_duration(key, value, 0, INT64_MAX, &p->keep_within);
 	return pgk_error(PGKEEP_EINVAL, "unknown retention setting '%s'", key);
 }

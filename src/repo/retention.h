@@ -43,7 +43,4 @@ void retention_apply(const struct retention_policy *p, struct retention_item *it
  */
 int retention_set(struct retention_policy *p, const char *key, const char *value);
 
-/* "30d", "12h", "2w", "1y6m", "90m" is 90 months: units y m w d h. */
-int retention_parse_duration(const char *s, int64_t *seconds);
-
 #endif

@@ -343,7 +343,7 @@ static void schedule_and_archive_repos(void)
 	bad("archive_repos unknown repo", "[global]\narchive_repos = a, z\n[repo:a]\nplugin = local\n",
 	    "@:2: archive_repos names 'z', but there is no [repo:z] section");
 	bad("wal_push_ahead too large", "[global]\nwal_push_ahead = 65\n",
-	    "@:2: wal_push_ahead: bad value '65' (an integer from 0 to 64)");
+	    "@:2: wal_push_ahead: bad value '65' (out of range: 0 to 64)");
 	bad("relative spool_dir", "[global]\nspool_dir = spool\n",
 	    "@:2: spool_dir: 'spool' is not an absolute path");
 	bad("duplicate schedule section", "[schedule]\n[schedule]\n", "@:2: duplicate section [schedule]");
@@ -531,6 +531,39 @@ out:
 	free(so);
 }
 
+/* Numbers and durations go through the shared parser: units, ranges, no wrap. */
+static void numbers_and_durations(void)
+{
+	struct pgk_config cfg;
+	char *path;
+
+	path = write_file("dur.conf", "[global]\narchive_timeout = 5min\nkey_cache = 1h30min\n"
+			  "jobs = 8\n[repo:a]\nplugin = local\nkeep_within = 2w\n", 0600);
+	ok(config_load(&cfg, path) == 0, "durations with units load: %s", pgk_errmsg());
+	is_int(cfg.archive_timeout, 300, "archive_timeout = 5min is 300 s");
+	is_int(cfg.key_cache, 5400, "key_cache = 1h30min is 5400 s");
+	config_free(&cfg);
+	free(path);
+	path = write_file("dur.conf", "[global]\narchive_timeout = 120\n", 0600);
+	ok(config_load(&cfg, path) == 0 && cfg.archive_timeout == 120,
+	   "archive_timeout = 120: plain seconds");
+	config_free(&cfg);
+	free(path);
+
+	bad("archive_timeout in m", "[global]\narchive_timeout = 5m\n",
+	    "@:2: archive_timeout: bad value '5m' ('m' is ambiguous: write min for minutes or mon "
+	    "for months)");
+	bad("archive_timeout not a duration", "[global]\narchive_timeout = soon\n",
+	    "@:2: archive_timeout: bad value 'soon'");
+	bad("key_cache above its cap", "[global]\nkey_cache = 8d\n",
+	    "@:2: key_cache: bad value '8d' (too long: at most 604800 seconds)");
+	bad("jobs beyond 64 bits", "[global]\njobs = 99999999999999999999\n",
+	    "@:2: jobs: bad value '99999999999999999999' (out of range: 1 to 1024)");
+	bad("jobs with a sign", "[global]\njobs = +4\n", "@:2: jobs: bad value '+4'");
+	bad("lock_days beyond int", "[repo:a]\nplugin = local\nlock_days = 4294967297\n",
+	    "@:3: lock_days: bad value '4294967297' (out of range: 0 to 36500)");
+}
+
 int main(void)
 {
 	struct passwd *pw;
@@ -563,6 +596,7 @@ int main(void)
 	repo_files();
 	secrets();
 	plugin_trust();
+	numbers_and_durations();
 	cmd = xasprintf("rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		diag("could not remove %s", dir);

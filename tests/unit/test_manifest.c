@@ -325,6 +325,88 @@ static void test_bad_text(void)
 	free(text);
 }
 
+/* A manifest as written before times were kept to the microsecond. */
+static const char old_manifest[] =
+	"{\"manifest\":1,\"id\":\"20261207T101500Z-base\",\"type\":\"base\","
+	"\"sysid\":7412345678901234567,\"pg_version\":150010,\"timeline\":1,"
+	"\"start_lsn\":33554472,\"stop_lsn\":33554744,\"wal_start\":\"000000010000000000000002\","
+	"\"wal_stop\":\"000000010000000000000002\",\"start_time\":1796638500,"
+	"\"stop_time\":1796638503,\"dbname\":null,\"label\":null,\"format\":null,"
+	"\"streams\":[{\"name\":\"base.tar\",\"size\":1000,\"stored\":900,"
+	"\"xxh3_128\":\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\",\"chunks\":"
+	"[[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",1000,900]]}]}";
+
+static void test_exact_times(void)
+{
+	struct pgk_buf json = PGK_BUF_INIT;
+	struct json_object *o;
+	struct manifest m, back;
+	int ret;
+
+	ret = manifest_from_json(&back, old_manifest, strlen(old_manifest), "old");
+	is_int(ret, 0, "a manifest without exact times still reads: %s", ret ? pgk_errmsg() : "ok");
+	ok(back.start_us == 0 && back.stop_us == 0, "  no exact times recorded");
+	ok(manifest_start_us(&back) == 1796638500000000LL &&
+	   manifest_stop_us(&back) == 1796638503000000LL, "  its times in microseconds are the seconds");
+	manifest_to_json(&back, &json);
+	ok(json.len == strlen(old_manifest) && memcmp(json.data, old_manifest, json.len) == 0,
+	   "  and it is written back unchanged");
+	buf_free(&json);
+	manifest_free(&back);
+
+	fill_manifest(&m);
+	manifest_set_start(&m, 1796638500250000LL);
+	manifest_set_stop(&m, 1796638502300001LL);
+	ok(m.start_time == 1796638500 && m.stop_time == 1796638503,
+	   "the start's second rounds down, the stop's up (%lld, %lld)", (long long)m.start_time,
+	   (long long)m.stop_time);
+	manifest_to_json(&m, &json);
+	ok(strstr((char *)json.data, "\"start_time_us\":1796638500250000") &&
+	   strstr((char *)json.data, "\"stop_time_us\":1796638502300001") &&
+	   strstr((char *)json.data, "\"stop_time\":1796638503"),
+	   "  written exactly, beside the seconds older readers use");
+	ret = manifest_from_json(&back, (const char *)json.data, json.len, "t");
+	ok(ret == 0 && back.start_us == 1796638500250000LL && back.stop_us == 1796638502300001LL &&
+	   back.start_time == 1796638500 && back.stop_time == 1796638503,
+	   "  read back exactly: %s", ret ? pgk_errmsg() : "ok");
+	ok(manifest_stop_us(&back) == 1796638502300001LL, "  the stop to the microsecond");
+	/* what restore asks: did it finish at or before a target 0.3 s after it? */
+	ok(manifest_stop_us(&back) <= 1796638502600000LL,
+	   "  a target 0.3 s after the stop is after it, though in the same second");
+	manifest_free(&back);
+	buf_free(&json);
+	manifest_set_stop(&m, 1796638503000000LL);
+	ok(m.stop_time == 1796638503, "a stop on a whole second stays that second");
+	manifest_set_start(&m, -1500000);
+	ok(m.start_time == -2, "a start before the epoch rounds down too");
+	manifest_free(&m);
+
+	o = valid_tree();
+	set(o, "stop_time_us", json_object_new_int64(1771597900000000LL));
+	expect_refused(o, "stop_time_us", "exact stop that disagrees with stop_time");
+	o = valid_tree();
+	set(o, "start_time_us", json_object_new_int64(1771597801000000LL));
+	expect_refused(o, "start_time_us", "exact start a second after start_time");
+	o = valid_tree();
+	set(o, "start_time_us", json_object_new_string("1771597800000000"));
+	expect_refused(o, "start_time_us", "exact start as a string");
+	o = valid_tree();
+	set(o, "start_time_us", json_object_new_int64(0));
+	expect_refused(o, "start_time_us", "exact start of zero");
+	o = valid_tree();
+	set(o, "start_time_us", json_object_new_int64(1771597800999999LL));
+	{
+		const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+
+		ret = manifest_from_json(&back, text, strlen(text), "t");
+		ok(ret == 0 && back.start_us == 1771597800999999LL,
+		   "an exact start within start_time's second is accepted");
+		if (ret == 0)
+			manifest_free(&back);
+	}
+	json_object_put(o);
+}
+
 static void save_one(const char *id, int64_t start, uint64_t stop_lsn)
 {
 	struct manifest m;
@@ -441,6 +523,7 @@ int main(void)
 	test_missing_fields();
 	test_bad_values();
 	test_bad_text();
+	test_exact_times();
 	test_store();
 	memstore_close(repo.store);
 	keys_wipe(&repo.keys);

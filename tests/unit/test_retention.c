@@ -192,14 +192,21 @@ static void test_newest_always(void)
 static void test_parse(void)
 {
 	struct retention_policy p = { 0 };
-	int64_t s = 0;
 
-	ok(retention_parse_duration("30d", &s) == 0 && s == 30 * 86400, "30d");
-	ok(retention_parse_duration("1y6m", &s) == 0 && s == (365 + 180) * 86400LL, "1y6m");
-	ok(retention_parse_duration("12h", &s) == 0 && s == 12 * 3600, "12h");
-	ok(retention_parse_duration("30", &s) < 0 && strstr(pgk_errmsg(), "unit"), "a number without unit: %s", pgk_errmsg());
-	ok(retention_parse_duration("d", &s) < 0, "a unit without number");
-	ok(retention_parse_duration("", &s) < 0, "empty");
+	/* keep_within goes through the one duration parser; a unit is required */
+	ok(retention_set(&p, "keep_within", "30d") == 0 && p.keep_within == 30 * 86400, "30d");
+	ok(retention_set(&p, "keep_within", "1y6mon") == 0 &&
+	   p.keep_within == (365 + 180) * 86400LL, "1y6mon");
+	ok(retention_set(&p, "keep_within", "12h") == 0 && p.keep_within == 12 * 3600, "12h");
+	ok(retention_set(&p, "keep_within", "1y6m") < 0 && strstr(pgk_errmsg(), "keep_within") &&
+	   strstr(pgk_errmsg(), "min") && strstr(pgk_errmsg(), "mon"),
+	   "1y6m: 'm' is refused as ambiguous: %s", pgk_errmsg());
+	ok(retention_set(&p, "keep_within", "30") < 0 && strstr(pgk_errmsg(), "unit"),
+	   "a number without unit: %s", pgk_errmsg());
+	ok(retention_set(&p, "keep_within", "d") < 0, "a unit without number");
+	ok(retention_set(&p, "keep_within", "") < 0, "empty");
+	ok(retention_set(&p, "keep_last", "99999999999999999999") < 0,
+	   "keep_last beyond 64 bits refused: %s", pgk_errmsg());
 	ok(retention_set(&p, "keep_last", "3") == 0 && p.keep_last == 3, "keep_last=3");
 	ok(retention_set(&p, "keep_last", "-1") < 0 && strstr(pgk_errmsg(), "keep_last"), "negative refused: %s", pgk_errmsg());
 	ok(retention_set(&p, "keep_daily", "x") < 0, "not a number refused");
