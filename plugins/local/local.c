@@ -190,16 +190,17 @@ static int make_dirs(char *path, size_t keep, bool whole, char *err)
 /* ------------------------------------------------------------ open, close */
 
 /* A missing root is the repository missing (unmounted, moved): not an object's absence. */
-static int root_gone(const struct local *l, char *err)
+static int root_check(const struct local *l, char *err)
 {
 	struct stat sb;
 
-	if (stat(l->root, &sb) < 0 && errno == ENOENT)
-		return pgkeep_fail(err, PGKEEP_EIO, "local: repository directory %s does not exist",
-				   l->root);
-	if (stat(l->root, &sb) < 0)
+	if (stat(l->root, &sb) < 0) {
+		if (errno == ENOENT)
+			return pgkeep_fail(err, PGKEEP_EIO,
+					   "local: repository directory %s does not exist", l->root);
 		return pgkeep_fail(err, PGKEEP_EIO, "local: repository directory %s: %s", l->root,
 				   strerror(errno));
+	}
 	if (!S_ISDIR(sb.st_mode))
 		return pgkeep_fail(err, PGKEEP_EIO, "local: repository directory %s is not a directory",
 				   l->root);
@@ -257,7 +258,7 @@ static int local_open(void **handle, const struct pgkeep_option *opts, size_t no
 		if (ret < 0)
 			goto out_free;
 	}
-	ret = root_gone(l, err);
+	ret = root_check(l, err);
 	if (ret < 0)
 		goto out_free;
 	*handle = l;
@@ -358,7 +359,7 @@ static int local_put_begin(void *handle, const char *key, uint64_t size_hint, un
 	/* Directories are made only when missing: most puts go to existing ones. */
 	ret = temp_create(p, err, true);
 	if (ret == 1) {
-		ret = root_gone(l, err);
+		ret = root_check(l, err);
 		if (ret == 0)
 			ret = make_dirs(p->final, strlen(l->root), false, err);
 		if (ret < 0)
@@ -449,7 +450,7 @@ static void local_put_abort(void *put)
  * an unmounted or vanished directory must not look like a missing object. */
 static int not_found(struct local *l, const char *path, char *err)
 {
-	int ret = root_gone(l, err);
+	int ret = root_check(l, err);
 
 	if (ret < 0)
 		return ret;
@@ -710,7 +711,7 @@ static int local_list(void *handle, const char *prefix, pgkeep_list_fn cb, void 
 	free(w.fspath);
 	/* An empty listing must not stand for a repository that is not there. */
 	if (ret == 0)
-		ret = root_gone(l, err);
+		ret = root_check(l, err);
 	return ret;
 }
 
