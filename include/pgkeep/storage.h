@@ -85,6 +85,11 @@ enum pgkeep_status {
 #define PGKEEP_FEAT_IF_ABSENT_ATOMIC (1u << 0) /* if-absent holds under races */
 #define PGKEEP_FEAT_LOCK (1u << 1)	       /* lock_until is implemented */
 #define PGKEEP_FEAT_RANGE_GET (1u << 2)	       /* get honours offset/length */
+/* open accepts the option create=yes, which the host passes from `pgkeep
+ * init` only: then, and only then, the plugin makes the repository's root
+ * (a directory).  Without it a missing root is an error from open or from
+ * the call that finds it gone, never "not found", and never re-created. */
+#define PGKEEP_FEAT_CREATE_ROOT (1u << 3)
 
 /* Flags for put_begin. */
 #define PGKEEP_PUT_IF_ABSENT (1u << 0)

@@ -267,7 +267,7 @@ static int parse_code(const char *v, int *out, char *err)
 }
 
 static int parse_options(struct fault *f, const struct pgkeep_option *opts, size_t nopts,
-			 const char **path, char *err)
+			 const char **path, const char **create, char *err)
 {
 	size_t i;
 	int ret = 0;
@@ -277,6 +277,8 @@ static int parse_options(struct fault *f, const struct pgkeep_option *opts, size
 
 		if (strcmp(k, "path") == 0)
 			*path = v;
+		else if (strcmp(k, "create") == 0)
+			*create = v;
 		else if (strcmp(k, "fail_at") == 0)
 			ret = parse_count(k, v, &f->fail_at, err);
 		else if (strcmp(k, "fail_every") == 0)
@@ -318,8 +320,8 @@ static void fault_free(struct fault *f)
 
 static int fault_open(void **handle, const struct pgkeep_option *opts, size_t nopts, char *err)
 {
-	struct pgkeep_option inner_opt;
-	const char *path = NULL;
+	struct pgkeep_option inner_opt[2];
+	const char *path = NULL, *create = NULL;
 	struct fault *f;
 	int ret;
 
@@ -332,16 +334,18 @@ static int fault_open(void **handle, const struct pgkeep_option *opts, size_t no
 	f->code = PGKEEP_EIO;
 	f->retries = PGKEEP_RETRY_ATTEMPTS - 1;
 	f->retry_wait_ms = 100;
-	ret = parse_options(f, opts, nopts, &path, err);
+	ret = parse_options(f, opts, nopts, &path, &create, err);
 	if (ret < 0)
 		goto out_free;
 	if (!path) {
 		ret = pgkeep_fail(err, PGKEEP_EINVAL, "fault: option 'path' is required");
 		goto out_free;
 	}
-	inner_opt.key = "path";
-	inner_opt.value = path;
-	ret = f->inner->open(&f->ih, &inner_opt, 1, err);
+	inner_opt[0].key = "path";
+	inner_opt[0].value = path;
+	inner_opt[1].key = "create";
+	inner_opt[1].value = create;
+	ret = f->inner->open(&f->ih, inner_opt, create ? 2 : 1, err);
 	if (ret < 0)
 		goto out_free;
 	*handle = f;
@@ -469,7 +473,7 @@ static int fault_remove(void *handle, const char *key, char *err)
 static const struct pgkeep_storage_ops fault_ops = {
 	PGKEEP_STORAGE_OPS_INIT,
 	.name = "fault",
-	.features = PGKEEP_FEAT_RANGE_GET | PGKEEP_FEAT_IF_ABSENT_ATOMIC,
+	.features = PGKEEP_FEAT_RANGE_GET | PGKEEP_FEAT_IF_ABSENT_ATOMIC | PGKEEP_FEAT_CREATE_ROOT,
 	.open = fault_open,
 	.close = fault_close,
 	.put_begin = fault_put_begin,

@@ -151,10 +151,12 @@ static int fsync_parent(char *path, char *err)
 }
 
 /*
- * mkdir -p for the directory part of path (or all of it when `whole`).
+ * mkdir -p for the directory part of path (or all of it when `whole`),
+ * below its first `keep` bytes, which must exist already: a put never
+ * re-creates a repository's root that has vanished or is not mounted.
  * A directory we create is made durable by fsyncing its parent.
  */
-static int make_dirs(char *path, bool whole, char *err)
+static int make_dirs(char *path, size_t keep, bool whole, char *err)
 {
 	char *end = whole ? path + strlen(path) : strrchr(path, '/');
 	char *p;
@@ -162,7 +164,7 @@ static int make_dirs(char *path, bool whole, char *err)
 
 	if (!end || end == path)
 		return 0;
-	for (p = path + 1; p <= end; p++) {
+	for (p = path + (keep ? keep + 1 : 1); p <= end; p++) {
 		char saved;
 
 		if (p != end && *p != '/')
@@ -187,23 +189,58 @@ static int make_dirs(char *path, bool whole, char *err)
 
 /* ------------------------------------------------------------ open, close */
 
-static int local_open(void **handle, const struct pgkeep_option *opts, size_t nopts, char *err)
+/* A missing root is the repository missing (unmounted, moved): not an object's absence. */
+static int root_check(const struct local *l, char *err)
 {
-	const char *path = NULL;
-	struct local *l;
 	struct stat sb;
-	size_t i, n;
-	int ret;
+
+	if (stat(l->root, &sb) < 0) {
+		if (errno == ENOENT)
+			return pgkeep_fail(err, PGKEEP_EIO,
+					   "local: repository directory %s does not exist", l->root);
+		return pgkeep_fail(err, PGKEEP_EIO, "local: repository directory %s: %s", l->root,
+				   strerror(errno));
+	}
+	if (!S_ISDIR(sb.st_mode))
+		return pgkeep_fail(err, PGKEEP_EIO, "local: repository directory %s is not a directory",
+				   l->root);
+	return 0;
+}
+
+static int parse_open_options(const struct pgkeep_option *opts, size_t nopts, const char **path,
+			      bool *create, char *err)
+{
+	size_t i;
 
 	for (i = 0; i < nopts; i++) {
+		const char *v = opts[i].value ? opts[i].value : "";
+
 		if (strcmp(opts[i].key, "path") == 0)
-			path = opts[i].value;
+			*path = v;
+		else if (strcmp(opts[i].key, "create") == 0 && (!strcmp(v, "yes") || !strcmp(v, "no")))
+			*create = strcmp(v, "yes") == 0;
+		else if (strcmp(opts[i].key, "create") == 0)
+			return pgkeep_fail(err, PGKEEP_EINVAL, "local: option 'create' is yes or no");
 		else
 			return pgkeep_fail(err, PGKEEP_EINVAL, "local: unknown option '%s'",
 					   opts[i].key);
 	}
-	if (!path || !*path)
+	if (!*path || !**path)
 		return pgkeep_fail(err, PGKEEP_EINVAL, "local: option 'path' is required");
+	return 0;
+}
+
+static int local_open(void **handle, const struct pgkeep_option *opts, size_t nopts, char *err)
+{
+	const char *path = NULL;
+	bool create = false;
+	struct local *l;
+	size_t n;
+	int ret;
+
+	ret = parse_open_options(opts, nopts, &path, &create, err);
+	if (ret < 0)
+		return ret;
 
 	l = calloc(1, sizeof(*l));
 	if (!l || !(l->root = strdup(path))) {
@@ -214,18 +251,16 @@ static int local_open(void **handle, const struct pgkeep_option *opts, size_t no
 	while (n > 1 && l->root[n - 1] == '/')
 		l->root[--n] = '\0';
 
-	/* A new repository directory is created, as `pgkeep init` expects. */
-	ret = make_dirs(l->root, true, err);
+	/* Only `pgkeep init` creates the directory; for every other command a
+	 * missing one means the repository is not there. */
+	if (create) {
+		ret = make_dirs(l->root, 0, true, err);
+		if (ret < 0)
+			goto out_free;
+	}
+	ret = root_check(l, err);
 	if (ret < 0)
 		goto out_free;
-	if (stat(l->root, &sb) < 0) {
-		ret = fail_errno(err, errno, "access repository directory", l->root);
-		goto out_free;
-	}
-	if (!S_ISDIR(sb.st_mode)) {
-		ret = pgkeep_fail(err, PGKEEP_EINVAL, "local: %s is not a directory", l->root);
-		goto out_free;
-	}
 	*handle = l;
 	return 0;
 
@@ -324,7 +359,9 @@ static int local_put_begin(void *handle, const char *key, uint64_t size_hint, un
 	/* Directories are made only when missing: most puts go to existing ones. */
 	ret = temp_create(p, err, true);
 	if (ret == 1) {
-		ret = make_dirs(p->final, false, err);
+		ret = root_check(l, err);
+		if (ret == 0)
+			ret = make_dirs(p->final, strlen(l->root), false, err);
 		if (ret < 0)
 			goto out_free;
 		ret = temp_create(p, err, false);
@@ -413,11 +450,51 @@ static void local_put_abort(void *put)
  * an unmounted or vanished directory must not look like a missing object. */
 static int not_found(struct local *l, const char *path, char *err)
 {
-	struct stat sb;
+	int ret = root_check(l, err);
 
-	if (stat(l->root, &sb) < 0 || !S_ISDIR(sb.st_mode))
-		return pgkeep_fail(err, PGKEEP_EIO, "repository directory %s is gone", l->root);
+	if (ret < 0)
+		return ret;
 	return pgkeep_fail(err, PGKEEP_ENOTFOUND, "%s does not exist", path);
+}
+
+/*
+ * Open an object for reading.  Whatever else sits at its name must neither
+ * block (a FIFO opened for reading waits for a writer) nor be followed: open
+ * without blocking or following, refuse what is not a regular file, and only
+ * then read normally.
+ */
+static int open_object(struct local *l, const char *path, struct stat *sb, char *err)
+{
+	int fd, fl, ret;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			return not_found(l, path, err);
+		return fail_errno(err, errno, "open", path);
+	}
+	if (fstat(fd, sb) < 0) {
+		ret = fail_errno(err, errno, "stat", path);
+		goto out_close;
+	}
+	/* A directory is a key prefix, as on an object store. */
+	if (S_ISDIR(sb->st_mode)) {
+		ret = pgkeep_fail(err, PGKEEP_ENOTFOUND, "%s is not an object", path);
+		goto out_close;
+	}
+	if (!S_ISREG(sb->st_mode)) {
+		ret = pgkeep_fail(err, PGKEEP_EIO, "local: %s is not a regular file", path);
+		goto out_close;
+	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		ret = fail_errno(err, errno, "read", path);
+		goto out_close;
+	}
+	return fd;
+out_close:
+	close(fd);
+	return ret;
 }
 
 static int local_get(void *handle, const char *key, uint64_t offset, uint64_t length,
@@ -434,21 +511,10 @@ static int local_get(void *handle, const char *key, uint64_t offset, uint64_t le
 	path = join(l->root, key);
 	if (!path)
 		return pgkeep_fail(err, PGKEEP_ENOMEM, "local: out of memory");
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_object(l, path, &sb, err);
 	if (fd < 0) {
-		if (errno == ENOENT || errno == ENOTDIR)
-			ret = not_found(l, path, err);
-		else
-			ret = fail_errno(err, errno, "open", path);
+		ret = fd;
 		goto out_path;
-	}
-	if (fstat(fd, &sb) < 0) {
-		ret = fail_errno(err, errno, "stat", path);
-		goto out_close;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		ret = pgkeep_fail(err, PGKEEP_ENOTFOUND, "%s is not an object", path);
-		goto out_close;
 	}
 	block = malloc(READ_BLOCK);
 	if (!block) {
@@ -496,13 +562,15 @@ static int local_stat(void *handle, const char *key, struct pgkeep_stat *st, cha
 	path = join(l->root, key);
 	if (!path)
 		return pgkeep_fail(err, PGKEEP_ENOMEM, "local: out of memory");
-	if (stat(path, &sb) < 0) {
+	if (lstat(path, &sb) < 0) {
 		if (errno == ENOENT || errno == ENOTDIR)
 			ret = not_found(l, path, err);
 		else
 			ret = fail_errno(err, errno, "stat", path);
-	} else if (!S_ISREG(sb.st_mode)) {
+	} else if (S_ISDIR(sb.st_mode)) {
 		ret = pgkeep_fail(err, PGKEEP_ENOTFOUND, "%s is not an object", path);
+	} else if (!S_ISREG(sb.st_mode)) {
+		ret = pgkeep_fail(err, PGKEEP_EIO, "local: %s is not a regular file", path);
 	} else {
 		st->size = (uint64_t)sb.st_size;
 		st->mtime = (int64_t)sb.st_mtime;
@@ -641,6 +709,9 @@ static int local_list(void *handle, const char *prefix, pgkeep_list_fn cb, void 
 	w.fspath[w.rootlen + 1 + start] = '\0';
 	ret = walk_dir(&w, start);
 	free(w.fspath);
+	/* An empty listing must not stand for a repository that is not there. */
+	if (ret == 0)
+		ret = root_check(l, err);
 	return ret;
 }
 
@@ -665,7 +736,7 @@ static int local_remove(void *handle, const char *key, char *err)
 const struct pgkeep_storage_ops pgk_local_ops = {
 	PGKEEP_STORAGE_OPS_INIT,
 	.name = "local",
-	.features = PGKEEP_FEAT_RANGE_GET | PGKEEP_FEAT_IF_ABSENT_ATOMIC,
+	.features = PGKEEP_FEAT_RANGE_GET | PGKEEP_FEAT_IF_ABSENT_ATOMIC | PGKEEP_FEAT_CREATE_ROOT,
 	.open = local_open,
 	.close = local_close,
 	.put_begin = local_put_begin,

@@ -175,6 +175,8 @@ static int settings_one(struct sftp_settings *set, const char *k, const char *v,
 		return read_passphrase(set, v, err);
 	if (!strcmp(k, "use_agent"))
 		return parse_bool(k, v, &set->use_agent, err);
+	if (!strcmp(k, "create"))
+		return parse_bool(k, v, &set->create, err);
 	if (!strcmp(k, "known_hosts"))
 		return set_path(&set->known_hosts, v, err);
 	if (!strcmp(k, "connect_timeout"))
@@ -312,6 +314,17 @@ static bool stat_is_dir(struct sftp_conn *c, const char *path, size_t len)
 	return (a.flags & LIBSSH2_SFTP_ATTR_PERMISSIONS) && LIBSSH2_SFTP_S_ISDIR(a.permissions);
 }
 
+/* A missing repository directory is the repository missing, not an object. */
+static int root_check(struct sftp_store *st, struct sftp_conn *c, char *err)
+{
+	const char *root = *st->set.path ? st->set.path : "/";
+
+	if (stat_is_dir(c, root, strlen(root)))
+		return PGKEEP_OK;
+	return pgkeep_fail(err, PGKEEP_EIO, "sftp: repository directory %s:%s does not exist "
+			   "or is not a directory", st->where, root);
+}
+
 /* mkdir -p for the first len bytes of path, mode 0700. */
 static int mkdir_p(struct sftp_store *st, struct sftp_conn *c, const char *path, size_t len,
 		   char *err)
@@ -322,6 +335,9 @@ static int mkdir_p(struct sftp_store *st, struct sftp_conn *c, const char *path,
 
 	if (len == 0)
 		return PGKEEP_OK;
+	/* The repository's directory and above: only init makes them. */
+	if (len <= strlen(st->set.path) && !st->set.create)
+		return root_check(st, c, err);
 	if (!libssh2_sftp_mkdir_ex(c->sftp, path, (unsigned)len, 0700))
 		return PGKEEP_OK;
 	s = sftp_status(c);
@@ -1239,7 +1255,13 @@ static int sftp_open(void **handle, const struct pgkeep_option *opts, size_t nop
 	rc = sftp_conn_acquire(st, &c, err);
 	if (rc)
 		goto out_free;
+	if (st->set.create)
+		rc = mkdir_p(st, c, st->set.path, strlen(st->set.path), err);
+	if (!rc)
+		rc = root_check(st, c, err);
 	sftp_conn_release(st, c);
+	if (rc)
+		goto out_free;
 	*handle = st;
 	return PGKEEP_OK;
 out_free:
@@ -1256,7 +1278,7 @@ static void sftp_close(void *handle)
 static const struct pgkeep_storage_ops sftp_ops = {
 	PGKEEP_STORAGE_OPS_INIT,
 	.name = "sftp",
-	.features = PGKEEP_FEAT_IF_ABSENT_ATOMIC | PGKEEP_FEAT_RANGE_GET,
+	.features = PGKEEP_FEAT_IF_ABSENT_ATOMIC | PGKEEP_FEAT_RANGE_GET | PGKEEP_FEAT_CREATE_ROOT,
 	.open = sftp_open,
 	.close = sftp_close,
 	.put_begin = put_begin,

@@ -30,6 +30,7 @@ struct sftp_settings {
 	int timeout;		/* seconds, every blocking libssh2 call */
 	int keepalive;		/* seconds, 0 = off */
 	int max_connections;
+	bool create;		/* pgkeep init: make the repository's directory */
 };
 
 /* One SSH session with its SFTP channel; used by one thread at a time. */

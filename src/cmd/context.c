@@ -60,8 +60,8 @@ static const char *local_path(const struct pgk_config_repo *r)
 	return NULL;
 }
 
-int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
-		   struct pgk_store **store, const struct pgk_config_repo **rc)
+static int open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
+		      struct pgk_store **store, const struct pgk_config_repo **rc, unsigned flags)
 {
 	const struct pgk_config_repo *r;
 	const char *path;
@@ -89,7 +89,8 @@ int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
 		snprintf(days, sizeof(days), "%d", r->lock_days);
 		opts[r->nopts].key = "lock_days";
 		opts[r->nopts].value = days;
-		ret = store_open(store, r->name, r->plugin, cfg->plugin_dir, opts, r->nopts + 1);
+		ret = store_open_flags(store, r->name, r->plugin, cfg->plugin_dir, opts,
+				       r->nopts + 1, flags);
 		free(opts);
 		if (ret == 0 && !store_has_feature(*store, PGKEEP_FEAT_LOCK)) {
 			store_close(*store);
@@ -99,13 +100,26 @@ int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
 			return pgk_error_wrap(ret, "repository %s: lock_days is set, and plugin %s cannot lock objects (s3 and b2 can)",
 					      r->name, r->plugin);
 	} else {
-		ret = store_open(store, r->name, r->plugin, cfg->plugin_dir, r->opts, r->nopts);
+		ret = store_open_flags(store, r->name, r->plugin, cfg->plugin_dir, r->opts,
+				       r->nopts, flags);
 	}
 	if (ret < 0)
 		return ret;
 	if (rc)
 		*rc = r;
 	return 0;
+}
+
+int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
+		   struct pgk_store **store, const struct pgk_config_repo **rc)
+{
+	return open_store(g, cfg, store, rc, 0);
+}
+
+int ctx_create_store(const struct pgk_globals *g, const struct pgk_config *cfg,
+		     struct pgk_store **store, const struct pgk_config_repo **rc)
+{
+	return open_store(g, cfg, store, rc, STORE_OPEN_CREATE);
 }
 
 int ctx_open_repo(const struct pgk_globals *g, const struct pgk_config *cfg, struct repo **out)

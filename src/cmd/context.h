@@ -16,6 +16,9 @@ int ctx_load_config(const struct pgk_globals *g, struct pgk_config *cfg);
 /* Open the store of the chosen repository (--repo, else the default). */
 int ctx_open_store(const struct pgk_globals *g, const struct pgk_config *cfg,
 		   struct pgk_store **store, const struct pgk_config_repo **rc);
+/* The same for pgkeep init, the one command that may make the repository's root. */
+int ctx_create_store(const struct pgk_globals *g, const struct pgk_config *cfg,
+		     struct pgk_store **store, const struct pgk_config_repo **rc);
 /* Store plus passphrase: an opened repository. */
 int ctx_open_repo(const struct pgk_globals *g, const struct pgk_config *cfg, struct repo **out);
 /* Open the repository named `name` (NULL: the default), whatever --repo says. */

@@ -26,6 +26,7 @@ struct wal_range {
 	char last[WAL_SEG_NAME_LEN + 1];
 	uint64_t count;
 	int64_t last_mtime;	/* of the newest object under wal/ */
+	struct monitor_wal tlis;	/* per timeline, for the newest (monitor.h) */
 };
 
 static int collect_wal(void *payload, const char *key, const struct pgkeep_stat *st)
@@ -38,6 +39,7 @@ static int collect_wal(void *payload, const char *key, const struct pgkeep_stat 
 		w->last_mtime = st->mtime;
 	if (!walname_is_segment(name))
 		return 0;
+	monitor_wal_add(&w->tlis, name, st);
 	/* Timeline first in the name: a later timeline sorts after. */
 	if (!w->count || strcmp(name, w->first) < 0)
 		memcpy(w->first, name, sizeof(w->first));
@@ -121,9 +123,11 @@ static void print_object(json_object *root)
 static void add_health(json_object *o, struct repo *r, const struct manifest *list, size_t n,
 		       const struct wal_range *w, const struct monitor_server *srv)
 {
+	char newest[WAL_SEG_NAME_LEN + 1];
 	struct monitor_health h;
 
-	if (monitor_collect(&h, r, list, n, w->count ? w->last : NULL, srv) < 0)
+	monitor_wal_newest(&w->tlis, srv, r->sysid, newest);
+	if (monitor_collect(&h, r, list, n, *newest ? newest : NULL, srv) < 0)
 		pgk_log_warning("%s", pgk_errmsg());
 	monitor_json(o, &h);
 }
@@ -253,6 +257,7 @@ static int info_all(const struct pgk_globals *g, bool json)
 			printf("\n");
 		add_str(o, "name", v->name);
 		json_object_array_add(repos, o);
+		monitor_wal_free(&w.tlis);
 	}
 	if (!root) {
 		root = json_object_new_object();
@@ -327,6 +332,7 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 		print_text(r, list, n, &w);
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_list_free(list, n);
+	monitor_wal_free(&w.tlis);
 	repo_close(r);
 	config_free(&cfg);
 	return status;

@@ -108,7 +108,7 @@ int cmd_init(const struct pgk_globals *g, int argc, char **argv)
 	ret = config_passphrase(&cfg, &pass);
 	if (ret < 0)
 		goto out_free_cfg;
-	ret = ctx_open_store(g, &cfg, &store, &rc);
+	ret = ctx_create_store(g, &cfg, &store, &rc);
 	if (ret < 0)
 		goto out_free_pass;
 	ret = repo_init(store, rc->name, pass, &kp);

@@ -262,7 +262,7 @@ static bool collect(struct repo_metrics *m, struct repo_view *v, const struct mo
 		pgk_log_error("repository %s: %s", v->name, v->error);
 		return false;
 	}
-	if (monitor_list_wal(v->r, newest, &count) < 0 ||
+	if (monitor_list_wal(v->r, srv, newest, &count) < 0 ||
 	    monitor_collect(&m->h, v->r, v->list, v->n, count ? newest : NULL, srv) < 0) {
 		pgk_log_error("repository %s: %s", v->name, pgk_errmsg());
 		return false;

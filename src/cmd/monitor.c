@@ -68,38 +68,97 @@ void monitor_server_query(const char *conninfo, struct monitor_server *srv)
 	PQfinish(conn);
 }
 
-struct wal_scan {
-	char newest[WAL_SEG_NAME_LEN + 1];
-	uint64_t count;
-};
+/* A server's answer says something about this repository's archive. */
+static bool server_usable(const struct monitor_server *srv, uint64_t repo_sysid)
+{
+	return srv && srv->up && !(repo_sysid && srv->sysid && repo_sysid != srv->sysid);
+}
+
+void monitor_wal_add(struct monitor_wal *w, const char *name, const struct pgkeep_stat *st)
+{
+	struct monitor_wal_tli *t = NULL;
+	struct wal_name wn;
+	size_t i;
+
+	if (!walname_is_segment(name) || walname_parse(name, &wn) < 0)
+		return;
+	for (i = 0; i < w->n && !t; i++)
+		if (w->t[i].tli == wn.tli)
+			t = &w->t[i];
+	if (!t) {
+		w->t = xrealloc(w->t, (w->n + 1) * sizeof(*w->t));
+		t = &w->t[w->n++];
+		memset(t, 0, sizeof(*t));
+		t->tli = wn.tli;
+	}
+	if (!*t->last || strcmp(name, t->last) > 0)
+		snprintf(t->last, sizeof(t->last), "%s", name);
+	if (st && st->mtime > t->stored)
+		t->stored = st->mtime;
+	w->count++;
+}
+
+/* The timeline the cluster is on, as far as the archive and the server tell. */
+static const struct monitor_wal_tli *current_tli(const struct monitor_wal *w,
+						  const struct monitor_server *srv,
+						  uint64_t repo_sysid)
+{
+	const struct monitor_wal_tli *best = NULL;
+	uint32_t cap = UINT32_MAX;
+	struct wal_name c;
+	size_t i;
+
+	if (server_usable(srv, repo_sysid) && walname_parse(srv->current, &c) == 0)
+		cap = c.tli;
+	for (i = 0; i < w->n; i++) {
+		const struct monitor_wal_tli *t = &w->t[i];
+
+		if (t->tli > cap)
+			continue;
+		if (t->tli == cap)
+			return t;
+		if (!best || t->stored > best->stored ||
+		    (t->stored == best->stored && t->tli > best->tli))
+			best = t;
+	}
+	return best;
+}
+
+void monitor_wal_newest(const struct monitor_wal *w, const struct monitor_server *srv,
+			uint64_t repo_sysid, char newest[WAL_SEG_NAME_LEN + 1])
+{
+	const struct monitor_wal_tli *t = current_tli(w, srv, repo_sysid);
+
+	snprintf(newest, WAL_SEG_NAME_LEN + 1, "%s", t ? t->last : "");
+}
+
+void monitor_wal_free(struct monitor_wal *w)
+{
+	free(w->t);
+	memset(w, 0, sizeof(*w));
+}
 
 static int scan_wal(void *payload, const char *key, const struct pgkeep_stat *st)
 {
-	struct wal_scan *w = payload;
 	const char *name = strrchr(key, '/');
 
-	(void)st;
-	name = name ? name + 1 : key;
-	if (!walname_is_segment(name))
-		return 0;
-	/* The timeline leads the name: a later timeline sorts after. */
-	if (!w->count || strcmp(name, w->newest) > 0)
-		snprintf(w->newest, sizeof(w->newest), "%s", name);
-	w->count++;
+	monitor_wal_add(payload, name ? name + 1 : key, st);
 	return 0;
 }
 
-int monitor_list_wal(struct repo *r, char newest[WAL_SEG_NAME_LEN + 1], uint64_t *count)
+int monitor_list_wal(struct repo *r, const struct monitor_server *srv,
+		     char newest[WAL_SEG_NAME_LEN + 1], uint64_t *count)
 {
-	struct wal_scan w = { .count = 0 };
+	struct monitor_wal w = { NULL, 0, 0 };
 	int rc;
 
 	rc = store_list(r->store, "wal/", scan_wal, &w);
-	if (rc < 0)
-		return rc;
-	memcpy(newest, w.newest, sizeof(w.newest));
-	*count = w.count;
-	return 0;
+	if (rc == 0) {
+		monitor_wal_newest(&w, srv, r->sysid, newest);
+		*count = w.count;
+	}
+	monitor_wal_free(&w);
+	return rc;
 }
 
 /*
@@ -113,10 +172,8 @@ static int64_t lag_segments(const char *newest, const struct monitor_server *srv
 	struct wal_name a, c;
 	uint64_t have, cur;
 
-	if (!srv || !srv->up || !*newest)
-		return -1;
 	/* Another cluster's server says nothing about this archive. */
-	if (repo_sysid && srv->sysid && repo_sysid != srv->sysid)
+	if (!server_usable(srv, repo_sysid) || !*newest)
 		return -1;
 	if (walname_parse(newest, &a) < 0 || walname_parse(srv->current, &c) < 0 ||
 	    wal_name_to_segno(&a, srv->seg_size, &have) < 0 ||

@@ -53,10 +53,45 @@ int monitor_collect(struct monitor_health *h, struct repo *r, const struct manif
 		    size_t n, const char *wal_newest, const struct monitor_server *srv);
 
 /*
- * The newest segment under wal/, with the listing's count and mtime; for
- * callers that have not listed the WAL themselves.
+ * The archived segments, per timeline, from a listing of wal/.  Comparing
+ * names would make a stale segment of a higher timeline (a test restore
+ * that archived into this repository, say) the newest and hide the live
+ * one, so "newest" is decided per timeline:
+ *
+ * - The timeline the cluster is on: the server's current timeline when it
+ *   can be asked (a primary of this repository's cluster); else, or when
+ *   that timeline holds nothing yet (just promoted), the timeline whose
+ *   segments were stored most recently (by the store's mtime; the higher
+ *   timeline on a tie), among those not above the server's.
+ * - On that timeline, the newest is its highest segment: PostgreSQL
+ *   archives one timeline's segments in order.
  */
-int monitor_list_wal(struct repo *r, char newest[WAL_SEG_NAME_LEN + 1], uint64_t *count);
+struct monitor_wal_tli {
+	uint32_t tli;
+	char last[WAL_SEG_NAME_LEN + 1];	/* highest segment name */
+	int64_t stored;				/* newest mtime among its segments */
+};
+
+struct monitor_wal {
+	struct monitor_wal_tli *t;
+	size_t n;
+	uint64_t count;				/* segments of every timeline */
+};
+
+/* Count one listed object (anything but a segment is ignored). */
+void monitor_wal_add(struct monitor_wal *w, const char *name, const struct pgkeep_stat *st);
+/* The newest segment as described above; "" when there is none.  srv may
+ * be NULL; repo_sysid 0 when unknown. */
+void monitor_wal_newest(const struct monitor_wal *w, const struct monitor_server *srv,
+			uint64_t repo_sysid, char newest[WAL_SEG_NAME_LEN + 1]);
+void monitor_wal_free(struct monitor_wal *w);
+
+/*
+ * List wal/ and choose its newest segment (monitor_wal_newest), with the
+ * count of segments; for callers that have not listed the WAL themselves.
+ */
+int monitor_list_wal(struct repo *r, const struct monitor_server *srv,
+		     char newest[WAL_SEG_NAME_LEN + 1], uint64_t *count);
 
 /* Add newest_base_age_s, newest_dump_age_s to root, and newest, newest_age_s,
  * archive_lag_segments and archive_lag_s to its "wal" object. */

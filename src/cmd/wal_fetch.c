@@ -238,9 +238,11 @@ static int fetch_from(struct wal_repos *wr, size_t i, const char *key,
 	char *msg;
 	int rc;
 
+	/* Only a repository that opened can confirm an absence: one that did
+	 * not (unmounted, vanished, no key slot) must stop recovery. */
 	rc = wal_repos_open(wr, i);
 	if (rc < 0)
-		return pgk_error(rc, "%s", wr->msg[i]);
+		return pgk_error(rc == PGKEEP_ENOTFOUND ? PGKEEP_EIO : rc, "%s", wr->msg[i]);
 	buf_reset(data);
 	rc = repo_get(wr->r[i], key, OBJ_WAL, data);
 	if (rc == 0 && (wn->type == WAL_SEGMENT || wn->type == WAL_PARTIAL))
@@ -390,7 +392,7 @@ static int fetch(const struct pgk_globals *g, const char *name, const char *path
 		if (first_err[0]) {
 			pgk_error(PGKEEP_EIO, "%s", first_err);
 		} else {
-			pgk_log_debug("%s is not in the archive", key);
+			pgk_log_info("%s is not in the archive", key);
 			status = PGK_EXIT_NOTFOUND;
 			if (sp.dir)
 				spool_prune(&sp, name, (size_t)cfg.wal_fetch_ahead + SPOOL_SLACK);

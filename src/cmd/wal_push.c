@@ -32,6 +32,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "pg/walmeta.h"
 #include "pg/walname.h"
 #include "repo/object.h"
 #include "repo/repo.h"
@@ -79,12 +80,18 @@ static void stamp_after_read(int fd, const struct stat *before, const struct tim
 		spool_stamp(&st, stamp);
 }
 
-/* Open a file to archive: a regular file no larger than any WAL file. */
-static int open_wal_file(const char *path, struct stat *st)
+/*
+ * Open a regular file for reading.  A FIFO opened for reading would wait
+ * for a writer forever, and a symlink could point anywhere: open without
+ * blocking or following, check, then read normally.
+ */
+static int open_regular(const char *path, struct stat *st)
 {
-	int fd, rc;
+	int fd, fl, rc;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return pgk_error(PGKEEP_EINVAL, "%s is a symbolic link, not a WAL file", path);
 	if (fd < 0)
 		return pgk_error(PGKEEP_EIO, "cannot open %s: %s", path, strerror(errno));
 	if (fstat(fd, st) < 0) {
@@ -95,6 +102,25 @@ static int open_wal_file(const char *path, struct stat *st)
 		rc = pgk_error(PGKEEP_EINVAL, "%s is not a regular file", path);
 		goto out_close;
 	}
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
+		rc = pgk_error(PGKEEP_EIO, "cannot read %s: %s", path, strerror(errno));
+		goto out_close;
+	}
+	return fd;
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* Open a file to archive: a regular file no larger than any WAL file. */
+static int open_wal_file(const char *path, struct stat *st)
+{
+	int fd, rc;
+
+	fd = open_regular(path, st);
+	if (fd < 0)
+		return fd;
 	if ((uint64_t)st->st_size > WAL_FILE_MAX) {
 		rc = pgk_error(PGKEEP_EINVAL, "%s is %lld bytes, larger than any WAL file", path,
 			       (long long)st->st_size);
@@ -275,6 +301,30 @@ static struct push_job *job_new(const char *name, const char *path, size_t nrepo
 }
 
 /*
+ * A history or backup history file is stored once and never replaced: an
+ * empty or garbled one would block the right one forever, so it must be
+ * what PostgreSQL writes before it is stored.
+ */
+static int check_meta(const struct push_job *j)
+{
+	struct pgk_buf text = PGK_BUF_INIT;
+	int rc;
+
+	if (j->size > WAL_META_MAX)
+		return pgk_error(PGKEEP_EINVAL, "%s is %llu bytes, larger than any %s file", j->path,
+				 (unsigned long long)j->size,
+				 j->wn.type == WAL_HISTORY ? "history" : "backup history");
+	buf_reserve(&text, (size_t)j->size + 1);
+	rc = pread_full(j->fd, text.data, (size_t)j->size, 0, j->path);
+	if (rc == 0 && j->wn.type == WAL_HISTORY)
+		rc = walmeta_check_history(text.data, (size_t)j->size, &j->wn, j->path);
+	else if (rc == 0)
+		rc = walmeta_check_backup(text.data, (size_t)j->size, &j->wn, j->path);
+	buf_free(&text);
+	return rc;
+}
+
+/*
  * Open and check the file (a segment's first page says what it is); it
  * stays open for the push.  sysid 0 when it carries none (history, .backup).
  */
@@ -298,6 +348,8 @@ static int job_check(struct push_job *j, uint64_t *sysid)
 			return pgk_error(PGKEEP_EIO, "cannot read %s: %s", j->path, strerror(errno));
 		rc = check_segment(&j->wn, head, (size_t)n < sizeof(head) ? (size_t)n : j->size,
 				   j->path, sysid);
+	} else {
+		rc = check_meta(j);
 	}
 	if (rc == 0)
 		j->checked = true;
@@ -751,11 +803,10 @@ static void *map_wal_file(const char *path, const char *name, size_t *len)
 
 	if (walname_parse(name, &wn) < 0)
 		return NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open_regular(path, &st);
 	if (fd < 0)
 		return NULL;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
-	    (uint64_t)st.st_size > WAL_FILE_MAX)
+	if (st.st_size <= 0 || (uint64_t)st.st_size > WAL_FILE_MAX)
 		goto out_close;
 	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
 	if (map == MAP_FAILED) {

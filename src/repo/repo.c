@@ -118,9 +118,12 @@ static int read_repo_json(struct pgk_store *store, const char *name,
 
 	ret = store_get_capped(store, REPO_JSON, &(struct store_cap){ .max = REPO_JSON_MAX_LEN },
 			       &buf);
+	/* Not a missing object but a missing repository (unmounted, moved,
+	 * never initialised): callers must not take it for "no such object". */
 	if (ret == PGKEEP_ENOTFOUND)
-		return pgk_error(PGKEEP_ENOTFOUND, "%s is not a pgkeep repository (no %s)", name,
-				 REPO_JSON);
+		return pgk_error(PGKEEP_EINVAL,
+				 "repository %s has no %s: not a pgkeep repository (not initialised, or not mounted?)",
+				 name, REPO_JSON);
 	if (ret < 0)
 		return ret;
 	buf_append(&buf, "", 1);
@@ -386,6 +389,10 @@ int repo_open(struct repo **out, struct pgk_store *store, const char *name, cons
 	return 0;
 out_close:
 	store_close(store);
+	/* Whatever vanished while opening (a key slot listed, then gone), the
+	 * repository did not open: that is never an object's "not found". */
+	if (ret == PGKEEP_ENOTFOUND)
+		ret = pgk_error_wrap(PGKEEP_EIO, "repository %s cannot be opened", name);
 	return ret;
 }
 

@@ -210,13 +210,47 @@ static int wrap_failure(const struct pgk_store *st, int ret, const char *what, c
 	return pgk_error_wrap(ret, "repository %s: %s", ctx_name(st), what);
 }
 
+/* Call the plugin's open, adding create=yes when init asks and it can. */
+static int open_handle(struct pgk_store *st, const struct pgkeep_option *opts, size_t nopts,
+		       unsigned flags)
+{
+	struct pgkeep_option *all;
+	int ret;
+
+	if (!(flags & STORE_OPEN_CREATE) || !store_has_feature(st, PGKEEP_FEAT_CREATE_ROOT))
+		return st->ops.open(&st->handle, opts, nopts, pgk_errbuf());
+	all = xmalloc((nopts + 1) * sizeof(*all));
+	if (nopts)
+		memcpy(all, opts, nopts * sizeof(*all));
+	all[nopts].key = "create";
+	all[nopts].value = "yes";
+	ret = st->ops.open(&st->handle, all, nopts + 1, pgk_errbuf());
+	free(all);
+	return ret;
+}
+
 int store_open(struct pgk_store **out, const char *repo_name, const char *plugin,
 	       const char *plugin_dir, const struct pgkeep_option *opts, size_t nopts)
+{
+	return store_open_flags(out, repo_name, plugin, plugin_dir, opts, nopts, 0);
+}
+
+int store_open_flags(struct pgk_store **out, const char *repo_name, const char *plugin,
+		     const char *plugin_dir, const struct pgkeep_option *opts, size_t nopts,
+		     unsigned flags)
 {
 	struct pgk_buf looked = PGK_BUF_INIT;
 	struct pgk_store *st;
 	char *path;
+	size_t i;
 	int ret;
+
+	/* Only init makes a repository's root: a config cannot ask every command to. */
+	for (i = 0; i < nopts; i++)
+		if (strcmp(opts[i].key, "create") == 0)
+			return pgk_error(PGKEEP_EINVAL,
+					 "repository %s: option 'create' is not a setting (pgkeep init creates the repository)",
+					 repo_name);
 
 	if (strchr(plugin, '/')) {
 		path = xstrdup(plugin);
@@ -243,7 +277,7 @@ int store_open(struct pgk_store **out, const char *repo_name, const char *plugin
 	st->repo_name = xstrdup(repo_name);
 
 	pgk_errbuf()[0] = '\0';
-	ret = st->ops.open(&st->handle, opts, nopts, pgk_errbuf());
+	ret = open_handle(st, opts, nopts, flags);
 	if (ret < 0) {
 		st->handle = NULL;
 		ret = wrap_failure(st, ret, "open", NULL);

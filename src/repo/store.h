@@ -30,6 +30,15 @@ struct pgk_store {
  */
 int store_open(struct pgk_store **out, const char *repo_name, const char *plugin,
 	       const char *plugin_dir, const struct pgkeep_option *opts, size_t nopts);
+/*
+ * The same with flags.  STORE_OPEN_CREATE (pgkeep init only) lets a plugin
+ * with PGKEEP_FEAT_CREATE_ROOT make the repository's root, by passing it
+ * the option create=yes; no other command, and no config, may pass it.
+ */
+#define STORE_OPEN_CREATE (1u << 0)
+int store_open_flags(struct pgk_store **out, const char *repo_name, const char *plugin,
+		     const char *plugin_dir, const struct pgkeep_option *opts, size_t nopts,
+		     unsigned flags);
 /* Load and check a plugin file without opening it (for tests and `check`). */
 int store_load(struct pgk_store **out, const char *path);
 void store_close(struct pgk_store *st);

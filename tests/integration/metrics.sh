@@ -70,6 +70,32 @@ cmp_ok "$age" -le 120 "the newest segment was stored seconds ago"
 is "$(jget 'j["wal"]["archive_lag_segments"]')" "0" "a working archive_command leaves no lag"
 is "$(jget 'j["wal"]["archive_lag_s"]')" "0" "and no lag in seconds"
 
+# ---------------------------------------------------------------- a stale segment of a higher timeline
+
+# A test restore promoted onto timeline 2 days ago and archived one segment
+# here; the cluster is still on timeline 1.  Its name sorts last, but it must
+# neither hide the live segments nor raise the lag (through the rest of the
+# test too: the failing archive_command, and the server down).
+if repo_is_local; then
+	live=$(jget 'j["wal"]["newest"]')
+	stale=$TEST_REPO_PATH/wal/00000002/000000020000000000000001
+	t_mkdir "$TEST_REPO_PATH/wal/00000002"
+	cp "$TEST_REPO_PATH/wal/00000001/$live" "$stale" && chown postgres "$stale" &&
+		touch -d '3 days ago' "$stale"
+	is "$(jget 'j["wal"]["last"]')" 000000020000000000000001 \
+		"a stale timeline 2 segment is the highest name in the repository"
+	is "$(jget 'j["wal"]["newest"]')" "$live" "... but wal.newest is still the live timeline's ($live)"
+	is "$(jget 'j["wal"]["archive_lag_segments"]')" "0" "... and there is no lag"
+	cmp_ok "$(jget 'j["wal"]["newest_age_s"]')" -le 120 "... and the newest segment is seconds old"
+	pgkeep_run metrics >"$T/stale.prom"
+	is "$(metric "$T/stale.prom" 'pgkeep_wal_archive_lag_segments{repository="test"}')" "0" \
+		"pgkeep metrics: no lag either"
+	cmp_ok "$(metric "$T/stale.prom" 'pgkeep_wal_newest_age_seconds{repository="test"}')" -le 120 \
+		"pgkeep metrics: the newest segment is seconds old"
+else
+	diag "the stale timeline checks need the local repository"
+fi
+
 # ---------------------------------------------------------------- a failing archive_command
 
 pg_conf "archive_command = 'false'"
@@ -183,6 +209,13 @@ is "$(metric "$P" 'pgkeep_backup_count{repository="test",type="base"}')" "1" \
 	"the repository's metrics are still there"
 sed -i '/^\[repo:broken\]/,$d' "$PGKEEP_CONF"
 is "$(jget 'j["wal"]["archive_lag_segments"]')" "null" "info --json: archive_lag_segments is null"
+if repo_is_local; then
+	# Without the server the timeline is the one stored to most recently.
+	is "$(jget 'j["wal"]["newest"]')" \
+		"$(ls "$TEST_REPO_PATH/wal/00000001" | grep -E '^[0-9A-F]{24}$' | sort | tail -n 1)" \
+		"without the server, wal.newest is the live timeline's newest, not the stale one"
+	cmp_ok "$(jget 'j["wal"]["newest_age_s"]')" -le 300 "... minutes old at most"
+fi
 like "$(jget 'j["newest_base_age_s"]')" "^[0-9]+$" "info --json: the backup ages need no server"
 
 done_testing

@@ -164,6 +164,21 @@ cmp_ok "$rc" -gt 125 "wal-fetch of a name that is not WAL exits above 125"
 run pgkeep_in "$T/restore" wal-fetch "$seg1"
 cmp_ok "$rc" -gt 125 "wal-fetch with a missing argument exits above 125"
 
+# The repository's path or prefix moved aside (a disk not mounted, a prefix
+# holding no repository): not the end of the archive, whatever the store.
+sed 's/^\(path\|prefix\) = \(.*\)$/\1 = \2-none/' "$PGKEEP_CONF" |
+	as_pg sh -c 'umask 077; cat >"$1"' sh "$T/none.conf"
+if cmp -s "$PGKEEP_CONF" "$T/none.conf"; then
+	fail "the repository has a path or prefix to move aside"
+else
+	run as_pg sh -c 'cd "$1" && "$2" --config "$3" wal-fetch "$4" pg_wal/none' sh \
+		"$T/restore" "$PGKEEP" "$T/none.conf" "$seg1"
+	cmp_ok "$rc" -gt 125 "wal-fetch from a path or prefix with no repository exits above 125"
+	like "$err" "repository test" "... naming the repository"
+	is "$(printf '%s\n' "$err" | wc -l)" 1 "... in one line"
+	ok "... and writes nothing" [ ! -e "$T/restore/pg_wal/none" ]
+fi
+
 # ---------------------------------------------------------------- history files
 
 t_mkdir "$T/hist"

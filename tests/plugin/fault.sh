@@ -29,6 +29,7 @@ S=$T/state
 fop() { "$OP" fault "path=$R" "$@"; }
 temps() { find "$R" -name '*.tmp.*' | wc -l; }
 
+mkdir "$R" "$T/contract"
 "$CONTRACT" fault "path=$T/contract" >"$T/contract.out" 2>&1
 rc=$?
 is "$rc" 0 "with no failure set, the contract suite passes"

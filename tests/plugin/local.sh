@@ -40,6 +40,19 @@ for so in "$PGKEEP_TEST_PLUGIN_DIR"/*.so; do
 		"pgkeep_storage_plugin_init " "$(basename "$so") exports only pgkeep_storage_plugin_init"
 done
 
+# --- the repository's directory ------------------------------------------
+
+# Only `pgkeep init` makes it: for anything else a missing directory is the
+# repository missing (not mounted, moved), an error and never "not found".
+op stat pgkeep.json 2>"$T/err"
+is "$? $(cat "$T/err")" "1 storeop: repository test: open: local: repository directory $R does not exist" \
+	"a repository directory that does not exist is refused at open"
+check "and is not created" test ! -e "$R"
+"$OP" local "path=$R" create=yes -- stat pgkeep.json 2>"$T/err"
+is "$?" 1 "a configured create=yes is refused too"
+check "and creates nothing" test ! -e "$R"
+mkdir "$R"
+
 # --- the contract -------------------------------------------------------
 
 "$CONTRACT" local "path=$R" >"$T/contract.out" 2>&1
@@ -75,6 +88,21 @@ check "with the path and the reason ($(cat "$T/err"))" grep -q "$R/k/file.*Not a
 is "$? $(cat "$T/err")" "1 storeop: repository test: open: local: unknown option 'colour'" \
 	"an unknown option is refused by name"
 
+# --- what is not a regular file ------------------------------------------
+
+# A FIFO planted as an object would block a reader until some writer came:
+# it is refused at once, as is a symlink (never followed out of the store).
+mkfifo "$R/k/fifo"
+timeout 10 "$OP" local "path=$R" -- get k/fifo "$T/out" 2>"$T/err"
+is "$? $(cat "$T/err")" "1 storeop: repository test: get k/fifo: local: $R/k/fifo is not a regular file" \
+	"get of a FIFO fails at once, an error and not 'not found'"
+timeout 10 "$OP" local "path=$R" -- stat k/fifo 2>"$T/err"
+is "$?" 1 "stat of a FIFO: the same error"
+ln -s "$T/data" "$R/k/link"
+timeout 10 "$OP" local "path=$R" -- get k/link "$T/out" 2>"$T/err"
+is "$?" 1 "get of a symlink is refused, not followed"
+rm -f "$R/k/fifo" "$R/k/link"
+
 # --- temp files: hidden, and swept when stale -----------------------------
 
 printf 'half' >"$R/k/sub/old.tmp.0123456789abcdef"
@@ -93,6 +121,7 @@ is "$?" 1 "a key that looks like a temp name is refused"
 mkdir "$T/full"
 if mount -t tmpfs -o size=1m,mode=0700 tmpfs "$T/full" 2>"$T/err"; then
 	MNT=$T/full
+	mkdir "$T/full/repo"
 	head -c 3000000 /dev/urandom >"$T/big"
 	"$OP" local "path=$T/full/repo" -- put k/big "$T/big" 2>"$T/err"
 	is "$?" 4 "a put larger than the disk fails with ENOSPC"

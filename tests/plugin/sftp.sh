@@ -86,6 +86,20 @@ io_run() {
 	rc=$?
 }
 
+# ---------------------------------------------------------------- the repository's directory
+
+# Only `pgkeep init` (create=yes) makes it: otherwise a missing directory is
+# the repository missing, an error at open, and nothing is created.
+io_run stat pgkeep.json
+check "a repository directory that does not exist fails at open" test "$rc" -ne 0
+like "$err" "repository directory .*$REPO does not exist" "saying so, with the path"
+check "and it is not created" test ! -e "$REPO"
+io_run -o create=yes stat pgkeep.json
+check "create=yes (init) makes it" test -d "$REPO"
+is "$(stat -c '%a %U' "$REPO")" "700 $SFTP_USER" "mode 0700, owned by the SFTP user"
+mkdir -p "$SFTP_ROOT/contract"
+chown "$SFTP_USER" "$SFTP_ROOT/contract"
+
 # ---------------------------------------------------------------- contract suite
 
 if [ -x "$CONTRACT" ]; then

@@ -116,9 +116,24 @@ static void wrong_open(struct pgk_store *ms)
 	is_str(pgk_errmsg(), "wrong passphrase for repository test", "  message");
 	ok(r == NULL, "  no repository returned");
 
+	/* A store with no repository in it is not an object's absence: wal-fetch
+	 * would end recovery on it. */
 	ret = repo_open(&r, view(empty), "blank", "hunter2", 3);
-	is_int(ret, PGKEEP_ENOTFOUND, "empty store: ENOTFOUND");
-	is_str(pgk_errmsg(), "blank is not a pgkeep repository (no pgkeep.json)", "  message");
+	is_int(ret, PGKEEP_EINVAL, "empty store: EINVAL, never ENOTFOUND");
+	is_str(pgk_errmsg(), "repository blank has no pgkeep.json: not a pgkeep repository "
+	       "(not initialised, or not mounted?)", "  message");
+
+	/* pgkeep.json without its key slots (a half-copied repository). */
+	{
+		struct pgk_buf json = PGK_BUF_INIT;
+
+		store_get(ms, "pgkeep.json", &json);
+		store_put(empty, "pgkeep.json", json.data, json.len, 0);
+		buf_free(&json);
+	}
+	ret = repo_open(&r, view(empty), "slotless", "hunter2", 3);
+	ok(ret < 0 && ret != PGKEEP_ENOTFOUND, "no key slot: an error, never ENOTFOUND (%d)", ret);
+	is_str(pgk_errmsg(), "repository slotless has no key slot", "  message");
 
 	store_put(empty, "pgkeep.json", "{\"format\":2}", 12, 0);
 	ret = repo_open(&r, view(empty), "future", "hunter2", 3);
@@ -180,7 +195,7 @@ static void interrupted_init(void)
 	ok(memstore_count(ms, "keys/") == 1 && memstore_count(ms, "pgkeep.json") == 0,
 	   "  leaving a key slot and no repository");
 	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
-	is_int(ret, PGKEEP_ENOTFOUND, "  which does not open");
+	is_int(ret, PGKEEP_EINVAL, "  which does not open");
 	memstore_fail_put(ms, 0);
 	/* Rename the stale slot so that open meets it first. */
 	store_list(ms, "keys/", first_key, &stale);

@@ -99,6 +99,58 @@ static void test_old_plugin(void)
 	free(path);
 }
 
+/* ------------------------------------------------------------ the root */
+
+static int count_key(void *payload, const char *key, const struct pgkeep_stat *sb);
+
+/*
+ * Only init makes a repository's directory: a missing one (unmounted,
+ * vanished) fails every other open and every call that finds it gone, and
+ * never reads as "not found".
+ */
+static void test_local_root(void)
+{
+	struct pgkeep_option opts[2] = { { "path", NULL }, { "create", "yes" } };
+	struct pgk_buf b = PGK_BUF_INIT;
+	struct pgk_store *st = NULL;
+	char *repo = xasprintf("%s/repo", tmpdir), *want;
+	struct stat sb;
+	int ret, n = 0;
+
+	opts[0].value = repo;
+	ret = store_open(&st, "r", "local", plugin_dir, opts, 1);
+	is_int(ret, PGKEEP_EIO, "local refuses a repository directory that does not exist");
+	want = xasprintf("repository r: open: local: repository directory %s does not exist", repo);
+	is_str(pgk_errmsg(), want, "naming it");
+	free(want);
+	ok(stat(repo, &sb) < 0, "and does not create it");
+	ret = store_open(&st, "r", "local", plugin_dir, opts, 2);
+	is_int(ret, PGKEEP_EINVAL, "a config cannot ask for create");
+	ok(stat(repo, &sb) < 0, "  nothing created");
+
+	ret = store_open_flags(&st, "r", "local", plugin_dir, opts, 1, STORE_OPEN_CREATE);
+	is_int(ret, 0, "init's open creates it");
+	ok(stat(repo, &sb) == 0 && S_ISDIR(sb.st_mode) && (sb.st_mode & 0777) == 0700,
+	   "  a directory, mode 0700");
+	if (ret)
+		goto out;
+	ok(store_has_feature(st, PGKEEP_FEAT_CREATE_ROOT), "local says it can create its root");
+	ok(rmdir(repo) == 0, "the directory goes away under an open store");
+	ret = store_get(st, "wal/00000001/000000010000000000000001", &b);
+	is_int(ret, PGKEEP_EIO, "get: an error, not ENOTFOUND");
+	ret = store_stat(st, "pgkeep.json", &(struct pgkeep_stat){ 0 });
+	is_int(ret, PGKEEP_EIO, "stat: an error, not ENOTFOUND");
+	ret = store_list(st, "keys/", count_key, &n);
+	is_int(ret, PGKEEP_EIO, "list: an error, not an empty listing");
+	ret = store_put(st, "wal/00000001/x", "x", 1, 0);
+	ok(ret < 0 && stat(repo, &sb) < 0, "put fails and does not re-create it: %s", pgk_errmsg());
+	store_close(st);
+	ok(mkdir(repo, 0700) == 0, "the directory is back");
+out:
+	buf_free(&b);
+	free(repo);
+}
+
 /* ------------------------------------------------------------ search path */
 
 static void test_search(void)
@@ -238,6 +290,7 @@ static struct pgk_store *fault_open_r(const char *ops, const char *code, const c
 	size_t n = 0;
 
 	repo = xasprintf("%s/frepo", tmpdir);
+	mkdir(repo, 0700);
 	free(*state);
 	*state = xasprintf("%s/state.%s.%s", tmpdir, ops, code);
 	unlink(*state);
@@ -391,6 +444,7 @@ int main(void)
 	test_refused("abi2", "plugin ", " was built for storage ABI 2, this pgkeep serves up to 1");
 	test_refused("noget", "plugin ", " lacks the mandatory call 'get'");
 	test_old_plugin();
+	test_local_root();
 	test_search();
 	test_local_messages();
 	test_retries();
