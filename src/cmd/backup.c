@@ -353,6 +353,11 @@ static int check_cluster(struct backup_run *b, struct pgconn *pc)
 	char *spc;
 	int n, rc;
 
+	if (!basebackup_server_supported(b->info.version))
+		return pgk_error(PGKEEP_EINVAL,
+				 "PostgreSQL %d (server_version_num %d) is not supported for base "
+				 "backups: pgkeep takes base backups of PostgreSQL "
+				 BASEBACKUP_VERSIONS_TEXT, b->info.version / 10000, b->info.version);
 	if (b->info.in_recovery)
 		return pgk_error(PGKEEP_EINVAL,
 				 "the server is a standby: pgkeep takes base backups of the primary "

@@ -283,13 +283,20 @@ static const char *take_string(const char **p, const char *end)
 	return s;
 }
 
-static int dispatch(const struct basebackup_sink *sink, const char *msg, int len)
+bool basebackup_server_supported(int version)
+{
+	return version >= BASEBACKUP_MIN_VERSION && version < BASEBACKUP_END_VERSION;
+}
+
+int basebackup_message(const struct basebackup_sink *sink, const char *msg, size_t len)
 {
 	const char *p = msg + 1, *end = msg + len, *name, *location;
 	const unsigned char *u = (const unsigned char *)p;
 	uint64_t done = 0;
 	int i;
 
+	if (len == 0)
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent an empty copy message");
 	switch (msg[0]) {
 	case 'n':
 		name = take_string(&p, end);
@@ -325,7 +332,7 @@ static int read_copy(struct basebackup *bb, const struct basebackup_sink *sink)
 	for (;;) {
 		n = PQgetCopyData(bb->conn, &buf, 1);
 		if (n > 0) {
-			rc = dispatch(sink, buf, n);
+			rc = basebackup_message(sink, buf, (size_t)n);
 			PQfreemem(buf);
 			if (rc < 0)
 				return rc;

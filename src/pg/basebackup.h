@@ -44,6 +44,23 @@ struct basebackup_sink {
 	void *payload;
 };
 
+/*
+ * The servers whose BASE_BACKUP this client speaks (server_version_num):
+ * the option syntax and the copy stream's typed messages began with 15.
+ */
+#define BASEBACKUP_MIN_VERSION 150000
+#define BASEBACKUP_END_VERSION 190000	/* the first not yet tested */
+#define BASEBACKUP_VERSIONS_TEXT "15, 16, 17 and 18"
+bool basebackup_server_supported(int version);
+
+/*
+ * One CopyData message of the stream, handed to sink: 'n' (new archive:
+ * name and tablespace location, each NUL-terminated), 'd' (data), 'm'
+ * (the manifest follows), 'p' (progress: big-endian int64).  Anything
+ * else, or a malformed message, is an error.
+ */
+int basebackup_message(const struct basebackup_sink *sink, const char *msg, size_t len);
+
 /* A replication connection to where conninfo points, named appname. */
 int basebackup_connect(struct basebackup **out, const char *conninfo, const char *appname);
 void basebackup_close(struct basebackup *bb);
