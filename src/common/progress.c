@@ -203,6 +203,7 @@ void progress_start(struct progress *p, uint64_t total)
 {
 	if (!p)
 		return;
+	p->note = NULL;
 	p->total = total;
 	report(p, true);
 }

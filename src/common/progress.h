@@ -34,7 +34,7 @@ void progress_add(struct progress *p, uint64_t bytes);
 /*
  * What is being waited for while no byte moves (a server's checkpoint),
  * shown on the terminal line in place of the counters; JSON events carry
- * it as "waiting".  The next progress_add ends it.
+ * it as "waiting".  The next progress_start or progress_add ends it.
  */
 void progress_note(struct progress *p, const char *what);
 /* Clear the terminal line or write the final {"event":"done"}; frees p. */
