@@ -30,8 +30,9 @@ struct basebackup_opts {
  * What the copy stream delivers, in order: for each archive, its name and
  * tablespace location, then its data; then, when the manifest begins, the
  * manifest's data.  The server's progress (bytes of archive sent so far)
- * comes in between.  idle runs while the server sends nothing (a
- * checkpoint, a slow disk), about every idle_ms: a negative return from any
+ * comes in between.  idle runs each time the client waits for the server,
+ * and at least every idle_ms while the server sends nothing (a checkpoint,
+ * a slow disk): the place to look for signals.  A negative return from any
  * callback stops the backup with that error.
  */
 struct basebackup_sink {
