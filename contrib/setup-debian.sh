@@ -40,3 +40,7 @@ if ! command -v s3rver >/dev/null 2>&1; then
 	echo "setup-debian.sh: installing s3rver from npm"
 	npm install -g --silent --no-audit --no-fund s3rver@3.7.1 >/dev/null
 fi
+
+# PostgreSQL 16, 17 and 18 server builds for the version runs of the test
+# suite (npm; cached outside the tree, fetched once).
+"$(dirname "$0")/fetch-test-postgres.sh"

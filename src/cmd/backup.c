@@ -1,6 +1,6 @@
 /*
- * backup: stream pg_basebackup's tar or pg_dump's archive through the
- * pipeline into the repository.  A base backup is finished only once every
+ * backup: stream the server's base backup (taken over a replication
+ * connection) or pg_dump's archive through the pipeline into the repository.  A base backup is finished only once every
  * WAL segment from its start to its stop is in the repository; only then is
  * the manifest written, so a backup that exists is a backup that restores.
  */
@@ -25,6 +25,7 @@
 #include "common/parse.h"
 #include "common/progress.h"
 #include "pg/backup_label.h"
+#include "pg/basebackup.h"
 #include "pg/child.h"
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
@@ -65,18 +66,13 @@ struct backup_run {
 	int jobs;
 	struct pg_server_info info;
 	struct timespec t0;
-	struct pgconn *pc;		/* watches a base backup's end */
-	time_t last_check;
-	time_t waiting_since;		/* server waiting for WAL archiving */
-	uint64_t last_nudge_ms;		/* see nudge_walsender */
-	long long archived_seen;	/* -1: the server was not waiting */
 	struct progress *progress;	/* NULL: nothing shown */
 };
 
 static int archive_timeout(const struct backup_run *b);
 
-/* SIGINT / SIGTERM: stop the child and leave no backup, instead of dying
- * with pg_basebackup orphaned in the server's WAL wait. */
+/* SIGINT / SIGTERM: stop the child or close the replication connection
+ * and leave no backup, instead of dying halfway. */
 static volatile sig_atomic_t interrupted;
 
 static void on_signal(int sig)
@@ -103,95 +99,11 @@ static int check_interrupted(void)
 	return pgk_error(PGKEEP_EIO, "interrupted by signal %d", (int)interrupted);
 }
 
-/* ---------------------------------------------------------------- the archiving watchdog */
-
 /*
- * pg_backup_stop waits until the backup's last WAL segment is archived, for
- * ever if archiving fails.  While pg_basebackup sends nothing, look whether
- * the server is in that wait, and give up after archive_timeout seconds
- * with a message that points at archive_command.
- */
-static int watch_archiving(struct backup_run *b)
-{
-	time_t now = time(NULL);
-	struct archive_wait aw;
-	const char *failed;
-	int rc;
-
-	if (!b->pc || b->m.type != BACKUP_BASE || now - b->last_check < 2)
-		return 0;
-	b->last_check = now;
-	rc = pgconn_archive_wait(b->pc, &aw);
-	if (rc < 0)
-		return rc;
-	failed = aw.last_failed;
-	if (aw.pid <= 0) {
-		b->waiting_since = 0;
-	} else if (!b->waiting_since) {
-		b->waiting_since = now;
-	} else if (now - b->waiting_since >= archive_timeout(b)) {
-		rc = pgk_error(PGKEEP_EIO,
-			       "the server has waited %d s for the backup's WAL to be archived "
-			       "(last failed WAL file: %s): is archive_command set to pgkeep "
-			       "wal-push, and does it work?",
-			       (int)(now - b->waiting_since), failed ? failed : "none");
-	} else if (now - b->waiting_since >= 10 && (now - b->waiting_since) % 30 < 2) {
-		pgk_log_warning("the server is waiting for WAL archiving to finish the backup "
-				"(last failed WAL file: %s)", failed ? failed : "none");
-	}
-	free(aw.last_failed);
-	return rc;
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-/*
- * The server's backup stop looks whether its WAL is archived once a second;
- * pgkeep's archiving takes a fraction of that.  While the server waits, each
- * time the archiver has stored another file, wake the waiting process so it
- * looks again at once: a SIGUSR1 with no reason flagged only sets a
- * backend's latch.  Where the signal is not ours to send (another user), the
- * server just looks at its own pace.
- */
-#define NUDGE_EVERY_MS 25
-
-static void nudge_walsender(struct backup_run *b)
-{
-	uint64_t now = mono_ms();
-	struct archive_wait aw;
-
-	if (!b->pc || b->m.type != BACKUP_BASE || now - b->last_nudge_ms < NUDGE_EVERY_MS)
-		return;
-	b->last_nudge_ms = now;
-	if (pgconn_archive_wait(b->pc, &aw) < 0 || aw.pid <= 0) {
-		free(aw.last_failed);
-		b->archived_seen = -1;
-		return;
-	}
-	if (b->archived_seen < 0 || aw.archived != b->archived_seen) {
-		if (kill(aw.pid, SIGUSR1) == 0)
-			pgk_log_debug("woke the backup's walsender (pid %d) to look at archiving again",
-				      aw.pid);
-		else
-			pgk_log_debug("cannot wake the backup's walsender (pid %d): %s", aw.pid,
-				      strerror(errno));
-	}
-	b->archived_seen = aw.archived;
-	free(aw.last_failed);
-}
-
-/*
- * read(), watching the server while the child is silent.  The pipe is
+ * read(), looking for signals while the child is silent.  The pipe is
  * non-blocking: while data flows, one read() per chunk of it and no poll().
  */
-static ssize_t read_child(struct backup_run *b, struct pg_child *c, bool gather, void *buf,
-			  size_t len, int *rc)
+static ssize_t read_child(struct pg_child *c, bool gather, void *buf, size_t len, int *rc)
 {
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 	bool waited = !gather;
@@ -210,17 +122,11 @@ static ssize_t read_child(struct backup_run *b, struct pg_child *c, bool gather,
 			nanosleep(&(struct timespec){ 0, PIPE_GATHER_NS }, NULL);
 			continue;
 		}
-		r = poll(&pfd, 1, b->pc && b->m.type == BACKUP_BASE ? NUDGE_EVERY_MS : 1000);
+		r = poll(&pfd, 1, 1000);
 		if (r < 0 && errno != EINTR) {
 			*rc = pgk_error(PGKEEP_EIO, "cannot poll %s: %s", c->name, strerror(errno));
 			return -1;
 		}
-		if (r != 0)
-			continue;
-		nudge_walsender(b);
-		*rc = watch_archiving(b);
-		if (*rc < 0)
-			return -1;
 	}
 }
 
@@ -276,7 +182,7 @@ static int stream_child(struct backup_run *b, char *const argv[], char **envp,
 		rc = stream_writer_buffer(w, &buf, &space);
 		if (rc < 0)
 			break;
-		n = read_child(b, &c, gather, buf, space < READ_BUF ? space : READ_BUF, &rc);
+		n = read_child(&c, gather, buf, space < READ_BUF ? space : READ_BUF, &rc);
 		if (n < 0 && rc < 0)
 			break;
 		if (n < 0) {
@@ -309,7 +215,7 @@ out_writer:
 
 /* ---------------------------------------------------------------- base backups */
 
-/* The backup_label at the start of pg_basebackup's tar. */
+/* The backup_label at the start of the base backup's tar. */
 static int label_from_head(const struct pgk_buf *head, struct backup_label *bl)
 {
 	struct archive *a;
@@ -325,18 +231,18 @@ static int label_from_head(const struct pgk_buf *head, struct backup_label *bl)
 	archive_read_support_format_tar(a);
 	if (archive_read_open_memory(a, head->data, head->len) != ARCHIVE_OK ||
 	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
-		pgk_error(rc, "pg_basebackup's output does not start with a tar header: %s",
+		pgk_error(rc, "the base backup does not start with a tar header: %s",
 			  archive_error_string(a) ? archive_error_string(a) : "empty");
 		goto out;
 	}
 	if (strcmp(archive_entry_pathname(e), "backup_label") != 0) {
-		pgk_error(rc, "pg_basebackup's tar starts with %s, not backup_label",
+		pgk_error(rc, "the base backup's tar starts with %s, not backup_label",
 			  archive_entry_pathname(e));
 		goto out;
 	}
 	n = archive_read_data(a, text, sizeof(text));
 	if (n <= 0 || n != archive_entry_size(e)) {
-		pgk_error(rc, "cannot read backup_label from pg_basebackup's tar");
+		pgk_error(rc, "cannot read backup_label from the base backup's tar");
 		goto out;
 	}
 	rc = backup_label_parse(bl, text, (size_t)n, false, "backup_label");
@@ -448,6 +354,11 @@ static int check_cluster(struct backup_run *b, struct pgconn *pc)
 	char *spc;
 	int n, rc;
 
+	if (!basebackup_server_supported(b->info.version))
+		return pgk_error(PGKEEP_EINVAL,
+				 "PostgreSQL %d (server_version_num %d) is not supported for base "
+				 "backups: pgkeep takes base backups of PostgreSQL "
+				 BASEBACKUP_VERSIONS_TEXT, b->info.version / 10000, b->info.version);
 	if (b->info.in_recovery)
 		return pgk_error(PGKEEP_EINVAL,
 				 "the server is a standby: pgkeep takes base backups of the primary "
@@ -473,8 +384,8 @@ static int check_cluster(struct backup_run *b, struct pgconn *pc)
 	if (n > 0)
 		rc = pgk_error(PGKEEP_EINVAL,
 			       "the cluster has %d tablespace%s besides pg_default and pg_global "
-			       "(%s): pg_basebackup writes a tar to a pipe for one tablespace only, "
-			       "so pgkeep refuses rather than take an incomplete backup",
+			       "(%s): pgkeep backs up the main data directory only, so it refuses "
+			       "rather than take an incomplete backup",
 			       n, n == 1 ? "" : "s", spc);
 	free(spc);
 	return rc;
@@ -504,7 +415,7 @@ static int fill_wal_range(struct backup_run *b, const struct backup_label *bl,
 }
 
 /*
- * The stop by the server's clock, read once pg_basebackup is done: every
+ * The stop by the server's clock, read once the server has sent the whole backup: every
  * commit before the backup's end bears an earlier timestamp of that same
  * clock, so any recovery target from this instant on is past the point
  * where the restored cluster becomes consistent.
@@ -522,8 +433,8 @@ static void record_stop(struct backup_run *b, struct pgconn *pc)
 }
 
 /*
- * The server may have waited for archiving between the backup's end and
- * the end of the stream.  The history file's STOP TIME, whole seconds of
+ * Some time may pass between the backup's end on the server and the end of
+ * the stream here.  The history file's STOP TIME, whole seconds of
  * the same clock taken just after the end, bounds it too: every commit
  * before the end is earlier than that second's close.
  */
@@ -538,15 +449,165 @@ static void tighten_stop(struct backup_run *b, const struct backup_label *hist)
 		manifest_set_stop(&b->m, bound);
 }
 
+/* ---------------------------------------------------------------- the server's copy stream */
+
+/* The server's stream of one base backup: base.tar, then backup_manifest. */
+struct base_sink {
+	struct backup_run *b;
+	struct stream_writer *w;	/* the stream being written */
+	struct pgk_buf *head;
+	int archives;
+	bool in_manifest;
+	bool streaming;			/* the checkpoint is over */
+};
+
+static int sink_open(struct base_sink *k, const char *name)
+{
+	struct backup_run *b = k->b;
+	struct manifest_stream *s = manifest_add_stream(&b->m, name);
+
+	return stream_writer_open(&k->w, b->repo, s,
+				  backup_ref_stream(b->have_ref ? &b->ref : NULL, name), b->jobs);
+}
+
+/* Finished and freed before another stream is added: adding moves them. */
+static int sink_close(struct base_sink *k)
+{
+	int rc = k->w ? stream_writer_finish(k->w) : 0;
+
+	stream_writer_free(k->w);
+	k->w = NULL;
+	return rc;
+}
+
+static int sink_archive(void *payload, const char *name, const char *location)
+{
+	struct base_sink *k = payload;
+
+	/* Extra tablespaces were refused before: only the main archive comes. */
+	if (k->archives++ > 0 || strcmp(name, "base.tar") != 0 || *location)
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent an unexpected archive "
+				 "%s (tablespace location '%s')", name, location);
+	return sink_open(k, "base.tar");
+}
+
+static int sink_data(void *payload, const void *buf, size_t len)
+{
+	struct base_sink *k = payload;
+	struct pgk_buf *head = k->head;
+
+	if (!k->w)
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent data before an archive");
+	if (!k->in_manifest && head->len < HEAD_BUF)
+		buf_append(head, buf, len < HEAD_BUF - head->len ? len : HEAD_BUF - head->len);
+	progress_add(k->b->progress, len);
+	return stream_writer_write(k->w, buf, len);
+}
+
+/* The server's backup_manifest: its own stream, restored beside the data. */
+static int sink_manifest(void *payload)
+{
+	struct base_sink *k = payload;
+	int rc;
+
+	if (k->in_manifest || !k->archives)
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent a manifest out of turn");
+	k->in_manifest = true;
+	rc = sink_close(k);
+	return rc < 0 ? rc : sink_open(k, "backup_manifest");
+}
+
+static int sink_idle(void *payload)
+{
+	struct base_sink *k = payload;
+
+	if (!k->streaming)
+		progress_note(k->b->progress, "waiting for the server's checkpoint");
+	return check_interrupted();
+}
+
+/*
+ * The base backup over a replication connection.  The start and end
+ * positions the server gives are checked against backup_label and the
+ * backup history file, which remain what the WAL range is read from.
+ */
+static int base_from_server(struct backup_run *b, const char *label, const char *appname,
+			    struct pgk_buf *head, uint64_t *end_lsn)
+{
+	struct base_sink k = { .b = b, .head = head };
+	struct basebackup_sink sink = {
+		.archive = sink_archive, .data = sink_data, .manifest = sink_manifest,
+		.idle = sink_idle, .idle_ms = 250, .payload = &k,
+	};
+	struct basebackup_opts bo = { .label = label, .fast = true, .manifest_checksums = "CRC32C" };
+	const struct basebackup_tablespace *spc;
+	struct basebackup *bb = NULL;
+	uint64_t sysid, lsn, total = 0;
+	uint32_t tli, end_tli;
+	size_t nspc, i;
+	int rc;
+
+	rc = basebackup_connect(&bb, b->cfg.conninfo, appname);
+	if (rc < 0)
+		return rc;
+	rc = basebackup_identify(bb, &sysid, &tli);
+	if (rc == 0 && sysid != b->info.sysid)
+		rc = pgk_error(PGKEEP_EINVAL, "the replication connection reaches system %" PRIu64
+			       ", the other connection %" PRIu64, sysid, b->info.sysid);
+	if (rc < 0)
+		goto out;
+	pgk_log_info("taking base backup %s over a replication connection (timeline %u)",
+		     b->m.id, tli);
+	rc = basebackup_start(bb, &bo, &sink, &lsn, &tli, &spc, &nspc);
+	if (rc < 0)
+		goto out;
+	k.streaming = true;
+	for (i = 0; i < nspc; i++)
+		total += spc[i].size;
+	progress_start(b->progress, total);
+	rc = basebackup_stream(bb, &sink, end_lsn, &end_tli);
+	if (rc == 0 && !k.in_manifest)
+		rc = pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent no backup manifest");
+	if (rc == 0)
+		rc = sink_close(&k);
+out:
+	stream_writer_free(k.w);
+	basebackup_close(bb);
+	return rc;
+}
+
+/*
+ * For tests only: PGKEEP_TEST_BASEBACKUP_PROGRAM names a program run with
+ * pg_basebackup's arguments whose stdout (a tar with backup_label first)
+ * replaces the server's stream, so that restore can be fed crafted tars.
+ */
+static int base_from_program(struct backup_run *b, const char *prog, const char *label,
+			     const char *appname, struct pgk_buf *head)
+{
+	char *argv[] = { (char *)prog, "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-w",
+			 "-l", (char *)label, NULL };
+	char **envp = NULL;
+	int rc;
+
+	rc = pgconn_child_env(b->cfg.conninfo, NULL, appname, &envp);
+	if (rc < 0)
+		return rc;
+	pgk_log_warning("backup %s: the archive comes from test program %s", b->m.id, prog);
+	rc = stream_child(b, argv, envp, "base.tar", head);
+	pgconn_env_free(envp);
+	return rc;
+}
+
 static int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opts *o)
 {
 	struct pgk_buf head = PGK_BUF_INIT;
 	struct backup_label bl, hist;
-	uint64_t first = 0, last = 0;
-	char **envp = NULL, *prog, *label, appname[MANIFEST_ID_MAX + 16];
+	uint64_t first = 0, last = 0, end_lsn = 0;
+	const char *test_prog = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
+	char *label, appname[MANIFEST_ID_MAX + 16];
 	int rc;
 
-	/* The tar's first header is read only once pg_basebackup is done: a
+	/* The tar's first header is read only once the stream is done: a
 	 * libarchive that cannot be loaded must stop us before it starts. */
 	rc = libarchive_load();
 	if (rc == 0)
@@ -557,44 +618,24 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	if (rc < 0)
 		return rc;
 	b->have_ref = rc > 0;
-	/* Named, so that a backup we give up on can be cancelled on the server. */
+	/* Named, so that the backup's walsender can be told apart on the server. */
 	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
-	rc = pgconn_child_env(b->cfg.conninfo, NULL, appname, &envp);
-	if (rc < 0)
-		return rc;
 	b->m.wal_seg_size = b->info.wal_seg_size;
-	prog = child_find_program("pg_basebackup", b->info.version / 10000);
 	label = xasprintf("pgkeep %s", o->label ? o->label : b->m.id);
-	{
-		/*
-		 * -X none: WAL comes from the archive, which is what makes the
-		 * backup restorable to any later point.  The backup manifest is kept:
-		 * it lands in the restored directory, where pg_verifybackup can
-		 * check every file against what the server sent.
-		 */
-		char *argv[] = { prog, "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-w",
-				 "-l", label, NULL };
-
-		pgk_log_info("running %s for backup %s", prog, b->m.id);
-		rc = stream_child(b, argv, envp, "base.tar", &head);
-	}
-	if (rc < 0) {
-		/* A walsender stuck in pg_backup_stop's archive wait outlives its
-		 * client; cancelling it ends the backup on the server too. */
-		char *why = xstrdup(pgk_errmsg());
-
-		if (pgconn_cancel_walsender(pc, appname) < 0)
-			pgk_log_warning("could not cancel the server side of the backup: %s",
-					pgk_errmsg());
-		pgk_error(rc, "%s", why);
-		free(why);
+	if (test_prog && *test_prog)
+		rc = base_from_program(b, test_prog, label, appname, &head);
+	else
+		rc = base_from_server(b, label, appname, &head, &end_lsn);
+	if (rc < 0)
 		goto out;
-	}
 	record_stop(b, pc);
 	rc = label_from_head(&head, &bl);
 	if (rc < 0)
 		goto out;
 	rc = wait_history(b, &bl, &hist);
+	if (rc == 0 && end_lsn && end_lsn != hist.stop_lsn)
+		rc = pgk_error(PGKEEP_ECORRUPT, "the server ended backup %s at %" PRIX64 " but its "
+			       "history file says %" PRIX64, b->m.id, end_lsn, hist.stop_lsn);
 	if (rc == 0)
 		tighten_stop(b, &hist);
 	if (rc == 0)
@@ -604,8 +645,6 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 out:
 	buf_free(&head);
 	free(label);
-	free(prog);
-	pgconn_env_free(envp);
 	return rc;
 }
 
@@ -754,13 +793,12 @@ static void print_summary(const struct backup_run *b)
 }
 
 /*
- * What the progress line counts towards: the databases' on-disk size.  A
- * dump is usually smaller (no indexes) and a base backup a little larger
- * (WAL-free, but global files): an estimate, 0 when it cannot be had.
+ * What a dump's progress line counts towards: the databases' on-disk size
+ * (a dump is usually smaller, having no indexes): an estimate, 0 when it
+ * cannot be had.  A base backup counts towards the server's own estimate.
  */
 static uint64_t size_estimate(struct pgconn *pc, const struct backup_opts *o, const char *db)
 {
-	static const char *const templates[] = { "template0", "template1" };
 	uint64_t total = 0, one;
 	char **dbs = NULL;
 	size_t n = 0, i;
@@ -777,9 +815,6 @@ static uint64_t size_estimate(struct pgconn *pc, const struct backup_opts *o, co
 		free(dbs[i]);
 	}
 	free(dbs);
-	for (i = 0; o->type == BACKUP_BASE && i < 2; i++)
-		if (pgconn_database_size(pc, templates[i], &one) == 0)
-			total += one;
 	pgk_error_clear();
 	return total;
 }
@@ -796,8 +831,6 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	rc = pgconn_server_info(pc, &b->info);
 	if (rc < 0)
 		goto out_conn;
-	b->pc = pc;
-	b->archived_seen = -1;
 	rc = repo_check_sysid(b->repo, b->info.sysid);
 	if (rc < 0)
 		goto out_info;
@@ -817,7 +850,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 		goto out_lock;
 	}
 	/* The estimate walks the server's data directories: only when shown. */
-	if (b->progress)
+	if (b->progress && o->type == BACKUP_DUMP)
 		progress_start(b->progress, size_estimate(pc, o, b->info.dbname));
 	rc = o->type == BACKUP_BASE ? backup_base(b, pc, o) : backup_dump(b, pc, o);
 	if (rc == 0)
@@ -834,7 +867,6 @@ out_lock:
 out_info:
 	pg_server_info_free(&b->info);
 out_conn:
-	b->pc = NULL;
 	pgconn_close(pc);
 	return rc;
 }

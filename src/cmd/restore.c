@@ -420,7 +420,7 @@ static int extractor_archives(struct extractor *x)
 }
 
 static int extract_stream(struct restore_run *rr, const struct manifest_stream *s,
-			  struct untar *u)
+			  uint64_t total, struct untar *u)
 {
 	struct extractor x = { .u = u };
 	struct fd_sink sk = { -1, false, NULL };
@@ -446,7 +446,8 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 		return pgk_error(PGKEEP_EIO, "cannot start the extraction thread");
 	}
 	sk.fd = fds[1];
-	sink_progress(rr, &sk, s);
+	progress_start(rr->progress, total);
+	sk.progress = rr->progress;
 	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
 	close(fds[1]);
 	pthread_join(x.thread, NULL);
@@ -466,6 +467,29 @@ static int extract_stream(struct restore_run *rr, const struct manifest_stream *
 }
 
 /* ---------------------------------------------------------------- base restore */
+
+/*
+ * The server's backup_manifest (a stream of its own since pgkeep takes base
+ * backups itself; older backups carry it inside base.tar), where
+ * pg_verifybackup looks for it.  A tar that brought one too is refused.
+ */
+static int restore_server_manifest(struct restore_run *rr, const struct manifest_stream *s,
+				   const struct untar *u)
+{
+	struct fd_sink sk = { -1, false, rr->progress };
+	int rc;
+
+	sk.fd = openat(u->rootfd, "backup_manifest",
+		       O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sk.fd < 0)
+		return pgk_error(PGKEEP_EIO, "cannot create %s/backup_manifest: %s", u->root,
+				 strerror(errno));
+	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
+	if (close(sk.fd) < 0 && rc == 0)
+		rc = pgk_error(PGKEEP_EIO, "cannot write %s/backup_manifest: %s", u->root,
+			       strerror(errno));
+	return rc;
+}
 
 static char *restore_command(struct restore_run *rr)
 {
@@ -534,7 +558,7 @@ static int finish_pgdata(const struct untar *u)
 
 static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 {
-	const struct manifest_stream *s;
+	const struct manifest_stream *s, *sm;
 	struct recovery_settings rs = { 0 };
 	struct untar u = { .rootfd = -1 };
 	char *root = NULL, *cmd = NULL, *comment = NULL, when[32];
@@ -543,6 +567,7 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	s = find_stream(&rr->m, "base.tar");
 	if (!s)
 		return pgk_error(PGKEEP_ECORRUPT, "backup %s has no base.tar stream", rr->m.id);
+	sm = find_stream(&rr->m, "backup_manifest");
 	/* Before --force empties the directory, not after. */
 	rc = libarchive_load();
 	if (rc == 0)
@@ -553,7 +578,9 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 		free(root);
 		return rc;
 	}
-	rc = extract_stream(rr, s, &u);
+	rc = extract_stream(rr, s, s->size + (sm ? sm->size : 0), &u);
+	if (rc == 0 && sm)
+		rc = restore_server_manifest(rr, sm, &u);
 	if (rc == 0)
 		rc = check_extracted(&u);
 	if (rc < 0)

@@ -28,6 +28,7 @@ struct progress {
 	double t0;		/* monotonic seconds */
 	double last;		/* of the last report; < 0 before the first */
 	bool drawn;		/* a terminal line is showing */
+	const char *note;	/* see progress_note; NULL once bytes move */
 };
 
 int progress_mode_parse(const char *text, enum progress_mode *out)
@@ -124,6 +125,14 @@ static void draw_tty(struct progress *p, double elapsed)
 	double rate = elapsed > 0.0 ? (double)p->bytes / elapsed : 0.0, left = eta(p, rate);
 	int n, pct;
 
+	if (p->note) {
+		n = snprintf(line, sizeof(line), "\r\033[K%s: %s (%.0f s)", p->command, p->note,
+			     elapsed);
+		if (n > 0)
+			emit(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+		p->drawn = true;
+		return;
+	}
 	fmt_bytes(p->bytes, done, sizeof(done));
 	if (p->total) {
 		fmt_bytes(p->total, total, sizeof(total));
@@ -152,7 +161,7 @@ static void draw_tty(struct progress *p, double elapsed)
 
 static void json_event(struct progress *p, const char *event, double elapsed, int ok)
 {
-	char line[512], total[32], left_text[32];
+	char line[512], total[32], left_text[32], note[160] = "";
 	double rate = elapsed > 0.0 ? (double)p->bytes / elapsed : 0.0, left = eta(p, rate);
 	int n;
 
@@ -164,10 +173,13 @@ static void json_event(struct progress *p, const char *event, double elapsed, in
 		snprintf(left_text, sizeof(left_text), "%.0f", left);
 	else
 		snprintf(left_text, sizeof(left_text), "null");
+	/* Notes are pgkeep's own fixed texts: nothing to escape. */
+	if (p->note && ok < 0)
+		snprintf(note, sizeof(note), ",\"waiting\":\"%s\"", p->note);
 	n = snprintf(line, sizeof(line),
 		     "{\"event\":\"%s\",\"command\":\"%s\",\"bytes\":%" PRIu64 ",\"total\":%s,"
-		     "\"rate\":%.0f,\"eta_s\":%s,\"elapsed_s\":%.3f%s}\n",
-		     event, p->command, p->bytes, total, rate, left_text, elapsed,
+		     "\"rate\":%.0f,\"eta_s\":%s,\"elapsed_s\":%.3f%s%s}\n",
+		     event, p->command, p->bytes, total, rate, left_text, elapsed, note,
 		     ok < 0 ? "" : ok ? ",\"ok\":true" : ",\"ok\":false");
 	if (n > 0 && (size_t)n < sizeof(line))
 		emit(line, (size_t)n);
@@ -191,14 +203,24 @@ void progress_start(struct progress *p, uint64_t total)
 {
 	if (!p)
 		return;
+	p->note = NULL;
 	p->total = total;
 	report(p, true);
+}
+
+void progress_note(struct progress *p, const char *what)
+{
+	if (!p)
+		return;
+	p->note = what;
+	report(p, false);
 }
 
 void progress_add(struct progress *p, uint64_t bytes)
 {
 	if (!p)
 		return;
+	p->note = NULL;
 	p->bytes += bytes;
 	report(p, false);
 }

@@ -31,6 +31,12 @@ struct progress *progress_new(enum progress_mode mode, const char *command);
 void progress_start(struct progress *p, uint64_t total);
 /* Count bytes done; reports when enough time has passed since the last. */
 void progress_add(struct progress *p, uint64_t bytes);
+/*
+ * What is being waited for while no byte moves (a server's checkpoint),
+ * shown on the terminal line in place of the counters; JSON events carry
+ * it as "waiting".  The next progress_start or progress_add ends it.
+ */
+void progress_note(struct progress *p, const char *what);
 /* Clear the terminal line or write the final {"event":"done"}; frees p. */
 void progress_finish(struct progress *p, bool ok);
 

@@ -19,6 +19,7 @@
 #define PGK_LIBPQ_FUNCS(X) \
 	X(PQclear) \
 	X(PQconnectdbParams) \
+	X(PQconsumeInput) \
 	X(PQconninfoFree) \
 	X(PQconninfoParse) \
 	X(PQerrorMessage) \
@@ -27,8 +28,12 @@
 	X(PQexecParams) \
 	X(PQfinish) \
 	X(PQfreemem) \
+	X(PQgetCopyData) \
+	X(PQgetResult) \
 	X(PQgetisnull) \
 	X(PQgetvalue) \
+	X(PQisBusy) \
+	X(PQnfields) \
 	X(PQntuples) \
 	X(PQparameterStatus) \
 	X(PQresStatus) \
@@ -36,7 +41,9 @@
 	X(PQresultErrorMessage) \
 	X(PQresultStatus) \
 	X(PQserverVersion) \
+	X(PQsendQuery) \
 	X(PQsetNoticeProcessor) \
+	X(PQsocket) \
 	X(PQstatus)
 
 /* The slots take their types from libpq-fe.h, so a call is type-checked. */
@@ -66,14 +73,19 @@ int libpq_conninfo_parse(PQconninfoOption **out, const char *conninfo, char **er
 
 #define PQclear			(pgk_libpq.fn_PQclear)
 #define PQconninfoFree		(pgk_libpq.fn_PQconninfoFree)
+#define PQconsumeInput		(pgk_libpq.fn_PQconsumeInput)
 #define PQerrorMessage		(pgk_libpq.fn_PQerrorMessage)
 #define PQescapeIdentifier	(pgk_libpq.fn_PQescapeIdentifier)
 #define PQexec			(pgk_libpq.fn_PQexec)
 #define PQexecParams		(pgk_libpq.fn_PQexecParams)
 #define PQfinish		(pgk_libpq.fn_PQfinish)
 #define PQfreemem		(pgk_libpq.fn_PQfreemem)
+#define PQgetCopyData		(pgk_libpq.fn_PQgetCopyData)
+#define PQgetResult		(pgk_libpq.fn_PQgetResult)
 #define PQgetisnull		(pgk_libpq.fn_PQgetisnull)
 #define PQgetvalue		(pgk_libpq.fn_PQgetvalue)
+#define PQisBusy		(pgk_libpq.fn_PQisBusy)
+#define PQnfields		(pgk_libpq.fn_PQnfields)
 #define PQntuples		(pgk_libpq.fn_PQntuples)
 #define PQparameterStatus	(pgk_libpq.fn_PQparameterStatus)
 #define PQresStatus		(pgk_libpq.fn_PQresStatus)
@@ -81,7 +93,9 @@ int libpq_conninfo_parse(PQconninfoOption **out, const char *conninfo, char **er
 #define PQresultErrorMessage	(pgk_libpq.fn_PQresultErrorMessage)
 #define PQresultStatus		(pgk_libpq.fn_PQresultStatus)
 #define PQserverVersion		(pgk_libpq.fn_PQserverVersion)
+#define PQsendQuery		(pgk_libpq.fn_PQsendQuery)
 #define PQsetNoticeProcessor	(pgk_libpq.fn_PQsetNoticeProcessor)
+#define PQsocket		(pgk_libpq.fn_PQsocket)
 #define PQstatus		(pgk_libpq.fn_PQstatus)
 
 /*

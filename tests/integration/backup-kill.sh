@@ -1,7 +1,7 @@
 #!/bin/sh
-# A base backup killed with SIGKILL while pg_basebackup streams leaves no
-# backup behind: no manifest, nothing in list or info, pg_basebackup gone;
-# the next backup succeeds, the repository verifies, and the new backup
+# A base backup killed with SIGKILL while the server streams it leaves no
+# backup behind: no manifest, nothing in list or info, the server's backup
+# ended; the next backup succeeds, the repository verifies, and the new backup
 # restores into a cluster that starts with every row.  Last, a backup whose
 # WAL cannot be archived gives up after archive_timeout instead of hanging.
 
@@ -32,7 +32,7 @@ psql_q "checkpoint" >/dev/null
 (as_pg sh -c 'echo $$ >"$1"; exec "$2" --config "$3" backup --type=base >"$4" 2>&1' \
 	sh "$T/backup.pid" "$PGKEEP" "$PGKEEP_CONF" "$T/backup.log") 2>/dev/null &
 waiter=$!
-# Mid-stream: pg_basebackup is sending files (the server reports progress).
+# Mid-stream: the server is sending files (it reports progress).
 i=0
 while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup where phase = 'streaming database files' and backup_streamed > 20 * 1024 * 1024" 2>/dev/null)" != 1 ]; do
 	i=$((i + 1))
@@ -41,7 +41,7 @@ while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup where phase 
 done
 pid=$(cat "$T/backup.pid")
 streamed=$(psql_q "select backup_streamed from pg_stat_progress_basebackup")
-ok "pg_basebackup is streaming (${streamed:-0} bytes sent) when pgkeep is killed" \
+ok "the backup is streaming (${streamed:-0} bytes sent) when pgkeep is killed" \
 	[ -n "$streamed" ]
 kill -KILL "$pid"
 wait "$waiter"
@@ -54,7 +54,7 @@ while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup")" != 0 ]; d
 	sleep 0.1
 done
 is "$(psql_q "select count(*) from pg_stat_progress_basebackup")" "0" \
-	"the server's backup ended (pg_basebackup died with its pipe)"
+	"the server's backup ended (its replication connection closed with pgkeep)"
 is "$(manifests)" "0" "no manifest: the killed backup does not exist"
 run pgkeep_run list
 is "$rc" "0" "pgkeep list succeeds"

@@ -22,6 +22,12 @@
 #                           to override hooks (repo_corrupt_object) for a
 #                           non-local repository.
 #   KEEP_TEST_DIR           keep the test directory for a post-mortem.
+#   PGKEEP_TEST_PG_SERVER_BINDIR
+#                           server programs (initdb, pg_ctl, postgres) of
+#                           another major version, e.g. /var/cache/pgkeep-test/
+#                           pg-17/bin from contrib/fetch-test-postgres.sh; the
+#                           client programs stay PG_BINDIR's.  PG_BINDIR then
+#                           names a directory of links joining both.
 #
 # Variables set here:
 #   T                  the test directory (postgres's, 0700; root writes there too)
@@ -45,6 +51,7 @@
 #   psql_q SQL              run SQL as postgres in database postgres, -XAtq;
 #                           with no argument, read SQL from stdin
 #   pg_sysid [DIR]          the cluster's system identifier (pg_controldata)
+#   verify_manifest DIR     a restored directory matches its backup_manifest
 #   pg_log_tail [N]         diag the last N lines of the current server log
 #
 # pgkeep:
@@ -220,6 +227,20 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 SOCKDIR=$T/s
 t_mkdir "$SOCKDIR"
+if [ -n "${PGKEEP_TEST_PG_SERVER_BINDIR:-}" ]; then
+	for f in initdb pg_ctl postgres; do
+		[ -x "$PGKEEP_TEST_PG_SERVER_BINDIR/$f" ] ||
+			bail_out "PGKEEP_TEST_PG_SERVER_BINDIR has no $f"
+	done
+	# initdb and pg_ctl find postgres and share/ through their links.
+	t_mkdir "$T/pgbin"
+	ln -s "$PG_BINDIR"/* "$T/pgbin/"
+	for f in initdb pg_ctl postgres; do
+		ln -sf "$PGKEEP_TEST_PG_SERVER_BINDIR/$f" "$T/pgbin/$f"
+	done
+	PG_BINDIR=$T/pgbin
+	diag "server: $("$PG_BINDIR/postgres" --version)"
+fi
 TEST_REPO_PATH=""
 PGKEEP_CONF=$T/pgkeep.conf
 
@@ -279,6 +300,17 @@ psql_q() {
 pg_sysid() {
 	"$PG_BINDIR/pg_controldata" -D "${1:-$PGDATA}" |
 		sed -n 's/^Database system identifier: *//p'
+}
+
+# verify_manifest DIR: pg_verifybackup -n on a restored directory; for a
+# manifest newer than PG_BINDIR's pg_verifybackup reads (version 2, from
+# PostgreSQL 17 on), the same checks by verify-manifest.py.
+verify_manifest() {
+	if grep -q '"PostgreSQL-Backup-Manifest-Version": 1,' "$1/backup_manifest"; then
+		as_pg "$PG_BINDIR/pg_verifybackup" -q -n "$1"
+	else
+		/usr/bin/python3 "${top_srcdir:-.}/tests/integration/verify-manifest.py" "$1" >/dev/null
+	fi
 }
 
 pg_log_tail() {

@@ -127,7 +127,7 @@ like "$(grep recovery_target_time "$T/r1/postgresql.auto.conf")" "\\+00'\$" \
 	"the target time is written in UTC"
 is "$(stat -c '%a %U' "$T/r1")" "700 postgres" "the data directory is 0700, owned by the restoring user"
 ok "pg_verifybackup accepts the restored files" \
-	as_pg "$PG_BINDIR/pg_verifybackup" -q -n "$T/r1"
+	verify_manifest "$T/r1"
 ok "PostgreSQL starts on the restored directory and recovery ends" start_restored "$T/r1"
 is "$(rows)" "$(seq_list 1 8)" "--target-time: exactly the rows committed up to the target"
 

@@ -1,7 +1,7 @@
 #!/bin/sh
-# restore of crafted base backups: a stand-in pg_basebackup (found through
-# PGKEEP_PG_BINDIR) runs the real one and rewrites its tar, as a database
-# superuser planting files in PGDATA could.  Links out of the data directory,
+# restore of crafted base backups: a stand-in for the server's stream (the
+# test-only PGKEEP_TEST_BASEBACKUP_PROGRAM) runs the real pg_basebackup and
+# rewrites its tar, as a database superuser planting files in PGDATA could.  Links out of the data directory,
 # links at the recovery files' temporary names, a "./" member with mode 0777
 # and 0777 files never write outside --pgdata, and what is restored has
 # PostgreSQL's modes (directories 0700, files 0600) and still recovers.
@@ -84,7 +84,8 @@ chown -R postgres:postgres "$BIN"
 crafted_backup() {
 	printf '%s\n' "$1" >"$T/craft"
 	chmod 644 "$T/craft"
-	as_pg env PGKEEP_PG_BINDIR="$BIN" "$PGKEEP" --config "$PGKEEP_CONF" backup --type=base \
+	as_pg env PGKEEP_TEST_BASEBACKUP_PROGRAM="$BIN/pg_basebackup" "$PGKEEP" \
+		--config "$PGKEEP_CONF" backup --type=base \
 		>"$T/backup.$1.log" 2>&1 ||
 		bail_out "crafted backup $1 failed: $(cat "$T/backup.$1.log")"
 }
