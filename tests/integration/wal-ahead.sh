@@ -60,12 +60,15 @@ at_exit "kill $sampler"
 
 as_pg "$PG_BINDIR/pgbench" -n -c 2 -T 8 -h "$SOCKDIR" -p "$PGPORT" postgres >/dev/null 2>&1 &
 bench=$!
-# Sixty switches whatever the machine's speed: on a loaded machine a psql
+# Sixty segments whatever the machine's speed: on a loaded machine a psql
 # call can take half a second, and a switch loop bounded by pgbench's 8
-# seconds then made too few segments for the count checked below.
+# seconds made too few segments for the count checked below.  Each switch
+# follows a row of its own, since a switch in a segment with nothing
+# written since the last one is a no-op once pgbench has finished.
 i=0
 while [ $i -lt 60 ]; do
-	psql_q "select pg_switch_wal()" >/dev/null
+	psql_q "insert into pgbench_history values (1, 1, 1, $i, now()); select pg_switch_wal()" \
+		>/dev/null
 	sleep 0.1
 	i=$((i + 1))
 done
