@@ -422,9 +422,11 @@ static int drill_restore(const struct pgk_globals *g, struct drill_run *d,
 {
 	const char *saved = pgk_log_command;
 	char **rargv = xzalloc((5 + 2 * m->nstreams) * sizeof(*rargv));
+	/* getopt reorders rargv: what was allocated is kept here. */
+	char **maps = xzalloc((m->nstreams + 1) * sizeof(*maps));
 	char *old_dir;
-	int rargc = 0, i, rc;
-	size_t k;
+	int rargc = 0, rc;
+	size_t k, nmaps = 0;
 
 	rargv[rargc++] = "restore";
 	rargv[rargc++] = (char *)m->id;
@@ -435,15 +437,17 @@ static int drill_restore(const struct pgk_globals *g, struct drill_run *d,
 			continue;
 		old_dir = tblspc_map_escape(m->streams[k].tblspc_location);
 		rargv[rargc++] = "--tablespace-map";
-		rargv[rargc++] = xasprintf("%s=%s/tblspc/%u", old_dir, d->scratch,
-					   m->streams[k].tblspc_oid);
+		maps[nmaps] = xasprintf("%s=%s/tblspc/%u", old_dir, d->scratch,
+					m->streams[k].tblspc_oid);
+		rargv[rargc++] = maps[nmaps++];
 		free(old_dir);
 	}
 	optind = 0;
 	rc = cmd_restore(g, rargc, rargv);
 	pgk_log_command = saved;
-	for (i = 5; i < rargc; i += 2)
-		free(rargv[i]);
+	for (k = 0; k < nmaps; k++)
+		free(maps[k]);
+	free(maps);
 	free(rargv);
 	if (rc != PGK_EXIT_OK)
 		return pgk_error(PGKEEP_EIO, "restoring backup %s failed (see the messages above)",

@@ -189,7 +189,7 @@ int tblspc_plan(const struct manifest *m, const struct tblspc_maps *maps,
 	int rc = 0;
 
 	memset(p, 0, sizeof(*p));
-	for (i = 0; i < m->nstreams && rc == 0; i++) {
+	for (i = 0; i < m->nstreams; i++) {
 		if (!m->streams[i].tblspc_oid)
 			continue;
 		p->v = xrealloc(p->v, (p->n + 1) * sizeof(*p->v));
@@ -198,12 +198,13 @@ int tblspc_plan(const struct manifest *m, const struct tblspc_maps *maps,
 		t->u.rootfd = -1;
 		t->s = &m->streams[i];
 		t->dir = xstrdup(mapped(maps, t->s->tblspc_location, used));
-		rc = target_state(t->dir);
+	}
+	rc = check_maps_used(m, maps, used);
+	for (i = 0; i < p->n && rc == 0; i++) {
+		rc = target_state(p->v[i].dir);
 		if (rc > 0)
 			rc = 0;
 	}
-	if (rc == 0)
-		rc = check_maps_used(m, maps, used);
 	free(used);
 	return rc;
 }
@@ -297,11 +298,12 @@ int tblspc_link(const struct tblspc_plan *p, const struct untar *data)
 	size_t i;
 	int fd, rc = 0;
 
+	/* With none, the server's tablespace_map is empty: left as it came. */
+	if (p->n == 0)
+		return 0;
 	if (unlinkat(data->rootfd, "tablespace_map", 0) < 0 && errno != ENOENT)
 		return pgk_error(PGKEEP_EIO, "cannot remove %s/tablespace_map: %s", data->root,
 				 strerror(errno));
-	if (p->n == 0)
-		return 0;
 	fd = open_tblspc_dir(data);
 	if (fd < 0)
 		return fd;
