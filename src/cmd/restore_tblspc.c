@@ -35,14 +35,14 @@ static int map_dir(const char *arg, const char *what, char *dir)
 	return 0;
 }
 
-/* Split at the one unescaped '=', unescaping "\=" and "\\"; -1 unless exactly one. */
+/* Split at the one unescaped '=', unescaping "\=" (only that, as pg_basebackup). */
 static int map_split(const char *arg, char *old_dir, char *new_dir)
 {
 	char *out = old_dir;
 	int eq = 0;
 
 	for (; *arg; arg++) {
-		if (*arg == '\\' && (arg[1] == '=' || arg[1] == '\\')) {
+		if (*arg == '\\' && arg[1] == '=') {
 			*out++ = *++arg;
 		} else if (*arg == '=') {
 			if (eq++)
@@ -107,7 +107,7 @@ char *tblspc_map_escape(const char *dir)
 	char *out = xzalloc(2 * strlen(dir) + 1), *p = out;
 
 	for (; *dir; dir++) {
-		if (*dir == '=' || *dir == '\\')
+		if (*dir == '=')
 			*p++ = '\\';
 		*p++ = *dir;
 	}

@@ -29,7 +29,10 @@ struct tblspc_maps {
 int tblspc_map_parse(struct tblspc_maps *maps, const char *arg);
 void tblspc_maps_free(struct tblspc_maps *maps);
 
-/* OLDDIR as --tablespace-map reads it: '=' and '\' escaped by '\'. */
+/*
+ * OLDDIR as --tablespace-map reads it: '=' written '\='.  (A path with
+ * "\=" in it cannot be spelt, as with pg_basebackup -T.)
+ */
 char *tblspc_map_escape(const char *dir);
 
 struct tblspc_target {
