@@ -239,6 +239,19 @@ static int same_dir(int a, int b)
 	       sa.st_ino == sb.st_ino;
 }
 
+static bool inside(const char *dir, const char *root)
+{
+	size_t n = strlen(root);
+
+	return strncmp(dir, root, n) == 0 && dir[n] == '/';
+}
+
+static int refuse_inside(const struct tblspc_target *t, const struct untar *data)
+{
+	return pgk_error(PGKEEP_EINVAL, "tablespace %u would be restored into %s, inside the "
+			 "data directory %s", t->s->tblspc_oid, t->dir, data->root);
+}
+
 int tblspc_prepare(struct tblspc_plan *p, const struct untar *data)
 {
 	struct tblspc_target *t;
@@ -248,6 +261,9 @@ int tblspc_prepare(struct tblspc_plan *p, const struct untar *data)
 
 	for (i = 0; i < p->n; i++) {
 		t = &p->v[i];
+		/* Before anything is made; again once the links are resolved. */
+		if (inside(t->dir, data->root))
+			return refuse_inside(t, data);
 		rc = target_state(t->dir);
 		if (rc > 0)
 			rc = make_dirs(t->dir);
@@ -264,6 +280,8 @@ int tblspc_prepare(struct tblspc_plan *p, const struct untar *data)
 			return rc;
 		if (fchmod(t->u.rootfd, UNTAR_DIR_MODE) < 0)
 			return pgk_error(PGKEEP_EIO, "cannot chmod %s: %s", t->dir, strerror(errno));
+		if (inside(t->dir, data->root))
+			return refuse_inside(t, data);
 		if (same_dir(t->u.rootfd, data->rootfd))
 			return pgk_error(PGKEEP_EINVAL, "tablespace %u would be restored into the "
 					 "data directory %s itself", t->s->tblspc_oid, data->root);

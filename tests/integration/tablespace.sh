@@ -104,6 +104,8 @@ before2=$(fingerprint "$SPC2")
 
 # ---------------------------------------------------------------- refusals
 
+ESC2=$(printf '%s' "$SPC2" | sed 's/=/\\=/g')
+
 t_mkdir "$T/busy"
 as_pg touch "$T/busy/somefile"
 run pgkeep_run restore "$B1" --pgdata "$T/rbusy" --tablespace-map "$SPC1=$T/busy" \
@@ -137,18 +139,26 @@ is "$rc" 3 "a map with two '=' is a usage error"
 run pgkeep_run restore "$B1" --pgdata "$T/rx" --tablespace-map "$T/nowhere=$T/c"
 cmp_ok "$rc" -ne 0 "a map naming no tablespace of the backup is refused"
 like "$err" "has no tablespace at $T/nowhere" "... naming it"
+run pgkeep_run restore "$B1" --pgdata "$T/rin" --tablespace-map "$SPC1=$T/rin/base/x" \
+	--tablespace-map "$ESC2=$T/new3"
+cmp_ok "$rc" -ne 0 "a NEWDIR inside the data directory is refused"
+like "$err" "inside the data directory" "... saying so"
+ok "... before making it" [ ! -e "$T/rin/base" ]
 ok "nothing was written for the refused restores" [ ! -e "$T/rx/PG_VERSION" ]
 
 # ---------------------------------------------------------------- the restore
 
-ESC2=$(printf '%s' "$SPC2" | sed 's/=/\\=/g')
 run pgkeep_run restore "$B1" --pgdata "$T/r1" --tablespace-map "$SPC1=$T/new/one" \
 	--tablespace-map "$ESC2/=$T/new2" --archive-mode=off
 is "$rc" 0 "restore with --tablespace-map for both tablespaces succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
 is "$(readlink "$T/r1/pg_tblspc/$OID1")" "$T/new/one" "pg_tblspc/$OID1 links to the new location"
 is "$(readlink "$T/r1/pg_tblspc/$OID2")" "$T/new2" "pg_tblspc/$OID2 links to the new location"
-ok "the tablespace_map file is gone" [ ! -e "$T/r1/tablespace_map" ]
+ok "the server sent a tablespace_map (TABLESPACE_MAP), in its manifest" \
+	grep -q '"Path": "tablespace_map"' "$T/r1/backup_manifest"
+ok "restore removed it, so PostgreSQL keeps the new links" [ ! -e "$T/r1/tablespace_map" ]
+is "$(ls "$T/r1/pg_tblspc" | sort | tr '\n' ' ')" "$(printf '%s\n' "$OID1" "$OID2" | sort | tr '\n' ' ')" \
+	"pg_tblspc holds the two links restore wrote, nothing from the tar"
 is "$(stat -c '%a %U' "$T/new/one") $(stat -c '%a %U' "$T/new2")" "700 postgres 700 postgres" \
 	"the new tablespace directories are 0700, owned by the restoring user"
 ok "tablespace one's files are in the new location" \
