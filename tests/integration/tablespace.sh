@@ -5,7 +5,9 @@
 # new locations, started, and every row is there, in the tablespaces too,
 # while the original tablespace directories are left untouched.  Refused:
 # a non-empty target, a malformed or duplicate map, a map naming no
-# tablespace.  drill maps the tablespaces into its scratch directory.
+# tablespace.  A copy to another repository restores the same way; drill
+# (on a second, delta, backup) maps the tablespaces into its scratch
+# directory.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -176,9 +178,39 @@ psql_q "insert into t_one values (99999, 'written after restore'); checkpoint" >
 is "$(fingerprint "$SPC1")" "$before1" "the original tablespace one is untouched"
 is "$(fingerprint "$SPC2")" "$before2" "the original tablespace two is untouched"
 
+# ---------------------------------------------------------------- copy
+
+# A copy keeps each tablespace stream's OID and location.
+as_pg sh -c 'cat >>"$1"' sh "$PGKEEP_CONF" <<EOF
+
+[repo:b]
+plugin = local
+path = $T/rb
+EOF
+ok "init repository b" pgkeep_run --repo b init --kdf-n 1024
+run pgkeep_run copy --to b "$B1"
+is "$rc" 0 "the backup is copied to repository b"
+[ "$rc" -eq 0 ] || diag "$err"
+run pgkeep_run --repo b restore "$B1" --pgdata "$T/rb1" --tablespace-map "$SPC1=$T/b/one" \
+	--tablespace-map "$ESC2=$T/b/two" --archive-mode=off
+is "$rc" 0 "the copy restores with --tablespace-map"
+[ "$rc" -eq 0 ] || diag "$err"
+is "$(readlink "$T/rb1/pg_tblspc/$OID1") $(readlink "$T/rb1/pg_tblspc/$OID2")" \
+	"$T/b/one $T/b/two" "... with its tablespaces where the map says"
+ok "... every file as the server listed it" verify_restored "$T/rb1"
+
 # ---------------------------------------------------------------- drill
 
 pg_use "$PG1"
+pg_start
+psql_q "insert into t_two values (20000, 'two second backup')"
+run pgkeep_run backup --type=base
+is "$rc" 0 "a second base backup (a delta) of the cluster with tablespaces"
+[ "$rc" -eq 0 ] || diag "$err"
+ok "its WAL is archived" wait_archived
+pg_stop || bail_out "cannot stop the cluster"
+before1=$(fingerprint "$SPC1")
+before2=$(fingerprint "$SPC2")
 
 out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
 is "$?" 0 "drill passes on the cluster with tablespaces"
