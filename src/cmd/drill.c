@@ -424,7 +424,8 @@ static int drill_restore(const struct pgk_globals *g, struct drill_run *d,
 	char **rargv = xzalloc((5 + 2 * m->nstreams) * sizeof(*rargv));
 	/* getopt reorders rargv: what was allocated is kept here. */
 	char **maps = xzalloc((m->nstreams + 1) * sizeof(*maps));
-	char *old_dir;
+	/* --tablespace-map wants absolute paths, whatever --dir was. */
+	char *scratch = realpath(d->scratch, NULL), *old_dir;
 	int rargc = 0, rc;
 	size_t k, nmaps = 0;
 
@@ -437,7 +438,7 @@ static int drill_restore(const struct pgk_globals *g, struct drill_run *d,
 			continue;
 		old_dir = tblspc_map_escape(m->streams[k].tblspc_location);
 		rargv[rargc++] = "--tablespace-map";
-		maps[nmaps] = xasprintf("%s=%s/tblspc/%u", old_dir, d->scratch,
+		maps[nmaps] = xasprintf("%s=%s/tblspc/%u", old_dir, scratch ? scratch : d->scratch,
 					m->streams[k].tblspc_oid);
 		rargv[rargc++] = maps[nmaps++];
 		free(old_dir);
@@ -449,6 +450,7 @@ static int drill_restore(const struct pgk_globals *g, struct drill_run *d,
 		free(maps[k]);
 	free(maps);
 	free(rargv);
+	free(scratch);
 	if (rc != PGK_EXIT_OK)
 		return pgk_error(PGKEEP_EIO, "restoring backup %s failed (see the messages above)",
 				 m->id);
