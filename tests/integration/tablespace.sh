@@ -89,6 +89,10 @@ is "$rc" 0 "a base backup of a cluster with two extra tablespaces succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
 B1=$(printf '%s\n' "$out" | head -n 1)
 
+run pgkeep_run verify --read-data
+is "$rc" 0 "verify --read-data reads every stream back, the tablespaces' too"
+[ "$rc" -eq 0 ] || diag "$err"
+
 # More commits after the backup, in every tablespace, one per transaction.
 for i in 1 2 3 4 5; do
 	psql_q "insert into t_main values (10000 + $i, 'after $i')"
