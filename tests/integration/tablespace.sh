@@ -223,4 +223,16 @@ is "$(find "$T" -maxdepth 1 -name 'pgkeep-drill.*' | wc -l)" 0 "the scratch copy
 is "$(fingerprint "$SPC1")" "$before1" "drill leaves the original tablespace one untouched"
 is "$(fingerprint "$SPC2")" "$before2" "drill leaves the original tablespace two untouched"
 
+# ---------------------------------------------------------------- no map
+
+# As on a new host: the original locations are free, and each tablespace
+# goes back there (the stopped cluster's own are moved aside first).
+mv "$SPC1" "$T/aside1" && mv "$SPC2" "$T/aside2" || bail_out "cannot move the tablespaces aside"
+run pgkeep_run restore "$B1" --pgdata "$T/r3" --archive-mode=off
+is "$rc" 0 "without a map, the tablespaces go back to their free original locations"
+[ "$rc" -eq 0 ] || diag "$err"
+is "$(readlink "$T/r3/pg_tblspc/$OID1")|$(readlink "$T/r3/pg_tblspc/$OID2")" "$SPC1|$SPC2" \
+	"... with the links to them"
+ok "... every file as the server listed it" verify_restored "$T/r3"
+
 done_testing
