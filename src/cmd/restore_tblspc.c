@@ -19,6 +19,8 @@
 #include "common/mem.h"
 
 #define MAP_USAGE "--tablespace-map takes OLDDIR=NEWDIR"
+/* A tablespace_map longer than this is no server's. */
+#define TBLSPC_MAP_MAX (1024 * 1024)
 
 /* A path of the map without its trailing '/'s, checked. */
 static int map_dir(const char *arg, const char *what, char *dir)
@@ -310,15 +312,66 @@ static int open_tblspc_dir(const struct untar *data)
 	return fd;
 }
 
+static bool plan_has(const struct tblspc_plan *p, unsigned long oid)
+{
+	size_t i;
+
+	for (i = 0; i < p->n; i++)
+		if (p->v[i].s->tblspc_oid == oid)
+			return true;
+	return false;
+}
+
+/*
+ * Every tablespace the tar's tablespace_map names ("OID PATH" lines) must be
+ * a stream of the backup: PostgreSQL would otherwise link to PATH, outside
+ * the restored cluster, at startup.
+ */
+static int check_map_file(const struct tblspc_plan *p, const struct untar *data)
+{
+	char buf[TBLSPC_MAP_MAX + 1], *line, *end;
+	unsigned long oid;
+	struct stat st;
+	ssize_t n;
+	int fd, rc = 0;
+
+	fd = openat(data->rootfd, "tablespace_map", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > TBLSPC_MAP_MAX) {
+		if (fd >= 0)
+			close(fd);
+		return pgk_error(PGKEEP_ECORRUPT, "the backup's tablespace_map is not a file of "
+				 "at most %d bytes", TBLSPC_MAP_MAX);
+	}
+	n = pread(fd, buf, TBLSPC_MAP_MAX, 0);
+	close(fd);
+	if (n < 0)
+		return pgk_error(PGKEEP_EIO, "cannot read %s/tablespace_map: %s", data->root,
+				 strerror(errno));
+	buf[n] = '\0';
+	for (line = buf; rc == 0 && *line; line = end + (*end != '\0')) {
+		end = line + strcspn(line, "\n");
+		errno = 0;
+		oid = strtoul(line, NULL, 10);
+		if (line[0] < '1' || line[0] > '9' || errno || !plan_has(p, oid))
+			rc = pgk_error(PGKEEP_ECORRUPT, "the backup's tablespace_map names a "
+				       "tablespace the backup does not hold: '%.*s'",
+				       (int)(end - line > 200 ? 200 : end - line), line);
+	}
+	return rc;
+}
+
 int tblspc_link(const struct tblspc_plan *p, const struct untar *data)
 {
 	char name[16];
 	size_t i;
-	int fd, rc = 0;
+	int fd, rc;
 
+	rc = check_map_file(p, data);
 	/* With none, the server's tablespace_map is empty: left as it came. */
-	if (p->n == 0)
-		return 0;
+	if (rc < 0 || p->n == 0)
+		return rc;
 	if (unlinkat(data->rootfd, "tablespace_map", 0) < 0 && errno != ENOENT)
 		return pgk_error(PGKEEP_EIO, "cannot remove %s/tablespace_map: %s", data->root,
 				 strerror(errno));

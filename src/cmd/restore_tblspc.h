@@ -64,7 +64,8 @@ int tblspc_prepare(struct tblspc_plan *p, const struct untar *data);
 /*
  * After extraction: pg_tblspc/OID in the data directory links to each
  * target's absolute path, and the tar's tablespace_map is removed, so that
- * PostgreSQL keeps these links rather than re-create the old ones.
+ * PostgreSQL keeps these links rather than re-create the old ones.  A
+ * tablespace_map naming a tablespace the backup does not hold is refused.
  */
 int tblspc_link(const struct tblspc_plan *p, const struct untar *data);
 
