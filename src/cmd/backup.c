@@ -349,11 +349,8 @@ static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, ui
 	return 0;
 }
 
-static int check_cluster(struct backup_run *b, struct pgconn *pc)
+static int check_cluster(struct backup_run *b)
 {
-	char *spc;
-	int n, rc;
-
 	if (!basebackup_server_supported(b->info.version))
 		return pgk_error(PGKEEP_EINVAL,
 				 "PostgreSQL %d (server_version_num %d) is not supported for base "
@@ -378,17 +375,7 @@ static int check_cluster(struct backup_run *b, struct pgconn *pc)
 	if (!wal_seg_size_valid(b->info.wal_seg_size))
 		return pgk_error(PGKEEP_EINVAL, "the server reports a WAL segment size of %u",
 				 b->info.wal_seg_size);
-	rc = pgconn_extra_tablespaces(pc, &spc, &n);
-	if (rc < 0)
-		return rc;
-	if (n > 0)
-		rc = pgk_error(PGKEEP_EINVAL,
-			       "the cluster has %d tablespace%s besides pg_default and pg_global "
-			       "(%s): pgkeep backs up the main data directory only, so it refuses "
-			       "rather than take an incomplete backup",
-			       n, n == 1 ? "" : "s", spc);
-	free(spc);
-	return rc;
+	return 0;
 }
 
 static int fill_wal_range(struct backup_run *b, const struct backup_label *bl,
@@ -454,18 +441,23 @@ static void tighten_stop(struct backup_run *b, const struct backup_label *hist)
 /* The server's stream of one base backup: base.tar, then backup_manifest. */
 struct base_sink {
 	struct backup_run *b;
+	const struct basebackup_tablespace *spc;	/* the server's list */
+	size_t nspc;
 	struct stream_writer *w;	/* the stream being written */
 	struct pgk_buf *head;
 	int archives;
+	bool main_done;			/* base.tar began: no archive may follow */
 	bool in_manifest;
 	bool streaming;			/* the checkpoint is over */
 };
 
-static int sink_open(struct base_sink *k, const char *name)
+static int sink_open(struct base_sink *k, const char *name, uint32_t oid, const char *location)
 {
 	struct backup_run *b = k->b;
 	struct manifest_stream *s = manifest_add_stream(&b->m, name);
 
+	if (oid)
+		manifest_stream_set_tablespace(s, oid, location);
 	return stream_writer_open(&k->w, b->repo, s,
 				  backup_ref_stream(b->have_ref ? &b->ref : NULL, name), b->jobs);
 }
@@ -480,15 +472,66 @@ static int sink_close(struct base_sink *k)
 	return rc;
 }
 
+static bool find_stream_name(const struct manifest *m, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < m->nstreams; i++)
+		if (strcmp(m->streams[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* The listed tablespace at location, whose OID names the stream. */
+static const struct basebackup_tablespace *sink_tablespace(const struct base_sink *k,
+							   const char *location)
+{
+	size_t i;
+
+	for (i = 0; i < k->nspc; i++)
+		if (k->spc[i].oid && strcmp(k->spc[i].location, location) == 0)
+			return &k->spc[i];
+	return NULL;
+}
+
+/*
+ * One archive per tablespace, the main directory's (base.tar, no location)
+ * last; each becomes a stream of its own, tblspc/OID.tar for a tablespace,
+ * with the OID and the location restore puts it back at.
+ */
 static int sink_archive(void *payload, const char *name, const char *location)
 {
 	struct base_sink *k = payload;
+	const struct basebackup_tablespace *t;
+	char sname[64];
+	int rc;
 
-	/* Extra tablespaces were refused before: only the main archive comes. */
-	if (k->archives++ > 0 || strcmp(name, "base.tar") != 0 || *location)
-		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent an unexpected archive "
-				 "%s (tablespace location '%s')", name, location);
-	return sink_open(k, "base.tar");
+	if (k->main_done || k->in_manifest)
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent archive %s after "
+				 "base.tar", name);
+	rc = sink_close(k);
+	if (rc < 0)
+		return rc;
+	k->archives++;
+	if (!*location) {
+		if (strcmp(name, "base.tar") != 0)
+			return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent an unexpected "
+					 "archive %s for the data directory", name);
+		k->main_done = true;
+		return sink_open(k, "base.tar", 0, NULL);
+	}
+	t = sink_tablespace(k, location);
+	if (!t)
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent archive %s for '%s', "
+				 "which is not in its tablespace list", name, location);
+	if (!manifest_tablespace_location_ok(location))
+		return pgk_error(PGKEEP_EINVAL, "tablespace %u is at '%s': restore needs an "
+				 "absolute path without '.' or '..' components", t->oid, location);
+	snprintf(sname, sizeof(sname), "tblspc/%u.tar", t->oid);
+	if (find_stream_name(&k->b->m, sname))
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent tablespace %u twice",
+				 t->oid);
+	return sink_open(k, sname, t->oid, location);
 }
 
 static int sink_data(void *payload, const void *buf, size_t len)
@@ -498,7 +541,8 @@ static int sink_data(void *payload, const void *buf, size_t len)
 
 	if (!k->w)
 		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent data before an archive");
-	if (!k->in_manifest && head->len < HEAD_BUF)
+	/* backup_label opens base.tar, not the tablespaces' tars before it. */
+	if (k->main_done && !k->in_manifest && head->len < HEAD_BUF)
 		buf_append(head, buf, len < HEAD_BUF - head->len ? len : HEAD_BUF - head->len);
 	progress_add(k->b->progress, len);
 	return stream_writer_write(k->w, buf, len);
@@ -510,11 +554,11 @@ static int sink_manifest(void *payload)
 	struct base_sink *k = payload;
 	int rc;
 
-	if (k->in_manifest || !k->archives)
+	if (k->in_manifest || !k->main_done)
 		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent a manifest out of turn");
 	k->in_manifest = true;
 	rc = sink_close(k);
-	return rc < 0 ? rc : sink_open(k, "backup_manifest");
+	return rc < 0 ? rc : sink_open(k, "backup_manifest", 0, NULL);
 }
 
 static int sink_idle(void *payload)
@@ -562,6 +606,8 @@ static int base_from_server(struct backup_run *b, const char *label, const char 
 	if (rc < 0)
 		goto out;
 	k.streaming = true;
+	k.spc = spc;
+	k.nspc = nspc;
 	for (i = 0; i < nspc; i++)
 		total += spc[i].size;
 	progress_start(b->progress, total);
@@ -611,7 +657,7 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	 * libarchive that cannot be loaded must stop us before it starts. */
 	rc = libarchive_load();
 	if (rc == 0)
-		rc = check_cluster(b, pc);
+		rc = check_cluster(b);
 	if (rc < 0)
 		return rc;
 	rc = backup_reference(b->repo, &b->m, &b->ref);

@@ -709,7 +709,10 @@ static int copy_backup(struct copy *c, const char *id, const struct manifest *ba
 	for (i = 0; i < m.nstreams && ret == 0; i++) {
 		const struct manifest_stream *s = &m.streams[i];
 
-		ret = copy_stream(c, s, manifest_add_stream(&dm, s->name));
+		struct manifest_stream *d = manifest_add_stream(&dm, s->name);
+
+		manifest_stream_set_tablespace(d, s->tblspc_oid, s->tblspc_location);
+		ret = copy_stream(c, s, d);
 		if (ret) {
 			ret = pgk_error_wrap(ret, "backup %s: stream %s", id, s->name);
 			break;

@@ -28,6 +28,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/restore_tblspc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -411,18 +412,48 @@ static void stop_server(struct drill_run *d)
 		pgk_log_warning("cannot stop the drill's server: %s", pgk_errmsg());
 }
 
-/* The restore command itself, in-process: the same code path. */
-static int drill_restore(const struct pgk_globals *g, struct drill_run *d, const char *id)
+/*
+ * The restore command itself, in-process: the same code path.  Every
+ * tablespace goes into the scratch directory too (tblspc/OID): never onto
+ * the production cluster's own tablespace directories.
+ */
+static int drill_restore(const struct pgk_globals *g, struct drill_run *d,
+			 const struct manifest *m)
 {
-	char *rargv[] = { "restore", (char *)id, "--pgdata", d->data, NULL };
 	const char *saved = pgk_log_command;
-	int rc;
+	char **rargv = xzalloc((5 + 2 * m->nstreams) * sizeof(*rargv));
+	/* getopt reorders rargv: what was allocated is kept here. */
+	char **maps = xzalloc((m->nstreams + 1) * sizeof(*maps));
+	/* --tablespace-map wants absolute paths, whatever --dir was. */
+	char *scratch = realpath(d->scratch, NULL), *old_dir;
+	int rargc = 0, rc;
+	size_t k, nmaps = 0;
 
+	rargv[rargc++] = "restore";
+	rargv[rargc++] = (char *)m->id;
+	rargv[rargc++] = "--pgdata";
+	rargv[rargc++] = d->data;
+	for (k = 0; k < m->nstreams; k++) {
+		if (!m->streams[k].tblspc_oid)
+			continue;
+		old_dir = tblspc_map_escape(m->streams[k].tblspc_location);
+		rargv[rargc++] = "--tablespace-map";
+		maps[nmaps] = xasprintf("%s=%s/tblspc/%u", old_dir, scratch ? scratch : d->scratch,
+					m->streams[k].tblspc_oid);
+		rargv[rargc++] = maps[nmaps++];
+		free(old_dir);
+	}
 	optind = 0;
-	rc = cmd_restore(g, 4, rargv);
+	rc = cmd_restore(g, rargc, rargv);
 	pgk_log_command = saved;
+	for (k = 0; k < nmaps; k++)
+		free(maps[k]);
+	free(maps);
+	free(rargv);
+	free(scratch);
 	if (rc != PGK_EXIT_OK)
-		return pgk_error(PGKEEP_EIO, "restoring backup %s failed (see the messages above)", id);
+		return pgk_error(PGKEEP_EIO, "restoring backup %s failed (see the messages above)",
+				 m->id);
 	return 0;
 }
 
@@ -464,7 +495,7 @@ static int drill_backup(const struct pgk_globals *g, struct drill_run *d,
 	printf("drill: restoring backup %s into %s\n", m->id, d->data);
 	fflush(stdout);
 	t_restore = now_s();
-	rc = drill_restore(g, d, m->id);
+	rc = drill_restore(g, d, m);
 	if (rc < 0)
 		return rc;
 	t_start = now_s();

@@ -32,6 +32,7 @@
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "cmd/privdrop.h"
+#include "cmd/restore_tblspc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -64,6 +65,7 @@ struct restore_opts {
 	uint64_t target_lsn;		/* TARGET_LSN */
 	const char *action;
 	bool archive_off;
+	struct tblspc_maps maps;	/* --tablespace-map */
 	/* dumps */
 	const char *dbname;
 	bool create;
@@ -303,6 +305,7 @@ struct extractor {
 	int fd;			/* read end of the pipe */
 	struct archive *in;	/* the thread frees it */
 	struct untar *u;
+	bool data_dir;		/* the data directory's tar: pg_control withheld */
 	pthread_t thread;
 	int rc;
 	char err[1024];
@@ -327,7 +330,8 @@ static int extract_entry(struct extractor *x, struct archive *in, struct archive
 	int rc;
 
 	/* Withheld until the end: see the comment at the top. */
-	rc = untar_entry(x->u, in, e, name && strcmp(untar_strip(name), CONTROL_FILE) == 0
+	rc = untar_entry(x->u, in, e, x->data_dir && name &&
+				      strcmp(untar_strip(name), CONTROL_FILE) == 0
 				      ? CONTROL_PENDING : NULL);
 	if (rc < 0) {
 		snprintf(x->err, sizeof(x->err), "%s", x->u->err);
@@ -420,9 +424,9 @@ static int extractor_archives(struct extractor *x)
 }
 
 static int extract_stream(struct restore_run *rr, const struct manifest_stream *s,
-			  uint64_t total, struct untar *u)
+			  uint64_t total, struct untar *u, bool data_dir)
 {
-	struct extractor x = { .u = u };
+	struct extractor x = { .u = u, .data_dir = data_dir };
 	struct fd_sink sk = { -1, false, NULL };
 	int fds[2], rc;
 
@@ -561,7 +565,9 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	const struct manifest_stream *s, *sm;
 	struct recovery_settings rs = { 0 };
 	struct untar u = { .rootfd = -1 };
-	char *root = NULL, *cmd = NULL, *comment = NULL, when[32];
+	struct tblspc_plan spc = { 0 };
+	char *root = NULL, *cmd = NULL, *comment = NULL, *dirs, when[32];
+	size_t i;
 	int rc;
 
 	s = find_stream(&rr->m, "base.tar");
@@ -571,18 +577,27 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	/* Before --force empties the directory, not after. */
 	rc = libarchive_load();
 	if (rc == 0)
+		rc = tblspc_plan(&rr->m, &o->maps, &spc);
+	if (rc == 0)
 		rc = prepare_pgdata(o, &root);
 	if (rc == 0)
 		rc = untar_open(&u, root);
 	if (rc < 0) {
+		tblspc_plan_free(&spc);
 		free(root);
 		return rc;
 	}
-	rc = extract_stream(rr, s, s->size + (sm ? sm->size : 0), &u);
+	rc = tblspc_prepare(&spc, &u);
+	if (rc == 0)
+		rc = extract_stream(rr, s, s->size + (sm ? sm->size : 0), &u, true);
+	for (i = 0; rc == 0 && i < spc.n; i++)
+		rc = extract_stream(rr, spc.v[i].s, spc.v[i].s->size, &spc.v[i].u, false);
 	if (rc == 0 && sm)
 		rc = restore_server_manifest(rr, sm, &u);
 	if (rc == 0)
 		rc = check_extracted(&u);
+	if (rc == 0)
+		rc = tblspc_link(&spc, &u);
 	if (rc < 0)
 		goto incomplete;
 	cmd = restore_command(rr);
@@ -597,15 +612,28 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	rs.comment = comment;
 	rc = recovery_write(u.rootfd, root, &rs);
 	if (rc == 0)
+		rc = tblspc_sync(&spc);
+	if (rc == 0)
 		rc = finish_pgdata(&u);
 	if (rc < 0)
 		goto incomplete;
 	goto out;
 incomplete:
-	pgk_error_wrap(rc, "restore of backup %s into %s failed, leaving the directory "
-		       "incomplete (PostgreSQL cannot start it: %s is missing); empty it or "
-		       "run restore again with --force", rr->m.id, root, CONTROL_FILE);
+	if (spc.n) {
+		dirs = tblspc_dirs_text(&spc);
+		pgk_error_wrap(rc, "restore of backup %s into %s failed, leaving the directory "
+			       "incomplete (PostgreSQL cannot start it: %s is missing); empty it "
+			       "and the tablespace directories %s, or run restore again with "
+			       "--force and new tablespace directories", rr->m.id, root,
+			       CONTROL_FILE, dirs);
+		free(dirs);
+	} else {
+		pgk_error_wrap(rc, "restore of backup %s into %s failed, leaving the directory "
+			       "incomplete (PostgreSQL cannot start it: %s is missing); empty it "
+			       "or run restore again with --force", rr->m.id, root, CONTROL_FILE);
+	}
 out:
+	tblspc_plan_free(&spc);
 	untar_close(&u);
 	free(comment);
 	free(cmd);
@@ -837,9 +865,9 @@ static int check_opts(struct restore_opts *o)
 	if (kinds != 1)
 		return pgk_error(PGKEEP_EINVAL, "give exactly one of --pgdata DIR (base backups), "
 				 "--dbname NAME or --output FILE (dumps)");
-	if (!o->pgdata && (o->target != TARGET_NONE || o->archive_off))
-		return pgk_error(PGKEEP_EINVAL, "recovery targets and --archive-mode are for "
-				 "--pgdata");
+	if (!o->pgdata && (o->target != TARGET_NONE || o->archive_off || o->maps.n))
+		return pgk_error(PGKEEP_EINVAL, "recovery targets, --archive-mode and "
+				 "--tablespace-map are for --pgdata");
 	if (o->create && !o->dbname)
 		return pgk_error(PGKEEP_EINVAL, "--create goes with --dbname");
 	if (!o->action)
@@ -869,6 +897,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		{ "stream", required_argument, NULL, 's' },
 		{ "progress", required_argument, NULL, 'P' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "tablespace-map", required_argument, NULL, 'm' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -897,6 +926,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 		case 's': o->stream = optarg; break;
 		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
 		case 'j': rc = parse_int("--jobs", optarg, 1, 64, &o->jobs); break;
+		case 'm': rc = tblspc_map_parse(&o->maps, optarg); break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
 		}
@@ -913,6 +943,7 @@ static int parse_opts(int argc, char **argv, struct restore_opts *o)
 static const char usage_text[] =
 	"usage: pgkeep restore ID|latest --pgdata DIR [--force] [TARGET] [--target-action A]\n"
 	"                                [--archive-mode off|preserve]\n"
+	"                                [--tablespace-map OLDDIR=NEWDIR]...\n"
 	"       pgkeep restore ID|latest --dbname NAME [--create] [--stream NAME]\n"
 	"       pgkeep restore ID|latest --output FILE|- [--force] [--stream NAME]\n"
 	"       [--progress=auto|json|none] [--jobs N] with any of these\n"
@@ -928,23 +959,29 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc == 1) {
 		printf("%s", usage_text);
+		tblspc_maps_free(&o.maps);
 		return PGK_EXIT_OK;
 	}
 	if (rc < 0) {
 		if (*pgk_errmsg())
 			pgk_log_error("%s", pgk_errmsg());
 		fprintf(stderr, "%s", usage_text);
+		tblspc_maps_free(&o.maps);
 		return PGK_EXIT_USAGE;
 	}
 	/* As root, become the data directory's owner before touching anything. */
-	if (o.pgdata && privdrop_to_owner(o.pgdata, "restore") < 0)
+	if (o.pgdata && privdrop_to_owner(o.pgdata, "restore") < 0) {
+		tblspc_maps_free(&o.maps);
 		return ctx_fail();
+	}
 	signal(SIGPIPE, SIG_IGN);
 	memset(&rr, 0, sizeof(rr));
 	rr.g = g;
 	clock_gettime(CLOCK_MONOTONIC, &rr.t0);
-	if (ctx_load_config(g, &rr.cfg) < 0)
+	if (ctx_load_config(g, &rr.cfg) < 0) {
+		tblspc_maps_free(&o.maps);
 		return ctx_fail();
+	}
 	rr.jobs = o.jobs ? o.jobs : rr.cfg.jobs > 0 ? rr.cfg.jobs : backup_default_jobs();
 	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
 	if (rc == 0) {
@@ -955,6 +992,7 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&rr.m);
+	tblspc_maps_free(&o.maps);
 	repo_close(rr.repo);
 	config_free(&rr.cfg);
 	return status;

@@ -313,8 +313,8 @@ static int make_link(struct untar *u, struct archive_entry *e, int pfd, const ch
 	if (!untar_link_allowed(name, target))
 		return untar_fail(u, PGKEEP_ECORRUPT,
 				  "the backup's symbolic link %s -> %s leads outside the data "
-				  "directory, where restore never writes; pgkeep does not back "
-				  "up clusters with extra tablespaces", name, target);
+				  "directory; a tablespace's link is written by restore itself, "
+				  "from the backup's manifest, never taken from a tar", name, target);
 	if (symlinkat(target, pfd, leaf) < 0)
 		return untar_fail(u, PGKEEP_EIO, "cannot create symbolic link %s: %s", name,
 				  strerror(errno));

@@ -21,7 +21,9 @@
  * The JSON layout's own version, refused when newer than this code.  1:
  * chunk lists inline; 2: chunk lists in list objects (repo/lists.h).  Either
  * may carry start_time_us and stop_time_us, optional members that readers
- * from before them ignore: the seconds beside them never overstate.
+ * from before them ignore: the seconds beside them never overstate.  A
+ * stream may carry tablespace_oid and tablespace_location (a tablespace's
+ * tar), both or neither; manifests without them read as before.
  */
 #define MANIFEST_VERSION 2
 #define MANIFEST_VERSION_INLINE 1
@@ -41,6 +43,7 @@ const char *backup_type_name(enum backup_type t)
 static void stream_free(struct manifest_stream *s)
 {
 	free(s->name);
+	free(s->tblspc_location);
 	free(s->chunks);
 	free(s->lists);
 }
@@ -141,6 +144,35 @@ struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name
 	return s;
 }
 
+void manifest_stream_set_tablespace(struct manifest_stream *s, uint32_t oid,
+				    const char *location)
+{
+	free(s->tblspc_location);
+	s->tblspc_oid = oid;
+	s->tblspc_location = location ? xstrdup(location) : NULL;
+}
+
+bool manifest_tablespace_location_ok(const char *location)
+{
+	const char *p = location;
+	size_t n;
+
+	if (p[0] != '/')
+		return false;
+	for (; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return false;
+	for (p = location + 1;; p += n + 1) {
+		n = strcspn(p, "/");
+		if (n == 0 && p[n] == '\0')
+			return p != location + 1;
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return false;
+		if (p[n] == '\0')
+			return true;
+	}
+}
+
 struct manifest_chunk *manifest_stream_add_chunk(struct manifest_stream *s, const char *id,
 						 uint32_t size, uint32_t stored)
 {
@@ -211,6 +243,10 @@ static struct json_object *stream_to_json(const struct manifest_stream *s)
 	add_u64(o, "size", s->size);
 	add_u64(o, "stored", s->stored);
 	add_str(o, stream_sum_name(s->sum_alg), s->sum);
+	if (s->tblspc_oid) {
+		add_u64(o, "tablespace_oid", s->tblspc_oid);
+		add_str(o, "tablespace_location", s->tblspc_location);
+	}
 	if (s->listed) {
 		/* Format 2: what the list objects must be, not what they hold. */
 		add_u64(o, "nchunks", s->nchunks);
@@ -509,6 +545,25 @@ static int parse_lists(struct parse *p, struct json_object *o, struct manifest_s
 	return 0;
 }
 
+/* Optional: a tablespace's tar names where it goes back. */
+static int parse_tablespace(struct parse *p, struct json_object *o, struct manifest_stream *s)
+{
+	const char *loc;
+	uint64_t oid;
+
+	if (!member(o, "tablespace_oid") && !member(o, "tablespace_location"))
+		return 0;
+	if (get_u64(p, o, "tablespace_oid", UINT32_MAX, &oid) ||
+	    get_str(p, o, "tablespace_location", true, &loc))
+		return p->err;
+	if (oid == 0)
+		return bad(p, "tablespace_oid", "is 0");
+	if (!manifest_tablespace_location_ok(loc))
+		return bad(p, "tablespace_location", "is not an absolute path without '.' or '..'");
+	manifest_stream_set_tablespace(s, (uint32_t)oid, loc);
+	return 0;
+}
+
 static int parse_stream(struct parse *p, struct json_object *o, struct manifest *m,
 			int64_t version)
 {
@@ -541,6 +596,8 @@ static int parse_stream(struct parse *p, struct json_object *o, struct manifest 
 		return bad(p, stream_sum_name(s->sum_alg), s->sum_alg == SUM_SHA256 ?
 			   "is not 64 lower-case hex digits" : "is not 32 lower-case hex digits");
 	memcpy(s->sum, sha, stream_sum_hexlen(s->sum_alg) + 1);
+	if (parse_tablespace(p, o, s))
+		return p->err;
 	if (version >= 2)
 		return parse_lists(p, o, s);
 	chunks = member(o, "chunks");

@@ -67,6 +67,13 @@ struct manifest_stream {
 	bool listed;
 	struct manifest_list_ref *lists;
 	size_t nlists;
+	/*
+	 * A tablespace's tar: its OID and the absolute directory it was backed
+	 * up from (0 and NULL for every other stream, and in manifests from
+	 * before tablespaces were backed up).
+	 */
+	uint32_t tblspc_oid;
+	char *tblspc_location;
 };
 
 struct manifest {
@@ -108,6 +115,14 @@ void manifest_copy_header(struct manifest *to, const struct manifest *from);
  * after another, or look them up again by index).
  */
 struct manifest_stream *manifest_add_stream(struct manifest *m, const char *name);
+/* Mark s as the tar of tablespace oid, backed up from location. */
+void manifest_stream_set_tablespace(struct manifest_stream *s, uint32_t oid,
+				    const char *location);
+/*
+ * A tablespace location pgkeep may restore into: absolute, printable, no
+ * '.', '..' or empty component (a trailing '/' excepted).
+ */
+bool manifest_tablespace_location_ok(const char *location);
 /* The new entry (unknown base and anchor) is valid until the next add. */
 struct manifest_chunk *manifest_stream_add_chunk(struct manifest_stream *s, const char *id,
 						 uint32_t size, uint32_t stored);

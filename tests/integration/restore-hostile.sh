@@ -3,7 +3,8 @@
 # test-only PGKEEP_TEST_BASEBACKUP_PROGRAM) runs the real pg_basebackup and
 # rewrites its tar, as a database superuser planting files in PGDATA could.  Links out of the data directory,
 # links at the recovery files' temporary names, a "./" member with mode 0777
-# and 0777 files never write outside --pgdata, and what is restored has
+# and 0777 files never write outside --pgdata, a tablespace_map naming a
+# tablespace not in the backup is refused, and what is restored has
 # PostgreSQL's modes (directories 0700, files 0600) and still recovers.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
@@ -56,6 +57,7 @@ inject = {
                node("escape/planted", tarfile.REGTYPE, b"planted\n")],
     "tblspc": [link("pg_tblspc/16999", outside)],
     "through": [link("pg_wal", "base")],
+    "tblspcmap": [],
 }[case]
 
 src = tarfile.open(fileobj=sys.stdin.buffer, mode="r|")
@@ -65,6 +67,9 @@ for ti in src:
     data = src.extractfile(ti) if ti.isreg() else None
     if case == "modes":
         ti.mode = 0o777
+    if case == "tblspcmap" and ti.name == "tablespace_map":
+        body = ("16999 %s\n" % outside).encode()
+        ti.size, data = len(body), io.BytesIO(body)
     dst.addfile(ti, data)
     if first:
         for extra, body in inject:
@@ -106,6 +111,8 @@ refused tmplink "symbolic link .postgresql.auto.conf.pgkeep-tmp" \
 	"links at the recovery files' temporary names"
 refused escape "symbolic link escape -> \.\./outside" "a link climbing out of the data directory"
 refused tblspc "pg_tblspc/16999 -> .* leads outside" "a tablespace link to an absolute path"
+refused tblspcmap "tablespace_map names a tablespace the backup does not hold: '16999 " \
+	"a tablespace_map linking a tablespace the backup does not hold to outside"
 refused dotslash "unsafe path '\./'" "a ./ member with mode 0777"
 refused through "cannot (extract into|create directory) pg_wal" \
 	"a member under a link PostgreSQL could make"

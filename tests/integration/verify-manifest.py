@@ -4,6 +4,7 @@
 # refuses the version 2 manifests of PostgreSQL 17 and later): every file
 # the manifest lists is there with its size and checksum, no other file is,
 # and the manifest's own checksum holds.  Usage: verify-manifest.py PGDATA
+# [IGNORED...] (more names ignored, as pg_verifybackup -i)
 import hashlib, json, os, sys
 
 # Files pg_verifybackup ignores: restore rewrites or adds them.
@@ -42,6 +43,7 @@ def checksum(path, alg):
 
 def main():
     root = sys.argv[1]
+    IGNORED.update(sys.argv[2:])
     raw = open(os.path.join(root, "backup_manifest"), "rb").read()
     m = json.loads(raw)
     errors = []

@@ -63,6 +63,12 @@ static void fill_manifest(struct manifest *m)
 	s = manifest_add_stream(m, "16384.tar");
 	s->sum_alg = SUM_SHA256;	/* as streams written before it did */
 	memset(s->sum, '0', 64);
+	manifest_stream_set_tablespace(s, 16384, "/srv/spc \"one\"=x");
+}
+
+static bool same_opt(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 static bool same_stream(const struct manifest_stream *a, const struct manifest_stream *b)
@@ -70,7 +76,8 @@ static bool same_stream(const struct manifest_stream *a, const struct manifest_s
 	size_t i;
 
 	if (strcmp(a->name, b->name) || a->size != b->size || a->stored != b->stored ||
-	    a->sum_alg != b->sum_alg || strcmp(a->sum, b->sum) || a->nchunks != b->nchunks)
+	    a->sum_alg != b->sum_alg || strcmp(a->sum, b->sum) || a->nchunks != b->nchunks ||
+	    a->tblspc_oid != b->tblspc_oid || !same_opt(a->tblspc_location, b->tblspc_location))
 		return false;
 	for (i = 0; i < a->nchunks; i++)
 		if (strcmp(a->chunks[i].id, b->chunks[i].id) || a->chunks[i].size != b->chunks[i].size ||
@@ -79,11 +86,6 @@ static bool same_stream(const struct manifest_stream *a, const struct manifest_s
 		    a->chunks[i].anchor != b->chunks[i].anchor)
 			return false;
 	return true;
-}
-
-static bool same_opt(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 static void test_round_trip(void)
@@ -283,6 +285,64 @@ static void test_bad_values(void)
 	json_object_object_add(json_object_array_get_idx(json_object_object_get(o, "streams"), 1),
 			       "name", json_object_new_string("base.tar"));
 	expect_refused(o, "name", "two streams with one name");
+}
+
+/* A tablespace's stream: OID and location survive; without them, as before. */
+static void test_tablespace(void)
+{
+	struct json_object *o, *spc;
+	const char *text;
+	struct manifest m;
+	int ret;
+
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	json_object_object_del(spc, "tablespace_oid");
+	json_object_object_del(spc, "tablespace_location");
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	ret = manifest_from_json(&m, text, strlen(text), "t");
+	ok(ret == 0 && m.nstreams == 2 && m.streams[1].tblspc_oid == 0 &&
+	   !m.streams[1].tblspc_location && !m.streams[0].tblspc_location,
+	   "a manifest from before tablespaces reads, its streams none");
+	manifest_free(&m);
+	json_object_put(o);
+
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	set(spc, "tablespace_oid", json_object_new_int64(0));
+	expect_refused(o, "tablespace_oid", "tablespace OID 0");
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	set(spc, "tablespace_oid", json_object_new_int64(1LL << 32));
+	expect_refused(o, "tablespace_oid", "tablespace OID above 32 bits");
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	json_object_object_del(spc, "tablespace_location");
+	expect_refused(o, "tablespace_location", "tablespace OID without a location");
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	json_object_object_del(spc, "tablespace_oid");
+	expect_refused(o, "tablespace_oid", "tablespace location without an OID");
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	set(spc, "tablespace_location", json_object_new_string("srv/spc"));
+	expect_refused(o, "tablespace_location", "relative tablespace location");
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	set(spc, "tablespace_location", json_object_new_string("/srv/../etc"));
+	expect_refused(o, "tablespace_location", "tablespace location with '..'");
+	o = valid_tree();
+	spc = json_object_array_get_idx(json_object_object_get(o, "streams"), 1);
+	set(spc, "tablespace_location", json_object_new_string("/srv/a\nb"));
+	expect_refused(o, "tablespace_location", "tablespace location with a newline");
+
+	ok(manifest_tablespace_location_ok("/srv/spc") &&
+	   manifest_tablespace_location_ok("/srv/spc/") &&
+	   manifest_tablespace_location_ok("/a b/c=d"), "absolute locations are accepted");
+	ok(!manifest_tablespace_location_ok("/") && !manifest_tablespace_location_ok("") &&
+	   !manifest_tablespace_location_ok("/a//b") && !manifest_tablespace_location_ok("/a/.") &&
+	   !manifest_tablespace_location_ok("/./a") && !manifest_tablespace_location_ok("a/b"),
+	   "'/', empty components, '.', '..' and relative paths are not");
 }
 
 static void test_bad_text(void)
@@ -522,6 +582,7 @@ int main(void)
 	test_round_trip();
 	test_missing_fields();
 	test_bad_values();
+	test_tablespace();
 	test_bad_text();
 	test_exact_times();
 	test_store();
