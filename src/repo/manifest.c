@@ -21,11 +21,16 @@
  * The JSON layout's own version, refused when newer than this code.  1:
  * chunk lists inline; 2: chunk lists in list objects (repo/lists.h).  Either
  * may carry start_time_us and stop_time_us, optional members that readers
- * from before them ignore: the seconds beside them never overstate.  A
- * stream may carry tablespace_oid and tablespace_location (a tablespace's
- * tar), both or neither; manifests without them read as before.
+ * from before them ignore: the seconds beside them never overstate.  3: as
+ * 2, with streams that carry tablespace_oid and tablespace_location (a
+ * tablespace's tar), both or neither.  A backup with tablespaces is written
+ * as 3, so that a pgkeep from before them refuses it rather than restore
+ * its data directory alone; one without is still written as 2, and a 2
+ * that names a tablespace is refused.  (Inline lists, which pgkeep no
+ * longer writes, stay 1 either way.)
  */
-#define MANIFEST_VERSION 2
+#define MANIFEST_VERSION 3
+#define MANIFEST_VERSION_LISTS 2
 #define MANIFEST_VERSION_INLINE 1
 
 #define BACKUPS_PREFIX "backups/"
@@ -285,16 +290,19 @@ int manifest_to_json(const struct manifest *m, struct pgk_buf *out)
 	struct json_object *o = json_object_new_object();
 	struct json_object *streams = json_object_new_array();
 	const char *text;
-	size_t i, len, listed = 0;
+	size_t i, len, listed = 0, tablespaces = 0;
 
-	for (i = 0; i < m->nstreams; i++)
+	for (i = 0; i < m->nstreams; i++) {
 		listed += m->streams[i].listed;
+		tablespaces += m->streams[i].tblspc_oid != 0;
+	}
 	if (listed && listed != m->nstreams) {
 		json_object_put(o);
 		json_object_put(streams);
 		return pgk_error(PGKEEP_EINVAL, "manifest %s: some streams listed, some not", m->id);
 	}
-	add_i64(o, "manifest", listed ? MANIFEST_VERSION : MANIFEST_VERSION_INLINE);
+	add_i64(o, "manifest", !listed ? MANIFEST_VERSION_INLINE :
+			       tablespaces ? MANIFEST_VERSION : MANIFEST_VERSION_LISTS);
 	add_str(o, "id", m->id);
 	add_str(o, "type", backup_type_name(m->type));
 	add_u64(o, "sysid", m->sysid);
@@ -546,13 +554,16 @@ static int parse_lists(struct parse *p, struct json_object *o, struct manifest_s
 }
 
 /* Optional: a tablespace's tar names where it goes back. */
-static int parse_tablespace(struct parse *p, struct json_object *o, struct manifest_stream *s)
+static int parse_tablespace(struct parse *p, struct json_object *o, struct manifest_stream *s,
+			    int64_t version)
 {
 	const char *loc;
 	uint64_t oid;
 
 	if (!member(o, "tablespace_oid") && !member(o, "tablespace_location"))
 		return 0;
+	if (version == MANIFEST_VERSION_LISTS)
+		return bad(p, "tablespace_oid", "is in a manifest of format 2, before tablespaces");
 	if (get_u64(p, o, "tablespace_oid", UINT32_MAX, &oid) ||
 	    get_str(p, o, "tablespace_location", true, &loc))
 		return p->err;
@@ -596,7 +607,7 @@ static int parse_stream(struct parse *p, struct json_object *o, struct manifest 
 		return bad(p, stream_sum_name(s->sum_alg), s->sum_alg == SUM_SHA256 ?
 			   "is not 64 lower-case hex digits" : "is not 32 lower-case hex digits");
 	memcpy(s->sum, sha, stream_sum_hexlen(s->sum_alg) + 1);
-	if (parse_tablespace(p, o, s))
+	if (parse_tablespace(p, o, s, version))
 		return p->err;
 	if (version >= 2)
 		return parse_lists(p, o, s);

@@ -420,6 +420,50 @@ static void test_sweep(void)
 	manifest_list_free(list, n);
 }
 
+/*
+ * A backup with a tablespace stream is written in format 3, so that a
+ * pgkeep from before tablespaces refuses it instead of restoring its data
+ * directory alone; a format 2 manifest naming a tablespace is refused.
+ */
+static void test_tablespace_format(void)
+{
+	struct pgk_buf json = PGK_BUF_INIT;
+	struct manifest m, back;
+	char *text, *at;
+	int ret;
+
+	ret = make_backup("ts-1", 2, 2, &m);
+	is_int(ret, 0, "a listed backup to give a tablespace: %s", ret ? pgk_errmsg() : "ok");
+	if (ret)
+		return;
+	ret = manifest_to_json(&m, &json);
+	buf_append(&json, "", 1);
+	ok(ret == 0 && strstr((char *)json.data, "\"manifest\":2"),
+	   "  without a tablespace it is format 2");
+	buf_reset(&json);
+	manifest_stream_set_tablespace(&m.streams[1], 16385, "/srv/spc");
+	ret = manifest_to_json(&m, &json);
+	buf_append(&json, "", 1);
+	text = (char *)json.data;
+	at = ret == 0 ? strstr(text, "\"manifest\":3") : NULL;
+	ok(at != NULL, "  with one it is format 3");
+	ret = manifest_from_json(&back, text, strlen(text), "ts-1");
+	ok(ret == 0 && back.streams[1].tblspc_oid == 16385, "  which reads back: %s",
+	   ret ? pgk_errmsg() : "ok");
+	if (ret == 0)
+		manifest_free(&back);
+	if (at) {
+		at[strlen("\"manifest\":")] = '2';
+		ret = manifest_from_json(&back, text, strlen(text), "ts-1");
+		ok(ret < 0 && strstr(pgk_errmsg(), "tablespace_oid"),
+		   "  the same as format 2 is refused: %s", ret ? pgk_errmsg() : "read");
+		if (ret == 0)
+			manifest_free(&back);
+	}
+	buf_free(&json);
+	manifest_free(&m);
+}
+
 int main(void)
 {
 	repo.store = memstore_open();
@@ -435,6 +479,7 @@ int main(void)
 	test_bad_json();
 	test_writer();
 	test_sweep();
+	test_tablespace_format();
 	memstore_close(repo.store);
 	keys_wipe(&repo.keys);
 	return done_testing();
