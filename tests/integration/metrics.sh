@@ -118,6 +118,13 @@ is "$?" "0" "pgkeep metrics --output succeeds"
 ok "the strict Prometheus parser accepts the file" promcheck "$M/pgkeep.prom"
 cmp_ok "$(metric "$M/pgkeep.prom" 'pgkeep_wal_archive_lag_segments{repository="test"}')" -ge 3 \
 	"pgkeep_wal_archive_lag_segments shows the lag"
+# The shipped dashboard and alert rules use only metrics written here: this
+# output has a sample of every family (backups of both types, a server that
+# is up, WAL and a lag).
+ok "every metric the Grafana dashboard and the alert rules use has a sample" \
+	python3 "${top_srcdir:-.}/tests/integration/promnames.py" "$M/pgkeep.prom" \
+	"${top_srcdir:-.}/contrib/grafana/pgkeep.json" \
+	"${top_srcdir:-.}/contrib/prometheus/pgkeep-rules.yml"
 
 pg_conf "archive_command = $archive_cmd"
 psql_q "select pg_reload_conf()" >/dev/null
