@@ -13,6 +13,7 @@
 #include "cmd/commands.h"
 #include "repo/keycache.h"
 #include "common/log.h"
+#include "src/revision.h"
 
 const struct pgk_command pgk_commands[] = {
 	{ "init", cmd_init, "create a repository",
@@ -160,6 +161,13 @@ static void root_environment(void)
 		unsetenv("PGKEEP_PLUGIN_DIR");
 }
 
+/* The release and the source revision it was built from, for bug reports. */
+static int print_version(void)
+{
+	printf("pgkeep %s (revision %s)\n", PACKAGE_VERSION, PGKEEP_REVISION);
+	return PGK_EXIT_OK;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -190,7 +198,7 @@ int main(int argc, char **argv)
 		case 'v': if (pgk_log_level < PGKEEP_LOG_DEBUG) pgk_log_level++; break;
 		case 'q': pgk_log_level = PGKEEP_LOG_ERROR; break;
 		case 'h': usage(stdout); return PGK_EXIT_OK;
-		case 'V': printf("pgkeep %s\n", PACKAGE_VERSION); return PGK_EXIT_OK;
+		case 'V': return print_version();
 		default: usage(stderr); return PGK_EXIT_USAGE;
 		}
 	}
@@ -200,10 +208,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[optind], "help") == 0)
 		return help(optind + 1 < argc ? argv[optind + 1] : NULL);
-	if (strcmp(argv[optind], "version") == 0) {
-		printf("pgkeep %s\n", PACKAGE_VERSION);
-		return PGK_EXIT_OK;
-	}
+	if (strcmp(argv[optind], "version") == 0)
+		return print_version();
 	c = find_command(argv[optind]);
 	if (!c) {
 		fprintf(stderr, "pgkeep: unknown command '%s' (see 'pgkeep help')\n", argv[optind]);
