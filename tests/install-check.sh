@@ -6,6 +6,8 @@
 #   tests/install-check.sh DESTDIR PREFIX UNITDIR
 set -u
 dest=$1 prefix=$2 unitdir=$3
+# The Makefile's value may still name ${prefix} (the default is under it).
+unitdir=$(printf '%s\n' "$unitdir" | sed "s|\${prefix}|$prefix|")
 n=0 failed=0
 check() { # DESC CMD...
 	local desc=$1
@@ -23,6 +25,7 @@ renders() { out=$(groff -man -Tutf8 -ww -z "$1" 2>&1) && [ -z "$out" ] || { echo
 
 check "pgkeep installed" test -x "$dest$prefix/bin/pgkeep"
 check "it runs" "$dest$prefix/bin/pgkeep" --version
+check "the units are under the prefix unless configured elsewhere" test -f "$dest$unitdir/pgkeep-expire.timer"
 for p in local s3 b2 sftp; do
 	check "plugin $p installed" test -f "$dest$prefix/lib/pgkeep/$p.so"
 done
