@@ -46,6 +46,10 @@ make install DESTDIR="$build/destdir" >/dev/null
 "$src/tests/install-check.sh" "$build/destdir" "$(sed -n 's/^prefix = //p' Makefile)" \
 	"$(sed -n 's/^systemdsystemunitdir = //p' Makefile)"
 
+# The Debian packages: built, linted, installed into a fresh Debian 12 root
+# beside a stock PostgreSQL cluster, used for a backup and a restore, purged.
+"$src/tests/package.sh" "$src" || exit 1
+
 # Reliability (sanitizers, valgrind, fuzzing, and a summary of the crash,
 # fault, secret and random point-in-time tests), each part bounded in time.
 FUZZ_SECONDS=${FUZZ_SECONDS:-30} "$src/tests/reliability.sh" "$build/reliability"

@@ -16,11 +16,13 @@ build="build-essential autoconf automake libtool pkg-config
 	libcurl4-openssl-dev libssh2-1-dev"
 # Run and test: PostgreSQL 15, sshd for SFTP, Python peers for S3 signing and
 # the B2 simulator, node/npm for s3rver, and tools the tests call (promtool,
-# from the prometheus package, checks the shipped alert rules).
+# from the prometheus package, checks the shipped alert rules; debhelper,
+# lintian and debootstrap build, check and install the Debian packages).
 test="postgresql-15 postgresql-client-15 openssh-server openssh-client
 	python3 python3-botocore python3-b2sdk zstd procps psmisc
 	util-linux iproute2 time curl openssl groff-base man-db systemd clang libclang-rt-14-dev valgrind
-	prometheus"
+	prometheus
+	debhelper dpkg-dev fakeroot lintian debootstrap git"
 
 missing=""
 for p in $build $test; do
