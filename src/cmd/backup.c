@@ -28,6 +28,7 @@
 #include "pg/backup_label.h"
 #include "pg/basebackup.h"
 #include "pg/child.h"
+#include "pg/clients.h"
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/walname.h"
@@ -745,6 +746,16 @@ out:
 
 /* ---------------------------------------------------------------- dumps */
 
+static int check_dump_client(struct backup_run *b, const struct backup_opts *o)
+{
+	char *prog = NULL;
+	int rc;
+
+	rc = pg_client_find(o->all ? "pg_dumpall" : "pg_dump", b->info.version / 10000, &prog);
+	free(prog);
+	return rc;
+}
+
 static int dump_one(struct backup_run *b, const char *db)
 {
 	char **envp = NULL, *prog, *stream;
@@ -753,7 +764,9 @@ static int dump_one(struct backup_run *b, const char *db)
 	rc = pgconn_child_env(b->cfg.conninfo, db, NULL, &envp);
 	if (rc < 0)
 		return rc;
-	prog = child_find_program("pg_dump", b->info.version / 10000);
+	rc = pg_client_find("pg_dump", b->info.version / 10000, &prog);
+	if (rc < 0)
+		goto out_env;
 	stream = xasprintf("%s.dump", db);
 	{
 		/* Custom format, uncompressed: our chunker dedups, zstd compresses. */
@@ -766,6 +779,7 @@ static int dump_one(struct backup_run *b, const char *db)
 		pgk_error_wrap(rc, "dump of database %s", db);
 	free(stream);
 	free(prog);
+out_env:
 	pgconn_env_free(envp);
 	return rc;
 }
@@ -778,7 +792,11 @@ static int dump_globals(struct backup_run *b)
 	rc = pgconn_child_env(b->cfg.conninfo, NULL, NULL, &envp);
 	if (rc < 0)
 		return rc;
-	prog = child_find_program("pg_dumpall", b->info.version / 10000);
+	rc = pg_client_find("pg_dumpall", b->info.version / 10000, &prog);
+	if (rc < 0) {
+		pgconn_env_free(envp);
+		return rc;
+	}
 	{
 		char *argv[] = { prog, "--globals-only", "-w", NULL };
 
@@ -926,6 +944,10 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	rc = pgconn_server_info(pc, &b->info);
 	if (rc < 0)
 		goto out_conn;
+	/* Before anything is started: a dump needs a client new enough. */
+	rc = o->type == BACKUP_DUMP ? check_dump_client(b, o) : 0;
+	if (rc < 0)
+		goto out_info;
 	rc = repo_check_sysid(b->repo, b->info.sysid);
 	if (rc < 0)
 		goto out_info;
