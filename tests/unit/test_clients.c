@@ -53,7 +53,7 @@ static void find(const char *prog, int major, const char *want, const char *why)
 
 static void test_choice(void)
 {
-	char bindir[512];
+	char bindir[512], *path = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
 
 	unsetenv("PGKEEP_PG_BINDIR");
 	install("lib/14/bin", "pg_dump", 14);
@@ -61,6 +61,9 @@ static void test_choice(void)
 	install("lib/17/bin", "pg_dump", 17);
 	install("lib/17/bin", "pg_restore", 17);
 	install("lib/notaversion/bin", "pg_dump", 99);
+	snprintf(bindir, sizeof(bindir), "%s/own", root);
+	install("own", "pg_dump", 16);
+	install("own", "pg_restore", 0);
 	find("pg_dump", 15, "lib/17/bin/pg_dump", "a 15 server gets the newest, 17");
 	find("pg_dump", 17, "lib/17/bin/pg_dump", "a 17 server gets 17");
 	find("pg_restore", 16, "lib/17/bin/pg_restore", "pg_restore likewise");
@@ -73,15 +76,15 @@ static void test_choice(void)
 	is_str(pgk_errmsg(), "PostgreSQL 16 server needs pg_dumpall 16 or newer; install "
 	       "postgresql-client-16", "  naming that program");
 
-	snprintf(bindir, sizeof(bindir), "%s/own", root);
-	install("own", "pg_dump", 16);
 	setenv("PGKEEP_PG_BINDIR", bindir, 1);
 	find("pg_dump", 15, "own/pg_dump", "PGKEEP_PG_BINDIR's 16 for a 15 server, over 17");
 	find("pg_dump", 17, "lib/17/bin/pg_dump", "but not for a 17 server: it is too old");
 	find("pg_dump", 18, NULL, "nor for an 18 server");
-	install("own", "pg_restore", 0);
 	find("pg_restore", 17, "own/pg_restore", "one that names no version is taken as told");
 	unsetenv("PGKEEP_PG_BINDIR");
+	if (path)
+		setenv("PATH", path, 1);
+	free(path);
 }
 
 static void test_versions(void)
