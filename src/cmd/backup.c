@@ -746,12 +746,18 @@ out:
 
 /* ---------------------------------------------------------------- dumps */
 
+/* --all runs pg_dumpall for the globals, then pg_dump for each database. */
 static int check_dump_client(struct backup_run *b, const struct backup_opts *o)
 {
 	char *prog = NULL;
-	int rc;
+	int rc = 0;
 
-	rc = pg_client_find(o->all ? "pg_dumpall" : "pg_dump", b->info.version / 10000, &prog);
+	if (o->all)
+		rc = pg_client_find("pg_dumpall", b->info.version / 10000, &prog);
+	free(prog);
+	prog = NULL;
+	if (rc == 0)
+		rc = pg_client_find("pg_dump", b->info.version / 10000, &prog);
 	free(prog);
 	return rc;
 }
