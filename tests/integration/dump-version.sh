@@ -8,6 +8,7 @@
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
 pg_init "$T/pg1"
+pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"
 pgkeep_conf
 ok "pgkeep init" pgkeep_init
 pg_start
