@@ -33,8 +33,11 @@ wait_sql() {
 	done
 }
 
+# With nothing written since the last switch, pg_switch_wal() would name
+# the segment just begun, which is archived only once it is switched too.
 wait_archived() {
 	local seg deadline=$(( $(date +%s) + 120 ))
+	psql_q "insert into pulse default values" || return 1
 	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
 	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
 		[ "$(date +%s)" -lt "$deadline" ] || return 1
@@ -115,8 +118,6 @@ backup_while_primary_writes "$T/standby.conf"
 is "$rc" 0 "a base backup of the hot standby succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
 B=$(printf '%s\n' "$out" | head -n 1)
-like "$err" "waiting for WAL segment [0-9A-F]{24} from the primary's archive" \
-	"it said which segment it waited for from the primary's archive"
 run pgkeep_run info --json
 printf '%s\n' "$out" >"$T/info.json"
 is "$(python3 - "$T/info.json" "$B" <<'EOF'
@@ -167,6 +168,9 @@ backup_while_primary_writes "$T/standby-short.conf"
 cmp_ok "$rc" -ne 0 "without the primary archiving, the standby's backup fails"
 like "$err" "WAL segment [0-9A-F]{24} needed by backup [^ ]+ \(taken from a standby\) did not reach repository test within 3 s \(standby_wal_timeout\)" \
 	"... naming the segment, the repository and the timeout"
+seg=$(printf '%s\n' "$err" | sed -n 's/.*WAL segment \([0-9A-F]\{24\}\) needed by.*/\1/p')
+like "$err" "waiting for WAL segment $seg from the primary's archive \(repository test, standby_wal_timeout 3 s\)" \
+	"while waiting, it said which segment it waited for from the primary's archive"
 is "$(printf '%s\n' "$err" | grep -c 'error:')" 1 "... in one error line"
 is "$(pgkeep_run list 2>/dev/null | grep -c ' base ')" "$nbefore" "... and no backup is recorded"
 
