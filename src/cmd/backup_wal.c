@@ -3,6 +3,7 @@
  * by itself (see backup_wal.h): a timeline's history file taken from the
  * server, and the wait of a standby's backup for the primary's archive.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
