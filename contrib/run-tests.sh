@@ -31,12 +31,14 @@ jobs=$(nproc 2>/dev/null || echo 2)
 make -j"$jobs" >/dev/null
 make -j"$jobs" check || { grep -E '^(FAIL|ERROR)' test-suite.log; tail -n 300 test-suite.log; exit 1; }
 
-# Base backup, point-in-time restore and a backup killed mid-stream against
+# Base backup, point-in-time restore, a backup killed mid-stream, a
+# backup of a standby and the refused dump (no pg_dump that new) against
 # the PostgreSQL 16, 17 and 18 server builds (contrib/fetch-test-postgres.sh),
 # with Debian's 15 clients.
 for v in 16 17 18; do
 	PGKEEP_TEST_PG_SERVER_BINDIR=${PGKEEP_TEST_PG_CACHE:-/var/cache/pgkeep-test}/pg-$v/bin \
-		make check TESTS="tests/integration/pitr.sh tests/integration/backup-kill.sh" ||
+		make check TESTS="tests/integration/pitr.sh tests/integration/backup-kill.sh \
+			tests/integration/standby.sh tests/integration/dump-version.sh" ||
 		{ tail -n 100 test-suite.log; exit 1; }
 done
 

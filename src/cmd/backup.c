@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cmd/backup_util.h"
+#include "cmd/backup_wal.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "common/error.h"
@@ -27,6 +28,7 @@
 #include "pg/backup_label.h"
 #include "pg/basebackup.h"
 #include "pg/child.h"
+#include "pg/clients.h"
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/walname.h"
@@ -356,10 +358,12 @@ static int check_cluster(struct backup_run *b)
 				 "PostgreSQL %d (server_version_num %d) is not supported for base "
 				 "backups: pgkeep takes base backups of PostgreSQL "
 				 BASEBACKUP_VERSIONS_TEXT, b->info.version / 10000, b->info.version);
+	if (!wal_seg_size_valid(b->info.wal_seg_size))
+		return pgk_error(PGKEEP_EINVAL, "the server reports a WAL segment size of %u",
+				 b->info.wal_seg_size);
+	/* A standby's own archiving settings do not matter: the primary's archive does. */
 	if (b->info.in_recovery)
-		return pgk_error(PGKEEP_EINVAL,
-				 "the server is a standby: pgkeep takes base backups of the primary "
-				 "only (a standby archives no backup history file)");
+		return 0;
 	if (strcmp(b->info.archive_mode, "off") == 0)
 		return pgk_error(PGKEEP_EINVAL,
 				 "archive_mode is off: a base backup needs its WAL archived "
@@ -372,9 +376,6 @@ static int check_cluster(struct backup_run *b)
 		pgk_log_warning("archive_command '%s' does not look like pgkeep wal-push; the "
 				"backup waits for its WAL in repository %s",
 				b->info.archive_command, b->repo->name);
-	if (!wal_seg_size_valid(b->info.wal_seg_size))
-		return pgk_error(PGKEEP_EINVAL, "the server reports a WAL segment size of %u",
-				 b->info.wal_seg_size);
 	return 0;
 }
 
@@ -571,12 +572,31 @@ static int sink_idle(void *payload)
 }
 
 /*
+ * A backup on a timeline after the first is restored through its history
+ * file, which the archiver of a server promoted a moment ago may not have
+ * pushed yet: the server's own copy is stored then.
+ */
+static int store_timeline_history(struct backup_run *b, struct basebackup *bb, uint32_t tli)
+{
+	char *name = NULL, *text = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = basebackup_timeline_history(bb, tli, &name, &text, &len);
+	if (rc == 0)
+		rc = backup_wal_store_history(b->repo, name, text, len);
+	free(name);
+	free(text);
+	return rc;
+}
+
+/*
  * The base backup over a replication connection.  The start and end
  * positions the server gives are checked against backup_label and the
  * backup history file, which remain what the WAL range is read from.
  */
 static int base_from_server(struct backup_run *b, const char *label, const char *appname,
-			    struct pgk_buf *head, uint64_t *end_lsn)
+			    struct pgk_buf *head, uint64_t *end_lsn, uint32_t *end_tli)
 {
 	struct base_sink k = { .b = b, .head = head };
 	struct basebackup_sink sink = {
@@ -587,7 +607,7 @@ static int base_from_server(struct backup_run *b, const char *label, const char 
 	const struct basebackup_tablespace *spc;
 	struct basebackup *bb = NULL;
 	uint64_t sysid, lsn, total = 0;
-	uint32_t tli, end_tli;
+	uint32_t tli;
 	size_t nspc, i;
 	int rc;
 
@@ -611,14 +631,39 @@ static int base_from_server(struct backup_run *b, const char *label, const char 
 	for (i = 0; i < nspc; i++)
 		total += spc[i].size;
 	progress_start(b->progress, total);
-	rc = basebackup_stream(bb, &sink, end_lsn, &end_tli);
+	rc = basebackup_stream(bb, &sink, end_lsn, end_tli);
 	if (rc == 0 && !k.in_manifest)
 		rc = pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent no backup manifest");
 	if (rc == 0)
 		rc = sink_close(&k);
+	if (rc == 0 && *end_tli > 1)
+		rc = store_timeline_history(b, bb, *end_tli);
 out:
 	stream_writer_free(k.w);
 	basebackup_close(bb);
+	return rc;
+}
+
+/* The standby variant of wait_history and wait_segments: no history file,
+ * and the segments come from the primary's archiver, whenever it pushes them. */
+static int wait_standby_wal(struct backup_run *b, const struct backup_label *bl,
+			    uint64_t end_lsn, uint32_t end_tli, struct backup_label *hist,
+			    uint64_t *first, uint64_t *last)
+{
+	struct standby_wait w = {
+		.repo = b->repo, .backup_id = b->m.id, .wal_seg_size = b->m.wal_seg_size,
+		.timeout = b->cfg.standby_wal_timeout >= 0 ? b->cfg.standby_wal_timeout
+							   : STANDBY_WAL_TIMEOUT_DEFAULT,
+		.interrupted = check_interrupted, .progress = b->progress,
+	};
+	int rc;
+
+	rc = backup_wal_standby_stop(bl, end_lsn, end_tli, hist);
+	if (rc == 0)
+		rc = fill_wal_range(b, bl, hist, first, last);
+	if (rc == 0)
+		rc = backup_wal_standby_wait(&w, *first, *last, bl->start_tli);
+	b->m.from_standby = rc == 0;
 	return rc;
 }
 
@@ -649,6 +694,7 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	struct pgk_buf head = PGK_BUF_INIT;
 	struct backup_label bl, hist;
 	uint64_t first = 0, last = 0, end_lsn = 0;
+	uint32_t end_tli = 0;
 	const char *test_prog = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
 	char *label, appname[MANIFEST_ID_MAX + 16];
 	int rc;
@@ -671,13 +717,17 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	if (test_prog && *test_prog)
 		rc = base_from_program(b, test_prog, label, appname, &head);
 	else
-		rc = base_from_server(b, label, appname, &head, &end_lsn);
+		rc = base_from_server(b, label, appname, &head, &end_lsn, &end_tli);
 	if (rc < 0)
 		goto out;
 	record_stop(b, pc);
 	rc = label_from_head(&head, &bl);
 	if (rc < 0)
 		goto out;
+	if (b->info.in_recovery) {
+		rc = wait_standby_wal(b, &bl, end_lsn, end_tli, &hist, &first, &last);
+		goto out;
+	}
 	rc = wait_history(b, &bl, &hist);
 	if (rc == 0 && end_lsn && end_lsn != hist.stop_lsn)
 		rc = pgk_error(PGKEEP_ECORRUPT, "the server ended backup %s at %" PRIX64 " but its "
@@ -696,6 +746,22 @@ out:
 
 /* ---------------------------------------------------------------- dumps */
 
+/* --all runs pg_dumpall for the globals, then pg_dump for each database. */
+static int check_dump_client(struct backup_run *b, const struct backup_opts *o)
+{
+	char *prog = NULL;
+	int rc = 0;
+
+	if (o->all)
+		rc = pg_client_find("pg_dumpall", b->info.version / 10000, &prog);
+	free(prog);
+	prog = NULL;
+	if (rc == 0)
+		rc = pg_client_find("pg_dump", b->info.version / 10000, &prog);
+	free(prog);
+	return rc;
+}
+
 static int dump_one(struct backup_run *b, const char *db)
 {
 	char **envp = NULL, *prog, *stream;
@@ -704,7 +770,9 @@ static int dump_one(struct backup_run *b, const char *db)
 	rc = pgconn_child_env(b->cfg.conninfo, db, NULL, &envp);
 	if (rc < 0)
 		return rc;
-	prog = child_find_program("pg_dump", b->info.version / 10000);
+	rc = pg_client_find("pg_dump", b->info.version / 10000, &prog);
+	if (rc < 0)
+		goto out_env;
 	stream = xasprintf("%s.dump", db);
 	{
 		/* Custom format, uncompressed: our chunker dedups, zstd compresses. */
@@ -717,6 +785,7 @@ static int dump_one(struct backup_run *b, const char *db)
 		pgk_error_wrap(rc, "dump of database %s", db);
 	free(stream);
 	free(prog);
+out_env:
 	pgconn_env_free(envp);
 	return rc;
 }
@@ -729,7 +798,11 @@ static int dump_globals(struct backup_run *b)
 	rc = pgconn_child_env(b->cfg.conninfo, NULL, NULL, &envp);
 	if (rc < 0)
 		return rc;
-	prog = child_find_program("pg_dumpall", b->info.version / 10000);
+	rc = pg_client_find("pg_dumpall", b->info.version / 10000, &prog);
+	if (rc < 0) {
+		pgconn_env_free(envp);
+		return rc;
+	}
 	{
 		char *argv[] = { prog, "--globals-only", "-w", NULL };
 
@@ -877,6 +950,10 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	rc = pgconn_server_info(pc, &b->info);
 	if (rc < 0)
 		goto out_conn;
+	/* Before anything is started: a dump needs a client new enough. */
+	rc = o->type == BACKUP_DUMP ? check_dump_client(b, o) : 0;
+	if (rc < 0)
+		goto out_info;
 	rc = repo_check_sysid(b->repo, b->info.sysid);
 	if (rc < 0)
 		goto out_info;

@@ -82,6 +82,8 @@ static json_object *backup_json(const struct manifest *m)
 	add_lsn(o, "start_lsn", m->start_lsn, base);
 	add_lsn(o, "stop_lsn", m->stop_lsn, base);
 	json_object_object_add(o, "timeline", json_object_new_int64(m->timeline));
+	if (base)
+		json_object_object_add(o, "from_standby", json_object_new_boolean(m->from_standby));
 	json_object_object_add(o, "size", json_object_new_int64((int64_t)manifest_size(m)));
 	json_object_object_add(o, "stored_size",
 			       json_object_new_int64((int64_t)manifest_stored(m)));
@@ -163,7 +165,8 @@ static void print_text(const struct repo *r, const struct manifest *list, size_t
 	printf("backups:           %zu\n", n);
 	if (b) {
 		local_time_text(b->stop_time, when, sizeof(when));
-		printf("newest base:       %s (finished %s)\n", b->id, when);
+		printf("newest base:       %s (finished %s%s)\n", b->id, when,
+		       b->from_standby ? ", from a standby" : "");
 	}
 	if (d) {
 		local_time_text(d->stop_time, when, sizeof(when));

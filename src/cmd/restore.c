@@ -40,6 +40,7 @@
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
+#include "pg/clients.h"
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/recovery.h"
@@ -738,7 +739,13 @@ static int pipe_into_database(struct restore_run *rr, const struct manifest_stre
 	rc = pgconn_child_env(rr->cfg.conninfo, o->dbname, NULL, &envp);
 	if (rc < 0)
 		return rc;
-	prog = child_find_program(sql ? "psql" : "pg_restore", major);
+	/* pg_restore must know the server's version; any psql runs SQL. */
+	if (sql)
+		prog = child_find_program("psql", major);
+	else if ((rc = pg_client_find("pg_restore", major, &prog)) < 0) {
+		pgconn_env_free(envp);
+		return rc;
+	}
 	conn = dbname_connstr(o->dbname);
 	{
 		/* One transaction: a failed restore leaves the database as it was. */

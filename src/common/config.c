@@ -32,13 +32,15 @@ enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_SCHEDULE, SEC_BAD };
 enum global_key {
 	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
 	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS,
-	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_KEY_CACHE, G_DELTA, G_COUNT
+	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_KEY_CACHE, G_DELTA,
+	G_STANDBY_WAL_TIMEOUT, G_COUNT
 };
 
 static const char *const global_names[G_COUNT] = {
 	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
 	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout", "archive_repos",
 	"wal_push_ahead", "wal_fetch_ahead", "spool_dir", "key_cache", "delta",
+	"standby_wal_timeout",
 };
 
 struct parse_state {
@@ -461,6 +463,10 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 		if (parse_seconds(name, value, INT_MAX, &cfg->archive_timeout) < 0)
 			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
 		return 1;
+	case G_STANDBY_WAL_TIMEOUT:
+		if (parse_seconds(name, value, INT_MAX, &cfg->standby_wal_timeout) < 0)
+			return fail_at(st, PGKEEP_EINVAL, "%s", pgk_errmsg());
+		return 1;
 	case G_ARCHIVE_REPOS:
 		/* Names are checked against the [repo:NAME] sections after the parse. */
 		return set_string(st, &cfg->archive_repos, name, value);
@@ -811,6 +817,7 @@ int config_load(struct pgk_config *cfg, const char *path)
 	cfg->compress_level = 3;
 	cfg->log_level = -1;
 	cfg->archive_timeout = -1;
+	cfg->standby_wal_timeout = -1;
 	cfg->wal_push_ahead = PGK_WAL_PUSH_AHEAD_DEFAULT;
 	cfg->wal_fetch_ahead = PGK_WAL_FETCH_AHEAD_DEFAULT;
 	cfg->key_cache = PGK_KEY_CACHE_DEFAULT;

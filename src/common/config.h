@@ -51,6 +51,9 @@ struct pgk_config {
 	int log_level;		/* PGKEEP_LOG_*; -1 when unset */
 	int jobs;		/* parallel workers; 0 when unset */
 	int archive_timeout;	/* seconds; -1 when unset */
+	/* How long a backup from a standby waits for the primary's archive to
+	 * hold its WAL; seconds, -1 when unset. */
+	int standby_wal_timeout;
 	int passphrase_file_line;	/* lines, for messages; 0 when unset */
 	int passphrase_command_line;
 	struct pgk_config_repo *repos;

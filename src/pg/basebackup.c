@@ -131,6 +131,28 @@ int basebackup_identify(struct basebackup *bb, uint64_t *sysid, uint32_t *tli)
 	return 0;
 }
 
+int basebackup_timeline_history(struct basebackup *bb, uint32_t tli, char **name,
+				char **content, size_t *len)
+{
+	char *cmd = xasprintf("TIMELINE_HISTORY %u", tli);
+	PGresult *res = PQexec(bb->conn, cmd);
+
+	free(cmd);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		return result_error(res, "TIMELINE_HISTORY");
+	if (PQntuples(res) != 1 || PQnfields(res) < 2 || PQgetisnull(res, 0, 0) ||
+	    PQgetisnull(res, 0, 1)) {
+		PQclear(res);
+		return pgk_error(PGKEEP_EIO, "PostgreSQL: TIMELINE_HISTORY answered an unexpected row");
+	}
+	/* Sent as bytea but unescaped: the file's own text, which has no NUL. */
+	*name = xstrdup(PQgetvalue(res, 0, 0));
+	*content = xstrdup(PQgetvalue(res, 0, 1));
+	*len = strlen(*content);
+	PQclear(res);
+	return 0;
+}
+
 /* Until libpq has more input, running sink->idle while the server is silent. */
 static int wait_input(struct basebackup *bb, const struct basebackup_sink *sink)
 {

@@ -70,6 +70,14 @@ void basebackup_close(struct basebackup *bb);
 int basebackup_identify(struct basebackup *bb, uint64_t *sysid, uint32_t *tli);
 
 /*
+ * TIMELINE_HISTORY: the history file of timeline tli (> 1) as the server
+ * keeps it in pg_wal, its name ("0000000N.history") and its text.  Only
+ * between commands, not during a backup's copy stream.  Free both.
+ */
+int basebackup_timeline_history(struct basebackup *bb, uint32_t tli, char **name,
+				char **content, size_t *len);
+
+/*
  * Send BASE_BACKUP (WAL false, WAIT false: the WAL comes from the archive
  * and pgkeep waits for it itself) and read the start position and the
  * tablespace list; sink->idle runs during the checkpoint.  The list stays

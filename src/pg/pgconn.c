@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "pg/basebackup.h"
 #include "pg/libpq_api.h"
 #include "pg/pgconn.h"
 
@@ -127,6 +128,21 @@ static int query_u64(struct pgconn *c, const char *what, const char *sql, uint64
 	return rc;
 }
 
+int pgconn_check_version(int version)
+{
+	char text[32];
+
+	if (basebackup_server_supported(version))
+		return 0;
+	/* 9.6 and before numbered their majors with two parts. */
+	if (version >= 100000)
+		snprintf(text, sizeof(text), "%d", version / 10000);
+	else
+		snprintf(text, sizeof(text), "%d.%d", version / 10000, version / 100 % 100);
+	return pgk_error(PGKEEP_EINVAL, "PostgreSQL %s (server_version_num %d) is not supported: "
+			 "pgkeep supports PostgreSQL " BASEBACKUP_VERSIONS_TEXT, text, version);
+}
+
 int pgconn_server_info(struct pgconn *c, struct pg_server_info *out)
 {
 	uint64_t v;
@@ -135,10 +151,9 @@ int pgconn_server_info(struct pgconn *c, struct pg_server_info *out)
 
 	memset(out, 0, sizeof(*out));
 	out->version = PQserverVersion(c->conn);
-	if (out->version < 150000)
-		return pgk_error(PGKEEP_EINVAL,
-				 "PostgreSQL %d.%d is not supported (pgkeep needs 15 or later)",
-				 out->version / 10000, out->version % 10000);
+	rc = pgconn_check_version(out->version);
+	if (rc < 0)
+		return rc;
 	rc = query_u64(c, "reading the system identifier",
 		       "select system_identifier from pg_control_system()", &out->sysid);
 	if (rc == 0)

@@ -28,6 +28,9 @@ struct pg_server_info {
 int pgconn_open(struct pgconn **out, const char *conninfo, const char *dbname);
 void pgconn_close(struct pgconn *c);
 
+/* 0 for a server_version_num pgkeep supports; else a one-line refusal
+ * naming the versions it does. */
+int pgconn_check_version(int version);
 int pgconn_server_info(struct pgconn *c, struct pg_server_info *out);
 void pg_server_info_free(struct pg_server_info *i);
 

@@ -215,6 +215,11 @@ int recovery_write(int dirfd, const char *pgdata, const struct recovery_settings
 	rc = write_atomic(dirfd, pgdata, "postgresql.auto.conf", conf.data, conf.len);
 	if (rc == 0)
 		rc = write_atomic(dirfd, pgdata, "recovery.signal", "", 0);
+	/* A backup of a standby holds its standby.signal, which would win over
+	 * recovery.signal: the restored server would follow the old primary. */
+	if (rc == 0 && unlinkat(dirfd, "standby.signal", 0) < 0 && errno != ENOENT)
+		rc = pgk_error(PGKEEP_EIO, "cannot remove %s/standby.signal: %s", pgdata,
+			       strerror(errno));
 out:
 	buf_free(&conf);
 	return rc;

@@ -76,6 +76,7 @@ void manifest_copy_header(struct manifest *to, const struct manifest *from)
 	to->sysid = from->sysid;
 	to->pg_version = from->pg_version;
 	to->timeline = from->timeline;
+	to->from_standby = from->from_standby;
 	to->start_lsn = from->start_lsn;
 	to->stop_lsn = from->stop_lsn;
 	memcpy(to->wal_start, from->wal_start, sizeof(to->wal_start));
@@ -322,6 +323,9 @@ int manifest_to_json(const struct manifest *m, struct pgk_buf *out)
 	add_str(o, "dbname", m->dbname);
 	add_str(o, "label", m->label);
 	add_str(o, "format", m->format);
+	/* Only when true: older readers ignore it, and a primary's backup is unchanged. */
+	if (m->from_standby)
+		json_object_object_add(o, "from_standby", json_object_new_boolean(1));
 	if (listed)
 		add_str(o, "list_set", m->list_set);
 	for (i = 0; i < m->nstreams; i++)
@@ -466,6 +470,20 @@ static int get_opt_text(struct parse *p, struct json_object *o, const char *k, c
 		return p->err;
 	if (s)
 		*out = xstrdup(s);
+	return 0;
+}
+
+/* An optional boolean: false when absent or null. */
+static int get_opt_bool(struct parse *p, struct json_object *o, const char *k, bool *out)
+{
+	struct json_object *v = member(o, k);
+
+	*out = false;
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean))
+		return bad(p, k, "is not true or false");
+	*out = json_object_get_boolean(v);
 	return 0;
 }
 
@@ -698,7 +716,8 @@ static int parse_header(struct parse *p, struct json_object *o, struct manifest 
 	    get_i64(p, o, "stop_time", INT64_MIN + 1, INT64_MAX, &m->stop_time) ||
 	    get_opt_text(p, o, "dbname", &m->dbname) ||
 	    get_opt_text(p, o, "label", &m->label) ||
-	    get_opt_text(p, o, "format", &m->format))
+	    get_opt_text(p, o, "format", &m->format) ||
+	    get_opt_bool(p, o, "from_standby", &m->from_standby))
 		return p->err;
 	if (parse_exact_times(p, o, m))
 		return p->err;

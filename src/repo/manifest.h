@@ -81,7 +81,8 @@ struct manifest {
 	enum backup_type type;
 	uint64_t sysid;
 	int pg_version;			/* server_version_num */
-	uint32_t timeline;
+	uint32_t timeline;		/* base backups: the one its WAL is on */
+	bool from_standby;		/* base backups taken from a hot standby */
 	uint64_t start_lsn, stop_lsn;	/* base backups; 0 for dumps */
 	char wal_start[25], wal_stop[25]; /* first and last WAL segment needed */
 	uint32_t wal_seg_size;		/* base backups: bytes per WAL segment */

@@ -544,6 +544,12 @@ static void numbers_and_durations(void)
 	is_int(cfg.key_cache, 5400, "key_cache = 1h30min is 5400 s");
 	config_free(&cfg);
 	free(path);
+	path = write_file("dur.conf", "[global]\nstandby_wal_timeout = 15min\n", 0600);
+	ok(config_load(&cfg, path) == 0, "standby_wal_timeout loads: %s", pgk_errmsg());
+	is_int(cfg.standby_wal_timeout, 900, "standby_wal_timeout = 15min is 900 s");
+	is_int(cfg.archive_timeout, -1, "... and leaves archive_timeout unset");
+	config_free(&cfg);
+	free(path);
 	path = write_file("dur.conf", "[global]\narchive_timeout = 120\n", 0600);
 	ok(config_load(&cfg, path) == 0 && cfg.archive_timeout == 120,
 	   "archive_timeout = 120: plain seconds");
@@ -553,6 +559,8 @@ static void numbers_and_durations(void)
 	bad("archive_timeout in m", "[global]\narchive_timeout = 5m\n",
 	    "@:2: archive_timeout: bad value '5m' ('m' is ambiguous: write min for minutes or mon "
 	    "for months)");
+	bad("standby_wal_timeout not a duration", "[global]\nstandby_wal_timeout = later\n",
+	    "@:2: standby_wal_timeout: bad value 'later'");
 	bad("archive_timeout not a duration", "[global]\narchive_timeout = soon\n",
 	    "@:2: archive_timeout: bad value 'soon'");
 	bad("key_cache above its cap", "[global]\nkey_cache = 8d\n",

@@ -143,6 +143,35 @@ static void test_round_trip(void)
 	is_str(backup_type_name(BACKUP_DUMP), "dump", "type name dump");
 }
 
+/* A backup from a standby says so; one from a primary carries no field. */
+static void test_from_standby(void)
+{
+	struct manifest m, back;
+	struct pgk_buf json = PGK_BUF_INIT;
+	int ret;
+
+	fill_manifest(&m);
+	manifest_to_json(&m, &json);
+	buf_append(&json, "", 1);
+	ok(!strstr((char *)json.data, "from_standby"), "a primary's backup has no from_standby");
+	ret = manifest_from_json(&back, (const char *)json.data, json.len - 1, "t");
+	ok(ret == 0 && !back.from_standby, "  and reads back as not from a standby");
+	manifest_free(&back);
+	buf_free(&json);
+	m.from_standby = true;
+	m.timeline = 3;
+	manifest_to_json(&m, &json);
+	buf_append(&json, "", 1);
+	ok(strstr((char *)json.data, "\"from_standby\":true") != NULL,
+	   "a standby's backup records from_standby");
+	ret = manifest_from_json(&back, (const char *)json.data, json.len - 1, "t");
+	ok(ret == 0 && back.from_standby && back.timeline == 3,
+	   "  read back with its timeline: %s", ret ? pgk_errmsg() : "ok");
+	manifest_free(&back);
+	buf_free(&json);
+	manifest_free(&m);
+}
+
 /* A valid document as a json-c tree, for tests that break one thing. */
 static struct json_object *valid_tree(void)
 {
@@ -231,6 +260,9 @@ static void test_bad_values(void)
 	o = valid_tree();
 	set(o, "timeline", json_object_new_int64(1LL << 32));
 	expect_refused(o, "timeline", "timeline above 32 bits");
+	o = valid_tree();
+	set(o, "from_standby", json_object_new_string("yes"));
+	expect_refused(o, "from_standby", "from_standby as a string");
 	o = valid_tree();
 	set(o, "type", json_object_new_string("incremental"));
 	expect_refused(o, "type", "unknown type");
@@ -580,6 +612,7 @@ int main(void)
 		return 1;
 	}
 	test_round_trip();
+	test_from_standby();
 	test_missing_fields();
 	test_bad_values();
 	test_tablespace();
