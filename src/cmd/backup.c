@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/backup_id.h"
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
@@ -774,48 +775,6 @@ out:
 
 /* ---------------------------------------------------------------- the command */
 
-/* An id no manifest has yet: YYYYMMDDTHHMMSSZ-TYPE, then -2, -3 ... */
-static int choose_id(struct backup_run *b, int attempt)
-{
-	char stamp[32], key[128];
-	struct pgkeep_stat st;
-	struct tm tm;
-	time_t t = (time_t)b->m.start_time;
-	int rc, i;
-
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	for (i = attempt; i < 100; i++) {
-		if (i == 0)
-			snprintf(b->m.id, sizeof(b->m.id), "%s-%s", stamp, backup_type_name(b->m.type));
-		else
-			snprintf(b->m.id, sizeof(b->m.id), "%s-%s-%d", stamp,
-				 backup_type_name(b->m.type), i + 1);
-		snprintf(key, sizeof(key), "backups/%s.manifest", b->m.id);
-		rc = store_stat(b->repo->store, key, &st);
-		if (rc == PGKEEP_ENOTFOUND)
-			return i;
-		if (rc < 0)
-			return rc;
-	}
-	return pgk_error(PGKEEP_EEXISTS, "no free backup id for %s", stamp);
-}
-
-/* Another backup may have taken the id meanwhile: move to the next one. */
-static int save_manifest(struct backup_run *b, int attempt)
-{
-	int rc;
-
-	for (;;) {
-		rc = manifest_save(b->repo, &b->m);
-		if (rc != PGKEEP_EEXISTS)
-			return rc;
-		attempt = choose_id(b, attempt + 1);
-		if (attempt < 0)
-			return attempt;
-	}
-}
-
 static void print_summary(const struct backup_run *b)
 {
 	struct timespec t1;
@@ -890,7 +849,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	b->m.timeline = b->info.timeline;
 	manifest_set_start(&b->m, backup_now_us());
 	b->m.label = o->label ? xstrdup(o->label) : NULL;
-	attempt = choose_id(b, 0);
+	attempt = backup_id_choose(b->repo, &b->m, 0);
 	if (attempt < 0) {
 		rc = attempt;
 		goto out_lock;
@@ -900,7 +859,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 		progress_start(b->progress, size_estimate(pc, o, b->info.dbname));
 	rc = o->type == BACKUP_BASE ? backup_base(b, pc, o) : backup_dump(b, pc, o);
 	if (rc == 0)
-		rc = save_manifest(b, attempt);
+		rc = backup_id_save_manifest(b->repo, &b->m, attempt);
 	/* Clear the line before the summary or the error takes its place. */
 	progress_finish(b->progress, rc == 0);
 	b->progress = NULL;

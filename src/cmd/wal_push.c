@@ -37,7 +37,7 @@
 #include "repo/object.h"
 #include "repo/repo.h"
 #include "repo/store.h"
-#include "repo/spool.h"
+#include "local/spool.h"
 
 /* The largest segment PostgreSQL makes; history and .backup files are tiny. */
 #define WAL_FILE_MAX WAL_SEG_SIZE_MAX
