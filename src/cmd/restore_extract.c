@@ -51,7 +51,7 @@ static int extract_entry(struct extractor *x, struct archive *in, struct archive
 	const char *name = archive_entry_pathname(e);
 	int rc;
 
-	/* Withheld until the end: see the comment at the top. */
+	/* Withheld until the end: see the comment atop restore.c. */
 	rc = untar_entry(x->u, in, e, x->data_dir && name &&
 				      strcmp(untar_strip(name), CONTROL_FILE) == 0
 				      ? CONTROL_PENDING : NULL);
