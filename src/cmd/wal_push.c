@@ -15,12 +15,12 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/wal_push.h"
 #include "cmd/wal_repos.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/walname.h"
-#include "cmd/wal_push.h"
 #include "local/spool.h"
 
 /* Records kept at most: the look-ahead of two calls, and some slack. */

@@ -31,7 +31,7 @@ struct push_job {
 	char *path;
 	char key[WAL_KEY_MAX];
 	struct wal_name wn;
-	bool checked;		/* job_check passed */
+	bool checked;		/* push_job_check passed */
 	bool by_stamp;		/* the record will vouch by stamp: no SHA-256 needed */
 	int fd;			/* open while the job runs */
 	uint64_t size;
@@ -65,7 +65,7 @@ struct push_run {
 	uint64_t idle_since_ms;	/* when the workers last had nothing to do, 0 if busy */
 	size_t pushed, failed;
 	unsigned cpu, cpu_busy;	/* sealing slots, and how many are taken */
-	uint64_t held;		/* sealed bytes held (see cpu_acquire) */
+	uint64_t held;		/* sealed bytes held (see cpu_acquire, wal_push_run.c) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 };

@@ -224,4 +224,3 @@ bool push_spool_records(const struct spool *sp, const char *path, const char *na
 	}
 	return file_hash(path, name, hash) && spool_has_record(sp, name, hash);
 }
-
