@@ -11,7 +11,7 @@
 
 #include "config.h"
 #include "cmd/commands.h"
-#include "repo/keycache.h"
+#include "local/keycache.h"
 #include "common/log.h"
 #include "src/revision.h"
 

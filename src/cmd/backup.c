@@ -16,8 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/backup_id.h"
+#include "cmd/backup.h"
 #include "cmd/backup_util.h"
-#include "cmd/backup_wal.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "common/error.h"
@@ -45,33 +46,7 @@
  * (a context switch on each side) than the data took to read.
  */
 #define PIPE_GATHER_NS (500 * 1000)
-/* backup_label is the tar's first member and a few hundred bytes long. */
-#define HEAD_BUF (64 * 1024)
-#define DEFAULT_ARCHIVE_TIMEOUT 300
 #define LOCK_WAIT 60
-
-struct backup_opts {
-	enum backup_type type;
-	const char *db;
-	bool all;
-	const char *label;
-	enum progress_mode progress;
-	int jobs;			/* --jobs, 0 when not given */
-};
-
-struct backup_run {
-	struct pgk_config cfg;
-	struct repo *repo;
-	struct manifest m;
-	struct manifest ref;		/* the previous backup, for deltas */
-	bool have_ref;
-	int jobs;
-	struct pg_server_info info;
-	struct timespec t0;
-	struct progress *progress;	/* NULL: nothing shown */
-};
-
-static int archive_timeout(const struct backup_run *b);
 
 /* SIGINT / SIGTERM: stop the child or close the replication connection
  * and leave no backup, instead of dying halfway. */
@@ -94,7 +69,7 @@ static void catch_signals(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
-static int check_interrupted(void)
+int backup_check_interrupted(void)
 {
 	if (!interrupted)
 		return 0;
@@ -113,7 +88,7 @@ static ssize_t read_child(struct pg_child *c, bool gather, void *buf, size_t len
 	int r;
 
 	for (;;) {
-		*rc = check_interrupted();
+		*rc = backup_check_interrupted();
 		if (*rc < 0)
 			return -1;
 		n = read(c->fd, buf, len);
@@ -158,7 +133,7 @@ static bool widen_pipe(int fd)
  * Copy the child's stdout into a new stream of the manifest.  head, when
  * not NULL, receives the stream's first HEAD_BUF bytes.
  */
-static int stream_child(struct backup_run *b, char *const argv[], char **envp,
+int backup_stream_child(struct backup_run *b, char *const argv[], char **envp,
 			const char *stream_name, struct pgk_buf *head)
 {
 	struct manifest_stream *s = manifest_add_stream(&b->m, stream_name);
@@ -215,535 +190,6 @@ out_writer:
 	return rc;
 }
 
-/* ---------------------------------------------------------------- base backups */
-
-/* The backup_label at the start of the base backup's tar. */
-static int label_from_head(const struct pgk_buf *head, struct backup_label *bl)
-{
-	struct archive *a;
-	struct archive_entry *e;
-	char text[HEAD_BUF];
-	la_ssize_t n;
-	int rc;
-
-	rc = libarchive_read_new(&a);
-	if (rc < 0)
-		return rc;
-	rc = PGKEEP_ECORRUPT;
-	archive_read_support_format_tar(a);
-	if (archive_read_open_memory(a, head->data, head->len) != ARCHIVE_OK ||
-	    archive_read_next_header(a, &e) != ARCHIVE_OK) {
-		pgk_error(rc, "the base backup does not start with a tar header: %s",
-			  archive_error_string(a) ? archive_error_string(a) : "empty");
-		goto out;
-	}
-	if (strcmp(archive_entry_pathname(e), "backup_label") != 0) {
-		pgk_error(rc, "the base backup's tar starts with %s, not backup_label",
-			  archive_entry_pathname(e));
-		goto out;
-	}
-	n = archive_read_data(a, text, sizeof(text));
-	if (n <= 0 || n != archive_entry_size(e)) {
-		pgk_error(rc, "cannot read backup_label from the base backup's tar");
-		goto out;
-	}
-	rc = backup_label_parse(bl, text, (size_t)n, false, "backup_label");
-out:
-	archive_read_free(a);
-	return rc;
-}
-
-static int archive_timeout(const struct backup_run *b)
-{
-	return b->cfg.archive_timeout >= 0 ? b->cfg.archive_timeout : DEFAULT_ARCHIVE_TIMEOUT;
-}
-
-static int wal_missing_error(const struct backup_run *b, const char *name)
-{
-	return pgk_error(PGKEEP_EIO,
-			 "WAL file %s needed by backup %s did not reach repository %s within "
-			 "%d s: is archive_command set to pgkeep wal-push?",
-			 name, b->m.id, b->repo->name, archive_timeout(b));
-}
-
-/*
- * Pauses between looks for WAL in the repository: short at first (with -X
- * none the server has usually waited for the archiver already, and
- * otherwise the archiver is a moment behind), longer while it stays away,
- * so that a slow archiver costs a remote store a handful of requests a
- * second, not dozens.
- */
-#define POLL_FIRST_MS 10
-#define POLL_MAX_MS 500
-
-static int poll_pause(struct backup_run *b, const char *name, time_t deadline, int *ms)
-{
-	if (time(NULL) >= deadline)
-		return wal_missing_error(b, name);
-	if (check_interrupted() < 0)
-		return PGKEEP_EIO;
-	usleep((useconds_t)*ms * 1000);
-	*ms = *ms * 2 > POLL_MAX_MS ? POLL_MAX_MS : *ms * 2;
-	return 0;
-}
-
-/* The backup history file, once the archiver has pushed it. */
-static int wait_history(struct backup_run *b, const struct backup_label *start,
-			struct backup_label *hist)
-{
-	char name[64], key[WAL_KEY_MAX];
-	struct pgk_buf data = PGK_BUF_INIT;
-	time_t deadline = time(NULL) + archive_timeout(b);
-	int rc, ms = POLL_FIRST_MS;
-
-	backup_history_name(name, sizeof(name), start->start_tli, start->start_lsn,
-			    b->m.wal_seg_size);
-	rc = walname_key(name, key, sizeof(key));
-	if (rc < 0)
-		return rc;
-	pgk_log_info("waiting for %s", key);
-	for (;;) {
-		rc = repo_get(b->repo, key, OBJ_WAL, &data);
-		if (rc != PGKEEP_ENOTFOUND)
-			break;
-		rc = poll_pause(b, name, deadline, &ms);
-		if (rc < 0)
-			return rc;
-	}
-	if (rc == 0)
-		rc = backup_label_parse(hist, (const char *)data.data, data.len, true, key);
-	buf_free(&data);
-	if (rc == 0 && hist->start_lsn != start->start_lsn)
-		rc = pgk_error(PGKEEP_ECORRUPT, "%s is for a backup starting at another LSN", key);
-	return rc;
-}
-
-/*
- * Every segment from wal_start through wal_stop, in the repository.  The
- * newest first: wal-push stores segments ahead in parallel, but the
- * archiver hands them over in order, so once the last is there the others
- * nearly always are, and each is then looked at once.
- */
-static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, uint32_t tli)
-{
-	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
-	time_t deadline = time(NULL) + archive_timeout(b);
-	struct pgkeep_stat st;
-	uint64_t segno, i;
-	int rc, ms;
-
-	for (i = 0; i <= last - first; i++) {
-		segno = i == 0 ? last : first + i - 1;
-		wal_segno_to_name(name, tli, segno, b->m.wal_seg_size);
-		walname_key(name, key, sizeof(key));
-		ms = POLL_FIRST_MS;
-		for (;;) {
-			rc = store_stat(b->repo->store, key, &st);
-			if (rc != PGKEEP_ENOTFOUND)
-				break;
-			rc = poll_pause(b, name, deadline, &ms);
-			if (rc < 0)
-				return rc;
-		}
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int check_cluster(struct backup_run *b)
-{
-	if (!basebackup_server_supported(b->info.version))
-		return pgk_error(PGKEEP_EINVAL,
-				 "PostgreSQL %d (server_version_num %d) is not supported for base "
-				 "backups: pgkeep takes base backups of PostgreSQL "
-				 BASEBACKUP_VERSIONS_TEXT, b->info.version / 10000, b->info.version);
-	if (!wal_seg_size_valid(b->info.wal_seg_size))
-		return pgk_error(PGKEEP_EINVAL, "the server reports a WAL segment size of %u",
-				 b->info.wal_seg_size);
-	/* A standby's own archiving settings do not matter: the primary's archive does. */
-	if (b->info.in_recovery)
-		return 0;
-	if (strcmp(b->info.archive_mode, "off") == 0)
-		return pgk_error(PGKEEP_EINVAL,
-				 "archive_mode is off: a base backup needs its WAL archived "
-				 "(archive_mode = on, archive_command = 'pgkeep wal-push %%p')");
-	if (!*b->info.archive_command && !*b->info.archive_library)
-		return pgk_error(PGKEEP_EINVAL,
-				 "archive_command is empty: a base backup needs its WAL archived "
-				 "(archive_command = 'pgkeep wal-push %%p')");
-	if (!strstr(b->info.archive_command, "pgkeep") && !*b->info.archive_library)
-		pgk_log_warning("archive_command '%s' does not look like pgkeep wal-push; the "
-				"backup waits for its WAL in repository %s",
-				b->info.archive_command, b->repo->name);
-	return 0;
-}
-
-static int fill_wal_range(struct backup_run *b, const struct backup_label *bl,
-			  const struct backup_label *hist, uint64_t *first, uint64_t *last)
-{
-	if (hist->stop_tli != bl->start_tli)
-		return pgk_error(PGKEEP_EINVAL,
-				 "backup %s started on timeline %u and stopped on %u; take it again",
-				 b->m.id, bl->start_tli, hist->stop_tli);
-	if (hist->stop_lsn <= bl->start_lsn)
-		return pgk_error(PGKEEP_ECORRUPT, "backup %s stops before it starts", b->m.id);
-	b->m.timeline = bl->start_tli;
-	b->m.start_lsn = bl->start_lsn;
-	b->m.stop_lsn = hist->stop_lsn;
-	*first = wal_lsn_to_segno(bl->start_lsn, b->m.wal_seg_size);
-	/* The stop LSN may sit on a segment boundary: the last byte is before it. */
-	*last = wal_lsn_to_segno(hist->stop_lsn - 1, b->m.wal_seg_size);
-	wal_segno_to_name(b->m.wal_start, bl->start_tli, *first, b->m.wal_seg_size);
-	wal_segno_to_name(b->m.wal_stop, bl->start_tli, *last, b->m.wal_seg_size);
-	if (strcmp(b->m.wal_start, bl->start_wal) != 0)
-		return pgk_error(PGKEEP_ECORRUPT, "backup_label names segment %s for LSN %s",
-				 bl->start_wal, b->m.wal_start);
-	return 0;
-}
-
-/*
- * The stop by the server's clock, read once the server has sent the whole backup: every
- * commit before the backup's end bears an earlier timestamp of that same
- * clock, so any recovery target from this instant on is past the point
- * where the restored cluster becomes consistent.
- */
-static void record_stop(struct backup_run *b, struct pgconn *pc)
-{
-	int64_t us = backup_now_us();
-
-	if (pgconn_clock_us(pc, &us) < 0)
-		pgk_log_warning("backup %s: cannot read the server's clock (%s): its stop time is "
-				"this host's", b->m.id, pgk_errmsg());
-	if (us < manifest_start_us(&b->m))
-		us = manifest_start_us(&b->m);
-	manifest_set_stop(&b->m, us);
-}
-
-/*
- * Some time may pass between the backup's end on the server and the end of
- * the stream here.  The history file's STOP TIME, whole seconds of
- * the same clock taken just after the end, bounds it too: every commit
- * before the end is earlier than that second's close.
- */
-static void tighten_stop(struct backup_run *b, const struct backup_label *hist)
-{
-	int64_t bound;
-
-	if (hist->stop_time <= 0 || hist->stop_time >= INT64_MAX / 1000000 - 1)
-		return;
-	bound = (hist->stop_time + 1) * 1000000;
-	if (bound < b->m.stop_us && bound >= manifest_start_us(&b->m))
-		manifest_set_stop(&b->m, bound);
-}
-
-/* ---------------------------------------------------------------- the server's copy stream */
-
-/* The server's stream of one base backup: base.tar, then backup_manifest. */
-struct base_sink {
-	struct backup_run *b;
-	const struct basebackup_tablespace *spc;	/* the server's list */
-	size_t nspc;
-	struct stream_writer *w;	/* the stream being written */
-	struct pgk_buf *head;
-	int archives;
-	bool main_done;			/* base.tar began: no archive may follow */
-	bool in_manifest;
-	bool streaming;			/* the checkpoint is over */
-};
-
-static int sink_open(struct base_sink *k, const char *name, uint32_t oid, const char *location)
-{
-	struct backup_run *b = k->b;
-	struct manifest_stream *s = manifest_add_stream(&b->m, name);
-
-	if (oid)
-		manifest_stream_set_tablespace(s, oid, location);
-	return stream_writer_open(&k->w, b->repo, s,
-				  backup_ref_stream(b->have_ref ? &b->ref : NULL, name), b->jobs);
-}
-
-/* Finished and freed before another stream is added: adding moves them. */
-static int sink_close(struct base_sink *k)
-{
-	int rc = k->w ? stream_writer_finish(k->w) : 0;
-
-	stream_writer_free(k->w);
-	k->w = NULL;
-	return rc;
-}
-
-static bool find_stream_name(const struct manifest *m, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < m->nstreams; i++)
-		if (strcmp(m->streams[i].name, name) == 0)
-			return true;
-	return false;
-}
-
-/* The listed tablespace at location, whose OID names the stream. */
-static const struct basebackup_tablespace *sink_tablespace(const struct base_sink *k,
-							   const char *location)
-{
-	size_t i;
-
-	for (i = 0; i < k->nspc; i++)
-		if (k->spc[i].oid && strcmp(k->spc[i].location, location) == 0)
-			return &k->spc[i];
-	return NULL;
-}
-
-/*
- * One archive per tablespace, the main directory's (base.tar, no location)
- * last; each becomes a stream of its own, tblspc/OID.tar for a tablespace,
- * with the OID and the location restore puts it back at.
- */
-static int sink_archive(void *payload, const char *name, const char *location)
-{
-	struct base_sink *k = payload;
-	const struct basebackup_tablespace *t;
-	char sname[64];
-	int rc;
-
-	if (k->main_done || k->in_manifest)
-		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent archive %s after "
-				 "base.tar", name);
-	rc = sink_close(k);
-	if (rc < 0)
-		return rc;
-	k->archives++;
-	if (!*location) {
-		if (strcmp(name, "base.tar") != 0)
-			return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent an unexpected "
-					 "archive %s for the data directory", name);
-		k->main_done = true;
-		return sink_open(k, "base.tar", 0, NULL);
-	}
-	t = sink_tablespace(k, location);
-	if (!t)
-		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent archive %s for '%s', "
-				 "which is not in its tablespace list", name, location);
-	if (!manifest_tablespace_location_ok(location))
-		return pgk_error(PGKEEP_EINVAL, "tablespace %u is at '%s': restore needs an "
-				 "absolute path without '.' or '..' components", t->oid, location);
-	snprintf(sname, sizeof(sname), "tblspc/%u.tar", t->oid);
-	if (find_stream_name(&k->b->m, sname))
-		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent tablespace %u twice",
-				 t->oid);
-	return sink_open(k, sname, t->oid, location);
-}
-
-static int sink_data(void *payload, const void *buf, size_t len)
-{
-	struct base_sink *k = payload;
-	struct pgk_buf *head = k->head;
-
-	if (!k->w)
-		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent data before an archive");
-	/* backup_label opens base.tar, not the tablespaces' tars before it. */
-	if (k->main_done && !k->in_manifest && head->len < HEAD_BUF)
-		buf_append(head, buf, len < HEAD_BUF - head->len ? len : HEAD_BUF - head->len);
-	progress_add(k->b->progress, len);
-	return stream_writer_write(k->w, buf, len);
-}
-
-/* The server's backup_manifest: its own stream, restored beside the data. */
-static int sink_manifest(void *payload)
-{
-	struct base_sink *k = payload;
-	int rc;
-
-	if (k->in_manifest || !k->main_done)
-		return pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent a manifest out of turn");
-	k->in_manifest = true;
-	rc = sink_close(k);
-	return rc < 0 ? rc : sink_open(k, "backup_manifest", 0, NULL);
-}
-
-static int sink_idle(void *payload)
-{
-	struct base_sink *k = payload;
-
-	if (!k->streaming)
-		progress_note(k->b->progress, "waiting for the server's checkpoint");
-	return check_interrupted();
-}
-
-/*
- * A backup on a timeline after the first is restored through its history
- * file, which the archiver of a server promoted a moment ago may not have
- * pushed yet: the server's own copy is stored then.
- */
-static int store_timeline_history(struct backup_run *b, struct basebackup *bb, uint32_t tli)
-{
-	char *name = NULL, *text = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = basebackup_timeline_history(bb, tli, &name, &text, &len);
-	if (rc == 0)
-		rc = backup_wal_store_history(b->repo, name, text, len);
-	free(name);
-	free(text);
-	return rc;
-}
-
-/*
- * The base backup over a replication connection.  The start and end
- * positions the server gives are checked against backup_label and the
- * backup history file, which remain what the WAL range is read from.
- */
-static int base_from_server(struct backup_run *b, const char *label, const char *appname,
-			    struct pgk_buf *head, uint64_t *end_lsn, uint32_t *end_tli)
-{
-	struct base_sink k = { .b = b, .head = head };
-	struct basebackup_sink sink = {
-		.archive = sink_archive, .data = sink_data, .manifest = sink_manifest,
-		.idle = sink_idle, .idle_ms = 250, .payload = &k,
-	};
-	struct basebackup_opts bo = { .label = label, .fast = true, .manifest_checksums = "CRC32C" };
-	const struct basebackup_tablespace *spc;
-	struct basebackup *bb = NULL;
-	uint64_t sysid, lsn, total = 0;
-	uint32_t tli;
-	size_t nspc, i;
-	int rc;
-
-	rc = basebackup_connect(&bb, b->cfg.conninfo, appname);
-	if (rc < 0)
-		return rc;
-	rc = basebackup_identify(bb, &sysid, &tli);
-	if (rc == 0 && sysid != b->info.sysid)
-		rc = pgk_error(PGKEEP_EINVAL, "the replication connection reaches system %" PRIu64
-			       ", the other connection %" PRIu64, sysid, b->info.sysid);
-	if (rc < 0)
-		goto out;
-	pgk_log_info("taking base backup %s over a replication connection (timeline %u)",
-		     b->m.id, tli);
-	rc = basebackup_start(bb, &bo, &sink, &lsn, &tli, &spc, &nspc);
-	if (rc < 0)
-		goto out;
-	k.streaming = true;
-	k.spc = spc;
-	k.nspc = nspc;
-	for (i = 0; i < nspc; i++)
-		total += spc[i].size;
-	progress_start(b->progress, total);
-	rc = basebackup_stream(bb, &sink, end_lsn, end_tli);
-	if (rc == 0 && !k.in_manifest)
-		rc = pgk_error(PGKEEP_EIO, "PostgreSQL: BASE_BACKUP sent no backup manifest");
-	if (rc == 0)
-		rc = sink_close(&k);
-	if (rc == 0 && *end_tli > 1)
-		rc = store_timeline_history(b, bb, *end_tli);
-out:
-	stream_writer_free(k.w);
-	basebackup_close(bb);
-	return rc;
-}
-
-/* The standby variant of wait_history and wait_segments: no history file,
- * and the segments come from the primary's archiver, whenever it pushes them. */
-static int wait_standby_wal(struct backup_run *b, const struct backup_label *bl,
-			    uint64_t end_lsn, uint32_t end_tli, struct backup_label *hist,
-			    uint64_t *first, uint64_t *last)
-{
-	struct standby_wait w = {
-		.repo = b->repo, .backup_id = b->m.id, .wal_seg_size = b->m.wal_seg_size,
-		.timeout = b->cfg.standby_wal_timeout >= 0 ? b->cfg.standby_wal_timeout
-							   : STANDBY_WAL_TIMEOUT_DEFAULT,
-		.interrupted = check_interrupted, .progress = b->progress,
-	};
-	int rc;
-
-	rc = backup_wal_standby_stop(bl, end_lsn, end_tli, hist);
-	if (rc == 0)
-		rc = fill_wal_range(b, bl, hist, first, last);
-	if (rc == 0)
-		rc = backup_wal_standby_wait(&w, *first, *last, bl->start_tli);
-	b->m.from_standby = rc == 0;
-	return rc;
-}
-
-/*
- * For tests only: PGKEEP_TEST_BASEBACKUP_PROGRAM names a program run with
- * pg_basebackup's arguments whose stdout (a tar with backup_label first)
- * replaces the server's stream, so that restore can be fed crafted tars.
- */
-static int base_from_program(struct backup_run *b, const char *prog, const char *label,
-			     const char *appname, struct pgk_buf *head)
-{
-	char *argv[] = { (char *)prog, "-D", "-", "-F", "t", "-X", "none", "-c", "fast", "-w",
-			 "-l", (char *)label, NULL };
-	char **envp = NULL;
-	int rc;
-
-	rc = pgconn_child_env(b->cfg.conninfo, NULL, appname, &envp);
-	if (rc < 0)
-		return rc;
-	pgk_log_warning("backup %s: the archive comes from test program %s", b->m.id, prog);
-	rc = stream_child(b, argv, envp, "base.tar", head);
-	pgconn_env_free(envp);
-	return rc;
-}
-
-static int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opts *o)
-{
-	struct pgk_buf head = PGK_BUF_INIT;
-	struct backup_label bl, hist;
-	uint64_t first = 0, last = 0, end_lsn = 0;
-	uint32_t end_tli = 0;
-	const char *test_prog = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
-	char *label, appname[MANIFEST_ID_MAX + 16];
-	int rc;
-
-	/* The tar's first header is read only once the stream is done: a
-	 * libarchive that cannot be loaded must stop us before it starts. */
-	rc = libarchive_load();
-	if (rc == 0)
-		rc = check_cluster(b);
-	if (rc < 0)
-		return rc;
-	rc = backup_reference(b->repo, &b->m, &b->ref);
-	if (rc < 0)
-		return rc;
-	b->have_ref = rc > 0;
-	/* Named, so that the backup's walsender can be told apart on the server. */
-	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
-	b->m.wal_seg_size = b->info.wal_seg_size;
-	label = xasprintf("pgkeep %s", o->label ? o->label : b->m.id);
-	if (test_prog && *test_prog)
-		rc = base_from_program(b, test_prog, label, appname, &head);
-	else
-		rc = base_from_server(b, label, appname, &head, &end_lsn, &end_tli);
-	if (rc < 0)
-		goto out;
-	record_stop(b, pc);
-	rc = label_from_head(&head, &bl);
-	if (rc < 0)
-		goto out;
-	if (b->info.in_recovery) {
-		rc = wait_standby_wal(b, &bl, end_lsn, end_tli, &hist, &first, &last);
-		goto out;
-	}
-	rc = wait_history(b, &bl, &hist);
-	if (rc == 0 && end_lsn && end_lsn != hist.stop_lsn)
-		rc = pgk_error(PGKEEP_ECORRUPT, "the server ended backup %s at %" PRIX64 " but its "
-			       "history file says %" PRIX64, b->m.id, end_lsn, hist.stop_lsn);
-	if (rc == 0)
-		tighten_stop(b, &hist);
-	if (rc == 0)
-		rc = fill_wal_range(b, &bl, &hist, &first, &last);
-	if (rc == 0)
-		rc = wait_segments(b, first, last, bl.start_tli);
-out:
-	buf_free(&head);
-	free(label);
-	return rc;
-}
-
 /* ---------------------------------------------------------------- dumps */
 
 /* --all runs pg_dumpall for the globals, then pg_dump for each database. */
@@ -779,7 +225,7 @@ static int dump_one(struct backup_run *b, const char *db)
 		char *argv[] = { prog, "-F", "c", "-Z", "0", "-w", NULL };
 
 		pgk_log_info("running %s for database %s", prog, db);
-		rc = stream_child(b, argv, envp, stream, NULL);
+		rc = backup_stream_child(b, argv, envp, stream, NULL);
 	}
 	if (rc < 0)
 		pgk_error_wrap(rc, "dump of database %s", db);
@@ -806,7 +252,7 @@ static int dump_globals(struct backup_run *b)
 	{
 		char *argv[] = { prog, "--globals-only", "-w", NULL };
 
-		rc = stream_child(b, argv, envp, "globals.sql", NULL);
+		rc = backup_stream_child(b, argv, envp, "globals.sql", NULL);
 	}
 	free(prog);
 	pgconn_env_free(envp);
@@ -846,48 +292,6 @@ out:
 }
 
 /* ---------------------------------------------------------------- the command */
-
-/* An id no manifest has yet: YYYYMMDDTHHMMSSZ-TYPE, then -2, -3 ... */
-static int choose_id(struct backup_run *b, int attempt)
-{
-	char stamp[32], key[128];
-	struct pgkeep_stat st;
-	struct tm tm;
-	time_t t = (time_t)b->m.start_time;
-	int rc, i;
-
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	for (i = attempt; i < 100; i++) {
-		if (i == 0)
-			snprintf(b->m.id, sizeof(b->m.id), "%s-%s", stamp, backup_type_name(b->m.type));
-		else
-			snprintf(b->m.id, sizeof(b->m.id), "%s-%s-%d", stamp,
-				 backup_type_name(b->m.type), i + 1);
-		snprintf(key, sizeof(key), "backups/%s.manifest", b->m.id);
-		rc = store_stat(b->repo->store, key, &st);
-		if (rc == PGKEEP_ENOTFOUND)
-			return i;
-		if (rc < 0)
-			return rc;
-	}
-	return pgk_error(PGKEEP_EEXISTS, "no free backup id for %s", stamp);
-}
-
-/* Another backup may have taken the id meanwhile: move to the next one. */
-static int save_manifest(struct backup_run *b, int attempt)
-{
-	int rc;
-
-	for (;;) {
-		rc = manifest_save(b->repo, &b->m);
-		if (rc != PGKEEP_EEXISTS)
-			return rc;
-		attempt = choose_id(b, attempt + 1);
-		if (attempt < 0)
-			return attempt;
-	}
-}
 
 static void print_summary(const struct backup_run *b)
 {
@@ -967,7 +371,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	b->m.timeline = b->info.timeline;
 	manifest_set_start(&b->m, backup_now_us());
 	b->m.label = o->label ? xstrdup(o->label) : NULL;
-	attempt = choose_id(b, 0);
+	attempt = backup_id_choose(b->repo, &b->m, 0);
 	if (attempt < 0) {
 		rc = attempt;
 		goto out_lock;
@@ -977,7 +381,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 		progress_start(b->progress, size_estimate(pc, o, b->info.dbname));
 	rc = o->type == BACKUP_BASE ? backup_base(b, pc, o) : backup_dump(b, pc, o);
 	if (rc == 0)
-		rc = save_manifest(b, attempt);
+		rc = backup_id_save_manifest(b->repo, &b->m, attempt);
 	/* Clear the line before the summary or the error takes its place. */
 	progress_finish(b->progress, rc == 0);
 	b->progress = NULL;

@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cmd/backup_id.h"
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
@@ -383,46 +384,6 @@ static int copy_stream(struct import_run *ir, struct dump_reader *rd, const uint
 	return rc;
 }
 
-/* YYYYMMDDTHHMMSSZ-dump, then -2, -3 ... as backup does. */
-static int choose_id(struct import_run *ir, int attempt)
-{
-	char stamp[32], key[128];
-	struct pgkeep_stat st;
-	time_t t = (time_t)ir->m.start_time;
-	struct tm tm;
-	int rc, i;
-
-	gmtime_r(&t, &tm);
-	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-	for (i = attempt; i < 100; i++) {
-		if (i == 0)
-			snprintf(ir->m.id, sizeof(ir->m.id), "%s-dump", stamp);
-		else
-			snprintf(ir->m.id, sizeof(ir->m.id), "%s-dump-%d", stamp, i + 1);
-		snprintf(key, sizeof(key), "backups/%s.manifest", ir->m.id);
-		rc = store_stat(ir->repo->store, key, &st);
-		if (rc == PGKEEP_ENOTFOUND)
-			return i;
-		if (rc < 0)
-			return rc;
-	}
-	return pgk_error(PGKEEP_EEXISTS, "no free backup id for %s", stamp);
-}
-
-static int save_manifest(struct import_run *ir, int attempt)
-{
-	int rc;
-
-	for (;;) {
-		rc = manifest_save(ir->repo, &ir->m);
-		if (rc != PGKEEP_EEXISTS)
-			return rc;
-		attempt = choose_id(ir, attempt + 1);
-		if (attempt < 0)
-			return attempt;
-	}
-}
-
 static void fill_manifest(struct import_run *ir, const struct import_opts *o,
 			  struct dump_head *h, int64_t mtime)
 {
@@ -469,7 +430,7 @@ static int run_import(struct import_run *ir, const struct import_opts *o)
 	rc = lock_acquire(&lock, ir->repo, LOCK_SHARED, "import-dump", LOCK_WAIT);
 	if (rc < 0)
 		goto out_reader;
-	attempt = choose_id(ir, 0);
+	attempt = backup_id_choose(ir->repo, &ir->m, 0);
 	if (attempt < 0) {
 		rc = attempt;
 		goto out_lock;
@@ -482,7 +443,7 @@ static int run_import(struct import_run *ir, const struct import_opts *o)
 	rc = copy_stream(ir, &rd, head, (size_t)len, stream);
 	free(stream);
 	if (rc == 0)
-		rc = save_manifest(ir, attempt);
+		rc = backup_id_save_manifest(ir->repo, &ir->m, attempt);
 out_lock:
 	lock_release_keep_error(lock);
 	manifest_free(&ir->ref);

@@ -32,6 +32,7 @@
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "cmd/privdrop.h"
+#include "cmd/restore.h"
 #include "cmd/restore_tblspc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -40,7 +41,6 @@
 #include "common/progress.h"
 #include "pg/backup_label.h"
 #include "pg/child.h"
-#include "pg/clients.h"
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/recovery.h"
@@ -49,96 +49,9 @@
 #include "repo/lock.h"
 #include "repo/manifest.h"
 
-#define CONTROL_FILE "global/pg_control"
-#define CONTROL_PENDING "global/pg_control.pgkeep-restoring"
 #define LOCK_WAIT 60
 
-struct restore_opts {
-	const char *id;
-	/* base backups */
-	const char *pgdata;
-	bool force;
-	enum recovery_target target;
-	const char *target_value;
-	char target_norm[64];		/* TARGET_TIME: normalised to UTC */
-	int64_t target_sec;		/* TARGET_TIME */
-	long target_usec;
-	uint64_t target_lsn;		/* TARGET_LSN */
-	const char *action;
-	bool archive_off;
-	struct tblspc_maps maps;	/* --tablespace-map */
-	/* dumps */
-	const char *dbname;
-	bool create;
-	const char *output;
-	const char *stream;
-	enum progress_mode progress;
-	int jobs;			/* --jobs, 0 when not given */
-};
-
-struct restore_run {
-	const struct pgk_globals *g;
-	struct pgk_config cfg;
-	struct repo *repo;
-	struct manifest m;
-	int jobs;
-	struct timespec t0;
-	struct progress *progress;	/* NULL: nothing shown */
-};
-
-/* ---------------------------------------------------------------- targets */
-
-/*
- * Without a zone the time is local, as a person typing it means; we hand
- * PostgreSQL the same instant in UTC so its own timezone setting cannot
- * shift it.
- */
-static int parse_target_time(struct restore_opts *o)
-{
-	struct parse_time pt;
-	struct tm utc;
-	time_t t;
-
-	if (parse_timestamp("--target-time", o->target_value, &pt) < 0)
-		return PGKEEP_EINVAL;
-	o->target_sec = pt.sec;
-	o->target_usec = pt.usec;
-	t = (time_t)pt.sec;
-	gmtime_r(&t, &utc);
-	snprintf(o->target_norm, sizeof(o->target_norm),
-		 "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", utc.tm_year + 1900, utc.tm_mon + 1,
-		 utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, o->target_usec);
-	return 0;
-}
-
-static int set_target(struct restore_opts *o, enum recovery_target t, const char *v)
-{
-	if (o->target != TARGET_NONE)
-		return pgk_error(PGKEEP_EINVAL, "give at most one of --target-time, --target-lsn, "
-				 "--target-xid, --target-name and --target-immediate");
-	o->target = t;
-	o->target_value = v;
-	if (t == TARGET_TIME)
-		return parse_target_time(o);
-	if (t == TARGET_LSN && pg_lsn_parse(v, &o->target_lsn) < 0)
-		return pgk_error(PGKEEP_EINVAL, "--target-lsn '%s' is not an LSN like 0/3000028", v);
-	if (t == TARGET_XID && (strspn(v, "0123456789") != strlen(v) || !*v))
-		return pgk_error(PGKEEP_EINVAL, "--target-xid '%s' is not a transaction id", v);
-	if (t == TARGET_NAME && !*v)
-		return pgk_error(PGKEEP_EINVAL, "--target-name is empty");
-	return 0;
-}
-
 /* ---------------------------------------------------------------- choosing the backup */
-
-static bool reaches_target(const struct manifest *m, const struct restore_opts *o)
-{
-	if (o->target == TARGET_TIME)
-		return manifest_stop_us(m) <= o->target_sec * 1000000 + o->target_usec;
-	if (o->target == TARGET_LSN)
-		return m->stop_lsn <= o->target_lsn;
-	return true;
-}
 
 static const char *type_hint(enum backup_type t)
 {
@@ -160,7 +73,7 @@ static int pick_backup(struct restore_run *rr, const struct restore_opts *o,
 		if (rr->m.type != want)
 			return pgk_error(PGKEEP_EINVAL, "backup %s is a %s backup: %s", o->id,
 					 backup_type_name(rr->m.type), type_hint(rr->m.type));
-		if (!reaches_target(&rr->m, o))
+		if (!restore_target_reached(&rr->m, o))
 			return pgk_error(PGKEEP_EINVAL,
 					 "backup %s finished after the recovery target %s: "
 					 "choose an older backup (or 'latest')", o->id,
@@ -172,7 +85,7 @@ static int pick_backup(struct restore_run *rr, const struct restore_opts *o,
 	if (rc < 0)
 		return rc;
 	for (i = n; i > 0; i--)
-		if (list[i - 1].type == want && reaches_target(&list[i - 1], o))
+		if (list[i - 1].type == want && restore_target_reached(&list[i - 1], o))
 			break;
 	rc = i > 0 ? manifest_load(rr->repo, list[i - 1].id, &rr->m) : 0;
 	manifest_list_free(list, n);
@@ -188,7 +101,7 @@ static int pick_backup(struct restore_run *rr, const struct restore_opts *o,
 			 backup_type_name(want));
 }
 
-static const struct manifest_stream *find_stream(const struct manifest *m, const char *name)
+const struct manifest_stream *restore_find_stream(const struct manifest *m, const char *name)
 {
 	size_t i;
 
@@ -297,180 +210,6 @@ static int prepare_pgdata(const struct restore_opts *o, char **abs)
 	return 0;
 }
 
-/* ---------------------------------------------------------------- extraction */
-
-/* The pipe to the extraction thread, and what libarchive reads at a time. */
-#define EXTRACT_PIPE_SIZE (1024 * 1024)
-
-struct extractor {
-	int fd;			/* read end of the pipe */
-	struct archive *in;	/* the thread frees it */
-	struct untar *u;
-	bool data_dir;		/* the data directory's tar: pg_control withheld */
-	pthread_t thread;
-	int rc;
-	char err[1024];
-};
-
-static int extract_fail(struct extractor *x, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int extract_fail(struct extractor *x, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(x->err, sizeof(x->err), fmt, ap);
-	va_end(ap);
-	x->rc = PGKEEP_EIO;
-	return x->rc;
-}
-
-static int extract_entry(struct extractor *x, struct archive *in, struct archive_entry *e)
-{
-	const char *name = archive_entry_pathname(e);
-	int rc;
-
-	/* Withheld until the end: see the comment at the top. */
-	rc = untar_entry(x->u, in, e, x->data_dir && name &&
-				      strcmp(untar_strip(name), CONTROL_FILE) == 0
-				      ? CONTROL_PENDING : NULL);
-	if (rc < 0) {
-		snprintf(x->err, sizeof(x->err), "%s", x->u->err);
-		x->rc = rc;
-	}
-	return rc;
-}
-
-/* Read what is left after the tar's end marker, so the writer never blocks. */
-static void drain(int fd)
-{
-	char buf[65536];
-
-	while (read(fd, buf, sizeof(buf)) > 0 || errno == EINTR)
-		;
-}
-
-static void *extract_main(void *arg)
-{
-	struct extractor *x = arg;
-	struct archive *in = x->in;
-	struct archive_entry *e;
-	int r;
-
-	if (archive_read_open_fd(in, x->fd, EXTRACT_PIPE_SIZE) != ARCHIVE_OK) {
-		extract_fail(x, "cannot read the backup stream: %s", archive_error_string(in));
-		goto out;
-	}
-	while ((r = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
-		if (extract_entry(x, in, e) < 0)
-			goto out;
-	}
-	if (r != ARCHIVE_EOF)
-		extract_fail(x, "the backup's tar stream is damaged: %s",
-			     archive_error_string(in));
-	else
-		drain(x->fd);
-out:
-	archive_read_free(in);
-	/* On failure this makes the writer's next write fail with EPIPE. */
-	close(x->fd);
-	return NULL;
-}
-
-struct fd_sink {
-	int fd;
-	bool failed;	/* the reader went away: its own error explains why */
-	struct progress *progress;
-};
-
-/* The stream being delivered is what the progress line counts towards. */
-static void sink_progress(struct restore_run *rr, struct fd_sink *sk,
-			  const struct manifest_stream *s)
-{
-	progress_start(rr->progress, s->size);
-	sk->progress = rr->progress;
-}
-
-static int sink_fd(void *payload, const void *buf, size_t len)
-{
-	struct fd_sink *sk = payload;
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(sk->fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			sk->failed = true;
-			return pgk_error(PGKEEP_EIO, "cannot pass the stream on: %s", strerror(errno));
-		}
-		p += n;
-		len -= (size_t)n;
-		progress_add(sk->progress, (uint64_t)n);
-	}
-	return 0;
-}
-
-/* Made before the thread starts, so that a libarchive that cannot be loaded
- * is reported like any other error. */
-static int extractor_archives(struct extractor *x)
-{
-	int rc = libarchive_read_new(&x->in);
-
-	if (rc < 0)
-		return rc;
-	archive_read_support_format_tar(x->in);
-	return 0;
-}
-
-static int extract_stream(struct restore_run *rr, const struct manifest_stream *s,
-			  uint64_t total, struct untar *u, bool data_dir)
-{
-	struct extractor x = { .u = u, .data_dir = data_dir };
-	struct fd_sink sk = { -1, false, NULL };
-	int fds[2], rc;
-
-	rc = extractor_archives(&x);
-	if (rc < 0)
-		return rc;
-	if (pipe2(fds, O_CLOEXEC) < 0) {
-		archive_read_free(x.in);
-		return pgk_error(PGKEEP_EIO, "cannot create a pipe: %s", strerror(errno));
-	}
-	x.fd = fds[0];
-#ifdef F_SETPIPE_SZ
-	/* Whole chunks pass in a write or two instead of 64 KiB at a time; the
-	 * system may refuse, and the default pipe works too. */
-	(void)fcntl(fds[1], F_SETPIPE_SZ, EXTRACT_PIPE_SIZE);
-#endif
-	if (pthread_create(&x.thread, NULL, extract_main, &x) != 0) {
-		archive_read_free(x.in);
-		close(fds[0]);
-		close(fds[1]);
-		return pgk_error(PGKEEP_EIO, "cannot start the extraction thread");
-	}
-	sk.fd = fds[1];
-	progress_start(rr->progress, total);
-	sk.progress = rr->progress;
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
-	close(fds[1]);
-	pthread_join(x.thread, NULL);
-	/*
-	 * A stream error (a missing or damaged chunk) comes first: the extractor
-	 * then only saw a truncated tar.  When the extractor failed first, the
-	 * pipe broke and its message is the one that explains.
-	 */
-	if (rc < 0 && !sk.failed)
-		return rc;
-	if (x.rc < 0)
-		return pgk_error(x.rc, "%s", x.err);
-	if (rc < 0)
-		return rc;
-	pgk_log_info("extracted %" PRIu64 " entries into %s", u->entries, u->root);
-	return untar_check_root(u);
-}
-
 /* ---------------------------------------------------------------- base restore */
 
 /*
@@ -489,7 +228,7 @@ static int restore_server_manifest(struct restore_run *rr, const struct manifest
 	if (sk.fd < 0)
 		return pgk_error(PGKEEP_EIO, "cannot create %s/backup_manifest: %s", u->root,
 				 strerror(errno));
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
+	rc = stream_read(rr->repo, s, rr->jobs, restore_sink_fd, &sk);
 	if (close(sk.fd) < 0 && rc == 0)
 		rc = pgk_error(PGKEEP_EIO, "cannot write %s/backup_manifest: %s", u->root,
 			       strerror(errno));
@@ -571,10 +310,10 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	size_t i;
 	int rc;
 
-	s = find_stream(&rr->m, "base.tar");
+	s = restore_find_stream(&rr->m, "base.tar");
 	if (!s)
 		return pgk_error(PGKEEP_ECORRUPT, "backup %s has no base.tar stream", rr->m.id);
-	sm = find_stream(&rr->m, "backup_manifest");
+	sm = restore_find_stream(&rr->m, "backup_manifest");
 	/* Before --force empties the directory, not after. */
 	rc = libarchive_load();
 	if (rc == 0)
@@ -590,9 +329,9 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 	}
 	rc = tblspc_prepare(&spc, &u);
 	if (rc == 0)
-		rc = extract_stream(rr, s, s->size + (sm ? sm->size : 0), &u, true);
+		rc = restore_extract_stream(rr, s, s->size + (sm ? sm->size : 0), &u, true);
 	for (i = 0; rc == 0 && i < spc.n; i++)
-		rc = extract_stream(rr, spc.v[i].s, spc.v[i].s->size, &spc.v[i].u, false);
+		rc = restore_extract_stream(rr, spc.v[i].s, spc.v[i].s->size, &spc.v[i].u, false);
 	if (rc == 0 && sm)
 		rc = restore_server_manifest(rr, sm, &u);
 	if (rc == 0)
@@ -640,170 +379,6 @@ out:
 	free(cmd);
 	free(root);
 	return rc;
-}
-
-/* ---------------------------------------------------------------- dumps */
-
-static int write_output(struct restore_run *rr, const struct manifest_stream *s,
-			const struct restore_opts *o)
-{
-	struct fd_sink sk = { STDOUT_FILENO, false, NULL };
-	char *tmp;
-	int fd, rc;
-
-	sink_progress(rr, &sk, s);
-	if (strcmp(o->output, "-") == 0)
-		return stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
-	if (!o->force && access(o->output, F_OK) == 0)
-		return pgk_error(PGKEEP_EEXISTS, "%s exists (add --force to replace it)",
-				 o->output);
-	tmp = xasprintf("%s.pgkeep-XXXXXX", o->output);
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0) {
-		rc = pgk_error(PGKEEP_EIO, "cannot create %s: %s", tmp, strerror(errno));
-		goto out_free;
-	}
-	sk.fd = fd;
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
-	if (rc == 0 && fsync(fd) < 0)
-		rc = pgk_error(PGKEEP_EIO, "cannot fsync %s: %s", tmp, strerror(errno));
-	close(fd);
-	if (rc == 0 && rename(tmp, o->output) < 0)
-		rc = pgk_error(PGKEEP_EIO, "cannot rename %s to %s: %s", tmp, o->output,
-			       strerror(errno));
-	if (rc < 0)
-		unlink(tmp);
-out_free:
-	free(tmp);
-	return rc;
-}
-
-/* dbname='...' with conninfo quoting; it carries no secret. */
-static char *dbname_connstr(const char *db)
-{
-	struct pgk_buf b = PGK_BUF_INIT;
-
-	buf_printf(&b, "dbname='");
-	for (; *db; db++) {
-		if (*db == '\'' || *db == '\\')
-			buf_append(&b, "\\", 1);
-		buf_append(&b, db, 1);
-	}
-	buf_append(&b, "'", 1);
-	return buf_detach(&b);
-}
-
-static int prepare_database(struct restore_run *rr, const struct restore_opts *o, int *major)
-{
-	struct pg_server_info info;
-	struct pgconn *pc;
-	bool exists;
-	int rc, err;
-
-	rc = pgconn_open(&pc, rr->cfg.conninfo, NULL);
-	if (rc < 0)
-		return rc;
-	rc = pgconn_server_info(pc, &info);
-	if (rc < 0)
-		goto out;
-	*major = info.version / 10000;
-	pg_server_info_free(&info);
-	exists = pgconn_database_exists(pc, o->dbname, &err);
-	if (err < 0)
-		rc = err;
-	else if (o->create && exists)
-		rc = pgk_error(PGKEEP_EEXISTS, "database %s exists; --create makes a new one",
-			       o->dbname);
-	else if (o->create)
-		rc = pgconn_create_database(pc, o->dbname);
-	else if (!exists)
-		rc = pgk_error(PGKEEP_ENOTFOUND, "database %s does not exist (add --create)",
-			       o->dbname);
-out:
-	pgconn_close(pc);
-	return rc;
-}
-
-static int pipe_into_database(struct restore_run *rr, const struct manifest_stream *s,
-			      const struct restore_opts *o)
-{
-	bool sql = strlen(s->name) > 4 && strcmp(s->name + strlen(s->name) - 4, ".sql") == 0;
-	char **envp = NULL, *prog, *conn;
-	struct fd_sink sk = { -1, false, NULL };
-	struct pg_child c;
-	int major = 0, rc;
-
-	rc = prepare_database(rr, o, &major);
-	if (rc < 0)
-		return rc;
-	rc = pgconn_child_env(rr->cfg.conninfo, o->dbname, NULL, &envp);
-	if (rc < 0)
-		return rc;
-	/* pg_restore must know the server's version; any psql runs SQL. */
-	if (sql)
-		prog = child_find_program("psql", major);
-	else if ((rc = pg_client_find("pg_restore", major, &prog)) < 0) {
-		pgconn_env_free(envp);
-		return rc;
-	}
-	conn = dbname_connstr(o->dbname);
-	{
-		/* One transaction: a failed restore leaves the database as it was. */
-		char *restore_argv[] = { prog, "-d", conn, "--exit-on-error", "--single-transaction",
-					 "-w", NULL };
-		char *psql_argv[] = { prog, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-w",
-				      "-d", conn, NULL };
-
-		rc = child_start(&c, sql ? psql_argv : restore_argv, envp, CHILD_PIPE_STDIN);
-	}
-	if (rc < 0)
-		goto out;
-	sk.fd = c.fd;
-	sink_progress(rr, &sk, s);
-	rc = stream_read(rr->repo, s, rr->jobs, sink_fd, &sk);
-	if (rc < 0 && !sk.failed) {
-		/* Our stream failed: stop the child before it commits anything. */
-		child_abort(&c);
-		goto out;
-	}
-	if (rc < 0) {
-		/* The child went away: its status and message explain why. */
-		if (child_wait(&c) == 0)
-			pgk_error(PGKEEP_EIO, "%s stopped reading the dump", prog);
-		goto out;
-	}
-	rc = child_wait(&c);
-out:
-	free(conn);
-	free(prog);
-	pgconn_env_free(envp);
-	return rc;
-}
-
-static int restore_dump(struct restore_run *rr, const struct restore_opts *o)
-{
-	const struct manifest_stream *s;
-	size_t i;
-
-	if (o->stream) {
-		s = find_stream(&rr->m, o->stream);
-	} else if (rr->m.nstreams == 1) {
-		s = &rr->m.streams[0];
-	} else {
-		struct pgk_buf names = PGK_BUF_INIT;
-
-		for (i = 0; i < rr->m.nstreams; i++)
-			buf_printf(&names, "%s%s", i ? ", " : "", rr->m.streams[i].name);
-		pgk_error(PGKEEP_EINVAL, "backup %s holds %zu streams (%s): choose one with --stream",
-			  rr->m.id, rr->m.nstreams, names.len ? (char *)names.data : "");
-		buf_free(&names);
-		return PGKEEP_EINVAL;
-	}
-	if (!s)
-		return pgk_error(PGKEEP_ENOTFOUND, "backup %s has no stream %s", rr->m.id, o->stream);
-	if (o->output)
-		return write_output(rr, s, o);
-	return pipe_into_database(rr, s, o);
 }
 
 /* ---------------------------------------------------------------- the command */

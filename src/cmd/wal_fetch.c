@@ -25,7 +25,7 @@
 #include "common/mem.h"
 #include "pg/walname.h"
 #include "repo/repo.h"
-#include "repo/spool.h"
+#include "local/spool.h"
 
 /* Prefetched files kept at most, beyond the look-ahead itself. */
 #define SPOOL_SLACK 2

@@ -63,12 +63,12 @@ struct pgk_config {
 	char *archive_repos;
 	/* Look-ahead: ready segments one wal-push also pushes, segments one
 	 * wal-fetch prefetches; and where their records and files are kept
-	 * (NULL = the default, see repo/spool.h). */
+	 * (NULL = the default, see local/spool.h). */
 	int wal_push_ahead;
 	int wal_fetch_ahead;
 	char *spool_dir;
 	/* [global] key_cache: seconds the key agent keeps an unwrapped key after
-	 * its last use; 0 = no agent (see repo/keycache.h). */
+	 * its last use; 0 = no agent (see local/keycache.h). */
 	int key_cache;
 	/* [global] delta: a backup stores a changed chunk as a delta against
 	 * its predecessor in the previous backup (default yes). */

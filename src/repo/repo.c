@@ -17,7 +17,7 @@
 #include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
-#include "repo/keycache.h"
+#include "local/keycache.h"
 #include "repo/repo.h"
 
 #define REPO_FORMAT 1

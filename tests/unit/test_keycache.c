@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "repo/keycache.h"
+#include "local/keycache.h"
 #include "tap.h"
 
 #define NOBODY 65534

@@ -11,7 +11,7 @@
  * miss, logged at debug level: the caller then unwraps with scrypt.
  *
  * Where: BASE/keycache/agent.sock, BASE the spool's base directory (see
- * repo/spool.h), keycache/ made 0700 and checked to be ours.
+ * local/spool.h), keycache/ made 0700 and checked to be ours.
  */
 #ifndef PGK_KEYCACHE_H
 #define PGK_KEYCACHE_H

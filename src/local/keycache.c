@@ -30,8 +30,8 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "repo/keycache.h"
-#include "repo/spool.h"
+#include "local/keycache.h"
+#include "local/spool.h"
 
 #define ID_LEN 32
 /* Enough to make guessing a passphrase from a leaked id slow, cheap

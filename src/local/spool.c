@@ -20,7 +20,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "repo/spool.h"
+#include "local/spool.h"
 
 #define TMP_PREFIX "tmp."
 /* A temporary file this old belongs to a call that was killed. */
