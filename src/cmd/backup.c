@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +56,7 @@ struct backup_opts {
 	const char *label;
 	enum progress_mode progress;
 	int jobs;			/* --jobs, 0 when not given */
+	const char *checksums;		/* the server's manifest: "SHA256" or "CRC32C" */
 };
 
 struct backup_run {
@@ -575,15 +577,16 @@ static int sink_idle(void *payload)
  * positions the server gives are checked against backup_label and the
  * backup history file, which remain what the WAL range is read from.
  */
-static int base_from_server(struct backup_run *b, const char *label, const char *appname,
-			    struct pgk_buf *head, uint64_t *end_lsn)
+static int base_from_server(struct backup_run *b, const char *label, const char *checksums,
+			    const char *appname, struct pgk_buf *head, uint64_t *end_lsn)
 {
 	struct base_sink k = { .b = b, .head = head };
 	struct basebackup_sink sink = {
 		.archive = sink_archive, .data = sink_data, .manifest = sink_manifest,
 		.idle = sink_idle, .idle_ms = 250, .payload = &k,
 	};
-	struct basebackup_opts bo = { .label = label, .fast = true, .manifest_checksums = "CRC32C" };
+	struct basebackup_opts bo = { .label = label, .fast = true,
+				      .manifest_checksums = checksums };
 	const struct basebackup_tablespace *spc;
 	struct basebackup *bb = NULL;
 	uint64_t sysid, lsn, total = 0;
@@ -671,7 +674,7 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	if (test_prog && *test_prog)
 		rc = base_from_program(b, test_prog, label, appname, &head);
 	else
-		rc = base_from_server(b, label, appname, &head, &end_lsn);
+		rc = base_from_server(b, label, o->checksums, appname, &head, &end_lsn);
 	if (rc < 0)
 		goto out;
 	record_stop(b, pc);
@@ -926,12 +929,15 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		{ "label", required_argument, NULL, 'l' },
 		{ "progress", required_argument, NULL, 'P' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "checksums", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int opt;
 
 	memset(o, 0, sizeof(*o));
+	/* What restore verifies every file against; SHA-256 also catches tampering. */
+	o->checksums = "SHA256";
 	while ((opt = getopt_long(argc, argv, "+t:d:al:j:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
@@ -953,6 +959,15 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		case 'j':
 			if (parse_int("--jobs", optarg, 1, 64, &o->jobs) < 0)
 				return PGKEEP_EINVAL;
+			break;
+		case 'C':
+			if (strcasecmp(optarg, "sha256") == 0)
+				o->checksums = "SHA256";
+			else if (strcasecmp(optarg, "crc32c") == 0)
+				o->checksums = "CRC32C";
+			else
+				return pgk_error(PGKEEP_EINVAL, "--checksums must be sha256 or crc32c, "
+						 "not '%s'", optarg);
 			break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
@@ -980,7 +995,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc == 1) {
 		printf("usage: pgkeep backup --type=base|dump [--db NAME | --all] [--label TEXT]\n"
-		       "                     [--progress=auto|json|none]\n");
+		       "                     [--progress=auto|json|none] [--checksums=sha256|crc32c]\n");
 		return PGK_EXIT_OK;
 	}
 	if (rc < 0) {
