@@ -458,13 +458,17 @@ static int check_extra(struct check *c, const char *rel)
 			continue;
 		path = rel ? xasprintf("%s/%s", rel, de->d_name) : xstrdup(de->d_name);
 		name = c->control_as && strcmp(path, c->control_as) == 0 ? CONTROL_FILE : path;
-		/* pg_tblspc/OID links lead to the tablespaces: followed, as pg_verifybackup does. */
-		if (is_ignored(name) || fstatat(c->rootfd, path, &st, 0) < 0)
-			;
-		else if (S_ISDIR(st.st_mode))
-			rc = check_extra(c, path);
-		else if (S_ISREG(st.st_mode) && !listed(c, name))
-			rc = file_error(c, name, "present, but not in the server's manifest");
+		/*
+		 * pg_tblspc/OID links lead to the tablespaces: followed, as
+		 * pg_verifybackup does.  What cannot be stat'ed holds no file
+		 * the manifest lists unnoticed: check_entry reports those.
+		 */
+		if (!is_ignored(name) && fstatat(c->rootfd, path, &st, 0) == 0) {
+			if (S_ISDIR(st.st_mode))
+				rc = check_extra(c, path);
+			else if (S_ISREG(st.st_mode) && !listed(c, name))
+				rc = file_error(c, name, "present, but not in the server's manifest");
+		}
 		free(path);
 	}
 	closedir(d);

@@ -113,12 +113,14 @@ pg_stop || bail_out "cannot stop the cluster"
 # restore_to NAME TARGET-OPTION VALUE WANT: into new locations, started, rows exact.
 restore_to() {
 	local r=$T/r-$1
-	run pgkeep_run restore "$B1" --pgdata "$r" --tablespace-map "$T/spc1=$T/$1-one" \
+	run pgkeep_run -v restore "$B1" --pgdata "$r" --tablespace-map "$T/spc1=$T/$1-one" \
 		--tablespace-map "$T/spc2=$T/$1-two" "$2" "$3" --archive-mode=off
 	is "$rc" 0 "restore to $1 into new locations succeeds"
 	[ "$rc" -eq 0 ] || diag "$err"
-	ok "... and the server's manifest was verified by it" \
-		sh -c 'grep -q "\"Checksum-Algorithm\": \"CRC32C\"" "$1/backup_manifest"' sh "$r"
+	like "$err" "backup $B1: [0-9]+ files match the server's manifest" \
+		"... having checked every file against the server's manifest"
+	ok "... whose checksums are CRC32C, as --checksums=crc32c asked" \
+		grep -q '"Checksum-Algorithm": "CRC32C"' "$r/backup_manifest"
 	is "$(readlink "$r/pg_tblspc/$OID1") $(readlink "$r/pg_tblspc/$OID2")" \
 		"$T/$1-one $T/$1-two" "... the tablespaces linked to their new locations"
 	ok "the cluster restored to $1 starts and recovery ends" start_restored "$r"
