@@ -56,7 +56,7 @@ struct backup_opts {
 	const char *label;
 	enum progress_mode progress;
 	int jobs;			/* --jobs, 0 when not given */
-	const char *checksums;		/* the server's manifest: "SHA256" or "CRC32C" */
+	const char *checksums;		/* --checksums: "SHA256", "CRC32C"; NULL: the config's */
 };
 
 struct backup_run {
@@ -674,7 +674,8 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	if (test_prog && *test_prog)
 		rc = base_from_program(b, test_prog, label, appname, &head);
 	else
-		rc = base_from_server(b, label, o->checksums, appname, &head, &end_lsn);
+		rc = base_from_server(b, label, o->checksums ? o->checksums : b->cfg.checksums,
+				      appname, &head, &end_lsn);
 	if (rc < 0)
 		goto out;
 	record_stop(b, pc);
@@ -936,8 +937,6 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 	int opt;
 
 	memset(o, 0, sizeof(*o));
-	/* What restore verifies every file against; SHA-256 also catches tampering. */
-	o->checksums = "SHA256";
 	while ((opt = getopt_long(argc, argv, "+t:d:al:j:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 't':

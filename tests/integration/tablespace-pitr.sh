@@ -77,6 +77,9 @@ OID2=$(psql_q "select oid from pg_tablespace where spcname = 'two'")
 is "$(psql_q "select count(*) from pg_available_extensions where name = 'amcheck'")" 1 \
 	"the server has amcheck"
 
+run pgkeep_run backup --type=base --checksums=md5
+is "$rc" 3 "--checksums other than sha256 or crc32c is a usage error"
+like "$err" "--checksums must be sha256 or crc32c, not 'md5'" "... saying which are"
 run pgkeep_run backup --type=base --checksums=crc32c
 is "$rc" 0 "a base backup of a cluster with two extra tablespaces succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
