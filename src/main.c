@@ -29,7 +29,10 @@ const struct pgk_command pgk_commands[] = {
 	  "  --label TEXT       recorded with the backup\n"
 	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
 	  "                     JSON object per line on stderr) or none\n"
-	  "  --jobs N           worker threads (default: jobs in the config, else 4)\n" },
+	  "  --jobs N           worker threads (default: jobs in the config, else 4)\n"
+	  "  --checksums=ALG    base backups: the server's manifest checksums, sha256 or\n"
+	  "                     crc32c (default: checksums in the config, else sha256);\n"
+	  "                     restore verifies every file by them\n" },
 	{ "restore", cmd_restore, "restore a backup (ID or latest), to a point in time for base backups",
 	  "  --pgdata DIR       base backups: a new or empty data directory\n"
 	  "  --force            empty a non-empty DIR first / replace an --output file\n"

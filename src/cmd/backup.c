@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -407,6 +408,7 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 		{ "label", required_argument, NULL, 'l' },
 		{ "progress", required_argument, NULL, 'P' },
 		{ "jobs", required_argument, NULL, 'j' },
+		{ "checksums", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -435,6 +437,15 @@ static int parse_opts(int argc, char **argv, struct backup_opts *o)
 			if (parse_int("--jobs", optarg, 1, 64, &o->jobs) < 0)
 				return PGKEEP_EINVAL;
 			break;
+		case 'C':
+			if (strcasecmp(optarg, "sha256") == 0)
+				o->checksums = "SHA256";
+			else if (strcasecmp(optarg, "crc32c") == 0)
+				o->checksums = "CRC32C";
+			else
+				return pgk_error(PGKEEP_EINVAL, "--checksums must be sha256 or crc32c, "
+						 "not '%s'", optarg);
+			break;
 		case 'h': return 1;
 		default: return PGKEEP_EINVAL;
 		}
@@ -461,7 +472,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc == 1) {
 		printf("usage: pgkeep backup --type=base|dump [--db NAME | --all] [--label TEXT]\n"
-		       "                     [--progress=auto|json|none]\n");
+		       "                     [--progress=auto|json|none] [--checksums=sha256|crc32c]\n");
 		return PGK_EXIT_OK;
 	}
 	if (rc < 0) {

@@ -27,6 +27,7 @@ struct backup_opts {
 	const char *label;
 	enum progress_mode progress;
 	int jobs;			/* --jobs, 0 when not given */
+	const char *checksums;		/* --checksums: "SHA256", "CRC32C"; NULL: the config's */
 };
 
 struct backup_run {

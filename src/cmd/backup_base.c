@@ -184,15 +184,17 @@ static int store_timeline_history(struct backup_run *b, struct basebackup *bb, u
  * positions the server gives are checked against backup_label and the
  * backup history file, which remain what the WAL range is read from.
  */
-static int base_from_server(struct backup_run *b, const char *label, const char *appname,
-			    struct pgk_buf *head, uint64_t *end_lsn, uint32_t *end_tli)
+static int base_from_server(struct backup_run *b, const char *label, const char *checksums,
+			    const char *appname, struct pgk_buf *head, uint64_t *end_lsn,
+			    uint32_t *end_tli)
 {
 	struct base_sink k = { .b = b, .head = head };
 	struct basebackup_sink sink = {
 		.archive = sink_archive, .data = sink_data, .manifest = sink_manifest,
 		.idle = sink_idle, .idle_ms = 250, .payload = &k,
 	};
-	struct basebackup_opts bo = { .label = label, .fast = true, .manifest_checksums = "CRC32C" };
+	struct basebackup_opts bo = { .label = label, .fast = true,
+				      .manifest_checksums = checksums };
 	const struct basebackup_tablespace *spc;
 	struct basebackup *bb = NULL;
 	uint64_t sysid, lsn, total = 0;
@@ -306,7 +308,8 @@ int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opt
 	if (test_prog && *test_prog)
 		rc = base_from_program(b, test_prog, label, appname, &head);
 	else
-		rc = base_from_server(b, label, appname, &head, &end_lsn, &end_tli);
+		rc = base_from_server(b, label, o->checksums ? o->checksums : b->cfg.checksums,
+				      appname, &head, &end_lsn, &end_tli);
 	if (rc < 0)
 		goto out;
 	backup_record_stop(b, pc);

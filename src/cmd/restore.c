@@ -44,6 +44,7 @@
 #include "pg/libarchive_api.h"
 #include "pg/pgconn.h"
 #include "pg/recovery.h"
+#include "pg/srvmanifest.h"
 #include "pg/untar.h"
 #include "pipeline/pipeline.h"
 #include "repo/lock.h"
@@ -338,6 +339,8 @@ static int restore_base(struct restore_run *rr, const struct restore_opts *o)
 		rc = check_extracted(&u);
 	if (rc == 0)
 		rc = tblspc_link(&spc, &u);
+	if (rc == 0)
+		rc = srvmanifest_verify(u.rootfd, root, rr->m.id, CONTROL_PENDING);
 	if (rc < 0)
 		goto incomplete;
 	cmd = restore_command(rr);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,14 +34,14 @@ enum global_key {
 	G_REPO, G_PASSPHRASE_FILE, G_PASSPHRASE_COMMAND, G_COMPRESSION, G_PGDATA,
 	G_CONNINFO, G_PLUGIN_DIR, G_LOG_LEVEL, G_JOBS, G_ARCHIVE_TIMEOUT, G_ARCHIVE_REPOS,
 	G_WAL_PUSH_AHEAD, G_WAL_FETCH_AHEAD, G_SPOOL_DIR, G_KEY_CACHE, G_DELTA,
-	G_STANDBY_WAL_TIMEOUT, G_COUNT
+	G_STANDBY_WAL_TIMEOUT, G_CHECKSUMS, G_COUNT
 };
 
 static const char *const global_names[G_COUNT] = {
 	"repo", "passphrase_file", "passphrase_command", "compression", "pgdata",
 	"conninfo", "plugin_dir", "log_level", "jobs", "archive_timeout", "archive_repos",
 	"wal_push_ahead", "wal_fetch_ahead", "spool_dir", "key_cache", "delta",
-	"standby_wal_timeout",
+	"standby_wal_timeout", "checksums",
 };
 
 struct parse_state {
@@ -489,6 +490,15 @@ static int global_key(struct parse_state *st, const char *name, const char *valu
 			return fail_at(st, PGKEEP_EINVAL, "delta: bad value '%s' (yes or no)", value);
 		cfg->delta = strcmp(value, "yes") == 0;
 		return 1;
+	case G_CHECKSUMS:
+		if (strcasecmp(value, "sha256") == 0)
+			cfg->checksums = "SHA256";
+		else if (strcasecmp(value, "crc32c") == 0)
+			cfg->checksums = "CRC32C";
+		else
+			return fail_at(st, PGKEEP_EINVAL, "checksums: bad value '%s' (sha256 or crc32c)",
+				       value);
+		return 1;
 	case G_COUNT:
 		break;
 	}
@@ -822,6 +832,7 @@ int config_load(struct pgk_config *cfg, const char *path)
 	cfg->wal_fetch_ahead = PGK_WAL_FETCH_AHEAD_DEFAULT;
 	cfg->key_cache = PGK_KEY_CACHE_DEFAULT;
 	cfg->delta = true;
+	cfg->checksums = "SHA256";
 
 	memset(&st, 0, sizeof(st));
 	st.cfg = cfg;

@@ -73,6 +73,9 @@ struct pgk_config {
 	/* [global] delta: a backup stores a changed chunk as a delta against
 	 * its predecessor in the previous backup (default yes). */
 	bool delta;
+	/* [global] checksums: what the server's backup_manifest of a base
+	 * backup gives each file, "SHA256" (default) or "CRC32C"; static text. */
+	const char *checksums;
 	/* [schedule]: job name = cron expression, for the daemon. */
 	struct pgkeep_option *schedule;
 	int *schedule_lines;

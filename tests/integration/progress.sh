@@ -3,7 +3,9 @@
 # MB/s, ETA) rewritten in place and cleared at the end; --progress=json
 # writes one JSON object per line whose bytes only grow, ending in a done
 # event that counts every byte; with stderr not a terminal, auto mode
-# writes nothing, and --progress=none nothing even on a terminal.
+# writes nothing, and --progress=none nothing even on a terminal.  A base
+# backup shows the wait for the server's checkpoint until the server
+# streams, then its bytes against the server's own estimate.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -101,6 +103,8 @@ tty=$(tr '\r' '\n' <"$T/base.tty")
 like "$tty" "backup: [0-9.]+ [kMG]?B / [0-9.]+ [kMG]?B +[0-9]+% +[0-9]+\.[0-9] MB/s +ETA [0-9]+m[0-9]{2}s" \
 	"the terminal shows a progress line with bytes, total, %, MB/s and an ETA"
 like "$tty" "backup: [0-9.]+ [kMG]B / " "a progress line shows bytes already read"
+like "$tty" "backup: waiting for the server's checkpoint \([0-9]+ s\)" \
+	"before the server sends a byte, the line shows the wait for its checkpoint"
 cmp_ok "$(grep -o "$(printf '\r')" "$T/base.tty" | wc -l)" -ge 2 \
 	"the line is rewritten in place (carriage returns)"
 ok "the line is cleared at the end (the last thing shown is an erase)" \
@@ -143,7 +147,17 @@ fi
 set -- $res
 cmp_ok "$1" -ge 2 "the backup reported progress more than once"
 is "$2" "$(size_of "$JBASE")" "done counts every byte of the backup"
-cmp_ok "$3" -gt 100000000 "the total is estimated from the databases' size"
+cmp_ok "$3" -gt 100000000 "the total is the server's estimate of the data directory's size"
+ok "the first event waits for the server's checkpoint, before any byte" python3 -c '
+import json, sys
+e = json.loads(open(sys.argv[1]).readline())
+sys.exit(0 if e.get("waiting") == "waiting for the server\x27s checkpoint" and e["bytes"] == 0
+         and e["total"] is None else 1)' "$T/json.err"
+ok "once the server streams, no event waits any more" python3 -c '
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+streaming = [e for e in ev if e["bytes"] > 0 or e["total"] is not None]
+sys.exit(0 if streaming and all("waiting" not in e for e in streaming) else 1)' "$T/json.err"
 ok "a progress event has bytes between 0 and the end" python3 -c '
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]

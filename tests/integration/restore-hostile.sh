@@ -6,6 +6,9 @@
 # and 0777 files never write outside --pgdata, a tablespace_map naming a
 # tablespace not in the backup is refused, and what is restored has
 # PostgreSQL's modes (directories 0700, files 0600) and still recovers.
+# The server's backup_manifest in the tar is checked by restore: a data
+# file with one byte changed, one left out, one the manifest does not list
+# are refused, naming the file.
 
 . "${top_srcdir:-.}/tests/integration/lib.sh"
 
@@ -58,13 +61,29 @@ inject = {
     "tblspc": [link("pg_tblspc/16999", outside)],
     "through": [link("pg_wal", "base")],
     "tblspcmap": [],
+    "flip": [], "drop": [],
+    "unlisted": [node("base/1/99999", tarfile.REGTYPE, b"not in the manifest\n")],
 }[case]
+
+# The first relation file of a page or more: its bytes changed, or it left out.
+def victim(ti):
+    parts = ti.name.split("/")
+    return (ti.isreg() and ti.size >= 8192 and len(parts) == 3 and parts[0] == "base"
+            and parts[1].isdigit() and parts[2].isdigit())
 
 src = tarfile.open(fileobj=sys.stdin.buffer, mode="r|")
 dst = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.GNU_FORMAT)
 first = True
+tampered = None
 for ti in src:
     data = src.extractfile(ti) if ti.isreg() else None
+    if case in ("flip", "drop") and not tampered and victim(ti):
+        tampered = ti.name
+        if case == "drop":
+            continue
+        body = bytearray(data.read())
+        body[4000] ^= 0x55
+        data = io.BytesIO(bytes(body))
     if case == "modes":
         ti.mode = 0o777
     if case == "tblspcmap" and ti.name == "tablespace_map":
@@ -76,6 +95,10 @@ for ti in src:
             dst.addfile(extra, body)
         first = False
 dst.close()
+if tampered:
+    import os
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "tampered"), "w") as f:
+        f.write(tampered + "\n")
 EOF
 cat >"$BIN/pg_basebackup" <<EOF
 #!/bin/bash
@@ -118,6 +141,17 @@ refused through "cannot (extract into|create directory) pg_wal" \
 	"a member under a link PostgreSQL could make"
 ok "nothing was extracted through the pg_wal link" test ! -e "$T/r-through/base/archive_status"
 
+# The server's manifest, which pg_basebackup puts in the tar, is checked by
+# restore itself: a file whose bytes changed, a file left out and a file
+# the server never sent are refused, naming the file.
+refused flip "file base/[0-9]+/[0-9]+ in backup [^ ]+: checksum mismatch \(manifest says [0-9a-f]{8}, found [0-9a-f]{8}\)" \
+	"a data file with one byte changed"
+like "$err" "file $(cat "$BIN/tampered") in backup" "... naming the file changed"
+ok "... and PostgreSQL cannot start it (pg_control withheld)" [ ! -e "$T/r-flip/global/pg_control" ]
+refused drop "file $(cat "$BIN/tampered") in backup [^ ]+: missing" "a data file left out"
+refused unlisted "file base/1/99999 in backup [^ ]+: present, but not in the server's manifest" \
+	"a file the server's manifest does not list"
+
 # Loose modes: restored with PostgreSQL's, and the cluster recovers.
 crafted_backup modes
 run pgkeep_run restore latest --pgdata "$T/r-modes" --archive-mode off
@@ -126,6 +160,8 @@ is "$rc" 0 "a backup whose members are all 0777 restores"
 is "$(find "$T/r-modes" -type f ! -perm 600 | head -3)" "" "every file is 0600"
 is "$(find "$T/r-modes" -type d ! -perm 700 | head -3)" "" "every directory is 0700"
 is "$(find "$T/r-modes" -type l | head -3)" "" "and there is no link"
+ok "the server's manifest came in the tar (pg_basebackup -D - puts it there), and passed" \
+	[ -f "$T/r-modes/backup_manifest" ]
 is "$(outside_state)" "$before" "nothing outside --pgdata changed"
 
 pg_stop

@@ -170,6 +170,8 @@ is "$(stat -c '%a %U' "$T/new/one") $(stat -c '%a %U' "$T/new2")" "700 postgres 
 ok "tablespace one's files are in the new location" \
 	sh -c "ls '$T/new/one'/PG_*/*/ | grep -q ."
 ok "pg_verifybackup accepts the restored files, tablespaces included" verify_restored "$T/r1"
+ok "by default the server's manifest gives SHA-256 checksums" \
+	grep -q '"Checksum-Algorithm": "SHA256"' "$T/r1/backup_manifest"
 ok "PostgreSQL starts on the restored directory and recovery ends" start_restored "$T/r1"
 got=$(contents)
 is "$got" "$want" "every row is exact, in the main directory and in both tablespaces"

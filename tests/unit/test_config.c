@@ -568,6 +568,18 @@ static void numbers_and_durations(void)
 	bad("jobs beyond 64 bits", "[global]\njobs = 99999999999999999999\n",
 	    "@:2: jobs: bad value '99999999999999999999' (out of range: 1 to 1024)");
 	bad("jobs with a sign", "[global]\njobs = +4\n", "@:2: jobs: bad value '+4'");
+	bad("checksums neither sha256 nor crc32c", "[global]\nchecksums = md5\n",
+	    "@:2: checksums: bad value 'md5' (sha256 or crc32c)");
+	path = write_file("sums.conf", "[global]\nchecksums = CRC32C\n", 0600);
+	ok(config_load(&cfg, path) == 0 && strcmp(cfg.checksums, "CRC32C") == 0,
+	   "checksums = CRC32C, in any case");
+	config_free(&cfg);
+	free(path);
+	path = write_file("sums.conf", "[global]\njobs = 2\n", 0600);
+	ok(config_load(&cfg, path) == 0 && strcmp(cfg.checksums, "SHA256") == 0,
+	   "checksums is SHA256 by default");
+	config_free(&cfg);
+	free(path);
 	bad("lock_days beyond int", "[repo:a]\nplugin = local\nlock_days = 4294967297\n",
 	    "@:3: lock_days: bad value '4294967297' (out of range: 0 to 36500)");
 }
