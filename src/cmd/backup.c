@@ -31,6 +31,7 @@
 #include "pg/pgconn.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 
@@ -289,14 +290,14 @@ static int poll_pause(struct backup_run *b, const char *name, time_t deadline, i
 static int wait_history(struct backup_run *b, const struct backup_label *start,
 			struct backup_label *hist)
 {
-	char name[64], key[WAL_KEY_MAX];
+	char name[64], key[LAYOUT_WAL_KEY_MAX];
 	struct pgk_buf data = PGK_BUF_INIT;
 	time_t deadline = time(NULL) + archive_timeout(b);
 	int rc, ms = POLL_FIRST_MS;
 
 	backup_history_name(name, sizeof(name), start->start_tli, start->start_lsn,
 			    b->m.wal_seg_size);
-	rc = walname_key(name, key, sizeof(key));
+	rc = layout_wal_key(name, key, sizeof(key));
 	if (rc < 0)
 		return rc;
 	pgk_log_info("waiting for %s", key);
@@ -324,7 +325,7 @@ static int wait_history(struct backup_run *b, const struct backup_label *start,
  */
 static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, uint32_t tli)
 {
-	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
+	char name[WAL_SEG_NAME_LEN + 1], key[LAYOUT_WAL_KEY_MAX];
 	time_t deadline = time(NULL) + archive_timeout(b);
 	struct pgkeep_stat st;
 	uint64_t segno, i;
@@ -333,7 +334,7 @@ static int wait_segments(struct backup_run *b, uint64_t first, uint64_t last, ui
 	for (i = 0; i <= last - first; i++) {
 		segno = i == 0 ? last : first + i - 1;
 		wal_segno_to_name(name, tli, segno, b->m.wal_seg_size);
-		walname_key(name, key, sizeof(key));
+		layout_wal_key(name, key, sizeof(key));
 		ms = POLL_FIRST_MS;
 		for (;;) {
 			rc = store_stat(b->repo->store, key, &st);
@@ -791,7 +792,7 @@ static int choose_id(struct backup_run *b, int attempt)
 		else
 			snprintf(b->m.id, sizeof(b->m.id), "%s-%s-%d", stamp,
 				 backup_type_name(b->m.type), i + 1);
-		snprintf(key, sizeof(key), "backups/%s.manifest", b->m.id);
+		layout_manifest_key(b->m.id, key, sizeof(key));
 		rc = store_stat(b->repo->store, key, &st);
 		if (rc == PGKEEP_ENOTFOUND)
 			return i;

@@ -30,6 +30,7 @@
 #include "common/parse.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -54,7 +55,6 @@
  */
 #define COPY_CACHE_IDS ((size_t)64 * 1024)
 /* Where a repository records its cluster (see repo/repo.h). */
-#define COPY_SYSID_KEY "meta/sysid"
 
 /* ---- a set of chunk ids, optionally mapping each to another id ---- */
 
@@ -426,11 +426,10 @@ out_named:
 static int present_add(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct idmap *m = payload;
-	const char *slash = strrchr(key, '/');
 	uint8_t id[32];
 
 	(void)st;
-	if (hex_decode(slash ? slash + 1 : key, 32, id))
+	if (layout_chunk_key_id(key, id))
 		idmap_put(m, id, NULL);
 	return 0;
 }
@@ -524,10 +523,9 @@ static int copy_wal_file(struct copy *c, void *arg, size_t i, struct par_bufs *b
 /* The segment number of a segment-based WAL key; false for history files. */
 static bool key_segno(const char *key, uint32_t seg_size, uint64_t *segno)
 {
-	const char *slash = strrchr(key, '/');
 	struct wal_name wn;
 
-	if (walname_parse(slash ? slash + 1 : key, &wn) < 0 || wn.type == WAL_HISTORY)
+	if (walname_parse(layout_wal_file(key), &wn) < 0 || wn.type == WAL_HISTORY)
 		return false;
 	return wal_name_to_segno(&wn, seg_size, segno) == 0;
 }
@@ -535,13 +533,13 @@ static bool key_segno(const char *key, uint32_t seg_size, uint64_t *segno)
 /* Every segment of m's own range is in B (after the WAL was copied). */
 static int check_backup_wal(struct copy *c, const struct manifest *m)
 {
-	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
+	char name[WAL_SEG_NAME_LEN + 1], key[LAYOUT_WAL_KEY_MAX];
 	uint32_t seg_size = m->wal_seg_size ? m->wal_seg_size : WAL_SEG_SIZE_DEFAULT;
 	int guard;
 
 	snprintf(name, sizeof(name), "%s", m->wal_start);
 	for (guard = 0; guard < 1 << 20; guard++) {
-		if (walname_key(name, key, sizeof(key)) < 0)
+		if (layout_wal_key(name, key, sizeof(key)) < 0)
 			break;
 		if (!keylist_has(&c->wal_to, key))
 			return pgk_error(PGKEEP_ENOTFOUND,
@@ -574,13 +572,13 @@ static int copy_wal(struct copy *c, const struct manifest *bases, size_t nbases)
 			seg_size = bases[i].wal_seg_size;
 	}
 	for (i = 0; i < nbases; i++) {
-		char key[WAL_KEY_MAX];
+		char key[LAYOUT_WAL_KEY_MAX];
 
-		if (walname_key(bases[i].wal_start, key, sizeof(key)) == 0 &&
+		if (layout_wal_key(bases[i].wal_start, key, sizeof(key)) == 0 &&
 		    key_segno(key, seg_size, &segno) && segno < cut)
 			cut = segno;
 	}
-	ret = store_list(c->from->store, "wal/", add_key, &from);
+	ret = store_list(c->from->store, LAYOUT_WAL_PREFIX, add_key, &from);
 	if (ret)
 		goto out_free;
 	keylist_sort(&from);
@@ -749,13 +747,13 @@ static int read_sysid(struct repo *r, uint64_t *out)
 	char *end;
 	int ret;
 
-	ret = repo_get(r, COPY_SYSID_KEY, OBJ_META, &text);
+	ret = repo_get(r, LAYOUT_SYSID_KEY, OBJ_META, &text);
 	if (ret == 0) {
 		buf_append(&text, "", 1);
 		*out = strtoull((const char *)text.data, &end, 10);
 		if (end == (const char *)text.data)
 			ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s is damaged", r->name,
-					COPY_SYSID_KEY);
+					LAYOUT_SYSID_KEY);
 	}
 	buf_free(&text);
 	return ret;
@@ -912,9 +910,9 @@ static int copy_run(struct copy *c, const struct copy_opts *o)
 	printf("copy from %s to %s: %zu backup(s) to copy\n", c->from->name, c->to->name, ncopy);
 
 	c->present.max = c->map.max = cache_ids();
-	ret = store_list(c->to->store, "chunks/", present_add, &c->present);
+	ret = store_list(c->to->store, LAYOUT_CHUNKS_PREFIX, present_add, &c->present);
 	if (ret == 0)
-		ret = store_list(c->to->store, "wal/", add_key, &c->wal_to);
+		ret = store_list(c->to->store, LAYOUT_WAL_PREFIX, add_key, &c->wal_to);
 	if (ret)
 		goto out_free;
 	keylist_sort(&c->wal_to);

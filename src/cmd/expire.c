@@ -23,6 +23,7 @@
 #include "common/mem.h"
 #include "common/parse.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -241,7 +242,7 @@ int cmd_expire(const struct pgk_globals *g, int argc, char **argv)
 
 		if (!expired[i])
 			continue;
-		snprintf(key, sizeof(key), "backups/%s.manifest", list[i].id);
+		layout_manifest_key(list[i].id, key, sizeof(key));
 		if (gc_locked_until(r, key, &until) && until > time(NULL)) {
 			char when[32];
 

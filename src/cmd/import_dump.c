@@ -30,6 +30,7 @@
 #include "common/progress.h"
 #include "pg/libarchive_api.h"
 #include "pipeline/pipeline.h"
+#include "repo/layout.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
 
@@ -399,7 +400,7 @@ static int choose_id(struct import_run *ir, int attempt)
 			snprintf(ir->m.id, sizeof(ir->m.id), "%s-dump", stamp);
 		else
 			snprintf(ir->m.id, sizeof(ir->m.id), "%s-dump-%d", stamp, i + 1);
-		snprintf(key, sizeof(key), "backups/%s.manifest", ir->m.id);
+		layout_manifest_key(ir->m.id, key, sizeof(key));
 		rc = store_stat(ir->repo->store, key, &st);
 		if (rc == PGKEEP_ENOTFOUND)
 			return i;

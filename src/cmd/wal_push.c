@@ -34,6 +34,7 @@
 #include "common/mem.h"
 #include "pg/walmeta.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/object.h"
 #include "repo/repo.h"
 #include "repo/store.h"
@@ -205,7 +206,7 @@ out_free:
 struct push_job {
 	char *name;
 	char *path;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	struct wal_name wn;
 	bool checked;		/* job_check passed */
 	bool by_stamp;		/* the record will vouch by stamp: no SHA-256 needed */
@@ -293,7 +294,7 @@ static struct push_job *job_new(const char *name, const char *path, size_t nrepo
 	j->name = xstrdup(name);
 	j->path = xstrdup(path);
 	j->fd = -1;
-	walname_key(name, j->key, sizeof(j->key));
+	layout_wal_key(name, j->key, sizeof(j->key));
 	walname_parse(name, &j->wn);
 	j->rc = xzalloc(nrepos * sizeof(*j->rc));
 	j->msg = xzalloc(nrepos * sizeof(*j->msg));
@@ -1164,10 +1165,10 @@ static int push(const struct pgk_globals *g, const char *path)
 	struct pgk_config cfg;
 	struct wal_name wn;
 	struct spool sp;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	int rc, lockfd = -1;
 
-	rc = walname_key(base, key, sizeof(key));
+	rc = layout_wal_key(base, key, sizeof(key));
 	if (rc < 0)
 		return rc;
 	rc = ctx_load_config(g, &cfg);

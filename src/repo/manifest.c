@@ -14,6 +14,7 @@
 
 #include "common/error.h"
 #include "common/mem.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/manifest.h"
 
@@ -33,8 +34,6 @@
 #define MANIFEST_VERSION_LISTS 2
 #define MANIFEST_VERSION_INLINE 1
 
-#define BACKUPS_PREFIX "backups/"
-#define MANIFEST_SUFFIX ".manifest"
 
 const char *backup_type_name(enum backup_type t)
 {
@@ -792,11 +791,6 @@ out_free_tok:
 
 /* ---- in the repository ---- */
 
-static char *manifest_key(const char *id)
-{
-	return xasprintf(BACKUPS_PREFIX "%s" MANIFEST_SUFFIX, id);
-}
-
 int manifest_save(struct repo *r, const struct manifest *m)
 {
 	struct pgk_buf json = PGK_BUF_INIT;
@@ -808,7 +802,7 @@ int manifest_save(struct repo *r, const struct manifest *m)
 	ret = manifest_to_json(m, &json);
 	if (ret)
 		return ret;
-	key = manifest_key(m->id);
+	key = layout_manifest_key_dup(m->id);
 	ret = repo_put(r, key, OBJ_MANIFEST, json.data, json.len, PGKEEP_PUT_IF_ABSENT);
 	if (ret == PGKEEP_EEXISTS)
 		pgk_error(ret, "backup %s already exists (%s)", m->id, key);
@@ -826,7 +820,7 @@ int manifest_load(struct repo *r, const char *id, struct manifest *m)
 	memset(m, 0, sizeof(*m));
 	if (!valid_id(id))
 		return pgk_error(PGKEEP_EINVAL, "invalid backup id \"%s\"", id);
-	key = manifest_key(id);
+	key = layout_manifest_key_dup(id);
 	ret = repo_get(r, key, OBJ_MANIFEST, &json);
 	if (ret == PGKEEP_ENOTFOUND)
 		pgk_error(ret, "backup %s not found (%s)", id, key);
@@ -863,18 +857,16 @@ struct id_list {
 static int collect_id(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct id_list *l = payload;
-	size_t plen = strlen(BACKUPS_PREFIX), slen = strlen(MANIFEST_SUFFIX);
-	size_t len = strlen(key);
+	char *id = layout_manifest_key_id(key);
 
 	(void)st;
-	if (len <= plen + slen || strcmp(key + len - slen, MANIFEST_SUFFIX) != 0 ||
-	    strchr(key + plen, '/'))
+	if (!id)
 		return 0;
 	if (l->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 16;
 		l->ids = xrealloc(l->ids, l->cap * sizeof(*l->ids));
 	}
-	l->ids[l->n++] = xstrndup(key + plen, len - plen - slen);
+	l->ids[l->n++] = id;
 	return 0;
 }
 
@@ -910,7 +902,7 @@ static int list_manifests(struct repo *r, bool keep_chunks, struct manifest **ou
 
 	*out = NULL;
 	*n = 0;
-	ret = store_list(r->store, BACKUPS_PREFIX, collect_id, &ids);
+	ret = store_list(r->store, LAYOUT_BACKUPS_PREFIX, collect_id, &ids);
 	if (ret)
 		goto out_free_ids;
 	list = xzalloc((ids.n ? ids.n : 1) * sizeof(*list));
