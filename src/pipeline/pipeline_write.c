@@ -15,6 +15,8 @@
 #include "common/mem.h"
 #include "pipeline/pipeline_int.h"
 
+_Static_assert(CHUNKER_MAX_SIZE <= OBJ_CHUNK_PLAIN_MAX, "a chunk object holds the largest chunk");
+
 /* Name the chunk, skip it when the repository has it, else seal and hand it over. */
 static int store_chunk(struct stream_writer *w, struct wslot *slot, struct wbufs *b)
 {
