@@ -12,12 +12,6 @@
 #include "common/mem.h"
 #include "pipeline/pipeline_int.h"
 
-/*
- * A delta's bases together stay under this, so that a worker's memory stays
- * bounded (with the chunk itself, a zstd window of 2^24).
- */
-#define DELTA_BASE_BYTES_MAX ((size_t)6 << 20)
-
 static int cmp_anchor(const void *a, const void *b)
 {
 	const struct anchor_ent *x = a, *y = b;
@@ -237,74 +231,6 @@ int delta_mark_chunk(struct stream_writer *w, struct wslot *slot)
 	return 0;
 }
 
-static bool has_base(const struct obj_bases *bs, const char *id)
-{
-	size_t i;
-
-	for (i = 0; i < bs->n; i++)
-		if (strcmp(bs->id[i], id) == 0)
-			return true;
-	return false;
-}
-
-/*
- * Append whole chunk id, fetched into obj, to bs; 1 when it would take the
- * bases past their limit (it is left out), else 0 or an error.
- */
-static int append_base(struct repo *r, struct obj_bases *bs, const char *id,
-		       const struct pgk_buf *obj, const char *key, uint64_t *stored)
-{
-	size_t before = bs->plain.len;
-	int ret;
-
-	ret = obj_open(&r->keys, OBJ_CHUNK, key, obj->data, obj->len, &bs->plain);
-	if (ret)
-		return ret;
-	if (bs->plain.len > DELTA_BASE_BYTES_MAX && bs->n > 0) {
-		secure_zero(bs->plain.data + before, bs->plain.len - before);
-		bs->plain.len = before;
-		return 1;
-	}
-	memcpy(bs->id[bs->n++], id, 65);
-	*stored += obj->len;
-	return 0;
-}
-
-/*
- * Add the whole chunk(s) behind reference chunk id to bs: id itself, or
- * when it is a delta, its own bases (a base is never a delta).  Stops,
- * returning 0, where the bases would grow past their limits; *stored adds
- * the bytes the bases take in the store.
- */
-static int add_bases(struct repo *r, const char *id, struct obj_bases *bs, struct wbufs *b,
-		     uint64_t *stored)
-{
-	struct obj_bases own;
-	char key[CHUNK_KEY_MAX];
-	size_t i;
-	int ret;
-
-	if (has_base(bs, id))
-		return 0;
-	ret = chunk_fetch(r, id, "base chunk", &b->cand, key);
-	if (ret)
-		return ret;
-	/* A whole chunk is its own base: open what was just fetched. */
-	if (!obj_is_delta(b->cand.data, b->cand.len)) {
-		ret = append_base(r, bs, id, &b->cand, key, stored);
-		return ret < 0 ? ret : 0;
-	}
-	ret = obj_chunk_bases(&r->keys, key, b->cand.data, b->cand.len, &own);
-	for (i = 0; ret == 0 && i < own.n && bs->n < OBJ_DELTA_MAX_BASES; i++) {
-		if (has_base(bs, own.id[i]))
-			continue;
-		ret = chunk_fetch(r, own.id[i], "base chunk", &b->obj, key);
-		if (ret == 0)
-			ret = append_base(r, bs, own.id[i], &b->obj, key, stored);
-	}
-	return ret < 0 ? ret : 0;
-}
-
 static void swap_bufs(struct pgk_buf *a, struct pgk_buf *b)
 {
 	struct pgk_buf t = *a;
@@ -324,11 +250,11 @@ int delta_seal(struct stream_writer *w, struct wslot *slot, struct wbufs *b)
 	bs->n = 0;
 	buf_reset(&bs->plain);
 	for (i = 0; ret == 0 && i < slot->npred && bs->n < OBJ_DELTA_MAX_BASES &&
-			     bs->plain.len < DELTA_BASE_BYTES_MAX; i++) {
+			     bs->plain.len < CHUNK_BASES_BYTES_MAX; i++) {
 		char id[65];
 
 		hex_encode(slot->pred_id[i], 32, id);
-		ret = add_bases(r, id, bs, b, &stored);
+		ret = chunk_add_bases(r, id, bs, &b->cand, &b->obj, &stored);
 	}
 	if (ret == PGKEEP_ECORRUPT || ret == PGKEEP_EAUTH) {
 		/*

@@ -1,10 +1,8 @@
 /*
- * The backup data path.  Writing: bytes are cut into chunks in the caller's
- * thread, straight in a bounded ring of chunk slots that feeds `jobs` workers
- * (name, dedup-check, seal, store) and one hasher (the whole-stream checksum);
- * results are collected in stream order.  Reading runs the same ring
- * backwards: workers fetch and verify ahead, the hasher checks the stream,
- * the caller delivers strictly in order.
+ * The backup data path is pipeline_write.c (bytes -> chunks), delta.c (the
+ * writer's reference for deltas) and pipeline_read.c (chunks -> bytes).
+ * Here is what both ends share: the process's memory mode, the job count
+ * and the size of a ring of chunk slots.
  */
 #include <malloc.h>
 #include <pthread.h>

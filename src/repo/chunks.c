@@ -90,8 +90,13 @@ int chunk_store(struct repo *r, const char *id, const struct obj_bases *bases,
 	return ret;
 }
 
-int chunk_fetch(struct repo *r, const char *id, const char *role, struct pgk_buf *obj,
-		char key[CHUNK_KEY_MAX])
+/*
+ * Fetch chunk id's object into obj (reset first), its key into key.  A
+ * chunk that should be there and is not means a damaged repository;
+ * `role` says which ("chunk", "base chunk").
+ */
+static int chunk_fetch(struct repo *r, const char *id, const char *role, struct pgk_buf *obj,
+		       char key[CHUNK_KEY_MAX])
 {
 	int ret;
 
@@ -103,12 +108,75 @@ int chunk_fetch(struct repo *r, const char *id, const char *role, struct pgk_buf
 	return ret;
 }
 
-int chunk_read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain)
+/* Read whole chunk id (never a delta) into plain, appended; obj is scratch. */
+static int chunk_read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain)
 {
 	char key[CHUNK_KEY_MAX];
 	int ret = chunk_fetch(r, id, "base chunk", obj, key);
 
 	return ret ? ret : obj_open(&r->keys, OBJ_CHUNK, key, obj->data, obj->len, plain);
+}
+
+static bool has_base(const struct obj_bases *bs, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < bs->n; i++)
+		if (strcmp(bs->id[i], id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Append whole chunk id, fetched into obj, to bs; 1 when it would take the
+ * bases past their limit (it is left out), else 0 or an error.
+ */
+static int append_base(struct repo *r, struct obj_bases *bs, const char *id,
+		       const struct pgk_buf *obj, const char *key, uint64_t *stored)
+{
+	size_t before = bs->plain.len;
+	int ret;
+
+	ret = obj_open(&r->keys, OBJ_CHUNK, key, obj->data, obj->len, &bs->plain);
+	if (ret)
+		return ret;
+	if (bs->plain.len > CHUNK_BASES_BYTES_MAX && bs->n > 0) {
+		secure_zero(bs->plain.data + before, bs->plain.len - before);
+		bs->plain.len = before;
+		return 1;
+	}
+	memcpy(bs->id[bs->n++], id, 65);
+	*stored += obj->len;
+	return 0;
+}
+
+int chunk_add_bases(struct repo *r, const char *id, struct obj_bases *bs, struct pgk_buf *cand,
+		    struct pgk_buf *obj, uint64_t *stored)
+{
+	struct obj_bases own;
+	char key[CHUNK_KEY_MAX];
+	size_t i;
+	int ret;
+
+	if (has_base(bs, id))
+		return 0;
+	ret = chunk_fetch(r, id, "base chunk", cand, key);
+	if (ret)
+		return ret;
+	/* A whole chunk is its own base: open what was just fetched. */
+	if (!obj_is_delta(cand->data, cand->len)) {
+		ret = append_base(r, bs, id, cand, key, stored);
+		return ret < 0 ? ret : 0;
+	}
+	ret = obj_chunk_bases(&r->keys, key, cand->data, cand->len, &own);
+	for (i = 0; ret == 0 && i < own.n && bs->n < OBJ_DELTA_MAX_BASES; i++) {
+		if (has_base(bs, own.id[i]))
+			continue;
+		ret = chunk_fetch(r, own.id[i], "base chunk", obj, key);
+		if (ret == 0)
+			ret = append_base(r, bs, own.id[i], obj, key, stored);
+	}
+	return ret < 0 ? ret : 0;
 }
 
 /* A delta's base, for obj_open_chunk. */

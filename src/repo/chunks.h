@@ -43,15 +43,19 @@ int chunk_store(struct repo *r, const char *id, const struct obj_bases *bases,
 		const void *sealed, size_t len);
 
 /*
- * Fetch chunk id's object into obj (reset first), its key into key.  A
- * chunk that should be there and is not means a damaged repository
- * (PGKEEP_ECORRUPT); `role` says which ("chunk", "base chunk").
+ * A delta's bases together stay under this, so that a worker's memory stays
+ * bounded (with the chunk itself, a zstd window of 2^24).
  */
-int chunk_fetch(struct repo *r, const char *id, const char *role, struct pgk_buf *obj,
-		char key[CHUNK_KEY_MAX]);
+#define CHUNK_BASES_BYTES_MAX ((size_t)6 << 20)
 
-/* Read whole chunk id (never a delta) into plain, appended; obj is scratch. */
-int chunk_read_whole(struct repo *r, const char *id, struct pgk_buf *obj, struct pgk_buf *plain);
+/*
+ * Add the whole chunk(s) behind chunk id to bs: id itself, or when it is a
+ * delta, its own bases (a base is never a delta).  Stops, returning 0,
+ * where the bases would grow past their limits; *stored adds the bytes the
+ * bases take in the store.  cand and obj are scratch space.
+ */
+int chunk_add_bases(struct repo *r, const char *id, struct obj_bases *bs, struct pgk_buf *cand,
+		    struct pgk_buf *obj, uint64_t *stored);
 
 /*
  * Read chunk id of size bytes into plain (reset first), stored whole or as
