@@ -4,13 +4,10 @@
  * reading a stream's chunk list manifest_cursor.c's.
  */
 #include <ctype.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <json-c/json.h>
 
 #include "common/error.h"
 #include "common/mem.h"

@@ -2,18 +2,12 @@
  * Reading a stream's chunk list in order, whether inline in its manifest
  * (format 1) or in list objects (repo/lists.h), one list in hand at a time.
  */
-#include <ctype.h>
-#include <inttypes.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
 #include "common/error.h"
 #include "common/mem.h"
-#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/manifest.h"
 

@@ -14,7 +14,6 @@
 
 #include "common/error.h"
 #include "common/mem.h"
-#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/manifest.h"
 #include "repo/manifest_int.h"
