@@ -7,6 +7,7 @@
 
 #include "cmd/backup_id.h"
 #include "common/error.h"
+#include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 #include "repo/store.h"
@@ -27,7 +28,7 @@ int backup_id_choose(struct repo *r, struct manifest *m, int attempt)
 		else
 			snprintf(m->id, sizeof(m->id), "%s-%s-%d", stamp,
 				 backup_type_name(m->type), i + 1);
-		snprintf(key, sizeof(key), "backups/%s.manifest", m->id);
+		layout_manifest_key(m->id, key, sizeof(key));
 		rc = store_stat(r->store, key, &st);
 		if (rc == PGKEEP_ENOTFOUND)
 			return i;

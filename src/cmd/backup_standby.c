@@ -16,12 +16,13 @@
 #include "pg/backup_label.h"
 #include "pg/walmeta.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/repo.h"
 #include "repo/store.h"
 
 int backup_history_store(struct repo *r, const char *name, const char *text, size_t len)
 {
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	struct pgkeep_stat st;
 	struct wal_name wn;
 	int rc;
@@ -32,7 +33,7 @@ int backup_history_store(struct repo *r, const char *name, const char *text, siz
 	if (rc == 0)
 		rc = walmeta_check_history(text, len, &wn, name);
 	if (rc == 0)
-		rc = walname_key(name, key, sizeof(key));
+		rc = layout_wal_key(name, key, sizeof(key));
 	if (rc < 0)
 		return pgk_error_wrap(rc, "the server's timeline history");
 	rc = store_stat(r->store, key, &st);
@@ -79,12 +80,12 @@ int backup_standby_stop(const struct backup_label *bl, uint64_t end_lsn, uint32_
 
 static int wait_one(const struct standby_wait *w, const char *name, time_t deadline)
 {
-	char key[WAL_KEY_MAX], note[128];
+	char key[LAYOUT_WAL_KEY_MAX], note[128];
 	struct pgkeep_stat st;
 	int rc, ms = POLL_FIRST_MS;
 	bool told = false;
 
-	rc = walname_key(name, key, sizeof(key));
+	rc = layout_wal_key(name, key, sizeof(key));
 	while (rc == 0) {
 		rc = store_stat(w->repo->store, key, &st);
 		if (rc != PGKEEP_ENOTFOUND)

@@ -26,6 +26,7 @@
 #include "pg/pgconn.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/layout.h"
 #include "repo/manifest.h"
 
 #define DEFAULT_ARCHIVE_TIMEOUT 300
@@ -104,14 +105,14 @@ static int poll_pause(struct backup_run *b, const char *name, time_t deadline, i
 int backup_wait_history(struct backup_run *b, const struct backup_label *start,
 			struct backup_label *hist)
 {
-	char name[64], key[WAL_KEY_MAX];
+	char name[64], key[LAYOUT_WAL_KEY_MAX];
 	struct pgk_buf data = PGK_BUF_INIT;
 	time_t deadline = time(NULL) + archive_timeout(b);
 	int rc, ms = POLL_FIRST_MS;
 
 	backup_history_name(name, sizeof(name), start->start_tli, start->start_lsn,
 			    b->m.wal_seg_size);
-	rc = walname_key(name, key, sizeof(key));
+	rc = layout_wal_key(name, key, sizeof(key));
 	if (rc < 0)
 		return rc;
 	pgk_log_info("waiting for %s", key);
@@ -139,7 +140,7 @@ int backup_wait_history(struct backup_run *b, const struct backup_label *start,
  */
 int backup_wait_segments(struct backup_run *b, uint64_t first, uint64_t last, uint32_t tli)
 {
-	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
+	char name[WAL_SEG_NAME_LEN + 1], key[LAYOUT_WAL_KEY_MAX];
 	time_t deadline = time(NULL) + archive_timeout(b);
 	struct pgkeep_stat st;
 	uint64_t segno, i;
@@ -148,7 +149,7 @@ int backup_wait_segments(struct backup_run *b, uint64_t first, uint64_t last, ui
 	for (i = 0; i <= last - first; i++) {
 		segno = i == 0 ? last : first + i - 1;
 		wal_segno_to_name(name, tli, segno, b->m.wal_seg_size);
-		walname_key(name, key, sizeof(key));
+		layout_wal_key(name, key, sizeof(key));
 		ms = POLL_FIRST_MS;
 		for (;;) {
 			rc = store_stat(b->repo->store, key, &st);

@@ -20,6 +20,7 @@
 #include "common/parse.h"
 #include "pg/libpq_api.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 
 struct checklist {
 	int failed;
@@ -98,7 +99,7 @@ static void trim_newline(char *s)
 /* Force a segment switch and wait for that segment to reach the repository. */
 static void check_archiving(struct checklist *cl, PGconn *conn, struct repo *r, int timeout)
 {
-	char *seg, key[WAL_KEY_MAX];
+	char *seg, key[LAYOUT_WAL_KEY_MAX];
 	struct pgkeep_stat st;
 	time_t deadline;
 	int rc;
@@ -114,7 +115,7 @@ static void check_archiving(struct checklist *cl, PGconn *conn, struct repo *r, 
 		item(cl, false, "archiving", "cannot switch WAL (%s): run check as a superuser", msg);
 		return;
 	}
-	walname_key(seg, key, sizeof(key));
+	layout_wal_key(seg, key, sizeof(key));
 	deadline = time(NULL) + timeout;
 	for (;;) {
 		rc = store_stat(r->store, key, &st);

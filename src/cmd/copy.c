@@ -31,6 +31,7 @@
 #include "common/parse.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -54,8 +55,6 @@
  * so that tests reach those paths with a small repository.
  */
 #define COPY_CACHE_IDS ((size_t)64 * 1024)
-/* Where a repository records its cluster (see repo/repo.h). */
-#define COPY_SYSID_KEY "meta/sysid"
 
 /* ---- one backup ---- */
 
@@ -196,13 +195,13 @@ static int read_sysid(struct repo *r, uint64_t *out)
 	char *end;
 	int ret;
 
-	ret = repo_get(r, COPY_SYSID_KEY, OBJ_META, &text);
+	ret = repo_get(r, LAYOUT_SYSID_KEY, OBJ_META, &text);
 	if (ret == 0) {
 		buf_append(&text, "", 1);
 		*out = strtoull((const char *)text.data, &end, 10);
 		if (end == (const char *)text.data)
 			ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s is damaged", r->name,
-					COPY_SYSID_KEY);
+					LAYOUT_SYSID_KEY);
 	}
 	buf_free(&text);
 	return ret;
@@ -359,9 +358,9 @@ static int copy_run(struct copy *c, const struct copy_opts *o)
 	printf("copy from %s to %s: %zu backup(s) to copy\n", c->from->name, c->to->name, ncopy);
 
 	c->present.max = c->map.max = cache_ids();
-	ret = store_list(c->to->store, "chunks/", copy_present_add, &c->present);
+	ret = store_list(c->to->store, LAYOUT_CHUNKS_PREFIX, copy_present_add, &c->present);
 	if (ret == 0)
-		ret = store_list(c->to->store, "wal/", keylist_add, &c->wal_to);
+		ret = store_list(c->to->store, LAYOUT_WAL_PREFIX, keylist_add, &c->wal_to);
 	if (ret)
 		goto out_free;
 	keylist_sort(&c->wal_to);

@@ -16,14 +16,15 @@
 #include "common/mem.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/chunks.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/manifest.h"
 
 /* Whether B holds chunk bid: from the listing, or asked of B when that did not fit. */
 static int b_holds(struct copy *c, const uint8_t bid[32], bool *have)
 {
-	char hex[65], key[CHUNK_KEY_MAX];
-	struct pgkeep_stat st;
+	char hex[65];
 	int ret;
 
 	pthread_mutex_lock(&c->mu);
@@ -32,11 +33,8 @@ static int b_holds(struct copy *c, const uint8_t bid[32], bool *have)
 	if (*have || !c->present_partial)
 		return 0;
 	hex_encode(bid, 32, hex);
-	chunk_key(hex, key, sizeof(key));
-	ret = store_stat(c->to->store, key, &st);
-	if (ret == PGKEEP_ENOTFOUND)
-		return 0;
-	if (ret)
+	ret = chunk_exists(c->to, hex);
+	if (ret <= 0)
 		return ret;
 	*have = true;
 	pthread_mutex_lock(&c->mu);
@@ -75,7 +73,7 @@ int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 {
 	struct manifest_chunk *mc = &((struct manifest_chunk *)arg)[i];
 	uint8_t aid[32], bid[32];
-	char bhex[65], key[CHUNK_KEY_MAX];
+	char bhex[65];
 	struct idmap_slot *s;
 	bool known, have;
 	int ret;
@@ -116,15 +114,13 @@ int copy_chunk(struct copy *c, void *arg, size_t i, struct par_bufs *b)
 	mc->stored = 0;
 	if (!have) {
 		buf_reset(&b->sealed);
-		chunk_key(bhex, key, sizeof(key));
-		ret = obj_seal(&c->to->keys, OBJ_CHUNK, key, c->to->compress_level, b->plain.data,
-			       b->plain.len, &b->sealed);
+		ret = chunk_seal(c->to, bhex, b->plain.data, b->plain.len, &b->sealed);
 		if (ret)
 			return ret;
-		ret = store_put(c->to->store, key, b->sealed.data, b->sealed.len, PGKEEP_PUT_IF_ABSENT);
-		if (ret && ret != PGKEEP_EEXISTS)
+		ret = chunk_store(c->to, bhex, NULL, b->sealed.data, b->sealed.len);
+		if (ret < 0)
 			return ret;
-		have = ret == PGKEEP_EEXISTS;	/* another writer got there: same bytes */
+		have = ret == 1;	/* another writer got there: same bytes */
 		if (!have)
 			mc->stored = (uint32_t)b->sealed.len;
 	}
@@ -150,11 +146,10 @@ out_named:
 int copy_present_add(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct idmap *m = payload;
-	const char *slash = strrchr(key, '/');
 	uint8_t id[32];
 
 	(void)st;
-	if (hex_decode(slash ? slash + 1 : key, 32, id))
+	if (layout_chunk_key_id(key, id))
 		idmap_put(m, id, NULL);
 	return 0;
 }

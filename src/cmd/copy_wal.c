@@ -15,6 +15,7 @@
 #include "common/mem.h"
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/manifest.h"
 
@@ -58,10 +59,9 @@ static int copy_wal_file(struct copy *c, void *arg, size_t i, struct par_bufs *b
 /* The segment number of a segment-based WAL key; false for history files. */
 static bool key_segno(const char *key, uint32_t seg_size, uint64_t *segno)
 {
-	const char *slash = strrchr(key, '/');
 	struct wal_name wn;
 
-	if (walname_parse(slash ? slash + 1 : key, &wn) < 0 || wn.type == WAL_HISTORY)
+	if (walname_parse(layout_wal_file(key), &wn) < 0 || wn.type == WAL_HISTORY)
 		return false;
 	return wal_name_to_segno(&wn, seg_size, segno) == 0;
 }
@@ -69,13 +69,13 @@ static bool key_segno(const char *key, uint32_t seg_size, uint64_t *segno)
 /* Every segment of m's own range is in B (after the WAL was copied). */
 int copy_check_backup_wal(struct copy *c, const struct manifest *m)
 {
-	char name[WAL_SEG_NAME_LEN + 1], key[WAL_KEY_MAX];
+	char name[WAL_SEG_NAME_LEN + 1], key[LAYOUT_WAL_KEY_MAX];
 	uint32_t seg_size = m->wal_seg_size ? m->wal_seg_size : WAL_SEG_SIZE_DEFAULT;
 	int guard;
 
 	snprintf(name, sizeof(name), "%s", m->wal_start);
 	for (guard = 0; guard < 1 << 20; guard++) {
-		if (walname_key(name, key, sizeof(key)) < 0)
+		if (layout_wal_key(name, key, sizeof(key)) < 0)
 			break;
 		if (!keylist_has(&c->wal_to, key))
 			return pgk_error(PGKEEP_ENOTFOUND,
@@ -108,13 +108,13 @@ int copy_wal(struct copy *c, const struct manifest *bases, size_t nbases)
 			seg_size = bases[i].wal_seg_size;
 	}
 	for (i = 0; i < nbases; i++) {
-		char key[WAL_KEY_MAX];
+		char key[LAYOUT_WAL_KEY_MAX];
 
-		if (walname_key(bases[i].wal_start, key, sizeof(key)) == 0 &&
+		if (layout_wal_key(bases[i].wal_start, key, sizeof(key)) == 0 &&
 		    key_segno(key, seg_size, &segno) && segno < cut)
 			cut = segno;
 	}
-	ret = store_list(c->from->store, "wal/", keylist_add, &from);
+	ret = store_list(c->from->store, LAYOUT_WAL_PREFIX, keylist_add, &from);
 	if (ret)
 		goto out_free;
 	keylist_sort(&from);

@@ -19,6 +19,7 @@
 #include "common/mem.h"
 #include "pg/walname.h"
 #include "repo/gc.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/manifest.h"
 #include "repo/pin.h"
@@ -197,7 +198,7 @@ static int remove_manifests(struct expire_run *x)
 
 		if (!x->expired[i])
 			continue;
-		snprintf(key, sizeof(key), "backups/%s.manifest", x->list[i].id);
+		layout_manifest_key(x->list[i].id, key, sizeof(key));
 		if (gc_locked_until(x->r, key, &until) && until > time(NULL)) {
 			char when[32];
 

@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "pg/backup_label.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/manifest.h"
 
 struct wal_range {
@@ -32,9 +33,8 @@ struct wal_range {
 static int collect_wal(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct wal_range *w = payload;
-	const char *name = strrchr(key, '/');
+	const char *name = layout_wal_file(key);
 
-	name = name ? name + 1 : key;
 	if (st && st->mtime > w->last_mtime)
 		w->last_mtime = st->mtime;
 	if (!walname_is_segment(name))
@@ -232,7 +232,7 @@ static int info_all(const struct pgk_globals *g, bool json)
 		struct wal_range w = { .count = 0 };
 		json_object *o;
 
-		if (!v->error && store_list(v->r->store, "wal/", collect_wal, &w) < 0)
+		if (!v->error && store_list(v->r->store, LAYOUT_WAL_PREFIX, collect_wal, &w) < 0)
 			v->error = xstrdup(pgk_errmsg());
 		if (v->error) {
 			pgk_log_error("%s", v->error);
@@ -328,7 +328,7 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 	if (rc == 0)
 		rc = manifest_list_summary(r, &list, &n);
 	if (rc == 0)
-		rc = store_list(r->store, "wal/", collect_wal, &w);
+		rc = store_list(r->store, LAYOUT_WAL_PREFIX, collect_wal, &w);
 	if (rc == 0 && json)
 		print_json(r, list, n, &w, cfg.conninfo);
 	else if (rc == 0)

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/libpq_api.h"
+#include "repo/layout.h"
 
 /* A monitor runs from a timer: a dead server must not stall it. */
 #define CONNECT_TIMEOUT "5"
@@ -140,9 +141,7 @@ void monitor_wal_free(struct monitor_wal *w)
 
 static int scan_wal(void *payload, const char *key, const struct pgkeep_stat *st)
 {
-	const char *name = strrchr(key, '/');
-
-	monitor_wal_add(payload, name ? name + 1 : key, st);
+	monitor_wal_add(payload, layout_wal_file(key), st);
 	return 0;
 }
 
@@ -152,7 +151,7 @@ int monitor_list_wal(struct repo *r, const struct monitor_server *srv,
 	struct monitor_wal w = { NULL, 0, 0 };
 	int rc;
 
-	rc = store_list(r->store, "wal/", scan_wal, &w);
+	rc = store_list(r->store, LAYOUT_WAL_PREFIX, scan_wal, &w);
 	if (rc == 0) {
 		monitor_wal_newest(&w, srv, r->sysid, newest);
 		*count = w.count;
@@ -186,13 +185,13 @@ static int64_t lag_segments(const char *newest, const struct monitor_server *srv
 
 static int stat_newest(struct monitor_health *h, struct repo *r)
 {
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	struct pgkeep_stat st;
 	int rc;
 
 	if (!*h->wal_newest)
 		return 0;
-	rc = walname_key(h->wal_newest, key, sizeof(key));
+	rc = layout_wal_key(h->wal_newest, key, sizeof(key));
 	if (rc == 0)
 		rc = store_stat(r->store, key, &st);
 	if (rc == PGKEEP_ENOTFOUND) {

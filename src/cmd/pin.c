@@ -10,6 +10,7 @@
 #include "cmd/context.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/pin.h"
 
@@ -40,7 +41,7 @@ static int pin_main(const struct pgk_globals *g, int argc, char **argv, bool pin
 	if (ctx_open_repo(g, &cfg, &r) < 0)
 		goto fail;
 	if (pin) {
-		snprintf(key, sizeof(key), "backups/%s.manifest", argv[optind]);
+		layout_manifest_key(argv[optind], key, sizeof(key));
 		if (store_stat(r->store, key, &st) < 0) {
 			pgk_error(PGKEEP_ENOTFOUND, "no backup %s in repository %s", argv[optind], r->name);
 			goto fail;

@@ -22,6 +22,7 @@
 #include "pg/walname.h"
 #include "pipeline/pipeline.h"
 #include "repo/gc.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 #include "repo/lock.h"
 #include "repo/manifest.h"
@@ -309,15 +310,16 @@ static uint64_t survey(struct repo *r, struct keylist *manifests, struct entry *
 	*nheads = 0;
 	for (i = 0; i < manifests->n; i++) {
 		const char *key = manifests->keys[i];
-		size_t len = strlen(key);
+		char *id = layout_manifest_key_id(key);
 		struct manifest m = { 0 };
 
 		e[i].key = key;
-		if (len < 9 + 9 || strcmp(key + len - 9, ".manifest") != 0) {
+		if (!id) {
 			e[i].state = ENTRY_UNEXPECTED;
 			continue;
 		}
-		snprintf(e[i].id, sizeof(e[i].id), "%.*s", (int)(len - 8 - 9), key + 8);
+		snprintf(e[i].id, sizeof(e[i].id), "%s", id);
+		free(id);
 		if (manifest_load(r, e[i].id, &m) < 0) {
 			e[i].state = ENTRY_UNREADABLE;
 			e[i].error = xstrdup(pgk_errmsg());
@@ -378,7 +380,7 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	}
 	if (ctx_open_repo(g, &cfg, &r) < 0 ||
 	    lock_acquire(&lock, r, LOCK_SHARED, "verify", 60) < 0 ||
-	    store_list(r->store, "backups/", add_key, &manifests) < 0)
+	    store_list(r->store, LAYOUT_BACKUPS_PREFIX, add_key, &manifests) < 0)
 		goto fail;
 	json_object_object_add(jout, "repository", json_object_new_string(r->name));
 

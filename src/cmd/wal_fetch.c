@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/mem.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/repo.h"
 #include "local/spool.h"
 
@@ -269,12 +270,12 @@ struct prefetch {
 static void prefetch_one(struct prefetch *pf, const char *name)
 {
 	struct pgk_buf data = PGK_BUF_INIT;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	struct wal_name wn;
 	size_t i;
 	int rc = PGKEEP_ENOTFOUND;
 
-	walname_key(name, key, sizeof(key));
+	layout_wal_key(name, key, sizeof(key));
 	walname_parse(name, &wn);
 	for (i = 0; i < pf->wr->n && rc < 0; i++) {
 		if (!pf->wr->r[i])
@@ -350,11 +351,11 @@ static int fetch(const struct pgk_globals *g, const char *name, const char *path
 	struct wal_repos wr;
 	struct wal_name wn;
 	struct spool sp = { NULL, -1 };
-	char key[WAL_KEY_MAX], first_err[PGKEEP_ERRLEN] = "";
+	char key[LAYOUT_WAL_KEY_MAX], first_err[PGKEEP_ERRLEN] = "";
 	int rc, status = PGK_EXIT_FATAL;
 	size_t i;
 
-	if (walname_key(name, key, sizeof(key)) < 0)
+	if (layout_wal_key(name, key, sizeof(key)) < 0)
 		return PGK_EXIT_FATAL;
 	walname_parse(name, &wn);
 	if (ctx_load_config(g, &cfg) < 0)

@@ -22,6 +22,7 @@
 #include "common/mem.h"
 #include "pg/walname.h"
 #include "local/spool.h"
+#include "repo/layout.h"
 
 /* Records kept at most: the look-ahead of two calls, and some slack. */
 #define SPOOL_MAX(ahead) (2 * (size_t)(ahead) + 16)
@@ -54,10 +55,10 @@ static int push(const struct pgk_globals *g, const char *path)
 	struct pgk_config cfg;
 	struct wal_name wn;
 	struct spool sp;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	int rc, lockfd = -1;
 
-	rc = walname_key(base, key, sizeof(key));
+	rc = layout_wal_key(base, key, sizeof(key));
 	if (rc < 0)
 		return rc;
 	rc = ctx_load_config(g, &cfg);

@@ -18,6 +18,7 @@
 #include "common/config.h"
 #include "local/spool.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 
 /* A background pusher stays this long for more ready files before it exits. */
 #define PUSHER_LINGER_MS 1500
@@ -29,7 +30,7 @@
 struct push_job {
 	char *name;
 	char *path;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 	struct wal_name wn;
 	bool checked;		/* push_job_check passed */
 	bool by_stamp;		/* the record will vouch by stamp: no SHA-256 needed */

@@ -21,6 +21,7 @@
 #include "common/mem.h"
 #include "pg/walmeta.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/put.h"
 
 /* Files sealed at once, at most (one per core). */
@@ -53,7 +54,7 @@ struct push_job *push_job_new(const char *name, const char *path, size_t nrepos)
 	j->name = xstrdup(name);
 	j->path = xstrdup(path);
 	j->fd = -1;
-	walname_key(name, j->key, sizeof(j->key));
+	layout_wal_key(name, j->key, sizeof(j->key));
 	walname_parse(name, &j->wn);
 	j->rc = xzalloc(nrepos * sizeof(*j->rc));
 	j->msg = xzalloc(nrepos * sizeof(*j->msg));

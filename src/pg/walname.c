@@ -87,23 +87,6 @@ bool walname_is_segment(const char *name)
 	return walname_parse(name, &wn) == 0 && wn.type == WAL_SEGMENT;
 }
 
-int walname_key(const char *name, char *out, size_t outlen)
-{
-	struct wal_name wn;
-	int rc, n;
-
-	rc = walname_parse(name, &wn);
-	if (rc < 0)
-		return rc;
-	if (wn.type == WAL_HISTORY)
-		n = snprintf(out, outlen, "wal/history/%s", name);
-	else
-		n = snprintf(out, outlen, "wal/%.8s/%s", name, name);
-	if (n < 0 || (size_t)n >= outlen)
-		return pgk_error(PGKEEP_EINVAL, "repository key for '%s' is too long", name);
-	return 0;
-}
-
 bool wal_seg_size_valid(uint64_t seg_size)
 {
 	return seg_size >= WAL_SEG_SIZE_MIN && seg_size <= WAL_SEG_SIZE_MAX &&

@@ -1,7 +1,7 @@
 /*
- * WAL file names as PostgreSQL writes them, the repository keys they map to,
- * segment arithmetic on LSNs, and the few fields of a segment's first page
- * that tell which cluster wrote it.
+ * WAL file names as PostgreSQL writes them (their repository keys are in
+ * repo/layout.h), segment arithmetic on LSNs, and the few fields of a
+ * segment's first page that tell which cluster wrote it.
  */
 #ifndef PGK_WALNAME_H
 #define PGK_WALNAME_H
@@ -14,9 +14,6 @@
 #define WAL_SEG_SIZE_DEFAULT (16u * 1024 * 1024)
 #define WAL_SEG_SIZE_MIN (1u * 1024 * 1024)
 #define WAL_SEG_SIZE_MAX (1u * 1024 * 1024 * 1024)
-/* Long enough for any key walname_key produces, NUL included. */
-#define WAL_KEY_MAX 64
-
 enum wal_file_type {
 	WAL_SEGMENT,	/* 000000010000000A00000042 */
 	WAL_PARTIAL,	/* 000000010000000A00000042.partial */
@@ -36,9 +33,6 @@ struct wal_name {
  * not archive is refused with PGKEEP_EINVAL. */
 int walname_parse(const char *name, struct wal_name *out);
 bool walname_is_segment(const char *name);
-
-/* The repository key for an archivable file name (see repo/repo.h). */
-int walname_key(const char *name, char *out, size_t outlen);
 
 bool wal_seg_size_valid(uint64_t seg_size);
 uint64_t wal_segs_per_xlogid(uint32_t seg_size);

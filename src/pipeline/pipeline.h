@@ -19,13 +19,14 @@
 #include <pgkeep/storage.h>
 
 #include "pipeline/chunker.h"
+#include "repo/chunks.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 
 struct stream_writer;
 
 /*
- * Chunks go to chunks/XX/ID; a chunk the repository has is not stored
+ * Chunks go to repo/chunks.h; a chunk the repository has is not stored
  * again.  dest (from manifest_add_stream) becomes listed: its chunk list
  * goes to list objects, never held whole.  ref, when not NULL, is the same stream in the previous backup
  * (kept unchanged until the writer is freed): with r->delta, a new chunk
@@ -66,21 +67,5 @@ extern size_t pipeline_ref_window;
  */
 int stream_read(struct repo *r, const struct manifest_stream *s, int jobs,
 		pgkeep_sink_fn sink, void *payload);
-
-/*
- * Read chunk id of size bytes into plain (reset first), stored whole or as
- * a delta of its base, and prove it is that chunk.  obj is scratch space.
- * A missing chunk or base is PGKEEP_ECORRUPT.
- */
-int chunk_read(struct repo *r, const char *id, uint32_t size, struct pgk_buf *obj,
-	       struct pgk_buf *plain);
-
-/* Key of a chunk object: chunks/XX/ID (XX = the id's first two hex digits). */
-#define CHUNK_KEY_MAX 80
-void chunk_key(const char *id, char *key, size_t keylen);
-
-/* Key of the record that chunk id is stored as a delta of base: deltas/XX/ID-BASE. */
-#define DELTA_KEY_MAX 144
-void delta_key(const char *id, const char *base, char *key, size_t keylen);
 
 #endif

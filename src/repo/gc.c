@@ -11,7 +11,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
-#include "pipeline/pipeline.h"
+#include "repo/chunks.h"
 #include "repo/gc.h"
 
 #define ID_BYTES 32
@@ -142,25 +142,13 @@ static int cmp_record(const void *a, const void *b)
 /* The chunk id of a key chunks/XX/ID, decoded; false for anything else. */
 static bool chunk_of(const char *key, uint8_t *id)
 {
-	const char *name = strrchr(key, '/');
-
-	return strncmp(key, "chunks/", 7) == 0 && name && strlen(name + 1) == 64 &&
-	       hex_decode(name + 1, ID_BYTES, id);
+	return layout_chunk_key_id(key, id);
 }
 
 /* deltas/XX/ID-BASE, decoded; false for anything else. */
 static bool record_of(const char *key, struct record *rec)
 {
-	const char *name = strrchr(key, '/');
-	char hex[65];
-
-	if (strncmp(key, "deltas/", 7) != 0 || !name || strlen(name + 1) != 129 || name[65] != '-')
-		return false;
-	memcpy(hex, name + 1, 64);
-	hex[64] = '\0';
-	if (!hex_decode(hex, ID_BYTES, rec->id.b) || !hex_decode(name + 66, ID_BYTES, rec->base.b))
-		return false;
-	return true;
+	return layout_delta_key_ids(key, rec->id.b, rec->base.b);
 }
 
 unsigned gc_passes(uint64_t total, size_t budget)
@@ -219,9 +207,7 @@ void gc_refs_of_backups(struct gc_refs *refs, const struct gc_backups *b)
 bool gc_locked_until(struct repo *r, const char *key, int64_t *until)
 {
 	*until = 0;
-	if (!r->store->ops.locked_until)
-		return false;
-	if (r->store->ops.locked_until(r->store->handle, key, until, pgk_errbuf()) < 0) {
+	if (store_locked_until(r->store, key, until) < 0) {
 		*until = 0;
 		return false;
 	}
@@ -308,17 +294,17 @@ static void pass_free(struct pass *ps)
 	ps->ncand = ps->capcand = 0;
 }
 
-/* List top ("chunks/" or "deltas/") for the pass's ids: one call when it covers all. */
+/* List top (chunks/ or deltas/) for the pass's ids: one call when it covers all. */
 static int list_range(struct pass *ps, const char *top, pgkeep_list_fn cb, void *payload)
 {
-	char prefix[16];
+	char prefix[LAYOUT_SHARD_PREFIX_MAX];
 	unsigned b;
 	int rc;
 
 	if (ps->lo == 0 && ps->hi == 256)
 		return store_list(ps->r->store, top, cb, payload);
 	for (b = ps->lo; b < ps->hi; b++) {
-		snprintf(prefix, sizeof(prefix), "%s%02x/", top, b);
+		layout_shard_prefix(top, b, prefix, sizeof(prefix));
 		rc = store_list(ps->r->store, prefix, cb, payload);
 		if (rc < 0)
 			return rc;
@@ -340,7 +326,7 @@ static int add_record(void *payload, const char *key, const struct pgkeep_stat *
 /* Every record whose base is in range, sorted by delta (the listing's order). */
 static int list_records(struct pass *ps)
 {
-	int rc = store_list(ps->r->store, "deltas/", add_record, ps);
+	int rc = store_list(ps->r->store, LAYOUT_DELTAS_PREFIX, add_record, ps);
 
 	if (rc == 0 && ps->records.n > 1)
 		qsort(ps->records.v, ps->records.n, sizeof(*ps->records.v), cmp_record);
@@ -502,7 +488,7 @@ static int sweep_records(struct pass *ps, bool whole, bool dry_run)
 			if (record_stale(ps, &ps->records.v[i]))
 				records_add(&s.gone, &ps->records.v[i]);
 	} else {
-		rc = list_range(ps, "deltas/", add_stale, &s);
+		rc = list_range(ps, LAYOUT_DELTAS_PREFIX, add_stale, &s);
 	}
 	for (i = 0; rc == 0 && i < s.gone.n; i++) {
 		hex_encode(s.gone.v[i].id.b, ID_BYTES, id);
@@ -525,7 +511,7 @@ static int sweep_pass(struct pass *ps, const struct gc_refs *refs, unsigned p, u
 	if (rc == 0)
 		rc = walk_refs(ps, refs, p, k);
 	if (rc == 0)
-		rc = list_range(ps, "chunks/", add_chunk, ps);
+		rc = list_range(ps, LAYOUT_CHUNKS_PREFIX, add_chunk, ps);
 	if (rc < 0)
 		return rc;
 	idset_seal(&ps->young);
@@ -591,7 +577,7 @@ static int check_pass(struct pass *ps, const struct gc_refs *refs, unsigned p, u
 	size_t i;
 	int rc;
 
-	rc = list_range(ps, "chunks/", add_present, ps);
+	rc = list_range(ps, LAYOUT_CHUNKS_PREFIX, add_present, ps);
 	if (rc == 0) {
 		idset_seal(&ps->present);
 		rc = list_records(ps);
@@ -662,10 +648,9 @@ struct wal_sweep {
 static int add_old_wal(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct wal_sweep *w = payload;
-	const char *name = strrchr(key, '/');
 	struct wal_name wn;
 
-	if (!name || walname_parse(name + 1, &wn) < 0 || wn.type == WAL_HISTORY)
+	if (walname_parse(layout_wal_file(key), &wn) < 0 || wn.type == WAL_HISTORY)
 		return 0;
 	/* (log, seg) order is segment-number order whatever the segment size. */
 	if (wn.log > w->keep_from->log ||
@@ -686,7 +671,7 @@ int gc_sweep_wal(struct repo *r, const struct wal_name *keep_from, bool dry_run,
 	size_t i;
 	int rc;
 
-	rc = store_list(r->store, "wal/", add_old_wal, &w);
+	rc = store_list(r->store, LAYOUT_WAL_PREFIX, add_old_wal, &w);
 	for (i = 0; rc == 0 && i < w.n; i++)
 		rc = sweep_one(r, w.keys[i], w.sizes[i], now, dry_run, res);
 	for (i = 0; i < w.n; i++)

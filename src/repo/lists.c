@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "repo/layout.h"
 #include "repo/lists.h"
 
 #define LIST_MAGIC "PGKLIST\0"
@@ -24,7 +25,7 @@ uint32_t list_chunks_cap = LIST_CHUNKS_MAX;
 
 void list_key(const char *set, size_t stream, size_t seq, char *key, size_t keylen)
 {
-	snprintf(key, keylen, LISTS_PREFIX "%s/%zu-%zu", set, stream, seq);
+	layout_list_key(set, stream, seq, key, keylen);
 }
 
 void list_set_new(char out[MANIFEST_LIST_SET_LEN + 1])
@@ -288,10 +289,10 @@ static void list_objs_free(struct list_objs *l)
  */
 static size_t owner(const char *key, const struct manifest *list, size_t n)
 {
-	const char *set = key + strlen(LISTS_PREFIX), *slash = strchr(set, '/');
+	const char *set = layout_list_key_set(key);
 	size_t i;
 
-	if (!slash || slash - set != MANIFEST_LIST_SET_LEN)
+	if (!set)
 		return n;
 	for (i = 0; i < n; i++)
 		if (list[i].list_set[0] && memcmp(list[i].list_set, set, MANIFEST_LIST_SET_LEN) == 0)
@@ -308,7 +309,7 @@ int lists_sweep(struct repo *r, const struct manifest *list, size_t n, const boo
 	size_t i, k;
 	int ret;
 
-	ret = store_list(r->store, LISTS_PREFIX, collect_list, &l);
+	ret = store_list(r->store, LAYOUT_LISTS_PREFIX, collect_list, &l);
 	for (i = 0; ret == 0 && i < l.n; i++) {
 		const struct list_obj *o = &l.o[i];
 
@@ -346,7 +347,7 @@ int lists_unreferenced(struct repo *r, const struct manifest *list, size_t n, si
 	int ret;
 
 	*count = 0;
-	ret = store_list(r->store, LISTS_PREFIX, collect_list, &l);
+	ret = store_list(r->store, LAYOUT_LISTS_PREFIX, collect_list, &l);
 	for (i = 0; ret == 0 && i < l.n; i++)
 		if (owner(l.o[i].key, list, n) == n)
 			(*count)++;

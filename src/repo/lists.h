@@ -30,14 +30,14 @@
 
 #include "common/mem.h"
 #include "repo/gc.h"
+#include "repo/layout.h"
 #include "repo/manifest.h"
 #include "repo/repo.h"
 
 #define LIST_CHUNKS_MAX 16384
 #define LIST_HEADER_LEN 16
 #define LIST_ENTRY_LEN 49
-#define LISTS_PREFIX "lists/"
-#define LIST_KEY_MAX (sizeof(LISTS_PREFIX) + MANIFEST_LIST_SET_LEN + 48)
+#define LIST_KEY_MAX LAYOUT_LIST_KEY_MAX
 
 /*
  * Entries per list object written (1 to LIST_CHUNKS_MAX): lowered by tests

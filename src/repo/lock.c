@@ -16,6 +16,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
+#include "repo/layout.h"
 #include "repo/lock.h"
 
 struct repo_lock {
@@ -156,7 +157,7 @@ static int scan_locks(struct scan *s)
 	size_t i;
 	int rc;
 
-	rc = store_list(s->repo->store, "locks/", collect, s);
+	rc = store_list(s->repo->store, LAYOUT_LOCKS_PREFIX, collect, s);
 	for (i = 0; rc == 0 && i < s->nkeys; i++) {
 		struct lock_info li;
 		int grc;
@@ -226,9 +227,7 @@ int lock_acquire(struct repo_lock **out, struct repo *r, enum lock_kind kind,
 	host_name(host, sizeof(host));
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		memset(rnd, 0, sizeof(rnd));
-	snprintf(l->key, sizeof(l->key), "locks/%s-%s-%ld-%02x%02x%02x%02x%02x%02x",
-		 kind_name(kind), host, (long)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4],
-		 rnd[5]);
+	layout_lock_key(kind_name(kind), host, (long)getpid(), rnd, l->key, sizeof(l->key));
 	l->repo = r;
 	l->kind = kind;
 	l->command = xstrdup(command);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "repo/layout.h"
 #include "repo/repo.h"
 #include "repo/streamsum.h"
 
@@ -40,7 +41,7 @@ struct manifest_list_ref {
 	char sha256[65];	/* of its plaintext */
 };
 
-#define MANIFEST_LIST_SET_LEN 32	/* hex digits of a list set */
+#define MANIFEST_LIST_SET_LEN LAYOUT_LIST_SET_LEN	/* hex digits of a list set */
 
 /*
  * One byte stream of a backup: base.tar, a tablespace's tar, a dump file.

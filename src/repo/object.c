@@ -19,19 +19,10 @@
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/mem.h"
-#include "pipeline/chunker.h"
 #include "repo/lists.h"
 #include "repo/object.h"
+#include "repo/object_int.h"
 
-#define OBJ_MAGIC "PGKEEP\0"
-#define OBJ_MAGIC_LEN 7
-#define OBJ_VERSION 2
-#define OBJ_VERSION_UNBOUND 1	/* format 1: the key is not in the additional data */
-#define OBJ_COMP_NONE 0
-#define OBJ_COMP_ZSTD 1
-#define OBJ_COMP_DELTA 2	/* chunks only: zstd against a base chunk */
-#define OBJ_CIPHER_AES256GCM 1
-#define OBJ_NONCE_LEN 12
 /* EVP lengths are ints; feed it in slices well below INT_MAX. */
 #define EVP_SLICE ((size_t)1 << 30)
 
@@ -55,7 +46,7 @@ static void put_be64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t get_be64(const uint8_t *p)
+uint64_t obj_get_be64(const uint8_t *p)
 {
 	uint64_t v = 0;
 	int i;
@@ -128,7 +119,7 @@ static struct zctx *zctx_get(void)
 }
 
 /* The calling thread's contexts, made on first use; NULL when that fails. */
-static ZSTD_CCtx *thread_cctx(void)
+ZSTD_CCtx *obj_thread_cctx(void)
 {
 	struct zctx *z = zctx_get();
 
@@ -137,7 +128,7 @@ static ZSTD_CCtx *thread_cctx(void)
 	return z ? z->c : NULL;
 }
 
-static ZSTD_DCtx *thread_dctx(void)
+ZSTD_DCtx *obj_thread_dctx(void)
 {
 	struct zctx *z = zctx_get();
 
@@ -148,7 +139,7 @@ static ZSTD_DCtx *thread_dctx(void)
 
 static size_t zstd_compress(void *dst, size_t cap, const void *src, size_t len, int level)
 {
-	ZSTD_CCtx *c = thread_cctx();
+	ZSTD_CCtx *c = obj_thread_cctx();
 
 	return c ? ZSTD_compressCCtx(c, dst, cap, src, len, level) :
 		   ZSTD_compress(dst, cap, src, len, level);
@@ -156,7 +147,7 @@ static size_t zstd_compress(void *dst, size_t cap, const void *src, size_t len, 
 
 static size_t zstd_decompress(void *dst, size_t cap, const void *src, size_t len)
 {
-	ZSTD_DCtx *d = thread_dctx();
+	ZSTD_DCtx *d = obj_thread_dctx();
 
 	return d ? ZSTD_decompressDCtx(d, dst, cap, src, len) :
 		   ZSTD_decompress(dst, cap, src, len);
@@ -189,7 +180,7 @@ static size_t try_compress(int level, const void *plain, size_t len, uint8_t *ds
  * Write the header at hdr and encrypt bodylen bytes of src into hdr's body
  * (src may be that body itself: GCM encrypts in place), tag last.
  */
-static int encrypt_into(const struct repo_keys *k, enum obj_kind kind, const char *key,
+int obj_encrypt_into(const struct repo_keys *k, enum obj_kind kind, const char *key,
 			uint64_t plainlen, uint8_t comp, uint8_t *hdr, const uint8_t *src,
 			size_t bodylen)
 {
@@ -247,7 +238,7 @@ int obj_seal(const struct repo_keys *k, enum obj_kind kind, const char *key, int
 			secure_zero(body + len, dirty - len);
 		dirty = 0;
 	}
-	ret = encrypt_into(k, kind, key, len, src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr,
+	ret = obj_encrypt_into(k, kind, key, len, src == body ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr,
 			   src, bodylen);
 	if (ret == 0) {
 		out->len += OBJ_OVERHEAD + bodylen;
@@ -350,7 +341,7 @@ int obj_seal_fd(const struct repo_keys *k, enum obj_kind kind, const char *key, 
 		}
 		bodylen = (ssize_t)len;
 	}
-	ret = encrypt_into(k, kind, key, len, zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, body,
+	ret = obj_encrypt_into(k, kind, key, len, zstd ? OBJ_COMP_ZSTD : OBJ_COMP_NONE, hdr, body,
 			   (size_t)bodylen);
 	if (ret < 0)
 		goto out_wipe;
@@ -364,7 +355,6 @@ out_wipe:
 	return ret;
 }
 
-_Static_assert(CHUNKER_MAX_SIZE <= OBJ_CHUNK_PLAIN_MAX, "a chunk object holds the largest chunk");
 _Static_assert(LIST_HEADER_LEN + (uint64_t)LIST_ENTRY_LEN * LIST_CHUNKS_MAX <= OBJ_LIST_PLAIN_MAX,
 	      "a list object holds the longest list");
 
@@ -381,7 +371,7 @@ uint64_t obj_plain_max(enum obj_kind kind)
 }
 
 /* Bytes before a delta's frame: the count, then the ids. */
-static size_t delta_head_len(size_t nbases)
+size_t obj_delta_head_len(size_t nbases)
 {
 	return 1 + nbases * OBJ_BASE_ID_LEN;
 }
@@ -394,7 +384,7 @@ static uint64_t stored_max(uint8_t comp, uint64_t plainlen)
 	if (comp != OBJ_COMP_NONE)
 		body = ZSTD_COMPRESSBOUND(plainlen);
 	if (comp == OBJ_COMP_DELTA)
-		body += delta_head_len(OBJ_DELTA_MAX_BASES);
+		body += obj_delta_head_len(OBJ_DELTA_MAX_BASES);
 	return OBJ_OVERHEAD + body;
 }
 
@@ -429,7 +419,7 @@ int obj_check_head(enum obj_kind kind, const char *key, const void *head, size_t
 	ret = check_format(kind, o, key);
 	if (ret < 0)
 		return ret;
-	plainlen = get_be64(o + 32);
+	plainlen = obj_get_be64(o + 32);
 	if (plainlen > obj_plain_max(kind))
 		return pgk_error(PGKEEP_ECORRUPT,
 				 "object %s claims %llu bytes, more than a %s object holds (%llu)", key,
@@ -468,7 +458,7 @@ int obj_fetch(struct pgk_store *st, const char *key, enum obj_kind kind, struct 
 }
 
 /* Everything the header can tell before any cryptography. */
-static int check_header(const struct repo_keys *k, enum obj_kind kind, const uint8_t *obj,
+int obj_check_header(const struct repo_keys *k, enum obj_kind kind, const uint8_t *obj,
 			size_t len, const char *what)
 {
 	int ret;
@@ -480,12 +470,12 @@ static int check_header(const struct repo_keys *k, enum obj_kind kind, const uin
 		return ret;
 	if (memcmp(obj + 12, k->key_id, PGK_KEY_ID_LEN) != 0)
 		return pgk_error(PGKEEP_EAUTH, "object %s was written with another key", what);
-	if (obj[9] == OBJ_COMP_NONE && get_be64(obj + 32) != len - OBJ_OVERHEAD)
+	if (obj[9] == OBJ_COMP_NONE && obj_get_be64(obj + 32) != len - OBJ_OVERHEAD)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s is damaged (length %zu, header says %llu)",
-				 what, len - OBJ_OVERHEAD, (unsigned long long)get_be64(obj + 32));
-	if (get_be64(obj + 32) > obj_plain_max(kind) || len > stored_max(obj[9], get_be64(obj + 32)))
+				 what, len - OBJ_OVERHEAD, (unsigned long long)obj_get_be64(obj + 32));
+	if (obj_get_be64(obj + 32) > obj_plain_max(kind) || len > stored_max(obj[9], obj_get_be64(obj + 32)))
 		return pgk_error(PGKEEP_ECORRUPT, "object %s is damaged (%zu bytes, header says %llu)",
-				 what, len, (unsigned long long)get_be64(obj + 32));
+				 what, len, (unsigned long long)obj_get_be64(obj + 32));
 	return 0;
 }
 
@@ -493,7 +483,7 @@ static int check_header(const struct repo_keys *k, enum obj_kind kind, const uin
  * Decrypt the body into out[0..bodylen) and verify the tag.  A format 2
  * object was sealed for the key it is read under, or it fails here.
  */
-static int decrypt_body(const struct repo_keys *k, const char *key, const uint8_t *obj,
+int obj_decrypt_body(const struct repo_keys *k, const char *key, const uint8_t *obj,
 			size_t len, uint8_t *out)
 {
 	const char *what = key;
@@ -528,7 +518,7 @@ out_free_ctx:
 	return ret;
 }
 
-static int no_memory(const char *what, uint64_t len)
+int obj_no_memory(const char *what, uint64_t len)
 {
 	return pgk_error(PGKEEP_ENOMEM, "out of memory opening object %s (%llu bytes)", what,
 			 (unsigned long long)len);
@@ -542,7 +532,7 @@ static int decompress(const uint8_t *body, size_t bodylen, uint64_t plainlen,
 	if (plainlen > SIZE_MAX - plain->len)
 		return pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
 	if (!buf_try_reserve(plain, (size_t)plainlen))
-		return no_memory(what, plainlen);
+		return obj_no_memory(what, plainlen);
 	n = zstd_decompress(plain->data + plain->len, (size_t)plainlen, body, bodylen);
 	if (ZSTD_isError(n) || n != plainlen) {
 		secure_zero(plain->data + plain->len, (size_t)plainlen);
@@ -562,7 +552,7 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const char *key, con
 	size_t bodylen;
 	int ret;
 
-	ret = check_header(k, kind, o, len, key);
+	ret = obj_check_header(k, kind, o, len, key);
 	if (ret < 0)
 		return ret;
 	bodylen = len - OBJ_OVERHEAD;
@@ -573,18 +563,18 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const char *key, con
 	if (o[9] == OBJ_COMP_NONE) {
 		/* Decrypt in place at the end of plain; len moves only once verified. */
 		if (!buf_try_reserve(plain, bodylen + 16))
-			return no_memory(key, bodylen);
-		ret = decrypt_body(k, key, o, len, plain->data + plain->len);
+			return obj_no_memory(key, bodylen);
+		ret = obj_decrypt_body(k, key, o, len, plain->data + plain->len);
 		if (ret == 0)
 			plain->len += bodylen;
 		return ret;
 	}
 
 	if (!buf_try_reserve(&body, bodylen + 16))
-		return no_memory(key, bodylen);
-	ret = decrypt_body(k, key, o, len, body.data);
+		return obj_no_memory(key, bodylen);
+	ret = obj_decrypt_body(k, key, o, len, body.data);
 	if (ret == 0)
-		ret = decompress(body.data, bodylen, get_be64(o + 32), plain, key);
+		ret = decompress(body.data, bodylen, obj_get_be64(o + 32), plain, key);
 	/* Only what was written: wiping all of cap would touch unused pages. */
 	secure_zero(body.data, bodylen + 16);
 	buf_free(&body);
@@ -593,7 +583,7 @@ int obj_open(const struct repo_keys *k, enum obj_kind kind, const char *key, con
 
 uint64_t obj_plain_len(const void *obj, size_t len)
 {
-	return len < OBJ_HEADER_LEN ? 0 : get_be64((const uint8_t *)obj + 32);
+	return len < OBJ_HEADER_LEN ? 0 : obj_get_be64((const uint8_t *)obj + 32);
 }
 
 int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum obj_kind kind,
@@ -606,7 +596,7 @@ int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum ob
 	uint64_t plainlen;
 	int ret;
 
-	ret = check_header(from, kind, o, len, what);
+	ret = obj_check_header(from, kind, o, len, what);
 	if (ret == 0 && o[9] == OBJ_COMP_DELTA)
 		ret = pgk_error(PGKEEP_ECORRUPT,
 				"object %s is a delta, whose bases are named under its own key", what);
@@ -615,229 +605,16 @@ int obj_reseal(const struct repo_keys *from, const struct repo_keys *to, enum ob
 		return ret;
 	}
 	comp = o[9];
-	plainlen = get_be64(o + 32);
+	plainlen = obj_get_be64(o + 32);
 	bodylen = len - OBJ_OVERHEAD;
 	/* GCM works in place: the body is decrypted where it lies, then the
 	 * header rewritten for the new key and the body encrypted there again. */
-	ret = decrypt_body(from, key, o, len, o + OBJ_HEADER_LEN);
+	ret = obj_decrypt_body(from, key, o, len, o + OBJ_HEADER_LEN);
 	if (ret == 0)
-		ret = encrypt_into(to, kind, key, plainlen, comp, o, o + OBJ_HEADER_LEN, bodylen);
+		ret = obj_encrypt_into(to, kind, key, plainlen, comp, o, o + OBJ_HEADER_LEN, bodylen);
 	if (ret) {
 		secure_zero(o, len);
 		obj->len = 0;
 	}
-	return ret;
-}
-
-/* ---- delta chunks ---- */
-
-/*
- * The smallest window that reaches from the end of src back over the bases;
- * decoders accept up to 2^27 without being told to (a chunk is at most 4
- * MiB and the writer keeps its bases under 6 MiB together: 2^24).
- */
-#define DELTA_WINDOW_LOG_MIN 10
-#define DELTA_WINDOW_LOG_MAX 27
-
-static int delta_window_log(size_t baselen, size_t len)
-{
-	int wlog = DELTA_WINDOW_LOG_MIN;
-
-	while (wlog < DELTA_WINDOW_LOG_MAX && ((size_t)1 << wlog) < baselen + len)
-		wlog++;
-	return wlog;
-}
-
-static size_t zstd_compress_delta(void *dst, size_t cap, const void *base, size_t baselen,
-				  const void *src, size_t len, int level)
-{
-	ZSTD_CCtx *c = thread_cctx(), *own = NULL;
-	size_t n;
-
-	if (!c)
-		c = own = ZSTD_createCCtx();
-	if (!c)
-		return (size_t)-1;
-	n = ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level);
-	if (!ZSTD_isError(n))
-		n = ZSTD_CCtx_setParameter(c, ZSTD_c_windowLog, delta_window_log(baselen, len));
-	if (!ZSTD_isError(n))
-		n = ZSTD_CCtx_refPrefix(c, base, baselen);
-	if (!ZSTD_isError(n))
-		n = ZSTD_compress2(c, dst, cap, src, len);
-	/* The thread's context goes back to plain one-shot use. */
-	ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
-	ZSTD_freeCCtx(own);
-	return n;
-}
-
-static size_t zstd_decompress_delta(void *dst, size_t cap, const void *base, size_t baselen,
-				    const void *src, size_t len)
-{
-	ZSTD_DCtx *d = thread_dctx(), *own = NULL;
-	size_t n;
-
-	if (!d)
-		d = own = ZSTD_createDCtx();
-	if (!d)
-		return (size_t)-1;
-	/* A prefix serves one frame, and a delta body is one frame. */
-	n = ZSTD_DCtx_refPrefix(d, base, baselen);
-	if (!ZSTD_isError(n))
-		n = ZSTD_decompressDCtx(d, dst, cap, src, len);
-	ZSTD_DCtx_reset(d, ZSTD_reset_session_and_parameters);
-	ZSTD_freeDCtx(own);
-	return n;
-}
-
-int obj_seal_delta(const struct repo_keys *k, const char *key, int level,
-		   const struct obj_bases *bases, const void *plain, size_t len,
-		   struct pgk_buf *out)
-{
-	size_t bound = ZSTD_compressBound(len), head, n, i;
-	uint8_t *hdr, *body;
-	int ret;
-
-	if (bases->n < 1 || bases->n > OBJ_DELTA_MAX_BASES)
-		return pgk_error(PGKEEP_EINVAL, "a delta needs 1 to %d bases, not %zu",
-				 OBJ_DELTA_MAX_BASES, bases->n);
-	head = delta_head_len(bases->n);
-	buf_reserve(out, OBJ_OVERHEAD + head + bound);
-	hdr = out->data + out->len;
-	body = hdr + OBJ_HEADER_LEN;
-	body[0] = (uint8_t)bases->n;
-	for (i = 0; i < bases->n; i++)
-		if (!hex_decode(bases->id[i], OBJ_BASE_ID_LEN, body + 1 + i * OBJ_BASE_ID_LEN))
-			return pgk_error(PGKEEP_EINVAL, "bad base chunk id %.64s", bases->id[i]);
-	n = zstd_compress_delta(body + head, bound, bases->plain.data, bases->plain.len, plain, len,
-				level > 0 ? level : 1);
-	if (ZSTD_isError(n)) {
-		secure_zero(body, head + bound);
-		return pgk_error(PGKEEP_EIO, "delta compression failed: %s",
-				 ZSTD_getErrorName(n));
-	}
-	ret = encrypt_into(k, OBJ_CHUNK, key, len, OBJ_COMP_DELTA, hdr, body, head + n);
-	if (ret == 0)
-		out->len += OBJ_OVERHEAD + head + n;
-	else
-		secure_zero(body, head + n);
-	return ret;
-}
-
-/*
- * Decrypt a chunk's body into body (reset first); for a delta, *nbases
- * bases whose ids start at body + 1 (0 for a whole chunk).
- */
-static int open_chunk_body(const struct repo_keys *k, const char *key, const uint8_t *o,
-			   size_t len, struct pgk_buf *body, size_t *nbases)
-{
-	const char *what = key;
-	size_t bodylen;
-	int ret;
-
-	*nbases = 0;
-	ret = check_header(k, OBJ_CHUNK, o, len, what);
-	if (ret < 0)
-		return ret;
-	bodylen = len - OBJ_OVERHEAD;
-	buf_reset(body);
-	if (!buf_try_reserve(body, bodylen + 16))
-		return no_memory(what, bodylen);
-	ret = decrypt_body(k, key, o, len, body->data);
-	if (ret < 0)
-		return ret;
-	body->len = bodylen;
-	if (o[9] != OBJ_COMP_DELTA)
-		return 0;
-	/* Authenticated, so only a writer with the key could get these wrong. */
-	if (bodylen < 1 || body->data[0] < 1 || body->data[0] > OBJ_DELTA_MAX_BASES ||
-	    bodylen < delta_head_len(body->data[0]))
-		return pgk_error(PGKEEP_ECORRUPT, "object %s has a bad delta header", what);
-	*nbases = body->data[0];
-	return 0;
-}
-
-bool obj_is_delta(const void *obj, size_t len)
-{
-	const uint8_t *o = obj;
-
-	return len >= OBJ_OVERHEAD && o[8] == OBJ_CHUNK && o[9] == OBJ_COMP_DELTA;
-}
-
-static void wipe_body(struct pgk_buf *body)
-{
-	secure_zero(body->data, body->len);
-	buf_free(body);
-}
-
-int obj_chunk_bases(const struct repo_keys *k, const char *key, const void *obj, size_t len,
-		    struct obj_bases *bases)
-{
-	struct pgk_buf body = PGK_BUF_INIT;
-	size_t i, n;
-	int ret;
-
-	bases->n = 0;
-	ret = open_chunk_body(k, key, obj, len, &body, &n);
-	for (i = 0; ret == 0 && i < n; i++)
-		hex_encode(body.data + 1 + i * OBJ_BASE_ID_LEN, OBJ_BASE_ID_LEN, bases->id[i]);
-	if (ret == 0)
-		bases->n = n;
-	wipe_body(&body);
-	return ret;
-}
-
-int obj_open_chunk(const struct repo_keys *k, const char *key, const void *obj, size_t len,
-		   struct pgk_buf *plain, obj_base_fn base_fn, void *arg)
-{
-	const char *what = key;
-	struct pgk_buf body = PGK_BUF_INIT, base = PGK_BUF_INIT;
-	const uint8_t *o = obj;
-	uint64_t plainlen;
-	char base_id[65];
-	size_t nbases, head, i, n;
-	int ret;
-
-	ret = check_header(k, OBJ_CHUNK, o, len, what);
-	if (ret < 0)
-		return ret;
-	if (o[9] != OBJ_COMP_DELTA)
-		return obj_open(k, OBJ_CHUNK, key, obj, len, plain);
-	ret = open_chunk_body(k, key, o, len, &body, &nbases);
-	if (ret < 0)
-		goto out_wipe;
-	head = delta_head_len(nbases);
-	/* The bases' plaintexts one after the other are the frame's prefix. */
-	for (i = 0; i < nbases; i++) {
-		hex_encode(body.data + 1 + i * OBJ_BASE_ID_LEN, OBJ_BASE_ID_LEN, base_id);
-		ret = base_fn ? base_fn(arg, base_id, &base) :
-				pgk_error(PGKEEP_EINVAL,
-					  "object %s is a delta and no base can be read", what);
-		if (ret < 0)
-			goto out_wipe;
-	}
-	plainlen = get_be64(o + 32);
-	if (plainlen > SIZE_MAX - plain->len) {
-		ret = pgk_error(PGKEEP_ECORRUPT, "object %s claims an impossible length", what);
-		goto out_wipe;
-	}
-	if (!buf_try_reserve(plain, (size_t)plainlen)) {
-		ret = no_memory(what, plainlen);
-		goto out_wipe;
-	}
-	n = zstd_decompress_delta(plain->data + plain->len, (size_t)plainlen, base.data, base.len,
-				  body.data + head, body.len - head);
-	if (ZSTD_isError(n) || n != plainlen) {
-		secure_zero(plain->data + plain->len, (size_t)plainlen);
-		ret = pgk_error(PGKEEP_ECORRUPT,
-				"object %s does not decompress against its %zu base chunk(s) to %llu bytes%s%s",
-				what, nbases, (unsigned long long)plainlen,
-				ZSTD_isError(n) ? ": " : "", ZSTD_isError(n) ? ZSTD_getErrorName(n) : "");
-		goto out_wipe;
-	}
-	plain->len += n;
-out_wipe:
-	wipe_body(&body);
-	wipe_body(&base);
 	return ret;
 }

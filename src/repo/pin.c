@@ -10,9 +10,9 @@
 
 #include "common/error.h"
 #include "common/mem.h"
+#include "repo/layout.h"
 #include "repo/pin.h"
 
-#define PIN_PREFIX "pins/"
 
 int pin_add(struct repo *r, const char *id, const char *note)
 {
@@ -21,7 +21,7 @@ int pin_add(struct repo *r, const char *id, const char *note)
 	const char *text;
 	int rc;
 
-	snprintf(key, sizeof(key), PIN_PREFIX "%s", id);
+	layout_pin_key(id, key, sizeof(key));
 	json_object_object_add(o, "note", json_object_new_string(note ? note : ""));
 	json_object_object_add(o, "created", json_object_new_int64(time(NULL)));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -36,7 +36,7 @@ int pin_remove(struct repo *r, const char *id)
 	char key[128];
 	int rc;
 
-	snprintf(key, sizeof(key), PIN_PREFIX "%s", id);
+	layout_pin_key(id, key, sizeof(key));
 	rc = store_stat(r->store, key, &st);
 	if (rc == PGKEEP_ENOTFOUND)
 		return pgk_error(PGKEEP_ENOTFOUND, "backup %s is not pinned", id);
@@ -69,7 +69,7 @@ int pin_list(struct repo *r, struct pin **out, size_t *n)
 
 	*out = NULL;
 	*n = 0;
-	rc = store_list(r->store, PIN_PREFIX, collect_key, &c);
+	rc = store_list(r->store, LAYOUT_PINS_PREFIX, collect_key, &c);
 	pins = xzalloc((c.n ? c.n : 1) * sizeof(*pins));
 	for (i = 0; rc == 0 && i < c.n; i++) {
 		struct pgk_buf b = PGK_BUF_INIT;
@@ -84,7 +84,7 @@ int pin_list(struct repo *r, struct pin **out, size_t *n)
 			break;
 		buf_append(&b, "", 1);
 		o = json_tokener_parse((const char *)b.data);
-		pins[*n].id = xstrdup(c.keys[i] + strlen(PIN_PREFIX));
+		pins[*n].id = xstrdup(layout_pin_key_id(c.keys[i]));
 		pins[*n].note = xstrdup(o && json_object_object_get_ex(o, "note", &v)
 						? json_object_get_string(v) : "");
 		pins[*n].created = o && json_object_object_get_ex(o, "created", &v)

@@ -18,12 +18,10 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "local/keycache.h"
+#include "repo/layout.h"
 #include "repo/repo.h"
 
 #define REPO_FORMAT 1
-#define REPO_JSON "pgkeep.json"
-#define REPO_KEYS_PREFIX "keys/"
-#define REPO_SYSID "meta/sysid"
 /* pgkeep.json is a few lines; a store that serves more is refused unread. */
 #define REPO_JSON_MAX_LEN 65536
 
@@ -61,7 +59,7 @@ static int write_slot(struct pgk_store *store, const struct repo_keys *k, const 
 	ret = keyslot_wrap(k, pass, kp, &slot);
 	if (ret < 0)
 		return ret;
-	*slot_key = xasprintf(REPO_KEYS_PREFIX "%s.json", idhex);
+	*slot_key = layout_slot_key_dup(idhex);
 	ret = store_put(store, *slot_key, slot.data, slot.len, PGKEEP_PUT_IF_ABSENT);
 	buf_free(&slot);
 	if (ret < 0) {
@@ -80,7 +78,7 @@ int repo_init(struct pgk_store *store, const char *name, const char *pass,
 	char *slot_key = NULL;
 	int ret;
 
-	ret = store_stat(store, REPO_JSON, &sb);
+	ret = store_stat(store, LAYOUT_CONFIG_KEY, &sb);
 	if (ret == 0)
 		return pgk_error(PGKEEP_EEXISTS, "repository %s already initialised", name);
 	if (ret != PGKEEP_ENOTFOUND)
@@ -93,7 +91,7 @@ int repo_init(struct pgk_store *store, const char *name, const char *pass,
 	if (ret < 0)
 		goto out_wipe;
 	repo_json(&k, &json);
-	ret = store_put(store, REPO_JSON, json.data, json.len, PGKEEP_PUT_IF_ABSENT);
+	ret = store_put(store, LAYOUT_CONFIG_KEY, json.data, json.len, PGKEEP_PUT_IF_ABSENT);
 	if (ret == PGKEEP_EEXISTS) {
 		/* Someone else's init won the race; our slot would only confuse. */
 		store_remove(store, slot_key);
@@ -116,21 +114,21 @@ static int read_repo_json(struct pgk_store *store, const char *name,
 	const char *s;
 	int ret, i;
 
-	ret = store_get_capped(store, REPO_JSON, &(struct store_cap){ .max = REPO_JSON_MAX_LEN },
+	ret = store_get_capped(store, LAYOUT_CONFIG_KEY, &(struct store_cap){ .max = REPO_JSON_MAX_LEN },
 			       &buf);
 	/* Not a missing object but a missing repository (unmounted, moved,
 	 * never initialised): callers must not take it for "no such object". */
 	if (ret == PGKEEP_ENOTFOUND)
 		return pgk_error(PGKEEP_EINVAL,
 				 "repository %s has no %s: not a pgkeep repository (not initialised, or not mounted?)",
-				 name, REPO_JSON);
+				 name, LAYOUT_CONFIG_KEY);
 	if (ret < 0)
 		return ret;
 	buf_append(&buf, "", 1);
 	obj = json_tokener_parse((const char *)buf.data);
 	if (!obj || !json_object_is_type(obj, json_type_object) ||
 	    !json_object_object_get_ex(obj, "format", &v) || !json_object_is_type(v, json_type_int)) {
-		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s is damaged", name, REPO_JSON);
+		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s is damaged", name, LAYOUT_CONFIG_KEY);
 		goto out_free;
 	}
 	if (json_object_get_int64(v) != REPO_FORMAT) {
@@ -142,7 +140,7 @@ static int read_repo_json(struct pgk_store *store, const char *name,
 	if (!json_object_object_get_ex(obj, "key_id", &v) ||
 	    !(s = json_object_get_string(v)) || strlen(s) != 2 * PGK_KEY_ID_LEN) {
 		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s has no valid key_id", name,
-				REPO_JSON);
+				LAYOUT_CONFIG_KEY);
 		goto out_free;
 	}
 	for (i = 0; i < PGK_KEY_ID_LEN; i++) {
@@ -150,7 +148,7 @@ static int read_repo_json(struct pgk_store *store, const char *name,
 
 		if (sscanf(s + 2 * i, "%2x", &byte) != 1) {
 			ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s has no valid key_id",
-					name, REPO_JSON);
+					name, LAYOUT_CONFIG_KEY);
 			goto out_free;
 		}
 		key_id[i] = (uint8_t)byte;
@@ -195,9 +193,8 @@ static int slot_body(struct pgk_store *store, struct slot_list *l, size_t i)
 static int collect_slot(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct slot_list *l = payload;
-	size_t len = strlen(key);
 
-	if (len < 5 || strcmp(key + len - 5, ".json") != 0)
+	if (!layout_is_slot_key(key))
 		return 0;
 	l->keys = xrealloc(l->keys, (l->n + 1) * sizeof(*l->keys));
 	l->mtime = xrealloc(l->mtime, (l->n + 1) * sizeof(*l->mtime));
@@ -299,7 +296,7 @@ static int unlock(struct pgk_store *store, const char *name, const char *pass,
 
 	ttl = config_key_cache(&cache_base);
 	keycache_init(&kc, cache_base, ttl);
-	ret = store_list(store, REPO_KEYS_PREFIX, collect_slot, &l);
+	ret = store_list(store, LAYOUT_SLOTS_PREFIX, collect_slot, &l);
 	if (ret < 0)
 		goto out_free;
 	sort_slots(&l);
@@ -441,14 +438,14 @@ static int read_sysid(struct repo *r, uint64_t *sysid)
 	char *end;
 	int ret;
 
-	ret = repo_get(r, REPO_SYSID, OBJ_META, &text);
+	ret = repo_get(r, LAYOUT_SYSID_KEY, OBJ_META, &text);
 	if (ret < 0)
 		goto out_free;
 	buf_append(&text, "", 1);
 	*sysid = strtoull((const char *)text.data, &end, 10);
 	if (end == (const char *)text.data || (*end != '\0' && *end != '\n'))
 		ret = pgk_error(PGKEEP_ECORRUPT, "repository %s: %s does not hold a system identifier",
-				r->name, REPO_SYSID);
+				r->name, LAYOUT_SYSID_KEY);
 out_free:
 	buf_free(&text);
 	return ret;
@@ -466,7 +463,7 @@ int repo_check_sysid(struct repo *r, uint64_t sysid)
 	ret = read_sysid(r, &stored);
 	if (ret == PGKEEP_ENOTFOUND) {
 		snprintf(text, sizeof(text), "%" PRIu64 "\n", sysid);
-		ret = repo_put(r, REPO_SYSID, OBJ_META, text, strlen(text), PGKEEP_PUT_IF_ABSENT);
+		ret = repo_put(r, LAYOUT_SYSID_KEY, OBJ_META, text, strlen(text), PGKEEP_PUT_IF_ABSENT);
 		if (ret == 0) {
 			pgk_log_info("repository %s now belongs to cluster %" PRIu64, r->name, sysid);
 			r->sysid = sysid;

@@ -1,18 +1,6 @@
 /*
- * An opened repository: its store, its keys, and what it records.
- *
- * Layout (keys in the store):
- *   pgkeep.json                 format, creation time, cipher (clear text, written once)
- *   keys/SLOTID.json            one key slot per passphrase
- *   meta/sysid                  the cluster's system identifier (object, written once)
- *   wal/TTTTTTTT/NAME           WAL segments, .partial, .backup (TTTTTTTT = timeline)
- *   wal/history/TTTTTTTT.history timeline history files
- *   chunks/XX/ID                deduplicated backup chunks (XX = first two hex of ID)
- *   deltas/XX/ID-BASE           chunk ID is stored as a delta of chunk BASE (no content)
- *   lists/SET/STREAM-SEQ        a backup's chunk lists, in pieces (see lists.h), written
- *                               as it runs; SET is random per backup, named by its manifest
- *   backups/ID.manifest         one per completed backup, written last
- *   locks/...                   lock files of running commands
+ * An opened repository: its store, its keys, and what it records.  The
+ * keys it holds, and their layout in the store, are in repo/layout.h.
  */
 #ifndef PGK_REPO_H
 #define PGK_REPO_H

@@ -480,3 +480,17 @@ int store_lock_until(struct pgk_store *st, const char *key, int64_t until)
 	ret = st->ops.lock_until(st->handle, key, until, pgk_errbuf());
 	return ret < 0 ? wrap_failure(st, ret, "lock", key) : 0;
 }
+
+int store_locked_until(struct pgk_store *st, const char *key, int64_t *until)
+{
+	int ret;
+
+	*until = 0;
+	if (!st->ops.locked_until)
+		return pgk_error(PGKEEP_EUNSUPPORTED,
+				 "repository %s: lock of %s: plugin %s cannot tell", ctx_name(st),
+				 key, st->ops.name);
+	pgk_errbuf()[0] = '\0';
+	ret = st->ops.locked_until(st->handle, key, until, pgk_errbuf());
+	return ret < 0 ? wrap_failure(st, ret, "lock state of", key) : 0;
+}

@@ -71,5 +71,10 @@ int store_list(struct pgk_store *st, const char *prefix, pgkeep_list_fn cb, void
 int store_remove(struct pgk_store *st, const char *key);
 /* PGKEEP_EUNSUPPORTED when the plugin has no lock support. */
 int store_lock_until(struct pgk_store *st, const char *key, int64_t until);
+/*
+ * When the object is locked, *until receives the date, else 0.
+ * PGKEEP_EUNSUPPORTED when the plugin cannot tell.
+ */
+int store_locked_until(struct pgk_store *st, const char *key, int64_t *until);
 
 #endif

@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/mem.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/walcheck.h"
 
 struct wal_seg {
@@ -32,12 +33,11 @@ struct loader {
 static int add_seg(void *payload, const char *key, const struct pgkeep_stat *st)
 {
 	struct loader *l = payload;
-	const char *name = strrchr(key, '/');
 	struct wal_name wn;
 	uint64_t segno;
 
 	(void)st;
-	if (!name || walname_parse(name + 1, &wn) < 0 || wn.type != WAL_SEGMENT ||
+	if (walname_parse(layout_wal_file(key), &wn) < 0 || wn.type != WAL_SEGMENT ||
 	    wal_name_to_segno(&wn, l->a->seg_size, &segno) < 0)
 		return 0;
 	if (l->a->n == l->cap) {
@@ -58,7 +58,7 @@ int wal_archive_load(struct repo *r, uint32_t seg_size, struct wal_archive *out)
 
 	memset(out, 0, sizeof(*out));
 	out->seg_size = seg_size ? seg_size : WAL_SEG_SIZE_DEFAULT;
-	rc = store_list(r->store, "wal/", add_seg, &l);
+	rc = store_list(r->store, LAYOUT_WAL_PREFIX, add_seg, &l);
 	if (rc < 0) {
 		wal_archive_free(out);
 		return rc;

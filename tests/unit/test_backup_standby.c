@@ -14,6 +14,7 @@
 #include "memstore.h"
 #include "pg/backup_label.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "repo/repo.h"
 #include "tap.h"
 
@@ -24,9 +25,9 @@ static const char history[] = "1\t0/3000148\tno recovery target specified\n";
 static void test_history(void)
 {
 	struct pgk_buf got = PGK_BUF_INIT;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 
-	walname_key("00000002.history", key, sizeof(key));
+	layout_wal_key("00000002.history", key, sizeof(key));
 	is_int(backup_history_store(&repo, "00000002.history", history, strlen(history)), 0,
 	       "a history file the archive lacks is stored: %s", pgk_errmsg());
 	ok(repo_get(&repo, key, OBJ_WAL, &got) == 0 && got.len == strlen(history) &&
@@ -42,7 +43,7 @@ static void test_history(void)
 
 	ok(backup_history_store(&repo, "00000003.history", "garbage", 7) < 0,
 	   "a file that is not a history file is refused");
-	walname_key("00000003.history", key, sizeof(key));
+	layout_wal_key("00000003.history", key, sizeof(key));
 	is_int(memstore_count(repo.store, key), 0, "  and not stored");
 	ok(backup_history_store(&repo, "000000030000000000000001", history,
 				    strlen(history)) < 0, "a segment name is refused");
@@ -60,9 +61,9 @@ static void test_standby_wait(void)
 		.wal_seg_size = WAL_SEG_SIZE_DEFAULT, .timeout = 1, .interrupted = no_signal,
 	};
 	struct backup_label bl, hist;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 
-	walname_key("000000010000000000000005", key, sizeof(key));
+	layout_wal_key("000000010000000000000005", key, sizeof(key));
 	repo_put(&repo, key, OBJ_WAL, "x", 1, 0);
 	is_int(backup_standby_wait(&w, 5, 5, 1), 0, "an archived segment is not waited for");
 	ok(backup_standby_wait(&w, 5, 6, 1) < 0, "a missing one times out");

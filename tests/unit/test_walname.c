@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "pg/walname.h"
+#include "repo/layout.h"
 #include "tap.h"
 
 #define MiB (1024u * 1024u)
@@ -67,7 +68,7 @@ static void test_refuse(void)
 		"000000010000000000000001 ",
 	};
 	size_t i;
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		pgk_error_clear();
@@ -75,23 +76,23 @@ static void test_refuse(void)
 	}
 	ok(strstr(pgk_errmsg(), "not a WAL segment") != NULL, "refusal message: %s",
 	   pgk_errmsg());
-	is_int(walname_key("RECOVERYHISTORY", key, sizeof(key)), PGKEEP_EINVAL,
+	is_int(layout_wal_key("RECOVERYHISTORY", key, sizeof(key)), PGKEEP_EINVAL,
 	       "no key for a non-WAL name");
 }
 
 static void test_keys(void)
 {
-	char key[WAL_KEY_MAX];
+	char key[LAYOUT_WAL_KEY_MAX];
 
-	is_int(walname_key("000000010000000A00000042", key, sizeof(key)), 0, "segment key");
+	is_int(layout_wal_key("000000010000000A00000042", key, sizeof(key)), 0, "segment key");
 	is_str(key, "wal/00000001/000000010000000A00000042", "segment key value");
-	walname_key("0000000200000000000000FF.partial", key, sizeof(key));
+	layout_wal_key("0000000200000000000000FF.partial", key, sizeof(key));
 	is_str(key, "wal/00000002/0000000200000000000000FF.partial", ".partial key");
-	walname_key("000000010000000000000002.00000028.backup", key, sizeof(key));
+	layout_wal_key("000000010000000000000002.00000028.backup", key, sizeof(key));
 	is_str(key, "wal/00000001/000000010000000000000002.00000028.backup", ".backup key");
-	walname_key("0000000B.history", key, sizeof(key));
+	layout_wal_key("0000000B.history", key, sizeof(key));
 	is_str(key, "wal/history/0000000B.history", ".history key");
-	is_int(walname_key("000000010000000000000002.00000028.backup", key, 20),
+	is_int(layout_wal_key("000000010000000000000002.00000028.backup", key, 20),
 	       PGKEEP_EINVAL, "key buffer too small is an error");
 }
 
