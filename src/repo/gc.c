@@ -218,10 +218,12 @@ void gc_refs_of_backups(struct gc_refs *refs, const struct gc_backups *b)
 
 bool gc_locked_until(struct repo *r, const char *key, int64_t *until)
 {
+	char err[PGKEEP_ERRLEN];
+
 	*until = 0;
 	if (!r->store->ops.locked_until)
 		return false;
-	if (r->store->ops.locked_until(r->store->handle, key, until, pgk_errbuf()) < 0) {
+	if (r->store->ops.locked_until(r->store->handle, key, until, err) < 0) {
 		*until = 0;
 		return false;
 	}
