@@ -34,7 +34,7 @@
 #define ATTEMPTS PGKEEP_RETRY_ATTEMPTS	/* first try plus reconnects */
 #define CONNECT_WAIT_MS 250			/* first wait after a failed connect */
 #define TEMP_MAX_AGE 3600			/* seconds before a temp is litter */
-#define TEMP_INFIX ".tmp."
+#define TEMP_INFIX PGKEEP_TEMP_INFIX
 #define TEMP_RAND_HEX 16
 
 /* ---- settings ----------------------------------------------------------- */
@@ -247,19 +247,10 @@ static int settings_parse(struct sftp_settings *set, const struct pgkeep_option 
 
 /* ---- keys and paths ------------------------------------------------------ */
 
-static bool key_char_ok(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '/';
-}
-
 static int key_check(const char *key, bool prefix, char *err)
 {
-	if ((!prefix && !*key) || key[0] == '/' || strstr(key, "..") || strstr(key, "//"))
+	if (!(prefix ? pgkeep_prefix_valid(key) : pgkeep_key_valid(key)))
 		return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: invalid key '%s'", key);
-	for (const char *p = key; *p; p++)
-		if (!key_char_ok(*p))
-			return pgkeep_fail(err, PGKEEP_EINVAL, "sftp: invalid key '%s'", key);
 	return PGKEEP_OK;
 }
 
