@@ -193,15 +193,13 @@ static const char *ctx_name(const struct pgk_store *st)
 }
 
 /*
+ * A plugin call failed: make sure a message exists and the code is one we
+ * know, then add which repository and what we were doing.
+ *
  * Every plugin call writes its message into a buffer of its own (`err`, on
  * the wrapper's stack), never into the thread's error: a call made while
  * cleaning up after an error, successful or not, leaves that error alone.
  * The thread's message is set here, once, when a wrapper returns a failure.
- */
-
-/*
- * A plugin call failed: make sure a message exists and the code is one we
- * know, then add which repository and what we were doing.
  */
 static int wrap_failure(const struct pgk_store *st, int ret, const char *what, const char *key,
 			const char *err)
