@@ -147,11 +147,10 @@ typedef int (*pgkeep_list_fn)(void *payload, const char *key,
  * Keys.  A key is one or more segments joined by single '/'; a segment is one
  * or more of [A-Za-z0-9._-] and is neither "." nor "..".  No key contains
  * PGKEEP_TEMP_INFIX, which plugins keep for the names of the temporary files
- * a put writes before it commits.  pgkeep passes no other key.  A plugin
- * whose keys name files (local, sftp) refuses any other with PGKEEP_EINVAL,
- * so that no key reaches outside its root, and tests it with
- * pgkeep_key_valid() below, so that every such plugin applies the same
- * rule; one that uses keys as object names may do the same.
+ * a put writes before it commits.  pgkeep passes no other key, and every
+ * plugin refuses any other with PGKEEP_EINVAL before it reaches the store
+ * (so no key names a file outside a plugin's root), testing it with
+ * pgkeep_key_valid() below so that all apply the same rule.
  *
  * A prefix for list is a plain string prefix of keys: "" (every key), or a
  * valid key that may end in a single '/' ("wal/", "chunks/ab", "pins/x/");
