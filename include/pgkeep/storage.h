@@ -55,6 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,7 +84,14 @@ enum pgkeep_status {
 
 /* Feature bits reported in pgkeep_storage_ops.features. */
 #define PGKEEP_FEAT_IF_ABSENT_ATOMIC (1u << 0) /* if-absent holds under races */
-#define PGKEEP_FEAT_LOCK (1u << 1)	       /* lock_until is implemented */
+/* open accepts the option lock_days=N (1 to 36500), which the host passes
+ * when, and only when, the repository sets lock_days: then every object the
+ * plugin writes is protected from deletion at the store for N days, and
+ * locked_until reports it.  A plugin without this bit gets lock_days all the
+ * same and refuses it as it refuses any unknown option; the host then
+ * refuses the repository, as it refuses a plugin that accepts lock_days
+ * without reporting this bit. */
+#define PGKEEP_FEAT_LOCK (1u << 1)
 #define PGKEEP_FEAT_RANGE_GET (1u << 2)	       /* get honours offset/length */
 /* open accepts the option create=yes, which the host passes from `pgkeep
  * init` only: then, and only then, the plugin makes the repository's root
@@ -136,10 +144,71 @@ typedef int (*pgkeep_list_fn)(void *payload, const char *key,
 			      const struct pgkeep_stat *st);
 
 /*
- * Keys are relative paths made of [A-Za-z0-9._-] segments separated by '/',
- * never starting with '/' and never containing "..".  A "prefix" for list is
- * a plain string prefix of the key, typically ending in '/'.
+ * Keys.  A key is one or more segments joined by single '/'; a segment is one
+ * or more of [A-Za-z0-9._-] and is neither "." nor "..".  No key contains
+ * PGKEEP_TEMP_INFIX, which plugins keep for the names of the temporary files
+ * a put writes before it commits.  pgkeep passes no other key, and every
+ * plugin refuses any other with PGKEEP_EINVAL before it reaches the store
+ * (so no key names a file outside a plugin's root), testing it with
+ * pgkeep_key_valid() below so that all apply the same rule.
+ *
+ * A prefix for list is a plain string prefix of keys: "" (every key), or a
+ * valid key that may end in a single '/' ("wal/", "chunks/ab", "pins/x/");
+ * pgkeep_prefix_valid() tests it.
  */
+#define PGKEEP_TEMP_INFIX ".tmp."
+
+static inline int pgkeep_key_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '_' || c == '-';
+}
+
+/* Non-zero when the first len bytes of key are a valid key. */
+static inline int pgkeep_key_valid_len(const char *key, size_t len)
+{
+	size_t infix = sizeof(PGKEEP_TEMP_INFIX) - 1;
+	size_t i, seg = 0;	/* where the current segment starts */
+
+	if (len == 0)
+		return 0;
+	for (i = 0; i <= len; i++) {
+		if (i == len || key[i] == '/') {
+			size_t n = i - seg;
+
+			if (n == 0 || (n <= 2 && key[seg] == '.' && key[i - 1] == '.'))
+				return 0;	/* empty, "." or ".." */
+			seg = i + 1;
+		} else if (!pgkeep_key_char(key[i])) {
+			return 0;
+		} else if (len - i >= infix && memcmp(key + i, PGKEEP_TEMP_INFIX, infix) == 0) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Non-zero when key is a valid key. */
+static inline int pgkeep_key_valid(const char *key)
+{
+	return key && pgkeep_key_valid_len(key, strlen(key));
+}
+
+/* Non-zero when prefix is a valid prefix for list. */
+static inline int pgkeep_prefix_valid(const char *prefix)
+{
+	size_t n;
+
+	if (!prefix)
+		return 0;
+	n = strlen(prefix);
+	if (n == 0)
+		return 1;
+	if (prefix[n - 1] == '/')
+		n--;
+	return pgkeep_key_valid_len(prefix, n);
+}
+
 struct pgkeep_storage_ops {
 	uint32_t abi_version;	/* PGKEEP_STORAGE_ABI_VERSION when built */
 	uint32_t struct_size;	/* sizeof(struct pgkeep_storage_ops) when built */
@@ -147,8 +216,11 @@ struct pgkeep_storage_ops {
 	uint64_t features;	/* PGKEEP_FEAT_* */
 
 	/* Mandatory.  Parse options, connect, return a handle in *handle.
-	 * Unknown option keys must be refused with PGKEEP_EINVAL and a message
-	 * naming the key. */
+	 * The options are the keys of the repository's section of the config
+	 * but pgkeep's own (plugin, lock_days, keep_*), then lock_days=N
+	 * (PGKEEP_FEAT_LOCK) and create=yes (PGKEEP_FEAT_CREATE_ROOT) when the
+	 * host passes them.  Unknown option keys must be refused with
+	 * PGKEEP_EINVAL and a message naming the key. */
 	int (*open)(void **handle, const struct pgkeep_option *opts, size_t nopts,
 		    char *err);
 	/* Mandatory.  Release everything; never fails. */
@@ -176,25 +248,32 @@ struct pgkeep_storage_ops {
 	/* Mandatory.  PGKEEP_ENOTFOUND when absent. */
 	int (*stat)(void *handle, const char *key, struct pgkeep_stat *st,
 		    char *err);
-	/* Mandatory.  Every object whose key starts with prefix ("" = all). */
+	/* Mandatory.  Every object whose key starts with prefix ("" = all);
+	 * never a temporary file of a put. */
 	int (*list)(void *handle, const char *prefix, pgkeep_list_fn cb,
 		    void *payload, char *err);
 	/* Mandatory.  Deleting a missing key succeeds. */
 	int (*remove)(void *handle, const char *key, char *err);
 
-	/* Optional (PGKEEP_FEAT_LOCK).  Protect `key` from deletion until
-	 * `until` (seconds since the epoch). */
+	/* Optional, and not called by pgkeep: protect `key` from deletion until
+	 * `until` (seconds since the epoch).  pgkeep sets retention at the
+	 * store only through lock_days at write time (PGKEEP_FEAT_LOCK); the
+	 * slot stays because slots are never removed, and may be NULL. */
 	int (*lock_until)(void *handle, const char *key, int64_t until,
 			  char *err);
 	/* Optional.  When the object is locked, *until receives the date, else
-	 * 0.  NULL means the plugin cannot tell. */
+	 * 0.  expire asks before it deletes an object, and keeps one still
+	 * locked.  NULL means the plugin cannot tell (nothing is locked). */
 	int (*locked_until)(void *handle, const char *key, int64_t *until,
 			    char *err);
 };
 
-/* The one symbol a plugin exports. */
+/* The one symbol a plugin exports, named PGKEEP_STORAGE_INIT_SYMBOL; the
+ * declaration lets the compiler check a plugin's definition against it.  The
+ * host keeps the pointer for the plugin's life: store it to call host->log. */
 typedef const struct pgkeep_storage_ops *(*pgkeep_storage_init_fn)(
 	const struct pgkeep_host *host);
+const struct pgkeep_storage_ops *pgkeep_storage_plugin_init(const struct pgkeep_host *host);
 
 /* Fill the error buffer; returns code so that `return pgkeep_fail(...)` works. */
 static inline int pgkeep_fail(char *err, int code, const char *fmt, ...)

@@ -39,6 +39,17 @@ char *b2_full_name(const struct b2 *b, const char *key)
 	return asprintf(&s, "%s%s", b->prefix, key) < 0 ? NULL : s;
 }
 
+int b2_key_name(const struct b2 *b, const char *key, bool prefix, char **name, char *err)
+{
+	if (!(prefix ? pgkeep_prefix_valid(key) : pgkeep_key_valid(key)))
+		return pgkeep_fail(err, PGKEEP_EINVAL, "b2: invalid %s '%s'",
+				   prefix ? "prefix" : "key", key);
+	*name = b2_full_name(b, key);
+	if (!*name)
+		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	return PGKEEP_OK;
+}
+
 /* --- settings ---------------------------------------------------------- */
 
 static int b2_set_str(char **dst, const char *key, const char *v, char *err)
@@ -359,11 +370,12 @@ static int b2_stat(void *handle, const char *key, struct pgkeep_stat *st,
 {
 	struct b2 *b = handle;
 	json_object *f = NULL;
-	char *name = b2_full_name(b, key);
+	char *name;
 	int ret;
 
-	if (!name)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	ret = b2_key_name(b, key, false, &name, err);
+	if (ret)
+		return ret;
 	ret = b2_find_file(b, name, &f, err);
 	if (!ret) {
 		st->size = (uint64_t)b2_json_int(f, "contentLength", 0);
@@ -380,13 +392,14 @@ static int b2_list(void *handle, const char *prefix, pgkeep_list_fn cb,
 	struct b2 *b = handle;
 	json_object *out = NULL, *files, *f;
 	struct pgkeep_stat st;
-	char *full = b2_full_name(b, prefix), *start;
+	char *full, *start;
 	size_t i, n, plen = strlen(b->prefix);
 	const char *fname;
-	int ret = 0;
+	int ret;
 
-	if (!full)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	ret = b2_key_name(b, prefix, true, &full, err);
+	if (ret)
+		return ret;
 	start = strdup(full);
 	while (start && !ret) {
 		ret = b2_list_page(b, "b2_list_file_names", full, start, NULL,
@@ -540,11 +553,12 @@ int b2_oldest_version(struct b2 *b, const char *name, char **id, int *count,
 static int b2_remove(void *handle, const char *key, char *err)
 {
 	struct b2 *b = handle;
-	char *name = b2_full_name(b, key);
+	char *name;
 	int ret;
 
-	if (!name)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	ret = b2_key_name(b, key, false, &name, err);
+	if (ret)
+		return ret;
 	ret = b2_delete_versions(b, name, NULL, NULL, err);
 	free(name);
 	return ret;
@@ -634,12 +648,13 @@ static int b2_get(void *handle, const char *key, uint64_t offset,
 	struct b2_get g = { .b = handle, .offset = offset, .length = length };
 	struct b2_resp rs = { 0 };
 	struct pgkeep_stat st;
-	char *name = b2_full_name(g.b, key);
+	char *name;
 	int attempt = 0, reauth = 0, ret;
 	unsigned gen = 0;
 
-	if (!name)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	ret = b2_key_name(g.b, key, false, &name, err);
+	if (ret)
+		return ret;
 	g.name = name;
 	if (length == 0 || (length != UINT64_MAX && offset + length < offset)) {
 		/* nothing to fetch, but absence must still be reported */
@@ -712,11 +727,12 @@ static int b2_lock_until(void *handle, const char *key, int64_t until,
 {
 	struct b2 *b = handle;
 	json_object *f = NULL, *args, *ret_o;
-	char *name = b2_full_name(b, key);
+	char *name;
 	int ret;
 
-	if (!name)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	ret = b2_key_name(b, key, false, &name, err);
+	if (ret)
+		return ret;
 	ret = b2_find_file(b, name, &f, err);
 	if (ret)
 		goto out_name;
@@ -742,11 +758,12 @@ static int b2_locked_until(void *handle, const char *key, int64_t *until,
 {
 	struct b2 *b = handle;
 	json_object *f = NULL, *fr, *val;
-	char *name = b2_full_name(b, key);
+	char *name;
 	int ret;
 
-	if (!name)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
+	ret = b2_key_name(b, key, false, &name, err);
+	if (ret)
+		return ret;
 	*until = 0;
 	ret = b2_find_file(b, name, &f, err);
 	if (ret)

@@ -125,6 +125,9 @@ void b2_put_abort(void *put);
 
 /* b2.c, used by b2put.c */
 char *b2_full_name(const struct b2 *b, const char *key);
+/* The file name of a key (or a list prefix) that follows the key rule of
+ * pgkeep/storage.h: PGKEEP_EINVAL for one that does not. */
+int b2_key_name(const struct b2 *b, const char *key, bool prefix, char **name, char *err);
 int b2_find_file(struct b2 *b, const char *name, json_object **file,
 		 char *err);
 int b2_delete_versions(struct b2 *b, const char *name, const char *only_id,

@@ -291,8 +291,10 @@ int b2_put_begin(void *handle, const char *key, uint64_t size_hint,
 		return pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
 	p->b = b;
 	p->flags = flags;
-	p->name = b2_full_name(b, key);
-	p->enc = p->name ? b2_name_encode(p->name) : NULL;
+	ret = b2_key_name(b, key, false, &p->name, err);
+	if (ret)
+		goto out_free;
+	p->enc = b2_name_encode(p->name);
 	if (!p->enc) {
 		ret = pgkeep_fail(err, PGKEEP_ENOMEM, "b2: out of memory");
 		goto out_free;

@@ -20,7 +20,7 @@
 
 #include "local.h"
 
-#define TEMP_INFIX ".tmp."
+#define TEMP_INFIX PGKEEP_TEMP_INFIX
 #define READ_BLOCK (1024 * 1024)
 /* A temp file this old belongs to a writer that crashed. */
 #define TEMP_MAX_AGE 3600
@@ -76,48 +76,18 @@ static bool is_temp_name(const char *name)
 	return strstr(name, TEMP_INFIX) != NULL;
 }
 
-static bool key_char_ok(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '.' || c == '_' || c == '-' || c == '/';
-}
-
 /* Keys name files below root and nothing else: no escape, no temp names. */
 static int check_key(const char *key, char *err)
 {
-	const char *seg, *p;
-
-	if (!*key || *key == '/')
-		return pgkeep_fail(err, PGKEEP_EINVAL, "invalid key '%s': empty or absolute", key);
-	for (p = key; *p; p++)
-		if (!key_char_ok(*p))
-			return pgkeep_fail(err, PGKEEP_EINVAL, "invalid key '%s': bad character",
-					   key);
-	for (seg = key; seg; seg = strchr(seg, '/') ? strchr(seg, '/') + 1 : NULL) {
-		size_t n = strcspn(seg, "/");
-
-		if (n == 0 || (n == 1 && seg[0] == '.') ||
-		    (n == 2 && seg[0] == '.' && seg[1] == '.'))
-			return pgkeep_fail(err, PGKEEP_EINVAL,
-					   "invalid key '%s': empty, '.' or '..' segment", key);
-	}
-	if (is_temp_name(key))
-		return pgkeep_fail(err, PGKEEP_EINVAL,
-				   "invalid key '%s': '" TEMP_INFIX "' is kept for temporary files",
-				   key);
+	if (!pgkeep_key_valid(key))
+		return pgkeep_fail(err, PGKEEP_EINVAL, "invalid key '%s'", key);
 	return 0;
 }
 
 static int check_prefix(const char *prefix, char *err)
 {
-	const char *p;
-
-	if (*prefix == '/' || strstr(prefix, ".."))
+	if (!pgkeep_prefix_valid(prefix))
 		return pgkeep_fail(err, PGKEEP_EINVAL, "invalid prefix '%s'", prefix);
-	for (p = prefix; *p; p++)
-		if (!key_char_ok(*p))
-			return pgkeep_fail(err, PGKEEP_EINVAL, "invalid prefix '%s': bad character",
-					   prefix);
 	return 0;
 }
 

@@ -446,10 +446,10 @@ int s3_put_begin(void *handle, const char *key, uint64_t size_hint, unsigned fla
 	pthread_cond_init(&p->cond, NULL);
 	p->st = st;
 	p->flags = flags;
-	p->obj = s3_object_name(st, key);
-	if (!p->obj) {
+	rc = s3_key_object(st, key, false, &p->obj, err);
+	if (rc) {
 		put_free(p);
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+		return rc;
 	}
 	p->base_part = st->part_size;
 	/* A known size that would need too many parts gets bigger parts. */

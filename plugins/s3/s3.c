@@ -95,6 +95,18 @@ char *s3_object_name(const struct s3_store *st, const char *key)
 	return s;
 }
 
+int s3_key_object(const struct s3_store *st, const char *key, bool prefix, char **obj,
+		  char *err)
+{
+	if (!(prefix ? pgkeep_prefix_valid(key) : pgkeep_key_valid(key)))
+		return pgkeep_fail(err, PGKEEP_EINVAL, "s3: invalid %s '%s'",
+				   prefix ? "prefix" : "key", key);
+	*obj = s3_object_name(st, key);
+	if (!*obj)
+		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	return PGKEEP_OK;
+}
+
 void s3_iso8601(int64_t t, char out[32])
 {
 	time_t tt = (time_t)t;
@@ -197,11 +209,12 @@ static int s3_stat(void *handle, const char *key, struct pgkeep_stat *out, char 
 	struct s3_store *st = handle;
 	struct s3_response resp = { 0 };
 	struct s3_request rq = { 0 };
-	char *obj = s3_object_name(st, key);
+	char *obj;
 	int rc;
 
-	if (!obj)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	rc = s3_key_object(st, key, false, &obj, err);
+	if (rc)
+		return rc;
 	rq.method = "HEAD";
 	rq.object = obj;
 	rq.what = "stat";
@@ -234,9 +247,9 @@ static int s3_get(void *handle, const char *key, uint64_t offset, uint64_t lengt
 
 	if (length == 0)
 		return s3_stat(handle, key, &sst, err);
-	obj = s3_object_name(st, key);
-	if (!obj)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	rc = s3_key_object(st, key, false, &obj, err);
+	if (rc)
+		return rc;
 	rq.method = "GET";
 	rq.object = obj;
 	rq.what = "get";
@@ -298,12 +311,13 @@ static int s3_list(void *handle, const char *prefix, pgkeep_list_fn cb, void *pa
 		   char *err)
 {
 	struct s3_store *st = handle;
-	char *full = s3_object_name(st, prefix), *token = NULL;
+	char *full, *token = NULL;
 	char max_keys[16];
-	int rc = PGKEEP_OK;
+	int rc;
 
-	if (!full)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	rc = s3_key_object(st, prefix, true, &full, err);
+	if (rc)
+		return rc;
 	snprintf(max_keys, sizeof(max_keys), "%d", st->list_max_keys);
 	do {
 		struct sigv4_param q[4] = {
@@ -353,11 +367,12 @@ static int s3_remove(void *handle, const char *key, char *err)
 	struct s3_store *st = handle;
 	struct s3_response resp = { 0 };
 	struct s3_request rq = { 0 };
-	char *obj = s3_object_name(st, key);
+	char *obj;
 	int rc;
 
-	if (!obj)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	rc = s3_key_object(st, key, false, &obj, err);
+	if (rc)
+		return rc;
 	rq.method = "DELETE";
 	rq.object = obj;
 	rq.what = "delete";
@@ -389,11 +404,12 @@ static int s3_lock_until(void *handle, const char *key, int64_t until, char *err
 	struct s3_request rq = { 0 };
 	struct s3_buf body = { 0 };
 	char date[32], md5[32];
-	char *obj = s3_object_name(st, key);
+	char *obj;
 	int rc;
 
-	if (!obj)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	rc = s3_key_object(st, key, false, &obj, err);
+	if (rc)
+		return rc;
 	s3_iso8601(until, date);
 	if (s3_buf_printf(&body,
 			  "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
@@ -433,12 +449,13 @@ static int s3_locked_until(void *handle, const char *key, int64_t *until, char *
 	struct sigv4_param q[] = { { "retention", NULL } };
 	struct s3_response resp = { 0 };
 	struct s3_request rq = { 0 };
-	char *obj = s3_object_name(st, key), *date;
+	char *obj, *date;
 	const char *b;
 	int rc;
 
-	if (!obj)
-		return pgkeep_fail(err, PGKEEP_ENOMEM, "s3: out of memory");
+	rc = s3_key_object(st, key, false, &obj, err);
+	if (rc)
+		return rc;
 	*until = 0;
 	rq.method = "GET";
 	rq.object = obj;

@@ -6,6 +6,7 @@
 #define PGK_S3_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,10 @@ void s3_options_free(struct s3_store *st);
 void s3_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The object name in the bucket for a repository key. */
 char *s3_object_name(const struct s3_store *st, const char *key);
+/* The object name of a key (or a list prefix) that follows the key rule of
+ * pgkeep/storage.h: PGKEEP_EINVAL for one that does not. */
+int s3_key_object(const struct s3_store *st, const char *key, bool prefix, char **obj,
+		  char *err);
 /* "2026-02-20T14:30:00Z" for t. */
 void s3_iso8601(int64_t t, char out[32]);
 int64_t s3_parse_iso8601(const char *s);

@@ -391,7 +391,7 @@ static int run_backup(struct backup_run *b, const struct backup_opts *o)
 	else
 		print_summary(b);
 out_lock:
-	lock_release_keep_error(lock);
+	lock_release(lock);
 out_info:
 	pg_server_info_free(&b->info);
 out_conn:
@@ -494,7 +494,6 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 		rc = run_backup(&b, &o);
 		progress_finish(b.progress, rc == 0);	/* when it stopped early */
 	}
-	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&b.m);
 	manifest_free(&b.ref);

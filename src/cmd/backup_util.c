@@ -69,16 +69,6 @@ int64_t backup_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void lock_release_keep_error(struct repo_lock *l)
-{
-	char *saved = xstrdup(pgk_errmsg());
-
-	lock_release(l);
-	if (*saved)
-		pgk_error(PGKEEP_EIO, "%s", saved);
-	free(saved);
-}
-
 int backup_default_jobs(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -47,9 +47,4 @@ int backup_reference(struct repo *r, const struct manifest *m, struct manifest *
 /* ref's stream called name, or NULL (also when ref is NULL). */
 const struct manifest_stream *backup_ref_stream(const struct manifest *ref, const char *name);
 
-struct repo_lock;
-/* lock_release that keeps the calling thread's error message: the store
- * calls it makes share the message buffer. */
-void lock_release_keep_error(struct repo_lock *l);
-
 #endif

@@ -445,7 +445,7 @@ static int run_import(struct import_run *ir, const struct import_opts *o)
 	if (rc == 0)
 		rc = backup_id_save_manifest(ir->repo, &ir->m, attempt);
 out_lock:
-	lock_release_keep_error(lock);
+	lock_release(lock);
 	manifest_free(&ir->ref);
 out_reader:
 	if (rc < 0)
@@ -536,7 +536,6 @@ int cmd_import_dump(const struct pgk_globals *g, int argc, char **argv)
 	}
 	if (rc == 0)
 		print_summary(&ir, &o);
-	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&ir.m);
 	repo_close(ir.repo);

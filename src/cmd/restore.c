@@ -439,7 +439,7 @@ static int run_restore(struct restore_run *rr, const struct restore_opts *o)
 	rr->progress = NULL;
 	if (rc == 0)
 		print_done(rr, o);
-	lock_release_keep_error(lock);
+	lock_release(lock);
 	return rc;
 }
 
@@ -574,7 +574,6 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 		rc = run_restore(&rr, &o);
 		progress_finish(rr.progress, rc == 0);	/* when it stopped early */
 	}
-	/* Report before cleaning up: closing the store reuses the message buffer. */
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
 	manifest_free(&rr.m);
 	tblspc_maps_free(&o.maps);

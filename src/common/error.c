@@ -1,5 +1,6 @@
 /*
- * Per-thread error messages.
+ * Per-thread error messages.  Only the agent writes here: plugins write into
+ * a buffer of their call's own (src/repo/store.c).
  */
 #include <stdio.h>
 #include <string.h>
@@ -41,14 +42,19 @@ const char *pgk_errmsg(void)
 	return errmsg;
 }
 
-char *pgk_errbuf(void)
-{
-	return errmsg;
-}
-
 void pgk_error_clear(void)
 {
 	errmsg[0] = '\0';
+}
+
+void pgk_error_save(struct pgk_error_saved *saved)
+{
+	memcpy(saved->msg, errmsg, sizeof(saved->msg));
+}
+
+void pgk_error_restore(const struct pgk_error_saved *saved)
+{
+	memcpy(errmsg, saved->msg, sizeof(errmsg));
 }
 
 const char *pgk_strstatus(int code)

@@ -14,9 +14,19 @@ int pgk_error(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
 int pgk_error_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The calling thread's last message ("" when none). */
 const char *pgk_errmsg(void);
-/* The calling thread's message buffer, PGKEEP_ERRLEN bytes, for plugin calls. */
-char *pgk_errbuf(void);
 void pgk_error_clear(void);
+
+/*
+ * A copy of the calling thread's message.  Cleanup that runs after an error
+ * has been decided (releasing a lock, removing what a failed write left) may
+ * fail in turn; it saves the message first and restores it after, so that
+ * the error returned is still the one that stopped the work.
+ */
+struct pgk_error_saved {
+	char msg[PGKEEP_ERRLEN];
+};
+void pgk_error_save(struct pgk_error_saved *saved);
+void pgk_error_restore(const struct pgk_error_saved *saved);
 /* Name of a PGKEEP_E* code, for logs. */
 const char *pgk_strstatus(int code);
 

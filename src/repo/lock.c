@@ -194,6 +194,21 @@ static int scan_locks(struct scan *s)
 	return rc;
 }
 
+/*
+ * Remove our lock object once the outcome is decided: its failure is worth
+ * a warning at most, and the caller may be returning an error that must
+ * stay the one reported.
+ */
+static void remove_quietly(struct repo *r, const char *key, bool warn)
+{
+	struct pgk_error_saved saved;
+
+	pgk_error_save(&saved);
+	if (store_remove(r->store, key) < 0 && warn)
+		pgk_log_warning("cannot remove lock %s: %s", key, pgk_errmsg());
+	pgk_error_restore(&saved);
+}
+
 static void *refresh_main(void *arg)
 {
 	struct repo_lock *l = arg;
@@ -267,7 +282,7 @@ int lock_acquire(struct repo_lock **out, struct repo *r, enum lock_kind kind,
 	return 0;
 
 fail_remove:
-	store_remove(r->store, l->key);
+	remove_quietly(r, l->key, false);
 fail:
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
@@ -287,8 +302,7 @@ void lock_release(struct repo_lock *l)
 		pthread_mutex_unlock(&l->mu);
 		pthread_join(l->refresher, NULL);
 	}
-	if (store_remove(l->repo->store, l->key) < 0)
-		pgk_log_warning("cannot remove lock %s: %s", l->key, pgk_errmsg());
+	remove_quietly(l->repo, l->key, true);
 	pthread_mutex_destroy(&l->mu);
 	pthread_cond_destroy(&l->cv);
 	free(l->command);

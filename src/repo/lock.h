@@ -34,7 +34,8 @@ struct repo_lock;
  */
 int lock_acquire(struct repo_lock **out, struct repo *r, enum lock_kind kind,
 		 const char *command, int wait_seconds);
-/* Stop refreshing and remove the lock object.  NULL is fine. */
+/* Stop refreshing and remove the lock object.  NULL is fine.  A removal that
+ * fails is a warning, and the calling thread's error message is kept. */
 void lock_release(struct repo_lock *l);
 
 /* Remove stale locks (reported at info level); returns how many. */

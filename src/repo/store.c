@@ -195,36 +195,44 @@ static const char *ctx_name(const struct pgk_store *st)
 /*
  * A plugin call failed: make sure a message exists and the code is one we
  * know, then add which repository and what we were doing.
+ *
+ * Every plugin call writes its message into a buffer of its own (`err`, on
+ * the wrapper's stack), never into the thread's error: a call made while
+ * cleaning up after an error, successful or not, leaves that error alone.
+ * The thread's message is set here, once, when a wrapper returns a failure.
  */
-static int wrap_failure(const struct pgk_store *st, int ret, const char *what, const char *key)
+static int wrap_failure(const struct pgk_store *st, int ret, const char *what, const char *key,
+			const char *err)
 {
-	char *msg = pgk_errbuf();
+	char none[PGKEEP_ERRLEN];
 
 	if (ret > 0 || ret < PGKEEP_ENOSPC)
 		ret = PGKEEP_EIO;
-	if (!msg[0])
-		pgk_error(ret, "plugin %s failed (%s) without a message", st->ops.name,
-			  pgk_strstatus(ret));
+	if (!err[0]) {
+		snprintf(none, sizeof(none), "plugin %s failed (%s) without a message",
+			 st->ops.name, pgk_strstatus(ret));
+		err = none;
+	}
 	if (key)
-		return pgk_error_wrap(ret, "repository %s: %s %s", ctx_name(st), what, key);
-	return pgk_error_wrap(ret, "repository %s: %s", ctx_name(st), what);
+		return pgk_error(ret, "repository %s: %s %s: %s", ctx_name(st), what, key, err);
+	return pgk_error(ret, "repository %s: %s: %s", ctx_name(st), what, err);
 }
 
 /* Call the plugin's open, adding create=yes when init asks and it can. */
 static int open_handle(struct pgk_store *st, const struct pgkeep_option *opts, size_t nopts,
-		       unsigned flags)
+		       unsigned flags, char *err)
 {
 	struct pgkeep_option *all;
 	int ret;
 
 	if (!(flags & STORE_OPEN_CREATE) || !store_has_feature(st, PGKEEP_FEAT_CREATE_ROOT))
-		return st->ops.open(&st->handle, opts, nopts, pgk_errbuf());
+		return st->ops.open(&st->handle, opts, nopts, err);
 	all = xmalloc((nopts + 1) * sizeof(*all));
 	if (nopts)
 		memcpy(all, opts, nopts * sizeof(*all));
 	all[nopts].key = "create";
 	all[nopts].value = "yes";
-	ret = st->ops.open(&st->handle, all, nopts + 1, pgk_errbuf());
+	ret = st->ops.open(&st->handle, all, nopts + 1, err);
 	free(all);
 	return ret;
 }
@@ -240,6 +248,7 @@ int store_open_flags(struct pgk_store **out, const char *repo_name, const char *
 		     unsigned flags)
 {
 	struct pgk_buf looked = PGK_BUF_INIT;
+	char err[PGKEEP_ERRLEN] = "";
 	struct pgk_store *st;
 	char *path;
 	size_t i;
@@ -276,11 +285,10 @@ int store_open_flags(struct pgk_store **out, const char *repo_name, const char *
 		return pgk_error_wrap(ret, "repository %s", repo_name);
 	st->repo_name = xstrdup(repo_name);
 
-	pgk_errbuf()[0] = '\0';
-	ret = open_handle(st, opts, nopts, flags);
+	ret = open_handle(st, opts, nopts, flags, err);
 	if (ret < 0) {
 		st->handle = NULL;
-		ret = wrap_failure(st, ret, "open", NULL);
+		ret = wrap_failure(st, ret, "open", NULL, err);
 		store_free(st);
 		return ret;
 	}
@@ -311,31 +319,31 @@ bool store_has_feature(const struct pgk_store *st, uint64_t feat)
 /* ------------------------------------------------------------- operations */
 
 static int put_once(struct pgk_store *st, const char *key, const void *buf, size_t len,
-		    unsigned flags)
+		    unsigned flags, char *err)
 {
 	void *put;
 	int ret;
 
-	pgk_errbuf()[0] = '\0';
-	ret = st->ops.put_begin(st->handle, key, len, flags, &put, pgk_errbuf());
+	ret = st->ops.put_begin(st->handle, key, len, flags, &put, err);
 	if (ret < 0)
 		return ret;
 	if (len) {
-		ret = st->ops.put_write(put, buf, len, pgk_errbuf());
+		ret = st->ops.put_write(put, buf, len, err);
 		if (ret < 0) {
 			st->ops.put_abort(put);
 			return ret;
 		}
 	}
-	return st->ops.put_commit(put, pgk_errbuf());
+	return st->ops.put_commit(put, err);
 }
 
 int store_put(struct pgk_store *st, const char *key, const void *buf, size_t len,
 	      unsigned flags)
 {
-	int ret = put_once(st, key, buf, len, flags);
+	char err[PGKEEP_ERRLEN] = "";
+	int ret = put_once(st, key, buf, len, flags, err);
 
-	return ret < 0 ? wrap_failure(st, ret, "put", key) : 0;
+	return ret < 0 ? wrap_failure(st, ret, "put", key, err) : 0;
 }
 
 /* One get's sink: the bytes so far, within the caller's cap. */
@@ -388,30 +396,30 @@ static int collect(void *payload, const void *buf, size_t len)
 	return 0;
 }
 
-static int get_once(struct pgk_store *st, const char *key, struct get_sink *g)
+static int get_once(struct pgk_store *st, const char *key, struct get_sink *g, char *err)
 {
 	buf_reset(g->out);
 	g->max = g->cap ? g->cap->max : UINT64_MAX;
 	g->checked = false;
 	g->rc = 0;
-	pgk_errbuf()[0] = '\0';
-	return st->ops.get(st->handle, key, 0, UINT64_MAX, collect, g, pgk_errbuf());
+	return st->ops.get(st->handle, key, 0, UINT64_MAX, collect, g, err);
 }
 
 int store_get_capped(struct pgk_store *st, const char *key, const struct store_cap *cap,
 		     struct pgk_buf *out)
 {
 	struct get_sink g = { out, cap, key, 0, false, 0 };
+	char err[PGKEEP_ERRLEN] = "";
 	int ret;
 
-	ret = get_once(st, key, &g);
+	ret = get_once(st, key, &g, err);
 	/* A short object is checked whole, once it has all come. */
 	if (ret == 0 && cap && cap->check && !g.checked)
 		ret = g.rc = sink_check(&g);
 	if (ret < 0) {
 		buf_reset(out);
 		/* What the sink refused names the object already. */
-		return ret == g.rc ? ret : wrap_failure(st, ret, "get", key);
+		return ret == g.rc ? ret : wrap_failure(st, ret, "get", key, err);
 	}
 	return 0;
 }
@@ -423,12 +431,12 @@ int store_get(struct pgk_store *st, const char *key, struct pgk_buf *out)
 
 int store_stat(struct pgk_store *st, const char *key, struct pgkeep_stat *out)
 {
+	char err[PGKEEP_ERRLEN] = "";
 	int ret;
 
-	pgk_errbuf()[0] = '\0';
 	memset(out, 0, sizeof(*out));
-	ret = st->ops.stat(st->handle, key, out, pgk_errbuf());
-	return ret < 0 ? wrap_failure(st, ret, "stat", key) : 0;
+	ret = st->ops.stat(st->handle, key, out, err);
+	return ret < 0 ? wrap_failure(st, ret, "stat", key, err) : 0;
 }
 
 struct list_ctx {
@@ -448,41 +456,42 @@ static int list_relay(void *payload, const char *key, const struct pgkeep_stat *
 int store_list(struct pgk_store *st, const char *prefix, pgkeep_list_fn cb, void *payload)
 {
 	struct list_ctx c = { cb, payload, 0 };
+	char err[PGKEEP_ERRLEN] = "";
 	int ret;
 
-	pgk_errbuf()[0] = '\0';
-	ret = st->ops.list(st->handle, prefix, list_relay, &c, pgk_errbuf());
+	ret = st->ops.list(st->handle, prefix, list_relay, &c, err);
 	if (ret == 0)
 		return 0;
 	if (c.cb_ret && ret == c.cb_ret)
 		return ret;	/* the caller stopped it; its message stands */
-	return wrap_failure(st, ret, "list", *prefix ? prefix : "(all)");
+	return wrap_failure(st, ret, "list", *prefix ? prefix : "(all)", err);
 }
 
 int store_remove(struct pgk_store *st, const char *key)
 {
+	char err[PGKEEP_ERRLEN] = "";
 	int ret;
 
-	pgk_errbuf()[0] = '\0';
-	ret = st->ops.remove(st->handle, key, pgk_errbuf());
-	return ret < 0 ? wrap_failure(st, ret, "delete", key) : 0;
+	ret = st->ops.remove(st->handle, key, err);
+	return ret < 0 ? wrap_failure(st, ret, "delete", key, err) : 0;
 }
 
 int store_lock_until(struct pgk_store *st, const char *key, int64_t until)
 {
+	char err[PGKEEP_ERRLEN] = "";
 	int ret;
 
 	if (!st->ops.lock_until || !store_has_feature(st, PGKEEP_FEAT_LOCK))
 		return pgk_error(PGKEEP_EUNSUPPORTED,
 				 "repository %s: lock %s: plugin %s cannot lock objects",
 				 ctx_name(st), key, st->ops.name);
-	pgk_errbuf()[0] = '\0';
-	ret = st->ops.lock_until(st->handle, key, until, pgk_errbuf());
-	return ret < 0 ? wrap_failure(st, ret, "lock", key) : 0;
+	ret = st->ops.lock_until(st->handle, key, until, err);
+	return ret < 0 ? wrap_failure(st, ret, "lock", key, err) : 0;
 }
 
 int store_locked_until(struct pgk_store *st, const char *key, int64_t *until)
 {
+	char err[PGKEEP_ERRLEN] = "";
 	int ret;
 
 	*until = 0;
@@ -490,7 +499,6 @@ int store_locked_until(struct pgk_store *st, const char *key, int64_t *until)
 		return pgk_error(PGKEEP_EUNSUPPORTED,
 				 "repository %s: lock of %s: plugin %s cannot tell", ctx_name(st),
 				 key, st->ops.name);
-	pgk_errbuf()[0] = '\0';
-	ret = st->ops.locked_until(st->handle, key, until, pgk_errbuf());
-	return ret < 0 ? wrap_failure(st, ret, "lock state of", key) : 0;
+	ret = st->ops.locked_until(st->handle, key, until, err);
+	return ret < 0 ? wrap_failure(st, ret, "lock state of", key, err) : 0;
 }

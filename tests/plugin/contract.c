@@ -242,6 +242,49 @@ static void test_sink_stop(void)
 	free(key);
 }
 
+/* ------------------------------------------------------------ the key rule */
+
+static int count_keys(void *payload, const char *key, const struct pgkeep_stat *sb)
+{
+	(*(size_t *)payload)++;
+	return 0;
+}
+
+/* Keys outside the rule of pgkeep/storage.h are refused before any store work. */
+static void test_key_rule(void)
+{
+	static const char *const bad[] = { "a/../b", "a//b", "a/./b", "k/x.tmp.y", "k/", "sp ace" };
+	struct pgk_buf got = PGK_BUF_INIT;
+	struct pgkeep_stat sb;
+	size_t i, n = 0;
+	char *prefix;
+	int ret;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char *rel = xasprintf("badkeys/%s", bad[i]), *key = key_of(rel);
+
+		ret = store_put(st, key, "x", 1, 0);
+		is_int(ret, PGKEEP_EINVAL, "put of the key '%s' is EINVAL", key);
+		ret = store_get(st, key, &got);
+		is_int(ret, PGKEEP_EINVAL, "  and so is get");
+		ret = store_stat(st, key, &sb);
+		is_int(ret, PGKEEP_EINVAL, "  stat");
+		ret = store_remove(st, key);
+		is_int(ret, PGKEEP_EINVAL, "  and delete");
+		free(key);
+		free(rel);
+	}
+	ret = store_get(st, "/abs", &got);
+	is_int(ret, PGKEEP_EINVAL, "an absolute key is EINVAL");
+	ret = store_list(st, "../", count_keys, &n);
+	is_int(ret, PGKEEP_EINVAL, "a list prefix outside the rule is EINVAL");
+	prefix = key_of("badkeys/");
+	ret = store_list(st, prefix, count_keys, &n);
+	ok(ret == 0 && n == 0, "no refused put left an object (%zu under %s)", n, prefix);
+	free(prefix);
+	buf_free(&got);
+}
+
 /* ------------------------------------------------------------ put flags */
 
 static void test_if_absent_and_overwrite(void)
@@ -706,6 +749,7 @@ int main(int argc, char **argv)
 	test_sink_stop();
 	test_if_absent_and_overwrite();
 	test_abort();
+	test_key_rule();
 	test_delete();
 	test_list();
 	test_concurrency();
