@@ -5,7 +5,7 @@
 # restores into a cluster that starts with every row.  Last, a backup whose
 # WAL cannot be archived gives up after archive_timeout instead of hanging.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 SCALE=30
 

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Two repositories of one cluster: a (local, where backups and WAL go) and b
-# (local, or the store PGKEEP_TEST_REPO_CONF describes).  A base backup and a
+# (local, or the store PGKEEP_TEST_STORE names).  A base backup and a
 # dump are copied to b; after ~1% of the rows change, a second base backup is
 # copied and sends only a few chunks (counted from copy's report and in b's
 # store); a point-in-time restore from b alone, with a moved away, brings
@@ -9,15 +9,7 @@
 # list/info --all-repos saying where each backup is, verify --read-data on
 # both, and copies between repositories of different clusters refused.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-wait_archived() {
-	local seg=$1 deadline=$(( $(date +%s) + 120 ))
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 start_restored() {
 	local dir=$1 port i

@@ -8,7 +8,7 @@
 #
 #   CRASH_SEED=N   replay a run (the seed is printed first)
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 seed=${CRASH_SEED:-$(($(od -An -tu4 -N4 /dev/urandom) % 2147483647))}
 diag "seed $seed (CRASH_SEED=$seed to replay)"

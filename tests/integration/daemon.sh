@@ -3,7 +3,7 @@
 # once; `pgkeep schedule` shows the next runs; SIGTERM in the middle of a job
 # stops the daemon cleanly and leaves no partial backup (no manifest).
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 backups() { pgkeep_run info --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["backups"]))'; }
 count() { grep -c "$1" "$T/daemon.log"; }

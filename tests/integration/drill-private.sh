@@ -8,7 +8,7 @@
 # A stand-in pg_ctl (through PGKEEP_PG_BINDIR) holds the drill once the
 # server has started, until the probes are done.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"

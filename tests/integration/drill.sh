@@ -4,17 +4,7 @@
 # passes; with a WAL segment the recovery needs removed, it fails and names
 # the segment.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-wait_archived() {
-	local seg n=0
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	until [ "$(psql_q "select coalesce(last_archived_wal >= '$seg', false) from pg_stat_archiver")" = t ]; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || bail_out "segment $seg was not archived"
-		sleep 0.1
-	done
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"
@@ -30,7 +20,7 @@ for i in 1 2 3; do
 	psql_q "create table after_$i as select g from generate_series(1, 10000) g"
 	psql_q "select pg_switch_wal()" >/dev/null
 done
-wait_archived
+archive_current_wal || bail_out "the switched WAL segment was not archived"
 
 out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
 rc=$?

@@ -7,20 +7,11 @@
 # corrupted chunk found by verify --read-data, a pinned backup outliving
 # keep_last = 1, and `check` on a cluster whose archive_command is wrong.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pyjson() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
 # Switch WAL and wait until PostgreSQL has archived the switched segment.
-wait_archived() {
-	local seg n=0
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	until [ "$(psql_q "select coalesce(last_archived_wal >= '$seg', false) from pg_stat_archiver")" = t ]; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || bail_out "segment $seg was not archived"
-		sleep 0.1
-	done
-}
 
 # A config for the same repository with extra lines in its section.
 conf_with() {
@@ -64,7 +55,7 @@ set -- $ids
 is "$#" 6 "six base backups taken"
 # A commit after the last target, archived, so recovery can stop at each target.
 psql_q "insert into t(batch, v) values (99, 'later')"
-wait_archived
+archive_current_wal || bail_out "the switched WAL segment was not archived"
 
 chunks_before=$(find "$T/repo/chunks" -type f | sort)
 n_before=$(printf '%s\n' "$chunks_before" | grep -c .)
@@ -188,7 +179,7 @@ pin_count=$(psql_q "select count(*) from t")
 sleep 1.1
 psql_q "create table only_10 as select g from generate_series(1, 1000) g"
 pgkeep_run backup --type=base >/dev/null 2>&1 || bail_out "backup after pin failed"
-wait_archived
+archive_current_wal || bail_out "the switched WAL segment was not archived"
 ok "expire keep_last = 1" as_pg "$PGKEEP" --config "$T/keep1.conf" expire --grace 0
 left=$(pgkeep_run info --json | pyjson 'print(" ".join(b["id"] for b in d["backups"]))')
 like "$left" "$pinned" "the pinned backup survives keep_last = 1"

@@ -8,7 +8,7 @@
 # whatever fails, a retry succeeds and the repository verifies; and a store
 # that never recovers makes wal-fetch exit above 125 after five attempts.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 SIZE_MB=96
 
@@ -57,16 +57,6 @@ quiet_run_conf() {
 }
 temp_files() { find "$R" -name '*.tmp.*' | wc -l; }
 manifests() { find "$R/backups" -type f 2>/dev/null | wc -l; }
-
-wait_archived() {
-	# $1: segment name
-	local n=0
-	until [ "$(psql_q "select coalesce(last_archived_wal >= '$1', false) from pg_stat_archiver")" = t ]; do
-		n=$((n + 1))
-		[ $n -lt 900 ] || return 1
-		sleep 0.1
-	done
-}
 
 # --------------------------------------------------------------- full during a backup
 

@@ -7,7 +7,7 @@
 # holds none of its caller's descriptors, lives in a 0700 directory,
 # refuses a client of another user and leaves after key_cache seconds.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pgkeep_conf
 # Default KDF parameters: what the cache saves is the point.

@@ -6,7 +6,7 @@
 # a strict parser accepts, to a file replaced atomically, and still writes
 # what it can (exiting non-zero) when a repository cannot be opened.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 PROMCHECK="${top_srcdir:-.}/tests/integration/promcheck.py"
 

@@ -4,7 +4,7 @@
 # PostgreSQL recovers to the target, bringing back the rows committed up to
 # it (the last one just after the backup) and not the one after it.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg1"
 pgkeep_conf

@@ -10,7 +10,7 @@
 #
 #   PITR_SEED=N   replay a run (the seed is printed first)
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 seed=${PITR_SEED:-$(($(od -An -tu4 -N4 /dev/urandom) % 2147483647))}
 diag "seed $seed (PITR_SEED=$seed to replay)"

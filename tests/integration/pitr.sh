@@ -6,7 +6,7 @@
 # PostgreSQL started on the restored directory.  Then the refusals: a
 # non-empty directory, a target before every backup, a damaged chunk.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # Start a restored directory on a free port and wait for the end of recovery.
 start_restored() {
@@ -32,14 +32,6 @@ rows() {
 
 seq_list() {
 	seq -s, "$1" "$2"
-}
-
-wait_archived() {
-	local seg=$1 deadline=$(( $(date +%s) + 120 ))
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
 }
 
 pg_init "$T/pg1"

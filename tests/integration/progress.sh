@@ -5,7 +5,7 @@
 # event that counts every byte; with stderr not a terminal, auto mode
 # writes nothing, and --progress=none nothing even on a terminal.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # on_tty OUT ERR CMD...: run CMD with its stderr on a pseudo-terminal,
 # stdout into OUT and what the terminal showed into ERR; CMD's status.

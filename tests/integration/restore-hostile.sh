@@ -7,7 +7,7 @@
 # tablespace not in the backup is refused, and what is restored has
 # PostgreSQL's modes (directories 0700, files 0600) and still recovers.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"

@@ -10,7 +10,7 @@
 # and b2 against a self-signed HTTPS server); a restore run as root becomes
 # the data directory's owner, or refuses when that is root.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 PASS=Pk-Test-Passphrase-7d1f3b9a
 WRONG=Wrong-Passphrase-19e3c4aa

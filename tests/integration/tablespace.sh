@@ -9,7 +9,7 @@
 # (on a second, delta, backup) maps the tablespaces into its scratch
 # directory.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 start_restored() {
 	local dir=$1 port i
@@ -23,15 +23,6 @@ start_restored() {
 	while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
 		i=$((i + 1))
 		[ $i -lt 600 ] || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-		sleep 0.2
-	done
-}
-
-wait_archived() {
-	local seg deadline=$(( $(date +%s) + 120 ))
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
 		sleep 0.2
 	done
 }
@@ -101,7 +92,7 @@ for i in 1 2 3 4 5; do
 done
 psql_q "update t_one set note = 'changed' where id = 7"
 psql_q "delete from t_two where id = 9"
-ok "the WAL up to the last commit is archived" wait_archived
+ok "the WAL up to the last commit is archived" archive_current_wal
 want=$(contents)
 # Stopped, so that only a restore could change the original tablespaces.
 pg_stop || bail_out "cannot stop the cluster"
@@ -211,7 +202,7 @@ psql_q "insert into t_two values (20000, 'two second backup')"
 run pgkeep_run backup --type=base
 is "$rc" 0 "a second base backup (a delta) of the cluster with tablespaces"
 [ "$rc" -eq 0 ] || diag "$err"
-ok "its WAL is archived" wait_archived
+ok "its WAL is archived" archive_current_wal
 pg_stop || bail_out "cannot stop the cluster"
 before1=$(fingerprint "$SPC1")
 before2=$(fingerprint "$SPC2")

@@ -3,19 +3,13 @@
 # `pgkeep wal-push`, and every archived file comes back byte-identical
 # through `pgkeep wal-fetch`; then the refusals: different content under a
 # stored name, a segment of another cluster, corruption, a wrong passphrase.
-# Store-agnostic: PGKEEP_TEST_REPO_CONF / PGKEEP_TEST_HOOKS pick the store.
+# Store-agnostic: PGKEEP_TEST_STORE picks the store (tests/lib/stores.sh).
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 NSEG=50
 
 now_ms() { date +%s%3N; }
-
-# run CMD...: sets rc, and err to CMD's stderr (stdout is discarded).
-run() {
-	err=$("$@" 2>&1 >/dev/null)
-	rc=$?
-}
 
 # pgkeep as postgres from directory $1 (relative %p paths, as PostgreSQL runs us).
 pgkeep_in() {
@@ -228,8 +222,7 @@ if repo_corrupt_object "$key3"; then
 elif repo_is_local; then
 	fail "corrupting $key3 in the local repository"
 else
-	diag "corruption checks skipped: the repository is not local and" \
-	     "PGKEEP_TEST_HOOKS defines no repo_corrupt_object for it"
+	diag "corruption checks skipped: repo_corrupt_object cannot reach this store"
 fi
 
 # ---------------------------------------------------------------- wrong passphrase
