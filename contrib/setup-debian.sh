@@ -17,7 +17,7 @@ build="build-essential autoconf automake libtool pkg-config
 # Run and test: PostgreSQL 15, sshd for SFTP, Python peers for S3 signing and
 # the B2 simulator, node/npm for s3rver, and tools the tests call.
 test="postgresql-15 postgresql-client-15 openssh-server openssh-client
-	python3 python3-botocore python3-b2sdk zstd procps psmisc
+	python3 python3-botocore python3-b2sdk zstd procps psmisc strace
 	util-linux iproute2 time curl openssl groff-base man-db systemd clang libclang-rt-14-dev valgrind"
 
 missing=""

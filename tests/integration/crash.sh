@@ -129,12 +129,7 @@ while [ $i -lt 26 ]; do
 	i=$((i + 1))
 done
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver")" = t ]; do
-	n=$((n + 1))
-	[ $n -lt 600 ] || bail_out "archiving did not reach $last"
-	sleep 0.1
-done
+wait_archived "$last" || bail_out "archiving did not reach $last"
 
 wal_kills=0
 : >"$T/acked-wal"
@@ -220,15 +215,10 @@ cmp_ok "$got" -ge 8 "restore was killed mid-run $got times"
 # The last restored directory starts and holds the data.
 port=$(free_port)
 chown -R postgres:postgres "$dir"
-as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$T/restored.log" -w -t 120 \
+as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$T/restored.log" -w -t 300 \
 	-o "-p $port -c archive_mode=off -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1
 # pg_ctl -w returns at consistency; the archive is replayed to its end after.
-n=0
-until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
-	-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
-	n=$((n + 1))
-	sleep 0.1
-done
+wait_recovered "$port"
 rows=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
 	-c "select count(*) from ledger" 2>/dev/null)
 as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1

@@ -45,7 +45,7 @@ chown -R postgres:postgres "$BIN"
 at_exit "touch '$T/drill.go'"
 
 as_pg env PGKEEP_PG_BINDIR="$BIN" "$PGKEEP" --config "$PGKEEP_CONF" drill --dir "$T" --keep \
-	--timeout 120 >"$T/drill.out" 2>&1 &
+	--timeout 600 >"$T/drill.out" 2>&1 &
 drill=$!
 n=0
 until [ -e "$T/drill.data" ]; do

@@ -22,7 +22,7 @@ for i in 1 2 3; do
 done
 archive_current_wal || bail_out "the switched WAL segment was not archived"
 
-out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
+out=$(pgkeep_run drill --dir "$T" --timeout 600 2>&1)
 rc=$?
 is "$rc" 0 "drill passes on a good repository"
 diag "$out"
@@ -37,7 +37,7 @@ victim=$(find "$TEST_REPO_PATH/wal" -type f -name '0000000*' ! -name '*.*' | sed
 	awk -v s="$start" '$1 "" > s ""' | sort | sed -n 2p)
 [ -n "$victim" ] || bail_out "no segment after $start to remove"
 rm -f "$TEST_REPO_PATH/wal/$(printf '%s' "$victim" | cut -c1-8)/$victim"
-out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
+out=$(pgkeep_run drill --dir "$T" --timeout 600 2>&1)
 rc=$?
 cmp_ok "$rc" -ne 0 "drill fails when a needed WAL segment is gone"
 like "$out" "$victim" "and names the missing segment"

@@ -101,14 +101,11 @@ restore_check() { # ID TARGET-TIME WANT-COUNT DIR
 	pgkeep_run restore "$id" --pgdata "$dir" --target-time "$target" >/dev/null 2>"$T/restore.err" ||
 		{ diag "$(cat "$T/restore.err")"; return 1; }
 	port=$(free_port)
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 120 \
+	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 300 \
 		-o "-p $port -c archive_mode=off -c unix_socket_directories=$SOCKDIR -c listen_addresses=''" start >/dev/null ||
 		{ diag "$(tail -n 5 "$dir.log")"; return 1; }
 	# Recovery ends with promotion; wait until the server accepts writes.
-	for _ in $(seq 1 100); do
-		[ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ] && break
-		sleep 0.2
-	done
+	wait_recovered "$port"
 	got=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres -c 'select count(*) from t')
 	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
 	[ "$got" = "$want" ] || { diag "restored $got rows, want $want"; return 1; }
@@ -191,12 +188,11 @@ is "$(pgkeep_run info --json | pyjson 'print(len(d["backups"]))')" 1 "unpinned, 
 
 # ---------------------------------------------------------------- check
 
-out=$(pgkeep_run check --timeout 60 2>&1)
+out=$(pgkeep_run check --timeout 300 2>&1)
 rc=$?
 is "$rc" 0 "check passes on a good set-up"
 [ "$rc" = 0 ] || diag "$out"
-psql_q "alter system set archive_command = 'true'" && psql_q "select pg_reload_conf()" >/dev/null
-sleep 0.5
+pg_set archive_command true || bail_out "cannot set archive_command"
 out=$(pgkeep_run check --timeout 5 2>&1)
 rc=$?
 cmp_ok "$rc" -ne 0 "check fails when archive_command does not call pgkeep"

@@ -100,6 +100,7 @@ fi
 
 pg_conf "archive_command = 'false'"
 psql_q "select pg_reload_conf()" >/dev/null
+wait_until 300 pg_setting_is archive_command false || bail_out "archive_command = false not taken"
 sleep 1
 for i in 1 2 3; do
 	psql_q "insert into t select g, 'more' from generate_series(1, 1000) g; select pg_switch_wal()" >/dev/null
@@ -121,10 +122,8 @@ cmp_ok "$(metric "$M/pgkeep.prom" 'pgkeep_wal_archive_lag_segments{repository="t
 
 pg_conf "archive_command = $archive_cmd"
 psql_q "select pg_reload_conf()" >/dev/null
-for i in $(seq 1 120); do
-	[ "$(jget 'j["wal"]["archive_lag_segments"]')" = "0" ] && break
-	sleep 0.5
-done
+no_lag() { [ "$(jget 'j["wal"]["archive_lag_segments"]')" = "0" ]; }
+wait_until 300 no_lag
 is "$(jget 'j["wal"]["archive_lag_segments"]')" "0" "once archive_command works again the lag returns to 0"
 
 # ---------------------------------------------------------------- metrics

@@ -81,16 +81,12 @@ is "$backups" 3 "three base backups taken along the way"
 # restored_rows DIR: start a restored cluster on a free port, wait for the end
 # of recovery, print "count|max" of the ledger, stop it.
 restored_rows() {
-	local dir=$1 port n=0
+	local dir=$1 port
 	port=$(free_port)
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 120 \
+	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 300 \
 		-o "-p $port -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1 ||
 		{ diag "start failed: $(tail -n 5 "$dir.log")"; return 1; }
-	until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
-		-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
+	wait_recovered "$port"
 	as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
 		-c "select count(*) || '|' || coalesce(max(seq), 0) from ledger"
 	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1

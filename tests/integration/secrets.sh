@@ -164,15 +164,10 @@ is "$(stat -c %U "$T/restored")" postgres "the data directory it made belongs to
 is "$(find "$T/restored" ! -user postgres | wc -l)" 0 "and so does every file in it"
 like "$(cat "$L/root-restore.err")" "running as postgres" "it says it ran as postgres"
 port=$(free_port)
-as_pg "$PG_BINDIR/pg_ctl" -D "$T/restored" -l "$T/restored.log" -w -t 120 \
+as_pg "$PG_BINDIR/pg_ctl" -D "$T/restored" -l "$T/restored.log" -w -t 300 \
 	-o "-p $port -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1
 # pg_ctl -w returns at consistency; the archive is replayed to its end after.
-n=0
-until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
-	-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
-	n=$((n + 1))
-	sleep 0.1
-done
+wait_recovered "$port"
 rows=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres -c "select count(*) from t")
 as_pg "$PG_BINDIR/pg_ctl" -D "$T/restored" -m fast -w stop >/dev/null 2>&1
 is "$rows" 60000 "the restored cluster recovers through restore_command to every row"

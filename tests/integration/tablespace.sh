@@ -11,22 +11,6 @@
 
 . "${top_srcdir:-.}/tests/lib/integration.sh"
 
-start_restored() {
-	local dir=$1 port i
-	port=$(free_port) || bail_out "no free port"
-	printf '%s\n' "$port" >"$dir.port"
-	at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$dir' -m immediate -w stop"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -o "-p $port" -w -t 120 start \
-		>/dev/null || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-	pg_use "$dir"
-	i=0
-	while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-		sleep 0.2
-	done
-}
-
 # Every table's rows, in a form compared as text.
 contents() {
 	psql_q "select 'main', string_agg(id::text || ':' || note, ',' order by id) from t_main
@@ -161,7 +145,7 @@ is "$(stat -c '%a %U' "$T/new/one") $(stat -c '%a %U' "$T/new2")" "700 postgres 
 ok "tablespace one's files are in the new location" \
 	sh -c "ls '$T/new/one'/PG_*/*/ | grep -q ."
 ok "pg_verifybackup accepts the restored files, tablespaces included" verify_restored "$T/r1"
-ok "PostgreSQL starts on the restored directory and recovery ends" start_restored "$T/r1"
+ok "PostgreSQL starts on the restored directory and recovery ends" pg_start_restored "$T/r1"
 got=$(contents)
 is "$got" "$want" "every row is exact, in the main directory and in both tablespaces"
 is "$(psql_q "select string_agg(spcname || '=' || pg_tablespace_location(oid), ',' order by spcname)
@@ -207,7 +191,7 @@ pg_stop || bail_out "cannot stop the cluster"
 before1=$(fingerprint "$SPC1")
 before2=$(fingerprint "$SPC2")
 
-out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
+out=$(pgkeep_run drill --dir "$T" --timeout 600 2>&1)
 is "$?" 0 "drill passes on the cluster with tablespaces"
 diag "$out"
 is "$(find "$T" -maxdepth 1 -name 'pgkeep-drill.*' | wc -l)" 0 "the scratch copy is removed"

@@ -24,6 +24,11 @@
 #                                 wal_level=replica, archive_mode=on
 #   pg_use DIR              make a cluster made by pg_init current again
 #   pg_conf LINE...         append lines to the current postgresql.conf
+#   pg_set NAME VALUE       ALTER SYSTEM SET NAME = 'VALUE', reload, and wait
+#                           until a new session sees VALUE: the postmaster has
+#                           taken it and signalled the archiver along
+#   pg_setting_is NAME VALUE  a new session sees NAME = VALUE (for wait_until
+#                           after a reload)
 #   pg_start / pg_stop      start (waits) / stop (fast) the current cluster
 #   psql_q [SQL]            run SQL as postgres in database postgres, -XAtq;
 #                           with no argument, read SQL from stdin
@@ -31,6 +36,12 @@
 #   pg_sysid [DIR]          the cluster's system identifier (pg_controldata)
 #   verify_manifest DIR     a restored directory matches its backup_manifest
 #   pg_log_tail [N]         diag the last N lines of the current server log
+#   pg_start_restored DIR   start a directory pgkeep restored on a free port
+#                           (stopped at exit), make it current and
+#                           wait_recovered; 1 (with its log) on failure
+#   wait_recovered [PORT]   wait until the cluster on PORT (default the
+#                           current one) answers and is out of recovery; 1
+#                           after ten minutes
 #
 # The archiver (deadlines only bound a hang: they are minutes, never a
 # measure of speed):
@@ -160,6 +171,16 @@ pg_conf() {
 	printf '%s\n' "$@" >>"$PGDATA/postgresql.conf"
 }
 
+pg_setting_is() {
+	[ "$(psql_q "show $1")" = "$2" ]
+}
+
+pg_set() {
+	psql_q "alter system set $1 = '$2'" >/dev/null &&
+		psql_q "select pg_reload_conf()" >/dev/null &&
+		wait_until 300 pg_setting_is "$1" "$2"
+}
+
 pg_start() {
 	as_pg "$PG_BINDIR/pg_ctl" -D "$PGDATA" -l "$PGDATA.log" -w -t 300 start >/dev/null ||
 		bail_out "cannot start the cluster in $PGDATA: $(tail -n 5 "$PGDATA.log")"
@@ -203,6 +224,26 @@ verify_manifest() {
 pg_log_tail() {
 	[ -f "$PGDATA.log" ] && diag "last lines of $PGDATA.log:" "$(tail -n "${1:-20}" "$PGDATA.log")"
 	return 0
+}
+
+t_promoted() {
+	[ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$1" -d postgres \
+		-c "select pg_is_in_recovery()" 2>/dev/null)" = f ]
+}
+
+wait_recovered() {
+	wait_until 600 t_promoted "${1:-$PGPORT}"
+}
+
+pg_start_restored() {
+	local dir=$1 port
+	port=$(free_port) || bail_out "no free port"
+	printf '%s\n' "$port" >"$dir.port"
+	t_clusters="$t_clusters $dir"
+	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -o "-p $port" -w -t 300 start \
+		>/dev/null || { diag "$(tail -n 20 "$dir.log")"; return 1; }
+	pg_use "$dir"
+	wait_recovered || { diag "$(tail -n 20 "$dir.log")"; return 1; }
 }
 
 # A failed test shows the current server's log (tap.sh's done_testing).
