@@ -75,12 +75,7 @@ is "$rc" "0" "pgkeep verify accepts the repository"
 
 psql_q "create table after_backup as select 42 as answer" || bail_out "create table failed"
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-i=0
-while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$last', false) from pg_stat_archiver")" != t ]; do
-	i=$((i + 1))
-	[ $i -lt 600 ] || break
-	sleep 0.2
-done
+wait_archived "$last"
 
 run pgkeep_run restore "$B" --pgdata "$T/r1" --archive-mode=off
 is "$rc" "0" "it restores"

@@ -41,7 +41,9 @@ attempt() {
 	(as_pg sh -c 'echo $$ >"$1"; b=$2 c=$3; shift 3; exec "$b" --config "$c" "$@"' sh "$T/pid" "$PGKEEP" "$conf" \
 		"$@" >"$T/out" 2>"$T/err") 2>/dev/null &
 	waiter=$!
-	while [ ! -s "$T/pid" ] && [ $n -lt 500 ]; do
+	# Polled every 10 ms, the pause below starting when pgkeep does; the
+	# bound, at least five minutes, only stops a hang.
+	while [ ! -s "$T/pid" ] && [ $n -lt 30000 ]; do
 		sleep 0.01
 		n=$((n + 1))
 	done

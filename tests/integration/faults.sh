@@ -84,11 +84,8 @@ failed0=$(psql_q "select failed_count from pg_stat_archiver")
 fill_to 1500
 add_noise 3
 seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select failed_count > $failed0 from pg_stat_archiver")" = t ] || [ $n -ge 300 ]; do
-	n=$((n + 1))
-	sleep 0.1
-done
+archive_failed() { [ "$(psql_q "select failed_count > $failed0 from pg_stat_archiver")" = t ]; }
+wait_until 300 archive_failed
 ok "archive_command fails while the disk is full" \
 	[ "$(psql_q "select failed_count > $failed0 from pg_stat_archiver")" = t ]
 failing=$(psql_q "select last_failed_wal from pg_stat_archiver")

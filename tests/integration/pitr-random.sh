@@ -69,12 +69,7 @@ for phase in 1 2 3 4; do
 done
 psql_q "select pg_switch_wal()" >/dev/null
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver")" = t ]; do
-	n=$((n + 1))
-	[ $n -lt 900 ] || bail_out "archiving did not reach $last"
-	sleep 0.1
-done
+wait_archived "$last" || bail_out "archiving did not reach $last"
 is "$(wc -l <"$T/ledger" | tr -d ' ')" "$row" "the ledger recorded $row commits"
 is "$backups" 3 "three base backups taken along the way"
 

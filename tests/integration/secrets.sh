@@ -89,8 +89,7 @@ rm -f "$T/pid"
 (as_pg sh -c 'echo $$ >"$1"; exec "$2" --config "$3" -v backup --type=base' sh "$T/pid" \
 	"$PGKEEP" "$T/slow.conf" >"$L/slow-backup.out" 2>"$L/slow-backup.err") &
 waiter=$!
-n=0
-while [ ! -s "$T/pid" ] && [ $n -lt 300 ]; do sleep 0.01; n=$((n + 1)); done
+wait_until 300 test -s "$T/pid"
 pid=$(cat "$T/pid")
 snaps=0
 n=0
@@ -117,12 +116,7 @@ logged dump pgkeep_run -v backup --type=dump
 is "$rc" 0 "dump backup"
 psql_q "insert into t select g from generate_series(50001, 60000) g"
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver")" = t ]; do
-	n=$((n + 1))
-	[ $n -lt 600 ] || bail_out "archiving did not reach $last"
-	sleep 0.1
-done
+wait_archived "$last" || bail_out "archiving did not reach $last"
 logged list pgkeep_run -v list
 logged info pgkeep_run -v info --json
 logged verify pgkeep_run -v verify --read-data

@@ -98,11 +98,8 @@ is "$bad" "0" "each segment reads back byte-identical from a and from b"
 write_conf up down
 failed0=$(psql_q "select failed_count from pg_stat_archiver")
 stuck=$(switch_segments 3)
-deadline=$(( $(date +%s) + 30 ))
-while [ "$(psql_q "select failed_count from pg_stat_archiver")" = "$failed0" ] &&
-	[ "$(date +%s)" -lt "$deadline" ]; do
-	sleep 0.2
-done
+archive_failed() { [ "$(psql_q "select failed_count from pg_stat_archiver")" != "$failed0" ]; }
+wait_until 300 archive_failed
 cmp_ok "$(psql_q "select failed_count from pg_stat_archiver")" -gt "$failed0" \
 	"with b down, pg_stat_archiver counts failed archive_command runs"
 ok "... and the archiver does not get past the segments b lacks" \
