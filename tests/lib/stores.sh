@@ -89,8 +89,8 @@ s3_store_start() {
 }
 
 s3_store_report() {
-	diag "proxy: $(wc -l <"$S3_DIR/proxy.log") requests," \
-		"$(grep -c 'rejected:' "$S3_DIR/proxy.log") rejected by the signature check"
+	diag "proxy: $(wc -l <"$S3_DIR/proxy.log") requests, $(grep -c 'rejected:' \
+		"$S3_DIR/proxy.log") rejected by the signature check"
 	grep 'rejected:' "$S3_DIR/proxy.log" | head -5 | sed 's/^/# /'
 	# A request signed wrongly fails the test even when the script passed.
 	if grep -q 'rejected:SignatureDoesNotMatch\|rejected:XAmzContentSHA256Mismatch' \
@@ -124,8 +124,8 @@ sftp_store_start() {
 sftp_store_report() {
 	local left
 	# What sshd saw, for the log: sessions opened and any refusals.
-	diag "sshd: $(grep -c 'Accepted publickey' "$SFTP_DIR/sshd.log") logins," \
-		"$(grep -c -i 'refused\|failed' "$SFTP_DIR/sshd.log") refusals"
+	diag "sshd: $(grep -c 'Accepted publickey' "$SFTP_DIR/sshd.log") logins, $(grep -c -i \
+		'refused\|failed' "$SFTP_DIR/sshd.log") refusals"
 	left=$(find "$SFTP_ROOT/$SFTP_TEST_REPO" -name '*.tmp.*' 2>/dev/null | wc -l)
 	if [ "$left" -ne 0 ]; then
 		diag "FAIL: $left temp file(s) left in the repository"
