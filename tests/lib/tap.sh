@@ -13,7 +13,7 @@
 #   diag_file FILE          FILE as comment lines
 #   bail_out MSG            abort the whole test (TAP "Bail out!")
 #   skip_all REASON         no tests at all: "1..0 # SKIP REASON", exit 0
-#   require_root            skip_all unless running as root
+#   require_root [WHY]      skip_all unless running as root, saying why root
 #   done_testing            print the plan; exit 1 when anything failed
 #
 # And waiting for a condition (the deadline only bounds a hang, so it is
@@ -114,7 +114,7 @@ skip_all() {
 
 require_root() {
 	[ "$(id -u)" -eq 0 ] ||
-		skip_all "needs root (runs PostgreSQL and servers as other users)"
+		skip_all "needs root (${1:-it runs PostgreSQL and servers as other users})"
 }
 
 wait_until() {

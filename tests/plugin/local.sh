@@ -7,7 +7,7 @@
 set -u
 : "${top_builddir:?run through make check}" "${PGKEEP_TEST_PLUGIN_DIR:?run through make check}"
 . "${top_srcdir:?run through make check}/tests/lib/tap.sh"
-require_root
+require_root "it mounts a tmpfs for the full-disk checks"
 
 CONTRACT=$top_builddir/tests/plugin/contract
 OP=$top_builddir/tests/plugin/storeop

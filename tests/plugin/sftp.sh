@@ -15,7 +15,7 @@ PLUGIN=$PGKEEP_TEST_PLUGIN_DIR/sftp.so
 IO=$top_builddir/tests/sftp/plugin-io
 CONTRACT=$top_builddir/tests/plugin/contract
 
-require_root
+require_root "sshd switches to its test user"
 [ -f "$PLUGIN" ] || bail_out "$PLUGIN not built"
 [ -x "$IO" ] || bail_out "$IO not built"
 
