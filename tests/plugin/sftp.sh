@@ -289,13 +289,11 @@ head -c $((64 * 1048576)) /dev/urandom >"$W/big"
 { head -c $((40 * 1048576)) "$W/big"; sleep 3; tail -c +$((40 * 1048576 + 1)) "$W/big"; } |
 	io put big/object 2>"$W/err" &
 bgpid=$!
-i=0
-while [ $i -lt 100 ]; do	# until 32 MiB of it sits in the temp file
+half_sent() {	# 32 MiB of it sits in the temp file
 	size=$(find "$REPO/big" -name 'object.tmp.*' -printf '%s\n' 2>/dev/null | head -n1)
-	[ "${size:-0}" -ge $((32 * 1048576)) ] && break
-	sleep 0.05
-	i=$((i + 1))
-done
+	[ "${size:-0}" -ge $((32 * 1048576)) ]
+}
+wait_until 300 half_sent
 sshd_kill
 wait "$bgpid"
 rc=$?
@@ -328,7 +326,9 @@ bgpid=
 [ -n "$stopped" ] && kill -CONT $stopped 2>/dev/null
 is "$rc" 0 "a put whose session stalls completes on a new session"
 like "$(cat "$W/err")" "LIBSSH2_ERROR_(SOCKET_)?TIMEOUT.*reconnecting" "after the I/O timeout"
-ok "within a few seconds ($((t1 - t0)) s)" test $((t1 - t0)) -le 8
+# Seconds, as timeout = 2 says, not the default minute; the margin is for a
+# loaded machine, where the new session's handshake can take a while.
+ok "within seconds ($((t1 - t0)) s)" test $((t1 - t0)) -le 30
 io_run get stall/buffered
 ok "and the object is whole" cmp -s "$W/out" "$W/pause.in"
 
@@ -340,7 +340,8 @@ io_run -o connect_timeout=2 list
 t1=$(date +%s)
 kill -CONT "$listener"
 like "$err" "handshake.*code -4" "a server that never answers fails the handshake as retryable"
-ok "after connect_timeout ($((t1 - t0)) s)" test $((t1 - t0)) -le 5
+# connect_timeout = 2, not the default 10 s.
+ok "after connect_timeout ($((t1 - t0)) s)" test $((t1 - t0)) -lt 10
 
 sshd_stop
 io_run list
