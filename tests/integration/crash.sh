@@ -1,8 +1,9 @@
 #!/bin/sh
 # Crash consistency: pgkeep is killed with SIGKILL at seeded random moments
 # during wal-push, base and dump backups, restore and expire (at least 50
-# kills).  A store that answers slowly (the fault plugin's delay_ms) makes
-# the kills land inside the work.  After each kill the same command is run
+# kills).  A moment is a number of store calls begun, counted by the fault
+# plugin, so that the kills land inside the work however fast or loaded the
+# machine is; its delay_ms keeps each call open long enough to be caught.  After each kill the same command is run
 # again and must succeed; the repositories must pass verify --read-data; and
 # nothing acknowledged (a command that exited 0) may be missing.
 #
@@ -27,17 +28,25 @@ quiet() {
 	"$@" >/dev/null
 }
 
-sleep_ms() {
-	sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
+# The store calls the slow configs' fault plugin has counted so far (empty
+# while it rewrites the file: read as none yet).
+calls_made() {
+	local c
+	c=$(cat "$T/calls" 2>/dev/null)
+	echo "${c:-0}"
 }
 
-# attempt CONF MIN_MS MAX_MS ARGS...: run pgkeep ARGS as postgres and
-# SIGKILL it after a random pause.  Sets killed (1 when the kill landed
-# while it ran) and rc; its output is in $T/out and $T/err.
+# attempt CONF MIN MAX ARGS...: run pgkeep ARGS as postgres and SIGKILL it
+# once it has begun a random number of store calls in [MIN, MAX].  Sets
+# killed (1 when the kill landed while it ran) and rc; its output is in
+# $T/out and $T/err.  Both waits poll every 10 ms; their bounds (minutes)
+# only stop a hang.
 attempt() {
-	local conf=$1 lo=$2 hi=$3 pid n=0 waiter
+	local conf=$1 lo=$2 hi=$3 pid n=0 waiter target
 	shift 3
 	rm -f "$T/pid"
+	rand "$lo" "$hi"
+	target=$(($(calls_made) + R))
 	(as_pg sh -c 'echo $$ >"$1"; b=$2 c=$3; shift 3; exec "$b" --config "$c" "$@"' sh "$T/pid" "$PGKEEP" "$conf" \
 		"$@" >"$T/out" 2>"$T/err") 2>/dev/null &
 	waiter=$!
@@ -48,8 +57,11 @@ attempt() {
 		n=$((n + 1))
 	done
 	pid=$(cat "$T/pid")
-	rand "$lo" "$hi"
-	sleep_ms "$R"
+	n=0
+	while [ "$(calls_made)" -lt "$target" ] && kill -0 "$pid" 2>/dev/null && [ $n -lt 30000 ]; do
+		sleep 0.01
+		n=$((n + 1))
+	done
 	killed=0
 	if kill -KILL "$pid" 2>/dev/null; then
 		killed=1
@@ -105,7 +117,9 @@ pg_start
 as_pg "$PG_BINDIR/pgbench" -i -q -s 2 -h "$SOCKDIR" -p "$PGPORT" postgres >/dev/null 2>&1 ||
 	bail_out "pgbench -i failed"
 psql_q "create table ledger(n int primary key, note text)" || bail_out "create table"
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS" \
+# fail_at beyond reach: the plugin fails nothing, but counts every call.
+COUNT="fail_at = 4000000000\nfail_state = $T/calls"
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS\n$COUNT" \
 	pgkeep_conf "$T/slow.conf"
 chown postgres "$T/slow.conf"
 : >"$T/acked"
@@ -121,7 +135,7 @@ add_rows() {
 # A second repository takes the segments, pushed one by one by the test.
 W=$T/wrepo
 PGKEEP_TEST_REPO_CONF="plugin = local\npath = $W" pgkeep_conf "$T/wfast.conf"
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $W\ndelay_ms = $DELAY_MS" pgkeep_conf "$T/wslow.conf"
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $W\ndelay_ms = $DELAY_MS\n$COUNT" pgkeep_conf "$T/wslow.conf"
 as_pg "$PGKEEP" --config "$T/wfast.conf" init --kdf-n 1024 >/dev/null 2>&1 ||
 	bail_out "init of the WAL repository failed"
 i=0
@@ -137,7 +151,7 @@ wal_kills=0
 : >"$T/acked-wal"
 bad=0
 for seg in $(ls "$T/walsrc" | grep -E '^[0-9A-F]{24}$' | sort); do
-	attempt "$T/wslow.conf" 20 340 wal-push "$T/walsrc/$seg"
+	attempt "$T/wslow.conf" 1 3 wal-push "$T/walsrc/$seg"
 	if [ "$killed" -eq 1 ]; then
 		wal_kills=$((wal_kills + 1))
 		again "$T/wfast.conf" wal-push "$T/walsrc/$seg" ||
@@ -166,7 +180,7 @@ is "$lost" 0 "all $(wc -l <"$T/acked-wal") acknowledged segments come back byte 
 
 # --------------------------------------------------------------- backups
 
-# backup_round TYPE WANT_KILLS MIN_MS MAX_MS
+# backup_round TYPE WANT_KILLS MIN_CALLS MAX_CALLS
 backup_round() {
 	local type=$1 want=$2 lo=$3 hi=$4 got=0 tries=0 fails=0
 	while [ $got -lt "$want" ] && [ $tries -lt $((want * 3)) ]; do
@@ -187,8 +201,8 @@ backup_round() {
 	is "$fails" 0 "$type backup: every run after a kill succeeds and verify --read-data passes"
 	cmp_ok "$got" -ge "$want" "$type backup was killed mid-run $got times"
 }
-backup_round base 8 150 2600
-backup_round dump 8 100 1200
+backup_round base 8 2 40
+backup_round dump 8 2 20
 ok "every acknowledged backup is still there ($(wc -l <"$T/acked"))" acked_backups_present
 ok "no backup is left half-made: every listed backup verifies" verify_all
 
@@ -204,7 +218,7 @@ while [ $got -lt 8 ] && [ $tries -lt 24 ]; do
 	tries=$((tries + 1))
 	[ -z "${dir:-}" ] || rm -rf "$dir"
 	dir=$T/restore$tries
-	attempt "$T/slow.conf" 100 1100 restore latest --pgdata "$dir" --force
+	attempt "$T/slow.conf" 2 20 restore latest --pgdata "$dir" --force
 	[ "$killed" -eq 1 ] || continue
 	got=$((got + 1))
 	if ! again "$PGKEEP_CONF" restore latest --pgdata "$dir" --force; then
@@ -228,7 +242,7 @@ is "$rows" "$last_rows" "the cluster restored after the kills recovers every led
 
 # --------------------------------------------------------------- expire
 
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS\nkeep_last = 2" \
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS\nkeep_last = 2\n$COUNT" \
 	pgkeep_conf "$T/slow-keep.conf"
 PGKEEP_TEST_REPO_CONF="plugin = local\npath = $TEST_REPO_PATH\nkeep_last = 2" \
 	pgkeep_conf "$T/keep.conf"
@@ -240,7 +254,7 @@ while [ $got -lt 6 ] && [ $tries -lt 18 ]; do
 	add_rows 100
 	again "$PGKEEP_CONF" backup --type=dump || { fails=$((fails + 1)); continue; }
 	head -n 1 "$T/out" >>"$T/acked"
-	attempt "$T/slow-keep.conf" 50 900 expire --grace 0
+	attempt "$T/slow-keep.conf" 1 15 expire --grace 0
 	[ "$killed" -eq 1 ] || continue
 	got=$((got + 1))
 	again "$T/keep.conf" expire --grace 0 ||
