@@ -19,7 +19,7 @@ build="build-essential autoconf automake libtool pkg-config
 # from the prometheus package, checks the shipped alert rules; debhelper,
 # lintian and debootstrap build, check and install the Debian packages).
 test="postgresql-15 postgresql-client-15 openssh-server openssh-client
-	python3 python3-botocore python3-b2sdk zstd procps psmisc
+	python3 python3-botocore python3-b2sdk zstd procps psmisc strace
 	util-linux iproute2 time curl openssl groff-base man-db systemd clang libclang-rt-14-dev valgrind
 	prometheus
 	debhelper dpkg-dev fakeroot lintian debootstrap git"

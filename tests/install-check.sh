@@ -8,17 +8,16 @@ set -u
 dest=$1 prefix=$2 unitdir=$3
 # The Makefile's value may still name ${prefix} (the default is under it).
 unitdir=$(printf '%s\n' "$unitdir" | sed "s|\${prefix}|$prefix|")
-n=0 failed=0
-check() { # DESC CMD...
+. "$(dirname "$0")/lib/tap.sh"
+# check DESC CMD...: ok, with CMD's complaint shown when it fails.
+check() {
 	local desc=$1
 	shift
-	n=$((n + 1))
 	if "$@" >/dev/null 2>"$dest.err"; then
-		echo "ok $n - $desc"
+		pass "$desc"
 	else
-		echo "not ok $n - $desc"
-		sed 's/^/# /' "$dest.err"
-		failed=$((failed + 1))
+		fail "$desc"
+		diag_file "$dest.err"
 	fi
 }
 renders() { out=$(groff -man -Tutf8 -ww -z "$1" 2>&1) && [ -z "$out" ] || { echo "$out" >&2; return 1; }; }
@@ -53,5 +52,4 @@ for h in ProtectSystem PrivateTmp NoNewPrivileges; do
 	check "the backup service sets $h" grep -q "^$h=" "$units/pgkeep-backup@dump.service"
 done
 rm -rf "$units" "$dest.err"
-echo "1..$n"
-[ $failed -eq 0 ]
+done_testing

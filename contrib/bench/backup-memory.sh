@@ -20,7 +20,7 @@ PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgre
 export top_srcdir PGKEEP PGKEEP_TEST_PLUGIN_DIR PG_BINDIR
 [ -x /usr/bin/time ] || { echo "GNU time is missing (apt-get install time)" >&2; exit 1; }
 
-. "$top_srcdir/tests/integration/lib.sh"
+. "$top_srcdir/tests/lib/integration.sh"
 
 # measure WHAT CMD...: run CMD as postgres under GNU time, print the figures.
 measure() {

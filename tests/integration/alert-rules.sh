@@ -6,7 +6,7 @@
 # is really written by `pgkeep metrics` is checked in metrics.sh, against a
 # live output.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 src=${top_srcdir:-.}
 rules=$src/contrib/prometheus/pgkeep-rules.yml

@@ -5,7 +5,7 @@
 # restores into a cluster that starts with every row.  Last, a backup whose
 # WAL cannot be archived gives up after archive_timeout instead of hanging.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 SCALE=30
 
@@ -33,12 +33,10 @@ psql_q "checkpoint" >/dev/null
 	sh "$T/backup.pid" "$PGKEEP" "$PGKEEP_CONF" "$T/backup.log") 2>/dev/null &
 waiter=$!
 # Mid-stream: the server is sending files (it reports progress).
-i=0
-while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup where phase = 'streaming database files' and backup_streamed > 20 * 1024 * 1024" 2>/dev/null)" != 1 ]; do
-	i=$((i + 1))
-	[ $i -lt 600 ] || break
-	sleep 0.05
-done
+streaming() {
+	[ "$(psql_q "select count(*) from pg_stat_progress_basebackup where phase = 'streaming database files' and backup_streamed > 20 * 1024 * 1024" 2>/dev/null)" = 1 ]
+}
+wait_until 300 streaming
 pid=$(cat "$T/backup.pid")
 streamed=$(psql_q "select backup_streamed from pg_stat_progress_basebackup")
 ok "the backup is streaming (${streamed:-0} bytes sent) when pgkeep is killed" \
@@ -47,12 +45,10 @@ kill -KILL "$pid"
 wait "$waiter"
 ok "pgkeep is gone" sh -c "! kill -0 $pid 2>/dev/null"
 
-i=0
-while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup")" != 0 ]; do
-	i=$((i + 1))
-	[ $i -lt 300 ] || break
-	sleep 0.1
-done
+no_server_backup() {
+	[ "$(psql_q "select count(*) from pg_stat_progress_basebackup")" = 0 ]
+}
+wait_until 300 no_server_backup
 is "$(psql_q "select count(*) from pg_stat_progress_basebackup")" "0" \
 	"the server's backup ended (its replication connection closed with pgkeep)"
 is "$(manifests)" "0" "no manifest: the killed backup does not exist"
@@ -79,30 +75,12 @@ is "$rc" "0" "pgkeep verify accepts the repository"
 
 psql_q "create table after_backup as select 42 as answer" || bail_out "create table failed"
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-i=0
-while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$last', false) from pg_stat_archiver")" != t ]; do
-	i=$((i + 1))
-	[ $i -lt 600 ] || break
-	sleep 0.2
-done
+wait_archived "$last"
 
 run pgkeep_run restore "$B" --pgdata "$T/r1" --archive-mode=off
 is "$rc" "0" "it restores"
 [ "$rc" -eq 0 ] || diag "$err"
-port=$(free_port)
-printf '%s\n' "$port" >"$T/r1.port"
-at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$T/r1' -m immediate -w stop"
-start_r1() {
-	as_pg "$PG_BINDIR/pg_ctl" -D "$T/r1" -l "$T/r1.log" -o "-p $port" -w -t 120 start >/dev/null
-}
-ok "PostgreSQL starts on the restored directory" start_r1
-pg_use "$T/r1"
-i=0
-while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
-	i=$((i + 1))
-	[ $i -lt 600 ] || break
-	sleep 0.2
-done
+ok "PostgreSQL starts on the restored directory and recovery ends" pg_start_restored "$T/r1"
 is "$(psql_q "select count(*) from pgbench_accounts")" "$((SCALE * 100000))" \
 	"every pgbench account is there"
 is "$(psql_q "select answer from after_backup")" "42" \
@@ -111,27 +89,23 @@ is "$(psql_q "select answer from after_backup")" "42" \
 # ---------------------------------------------------------------- archiving broken
 
 pg_use "$PG1"
-psql_q "alter system set archive_command = '/bin/false'" >/dev/null
-psql_q "select pg_reload_conf()" >/dev/null
+pg_set archive_command /bin/false || bail_out "cannot set archive_command"
 as_pg sed -i '/^\[global\]$/a archive_timeout = 6' "$PGKEEP_CONF"
 t0=$(date +%s)
 run pgkeep_run backup --type=base
 t1=$(date +%s)
 ok "a backup whose WAL is not archived fails" [ "$rc" -ne 0 ]
 like "$err" "archive_command" "... pointing at archive_command"
-cmp_ok "$((t1 - t0))" -lt 60 "... after archive_timeout, not never ($((t1 - t0)) s)"
+# The time taken is mostly the backup's own, whatever the machine's speed:
+# the message tells which deadline ended the wait.
+like "$err" "did not reach repository test within 6 s" \
+	"... after archive_timeout, not never (in $((t1 - t0)) s)"
 is "$(manifests)" "1" "... and leaves no backup"
-i=0
-while [ "$(psql_q "select count(*) from pg_stat_progress_basebackup")" != 0 ] && [ $i -lt 100 ]; do
-	i=$((i + 1))
-	sleep 0.1
-done
+wait_until 300 no_server_backup
 is "$(psql_q "select count(*) from pg_stat_progress_basebackup")" "0" \
 	"... nor a backup running on the server"
 
-psql_q "alter system set archive_command = ''" >/dev/null
-psql_q "select pg_reload_conf()" >/dev/null
-sleep 0.5
+pg_set archive_command "" || bail_out "cannot set archive_command"
 run pgkeep_run backup --type=base
 ok "with archive_command empty, a base backup is refused" [ "$rc" -ne 0 ]
 like "$err" "archive_command is empty" "... saying so"

@@ -4,6 +4,6 @@
 # point-in-time restore served by the s3 plugin alone.
 
 set -u
-: "${top_srcdir:?}"
-. "$top_srcdir/tests/integration/s3lib.sh"
-s3_run_integration copy.sh
+. "${top_srcdir:-.}/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stores.sh"
+store_run s3 copy.sh

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Two repositories of one cluster: a (local, where backups and WAL go) and b
-# (local, or the store PGKEEP_TEST_REPO_CONF describes).  A base backup and a
+# (local, or the store PGKEEP_TEST_STORE names).  A base backup and a
 # dump are copied to b; after ~1% of the rows change, a second base backup is
 # copied and sends only a few chunks (counted from copy's report and in b's
 # store); a point-in-time restore from b alone, with a moved away, brings
@@ -9,31 +9,7 @@
 # list/info --all-repos saying where each backup is, verify --read-data on
 # both, and copies between repositories of different clusters refused.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-wait_archived() {
-	local seg=$1 deadline=$(( $(date +%s) + 120 ))
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
-}
-
-start_restored() {
-	local dir=$1 port i
-	port=$(free_port) || bail_out "no free port"
-	printf '%s\n' "$port" >"$dir.port"
-	at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$dir' -m immediate -w stop"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -o "-p $port" -w -t 120 start \
-		>/dev/null || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-	pg_use "$dir"
-	i=0
-	while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-		sleep 0.2
-	done
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # Chunk objects in b's store.
 b_chunks() {
@@ -227,7 +203,7 @@ mv "$T/ra" "$T/ra.away"
 run pgkeep_run --repo b restore latest --pgdata "$T/r1" --target-time "$target" --archive-mode=off
 is "$rc" 0 "restore --repo b latest --target-time, with a moved away" || diag "$err"
 like "$out" "restored backup $B2" "... from the copy of base backup 2"
-ok "PostgreSQL recovers from b's WAL alone" start_restored "$T/r1"
+ok "PostgreSQL recovers from b's WAL alone" pg_start_restored "$T/r1"
 is "$(psql_q "select string_agg(id::text, ',' order by id) from m")" "1" \
 	"exactly the rows committed before the target"
 is "$(psql_q "select count(*) from t where v like 'changed %'")" "3000" "... and the changed rows"

@@ -1,14 +1,15 @@
 #!/bin/sh
 # Crash consistency: pgkeep is killed with SIGKILL at seeded random moments
 # during wal-push, base and dump backups, restore and expire (at least 50
-# kills).  A store that answers slowly (the fault plugin's delay_ms) makes
-# the kills land inside the work.  After each kill the same command is run
+# kills).  A moment is a number of store calls begun, counted by the fault
+# plugin, so that the kills land inside the work however fast or loaded the
+# machine is; its delay_ms keeps each call open long enough to be caught.  After each kill the same command is run
 # again and must succeed; the repositories must pass verify --read-data; and
 # nothing acknowledged (a command that exited 0) may be missing.
 #
 #   CRASH_SEED=N   replay a run (the seed is printed first)
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 seed=${CRASH_SEED:-$(($(od -An -tu4 -N4 /dev/urandom) % 2147483647))}
 diag "seed $seed (CRASH_SEED=$seed to replay)"
@@ -27,27 +28,40 @@ quiet() {
 	"$@" >/dev/null
 }
 
-sleep_ms() {
-	sleep "$(printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)))"
+# The store calls the slow configs' fault plugin has counted so far (empty
+# while it rewrites the file: read as none yet).
+calls_made() {
+	local c
+	c=$(cat "$T/calls" 2>/dev/null)
+	echo "${c:-0}"
 }
 
-# attempt CONF MIN_MS MAX_MS ARGS...: run pgkeep ARGS as postgres and
-# SIGKILL it after a random pause.  Sets killed (1 when the kill landed
-# while it ran) and rc; its output is in $T/out and $T/err.
+# attempt CONF MIN MAX ARGS...: run pgkeep ARGS as postgres and SIGKILL it
+# once it has begun a random number of store calls in [MIN, MAX].  Sets
+# killed (1 when the kill landed while it ran) and rc; its output is in
+# $T/out and $T/err.  Both waits poll every 10 ms; their bounds (minutes)
+# only stop a hang.
 attempt() {
-	local conf=$1 lo=$2 hi=$3 pid n=0 waiter
+	local conf=$1 lo=$2 hi=$3 pid n=0 waiter target
 	shift 3
 	rm -f "$T/pid"
+	rand "$lo" "$hi"
+	target=$(($(calls_made) + R))
 	(as_pg sh -c 'echo $$ >"$1"; b=$2 c=$3; shift 3; exec "$b" --config "$c" "$@"' sh "$T/pid" "$PGKEEP" "$conf" \
 		"$@" >"$T/out" 2>"$T/err") 2>/dev/null &
 	waiter=$!
-	while [ ! -s "$T/pid" ] && [ $n -lt 500 ]; do
+	# Polled every 10 ms, the pause below starting when pgkeep does; the
+	# bound, at least five minutes, only stops a hang.
+	while [ ! -s "$T/pid" ] && [ $n -lt 30000 ]; do
 		sleep 0.01
 		n=$((n + 1))
 	done
 	pid=$(cat "$T/pid")
-	rand "$lo" "$hi"
-	sleep_ms "$R"
+	n=0
+	while [ "$(calls_made)" -lt "$target" ] && kill -0 "$pid" 2>/dev/null && [ $n -lt 30000 ]; do
+		sleep 0.01
+		n=$((n + 1))
+	done
 	killed=0
 	if kill -KILL "$pid" 2>/dev/null; then
 		killed=1
@@ -103,7 +117,9 @@ pg_start
 as_pg "$PG_BINDIR/pgbench" -i -q -s 2 -h "$SOCKDIR" -p "$PGPORT" postgres >/dev/null 2>&1 ||
 	bail_out "pgbench -i failed"
 psql_q "create table ledger(n int primary key, note text)" || bail_out "create table"
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS" \
+# fail_at beyond reach: the plugin fails nothing, but counts every call.
+COUNT="fail_at = 4000000000\nfail_state = $T/calls"
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS\n$COUNT" \
 	pgkeep_conf "$T/slow.conf"
 chown postgres "$T/slow.conf"
 : >"$T/acked"
@@ -119,7 +135,7 @@ add_rows() {
 # A second repository takes the segments, pushed one by one by the test.
 W=$T/wrepo
 PGKEEP_TEST_REPO_CONF="plugin = local\npath = $W" pgkeep_conf "$T/wfast.conf"
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $W\ndelay_ms = $DELAY_MS" pgkeep_conf "$T/wslow.conf"
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $W\ndelay_ms = $DELAY_MS\n$COUNT" pgkeep_conf "$T/wslow.conf"
 as_pg "$PGKEEP" --config "$T/wfast.conf" init --kdf-n 1024 >/dev/null 2>&1 ||
 	bail_out "init of the WAL repository failed"
 i=0
@@ -129,18 +145,14 @@ while [ $i -lt 26 ]; do
 	i=$((i + 1))
 done
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver")" = t ]; do
-	n=$((n + 1))
-	[ $n -lt 600 ] || bail_out "archiving did not reach $last"
-	sleep 0.1
-done
+wait_archived "$last" || bail_out "archiving did not reach $last"
 
 wal_kills=0
 : >"$T/acked-wal"
 bad=0
 for seg in $(ls "$T/walsrc" | grep -E '^[0-9A-F]{24}$' | sort); do
-	attempt "$T/wslow.conf" 20 340 wal-push "$T/walsrc/$seg"
+	# A push makes only a few store calls: killed at its first or second.
+	attempt "$T/wslow.conf" 1 2 wal-push "$T/walsrc/$seg"
 	if [ "$killed" -eq 1 ]; then
 		wal_kills=$((wal_kills + 1))
 		again "$T/wfast.conf" wal-push "$T/walsrc/$seg" ||
@@ -169,7 +181,7 @@ is "$lost" 0 "all $(wc -l <"$T/acked-wal") acknowledged segments come back byte 
 
 # --------------------------------------------------------------- backups
 
-# backup_round TYPE WANT_KILLS MIN_MS MAX_MS
+# backup_round TYPE WANT_KILLS MIN_CALLS MAX_CALLS
 backup_round() {
 	local type=$1 want=$2 lo=$3 hi=$4 got=0 tries=0 fails=0
 	while [ $got -lt "$want" ] && [ $tries -lt $((want * 3)) ]; do
@@ -190,8 +202,8 @@ backup_round() {
 	is "$fails" 0 "$type backup: every run after a kill succeeds and verify --read-data passes"
 	cmp_ok "$got" -ge "$want" "$type backup was killed mid-run $got times"
 }
-backup_round base 8 150 2600
-backup_round dump 8 100 1200
+backup_round base 8 2 40
+backup_round dump 8 2 20
 ok "every acknowledged backup is still there ($(wc -l <"$T/acked"))" acked_backups_present
 ok "no backup is left half-made: every listed backup verifies" verify_all
 
@@ -207,7 +219,7 @@ while [ $got -lt 8 ] && [ $tries -lt 24 ]; do
 	tries=$((tries + 1))
 	[ -z "${dir:-}" ] || rm -rf "$dir"
 	dir=$T/restore$tries
-	attempt "$T/slow.conf" 100 1100 restore latest --pgdata "$dir" --force
+	attempt "$T/slow.conf" 2 20 restore latest --pgdata "$dir" --force
 	[ "$killed" -eq 1 ] || continue
 	got=$((got + 1))
 	if ! again "$PGKEEP_CONF" restore latest --pgdata "$dir" --force; then
@@ -220,15 +232,10 @@ cmp_ok "$got" -ge 8 "restore was killed mid-run $got times"
 # The last restored directory starts and holds the data.
 port=$(free_port)
 chown -R postgres:postgres "$dir"
-as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$T/restored.log" -w -t 120 \
+as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$T/restored.log" -w -t 300 \
 	-o "-p $port -c archive_mode=off -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1
 # pg_ctl -w returns at consistency; the archive is replayed to its end after.
-n=0
-until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
-	-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
-	n=$((n + 1))
-	sleep 0.1
-done
+wait_recovered "$port"
 rows=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
 	-c "select count(*) from ledger" 2>/dev/null)
 as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1
@@ -236,7 +243,7 @@ is "$rows" "$last_rows" "the cluster restored after the kills recovers every led
 
 # --------------------------------------------------------------- expire
 
-PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS\nkeep_last = 2" \
+PGKEEP_TEST_REPO_CONF="plugin = fault\npath = $TEST_REPO_PATH\ndelay_ms = $DELAY_MS\nkeep_last = 2\n$COUNT" \
 	pgkeep_conf "$T/slow-keep.conf"
 PGKEEP_TEST_REPO_CONF="plugin = local\npath = $TEST_REPO_PATH\nkeep_last = 2" \
 	pgkeep_conf "$T/keep.conf"
@@ -248,7 +255,7 @@ while [ $got -lt 6 ] && [ $tries -lt 18 ]; do
 	add_rows 100
 	again "$PGKEEP_CONF" backup --type=dump || { fails=$((fails + 1)); continue; }
 	head -n 1 "$T/out" >>"$T/acked"
-	attempt "$T/slow-keep.conf" 50 900 expire --grace 0
+	attempt "$T/slow-keep.conf" 1 15 expire --grace 0
 	[ "$killed" -eq 1 ] || continue
 	got=$((got + 1))
 	again "$T/keep.conf" expire --grace 0 ||

@@ -3,7 +3,7 @@
 # once; `pgkeep schedule` shows the next runs; SIGTERM in the middle of a job
 # stops the daemon cleanly and leaves no partial backup (no manifest).
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 backups() { pgkeep_run info --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["backups"]))'; }
 count() { grep -c "$1" "$T/daemon.log"; }
@@ -23,13 +23,9 @@ like "$out" "dump +\* \* \* \* \* +[0-9]{4}-" "with the next run of the dump job
 as_pg sh -c "'$PGKEEP' --config '$PGKEEP_CONF' daemon >'$T/daemon.log' 2>&1; echo \$? >'$T/daemon.rc'" &
 at_exit "pkill -KILL -f -- '--config $PGKEEP_CONF daemon'"
 
-# Two runs take up to two minutes and a bit.
-n=0
-until [ "$(count 'job dump finished: ok')" -ge 2 ]; do
-	n=$((n + 1))
-	[ $n -lt 200 ] || break
-	sleep 1
-done
+# Two runs take up to two minutes and a bit; the deadline only bounds a hang.
+ran_twice() { [ "$(count 'job dump finished: ok')" -ge 2 ]; }
+wait_until 600 ran_twice
 cmp_ok "$(count 'job dump finished: ok')" -ge 2 "the dump job ran twice"
 is "$(backups)" "$(count 'job dump finished: ok')" "each run left exactly one backup"
 # Never two at once: every "started" is followed by its "finished" before the next start.
@@ -39,21 +35,12 @@ like "$seq" "^(started finished )+(started )?$" "runs never overlap ($seq)"
 # Make the next run slow (a store that answers slowly), then stop the daemon mid-job.
 before=$(backups)
 as_pg sed -i 's/^plugin = local$/plugin = fault\ndelay_ms = 300/' "$PGKEEP_CONF"
-n=0
-until [ "$(count 'job dump started')" -gt "$(count 'job dump finished')" ]; do
-	n=$((n + 1))
-	[ $n -lt 180 ] || break
-	sleep 0.5
-done
+job_running() { [ "$(count 'job dump started')" -gt "$(count 'job dump finished')" ]; }
+wait_until 300 job_running
 sleep 2
 cmp_ok "$(count 'job dump started')" -gt "$(count 'job dump finished')" "a job is running"
 pkill -TERM -f -- "$PGKEEP --config $PGKEEP_CONF daemon"
-n=0
-until [ -s "$T/daemon.rc" ]; do
-	n=$((n + 1))
-	[ $n -lt 600 ] || break
-	sleep 0.2
-done
+wait_until 300 test -s "$T/daemon.rc"
 is "$(cat "$T/daemon.rc" 2>/dev/null)" 0 "the daemon exits 0 on SIGTERM"
 like "$(cat "$T/daemon.log")" "received SIGTERM" "and logs why"
 like "$(tail -n 1 "$T/daemon.log")" "stopped" "its last line says it stopped"

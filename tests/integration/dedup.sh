@@ -5,7 +5,7 @@
 # stores less than a quarter of what the first one stored.  WAL archived
 # meanwhile is reported but not counted: it is not the backup's data.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 SCALE=20
 

@@ -8,7 +8,7 @@
 # deltas/ records; a missing base is named by verify and by restore; a
 # damaged previous manifest only costs the next dump its deltas.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 stored_of() { # INFO_JSON ID
 	python3 -c 'import json, sys

@@ -8,7 +8,7 @@
 # A stand-in pg_ctl (through PGKEEP_PG_BINDIR) holds the drill once the
 # server has started, until the probes are done.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"
@@ -45,7 +45,7 @@ chown -R postgres:postgres "$BIN"
 at_exit "touch '$T/drill.go'"
 
 as_pg env PGKEEP_PG_BINDIR="$BIN" "$PGKEEP" --config "$PGKEEP_CONF" drill --dir "$T" --keep \
-	--timeout 120 >"$T/drill.out" 2>&1 &
+	--timeout 600 >"$T/drill.out" 2>&1 &
 drill=$!
 n=0
 until [ -e "$T/drill.data" ]; do

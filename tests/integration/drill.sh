@@ -5,24 +5,11 @@
 # with a WAL segment the recovery needs removed, it fails and names
 # the segment.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # A server build outside Debian's layout: drill's pg_ctl is the one it
 # brings (PG_BINDIR links it), as an operator would set PGKEEP_PG_BINDIR.
 [ -z "${PGKEEP_TEST_PG_SERVER_BINDIR:-}" ] || export PGKEEP_PG_BINDIR="$PG_BINDIR"
-
-wait_archived() {
-	local seg n=0
-	# A row first: a switch with nothing written since the last one is a
-	# no-op, and its segment would never be archived.
-	seg=$(psql_q "create table if not exists archive_mark(at timestamptz);
-		insert into archive_mark values (now()); select pg_walfile_name(pg_switch_wal())")
-	until [ "$(psql_q "select coalesce(last_archived_wal >= '$seg', false) from pg_stat_archiver")" = t ]; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || bail_out "segment $seg was not archived"
-		sleep 0.1
-	done
-}
 
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"
@@ -38,9 +25,9 @@ for i in 1 2 3; do
 	psql_q "create table after_$i as select g from generate_series(1, 10000) g"
 	psql_q "select pg_switch_wal()" >/dev/null
 done
-wait_archived
+archive_current_wal || bail_out "the switched WAL segment was not archived"
 
-out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
+out=$(pgkeep_run drill --dir "$T" --timeout 600 2>&1)
 rc=$?
 is "$rc" 0 "drill passes on a good repository"
 diag "$out"
@@ -55,7 +42,7 @@ victim=$(find "$TEST_REPO_PATH/wal" -type f -name '0000000*' ! -name '*.*' | sed
 	awk -v s="$start" '$1 "" > s ""' | sort | sed -n 2p)
 [ -n "$victim" ] || bail_out "no segment after $start to remove"
 rm -f "$TEST_REPO_PATH/wal/$(printf '%s' "$victim" | cut -c1-8)/$victim"
-out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
+out=$(pgkeep_run drill --dir "$T" --timeout 600 2>&1)
 rc=$?
 cmp_ok "$rc" -ne 0 "drill fails when a needed WAL segment is gone"
 like "$out" "$victim" "and names the missing segment"

@@ -5,7 +5,7 @@
 # PGKEEP_TEST_PG_SERVER_BINDIR naming a 16, 17 or 18 server and only
 # Debian's 15 client installed, that is the case; against 15 the dump works.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg1"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"

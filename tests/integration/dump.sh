@@ -5,7 +5,7 @@
 # writes the dump file itself, an unchanged database dumps again at almost
 # no cost, and --all keeps the globals and every database.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # A plain-text dump of DB into FILE (pg_dump's own, for comparison).
 plain_dump() {

@@ -7,20 +7,11 @@
 # corrupted chunk found by verify --read-data, a pinned backup outliving
 # keep_last = 1, and `check` on a cluster whose archive_command is wrong.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pyjson() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 
 # Switch WAL and wait until PostgreSQL has archived the switched segment.
-wait_archived() {
-	local seg n=0
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	until [ "$(psql_q "select coalesce(last_archived_wal >= '$seg', false) from pg_stat_archiver")" = t ]; do
-		n=$((n + 1))
-		[ $n -lt 600 ] || bail_out "segment $seg was not archived"
-		sleep 0.1
-	done
-}
 
 # A config for the same repository with extra lines in its section.
 conf_with() {
@@ -64,7 +55,7 @@ set -- $ids
 is "$#" 6 "six base backups taken"
 # A commit after the last target, archived, so recovery can stop at each target.
 psql_q "insert into t(batch, v) values (99, 'later')"
-wait_archived
+archive_current_wal || bail_out "the switched WAL segment was not archived"
 
 chunks_before=$(find "$T/repo/chunks" -type f | sort)
 n_before=$(printf '%s\n' "$chunks_before" | grep -c .)
@@ -110,14 +101,11 @@ restore_check() { # ID TARGET-TIME WANT-COUNT DIR
 	pgkeep_run restore "$id" --pgdata "$dir" --target-time "$target" >/dev/null 2>"$T/restore.err" ||
 		{ diag "$(cat "$T/restore.err")"; return 1; }
 	port=$(free_port)
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 120 \
+	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 300 \
 		-o "-p $port -c archive_mode=off -c unix_socket_directories=$SOCKDIR -c listen_addresses=''" start >/dev/null ||
 		{ diag "$(tail -n 5 "$dir.log")"; return 1; }
 	# Recovery ends with promotion; wait until the server accepts writes.
-	for _ in $(seq 1 100); do
-		[ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ] && break
-		sleep 0.2
-	done
+	wait_recovered "$port"
 	got=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres -c 'select count(*) from t')
 	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
 	[ "$got" = "$want" ] || { diag "restored $got rows, want $want"; return 1; }
@@ -188,7 +176,7 @@ pin_count=$(psql_q "select count(*) from t")
 sleep 1.1
 psql_q "create table only_10 as select g from generate_series(1, 1000) g"
 pgkeep_run backup --type=base >/dev/null 2>&1 || bail_out "backup after pin failed"
-wait_archived
+archive_current_wal || bail_out "the switched WAL segment was not archived"
 ok "expire keep_last = 1" as_pg "$PGKEEP" --config "$T/keep1.conf" expire --grace 0
 left=$(pgkeep_run info --json | pyjson 'print(" ".join(b["id"] for b in d["backups"]))')
 like "$left" "$pinned" "the pinned backup survives keep_last = 1"
@@ -200,12 +188,11 @@ is "$(pgkeep_run info --json | pyjson 'print(len(d["backups"]))')" 1 "unpinned, 
 
 # ---------------------------------------------------------------- check
 
-out=$(pgkeep_run check --timeout 60 2>&1)
+out=$(pgkeep_run check --timeout 300 2>&1)
 rc=$?
 is "$rc" 0 "check passes on a good set-up"
 [ "$rc" = 0 ] || diag "$out"
-psql_q "alter system set archive_command = 'true'" && psql_q "select pg_reload_conf()" >/dev/null
-sleep 0.5
+pg_set archive_command true || bail_out "cannot set archive_command"
 out=$(pgkeep_run check --timeout 5 2>&1)
 rc=$?
 cmp_ok "$rc" -ne 0 "check fails when archive_command does not call pgkeep"

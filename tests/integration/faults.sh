@@ -8,7 +8,7 @@
 # whatever fails, a retry succeeds and the repository verifies; and a store
 # that never recovers makes wal-fetch exit above 125 after five attempts.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 SIZE_MB=96
 
@@ -58,16 +58,6 @@ quiet_run_conf() {
 temp_files() { find "$R" -name '*.tmp.*' | wc -l; }
 manifests() { find "$R/backups" -type f 2>/dev/null | wc -l; }
 
-wait_archived() {
-	# $1: segment name
-	local n=0
-	until [ "$(psql_q "select coalesce(last_archived_wal >= '$1', false) from pg_stat_archiver")" = t ]; do
-		n=$((n + 1))
-		[ $n -lt 900 ] || return 1
-		sleep 0.1
-	done
-}
-
 # --------------------------------------------------------------- full during a backup
 
 pgkeep_run backup --type=base >/dev/null 2>&1 || bail_out "first backup failed"
@@ -94,11 +84,8 @@ failed0=$(psql_q "select failed_count from pg_stat_archiver")
 fill_to 1500
 add_noise 3
 seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select failed_count > $failed0 from pg_stat_archiver")" = t ] || [ $n -ge 300 ]; do
-	n=$((n + 1))
-	sleep 0.1
-done
+archive_failed() { [ "$(psql_q "select failed_count > $failed0 from pg_stat_archiver")" = t ]; }
+wait_until 300 archive_failed
 ok "archive_command fails while the disk is full" \
 	[ "$(psql_q "select failed_count > $failed0 from pg_stat_archiver")" = t ]
 failing=$(psql_q "select last_failed_wal from pg_stat_archiver")

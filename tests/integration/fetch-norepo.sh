@@ -7,7 +7,7 @@
 # directory (then from a vanished path) must stop recovery, not promote onto
 # a new timeline; pointed back at the real repository, it recovers every row.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 repo_is_local_default() { [ -z "$PGKEEP_TEST_REPO_CONF" ]; }
 repo_is_local_default || { echo "1..0 # SKIP needs the default local repository"; exit 0; }
@@ -66,14 +66,6 @@ is "$rc:$err" "1:" "... and none without -v"
 
 rows() {
 	psql_q "select count(*) || ':' || coalesce(max(id), 0) from t"
-}
-
-wait_archived() {
-	local seg=$1 deadline=$(( $(date +%s) + 120 ))
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
 }
 
 psql_q "create table t(id int primary key, note text)" || bail_out "create table failed"

@@ -6,7 +6,7 @@
 # plain SQL byte for byte.  A file that is no dump is refused clearly and
 # leaves no backup behind.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 plain_dump() {
 	as_pg "$PG_BINDIR/pg_dump" -h "$SOCKDIR" -p "$PGPORT" -d "$1" | unrestrict >"$2"

@@ -7,7 +7,7 @@
 # holds none of its caller's descriptors, lives in a 0700 directory,
 # refuses a client of another user and leaves after key_cache seconds.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pgkeep_conf
 # Default KDF parameters: what the cache saves is the point.
@@ -25,27 +25,27 @@ agent_of() {
 	return 1
 }
 
-# gone PID: wait up to 8 s for PID to end (a zombie counts as ended).
-gone() {
-	local n=0
-	while [ $n -lt 160 ]; do
-		case $(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) in
-		"" | Z | X) return 0 ;;
-		esac
-		sleep 0.05
-		n=$((n + 1))
-	done
+# gone PID: wait for PID to end (a zombie counts as ended); 1 after two
+# minutes, a bound for a hang only.
+ended() {
+	case $(sed 's/.*) \(.\).*/\1/' "/proc/$1/stat" 2>/dev/null) in
+	"" | Z | X) return 0 ;;
+	esac
 	return 1
+}
+gone() {
+	wait_until 120 ended "$1"
 }
 
 # timed NAME CONF: pgkeep -v -v list as postgres under /usr/bin/time; sets
-# rss (KB), secs, err (the log).
+# rss (KB), secs (CPU seconds, which a loaded machine does not inflate as it
+# does the wall clock's), err (the log).
 timed() {
-	as_pg /usr/bin/time -f "%M %e" -o "$T/$1.time" "$PGKEEP" --config "$2" -v -v list \
+	as_pg /usr/bin/time -f "%M %U %S" -o "$T/$1.time" "$PGKEEP" --config "$2" -v -v list \
 		>/dev/null 2>"$T/$1.err"
 	rc=$?
 	rss=$(cut -d' ' -f1 "$T/$1.time")
-	secs=$(cut -d' ' -f2 "$T/$1.time")
+	secs=$(awk '{ print $2 + $3 }' "$T/$1.time")
 	err=$(cat "$T/$1.err")
 }
 
@@ -66,7 +66,7 @@ like "$err" "key from the cache" "... with the key from the cache"
 ok "... and no scrypt" sh -c '! grep -q scrypt "$1"' sh "$T/hit.err"
 diag "list: miss $miss_secs s, $miss_rss KB; hit $secs s, $rss KB"
 cmp_ok "$((miss_rss - rss))" -ge 20000 "peak RSS drops by more than 20 MB on a hit"
-ok "and it is faster" python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" \
+ok "and it costs less CPU time" python3 -c "import sys; sys.exit(not float(sys.argv[1]) < float(sys.argv[2]))" \
 	"$secs" "$miss_secs"
 
 # --------------------------------------------------------------- the agent itself
@@ -172,7 +172,9 @@ start=$(date +%s)
 gone "$short"
 ok "the agent exits by itself" [ $? -eq 0 ]
 waited=$(($(date +%s) - start))
-cmp_ok "$waited" -le 4 "within about 2 s of its last use ($waited s)"
+# Seconds, as key_cache = 2 says, not the default's quarter of an hour; the
+# margin is for a loaded machine, where waking up can take a while.
+cmp_ok "$waited" -lt 30 "within seconds of its last use ($waited s)"
 ok "and takes its socket with it" [ ! -e "$T/spool2/keycache/agent.sock" ]
 
 # --------------------------------------------------------------- another user

@@ -5,7 +5,7 @@
 # trace (LD_DEBUG=files) says what a command opened later.  Commands that
 # need a library still get it and work.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 HEAVY='libpq|libarchive|libgssapi_krb5|libldap|libgnutls|libicu|libxml2'
 

@@ -6,7 +6,7 @@
 # a strict parser accepts, to a file replaced atomically, and still writes
 # what it can (exiting non-zero) when a repository cannot be opened.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 PROMCHECK="${top_srcdir:-.}/tests/integration/promcheck.py"
 
@@ -100,6 +100,7 @@ fi
 
 pg_conf "archive_command = 'false'"
 psql_q "select pg_reload_conf()" >/dev/null
+wait_until 300 pg_setting_is archive_command false || bail_out "archive_command = false not taken"
 sleep 1
 for i in 1 2 3; do
 	psql_q "insert into t select g, 'more' from generate_series(1, 1000) g; select pg_switch_wal()" >/dev/null
@@ -128,10 +129,8 @@ ok "every metric the Grafana dashboard and the alert rules use has a sample" \
 
 pg_conf "archive_command = $archive_cmd"
 psql_q "select pg_reload_conf()" >/dev/null
-for i in $(seq 1 120); do
-	[ "$(jget 'j["wal"]["archive_lag_segments"]')" = "0" ] && break
-	sleep 0.5
-done
+no_lag() { [ "$(jget 'j["wal"]["archive_lag_segments"]')" = "0" ]; }
+wait_until 300 no_lag
 is "$(jget 'j["wal"]["archive_lag_segments"]')" "0" "once archive_command works again the lag returns to 0"
 
 # ---------------------------------------------------------------- metrics

@@ -5,7 +5,7 @@
 # lock held for a few seconds (read as "1", it gave up after one second).
 # No cluster is needed: dumps come from import-dump.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pgkeep_conf
 ok "pgkeep init" pgkeep_init

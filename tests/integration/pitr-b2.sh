@@ -5,11 +5,12 @@
 # chunks) meets an expiry mid-run, and bursts of 503 and of 429 with
 # Retry-After hit the first calls: four failures in a row, so that the first
 # request succeeds only at the last of the plugin's five attempts.  The
-# backup and every restore must still succeed.
+# backup and every restore must still succeed, and the fake must have seen
+# every one of those faults.
 
 set -u
-: "${top_srcdir:?}"
-B2_INNER_TEST=pitr.sh
+. "${top_srcdir:-.}/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stores.sh"
 B2_FAKE_CONTROL='{"token_uses": 20, "fail_503": 2, "fail_429": 2, "retry_after": 1}'
-export B2_INNER_TEST B2_FAKE_CONTROL
-exec sh "$top_srcdir/tests/integration/wal-b2.sh"
+export B2_FAKE_CONTROL
+store_run b2 pitr.sh

@@ -10,7 +10,7 @@
 #
 #   PITR_SEED=N   replay a run (the seed is printed first)
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 seed=${PITR_SEED:-$(($(od -An -tu4 -N4 /dev/urandom) % 2147483647))}
 diag "seed $seed (PITR_SEED=$seed to replay)"
@@ -69,28 +69,19 @@ for phase in 1 2 3 4; do
 done
 psql_q "select pg_switch_wal()" >/dev/null
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver")" = t ]; do
-	n=$((n + 1))
-	[ $n -lt 900 ] || bail_out "archiving did not reach $last"
-	sleep 0.1
-done
+wait_archived "$last" || bail_out "archiving did not reach $last"
 is "$(wc -l <"$T/ledger" | tr -d ' ')" "$row" "the ledger recorded $row commits"
 is "$backups" 3 "three base backups taken along the way"
 
 # restored_rows DIR: start a restored cluster on a free port, wait for the end
 # of recovery, print "count|max" of the ledger, stop it.
 restored_rows() {
-	local dir=$1 port n=0
+	local dir=$1 port
 	port=$(free_port)
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 120 \
+	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -w -t 300 \
 		-o "-p $port -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1 ||
 		{ diag "start failed: $(tail -n 5 "$dir.log")"; return 1; }
-	until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
-		-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
-		n=$((n + 1))
-		sleep 0.1
-	done
+	wait_recovered "$port"
 	as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
 		-c "select count(*) || '|' || coalesce(max(seq), 0) from ledger"
 	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -m fast -w stop >/dev/null 2>&1

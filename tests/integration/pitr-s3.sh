@@ -4,6 +4,6 @@
 # time, an LSN and a restore point, all through the s3 plugin.
 
 set -u
-: "${top_srcdir:?}"
-. "$top_srcdir/tests/integration/s3lib.sh"
-s3_run_integration pitr.sh
+. "${top_srcdir:-.}/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stores.sh"
+store_run s3 pitr.sh

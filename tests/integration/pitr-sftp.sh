@@ -4,7 +4,6 @@
 # an LSN and a restore point.
 
 set -u
-: "${top_srcdir:?}"
-SFTP_INNER_TEST=pitr.sh
-export SFTP_INNER_TEST
-exec sh "$top_srcdir/tests/integration/wal-sftp.sh"
+. "${top_srcdir:-.}/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stores.sh"
+store_run sftp pitr.sh

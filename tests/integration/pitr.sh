@@ -6,24 +6,7 @@
 # PostgreSQL started on the restored directory.  Then the refusals: a
 # non-empty directory, a target before every backup, a damaged chunk.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-# Start a restored directory on a free port and wait for the end of recovery.
-start_restored() {
-	local dir=$1 port i
-	port=$(free_port) || bail_out "no free port"
-	printf '%s\n' "$port" >"$dir.port"
-	at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$dir' -m immediate -w stop"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -o "-p $port" -w -t 120 start \
-		>/dev/null || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-	pg_use "$dir"
-	i=0
-	while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-		sleep 0.2
-	done
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # The ids of table t in the current cluster, comma-separated.
 rows() {
@@ -32,14 +15,6 @@ rows() {
 
 seq_list() {
 	seq -s, "$1" "$2"
-}
-
-wait_archived() {
-	local seg=$1 deadline=$(( $(date +%s) + 120 ))
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
 }
 
 pg_init "$T/pg1"
@@ -128,7 +103,7 @@ like "$(grep recovery_target_time "$T/r1/postgresql.auto.conf")" "\\+00'\$" \
 is "$(stat -c '%a %U' "$T/r1")" "700 postgres" "the data directory is 0700, owned by the restoring user"
 ok "pg_verifybackup accepts the restored files" \
 	verify_manifest "$T/r1"
-ok "PostgreSQL starts on the restored directory and recovery ends" start_restored "$T/r1"
+ok "PostgreSQL starts on the restored directory and recovery ends" pg_start_restored "$T/r1"
 is "$(rows)" "$(seq_list 1 8)" "--target-time: exactly the rows committed up to the target"
 
 # ---------------------------------------------------------------- --target-lsn
@@ -137,7 +112,7 @@ pg_use "$PG1"
 run pgkeep_run restore "$B1" --pgdata "$T/r2" --target-lsn "$lsn10" --archive-mode=off
 is "$rc" "0" "restore ID --target-lsn succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
-ok "PostgreSQL starts on it" start_restored "$T/r2"
+ok "PostgreSQL starts on it" pg_start_restored "$T/r2"
 is "$(rows)" "$(seq_list 1 10)" "--target-lsn: exactly the rows committed before the LSN"
 
 # ---------------------------------------------------------------- --target-name
@@ -146,7 +121,7 @@ pg_use "$PG1"
 run pgkeep_run restore latest --pgdata "$T/r3" --target-name pgkeep-test-point --archive-mode=off
 is "$rc" "0" "restore --target-name succeeds"
 [ "$rc" -eq 0 ] || diag "$err"
-ok "PostgreSQL starts on it" start_restored "$T/r3"
+ok "PostgreSQL starts on it" pg_start_restored "$T/r3"
 is "$(rows)" "$(seq_list 1 12)" "--target-name: exactly the rows before the restore point"
 
 # ---------------------------------------------------------------- refusals

@@ -7,7 +7,7 @@
 # backup shows the wait for the server's checkpoint until the server
 # streams, then its bytes against the server's own estimate.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # on_tty OUT ERR CMD...: run CMD with its stderr on a pseudo-terminal,
 # stdout into OUT and what the terminal showed into ERR; CMD's status.

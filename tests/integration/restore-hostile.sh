@@ -10,7 +10,7 @@
 # file with one byte changed, one left out, one the manifest does not list
 # are refused, naming the file.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg"
 pg_conf "archive_command = '\"$PGKEEP\" --config $PGKEEP_CONF wal-push %p'"

@@ -10,7 +10,7 @@
 # and b2 against a self-signed HTTPS server); a restore run as root becomes
 # the data directory's owner, or refuses when that is root.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 PASS=Pk-Test-Passphrase-7d1f3b9a
 WRONG=Wrong-Passphrase-19e3c4aa
@@ -89,8 +89,7 @@ rm -f "$T/pid"
 (as_pg sh -c 'echo $$ >"$1"; exec "$2" --config "$3" -v backup --type=base' sh "$T/pid" \
 	"$PGKEEP" "$T/slow.conf" >"$L/slow-backup.out" 2>"$L/slow-backup.err") &
 waiter=$!
-n=0
-while [ ! -s "$T/pid" ] && [ $n -lt 300 ]; do sleep 0.01; n=$((n + 1)); done
+wait_until 300 test -s "$T/pid"
 pid=$(cat "$T/pid")
 snaps=0
 n=0
@@ -117,12 +116,7 @@ logged dump pgkeep_run -v backup --type=dump
 is "$rc" 0 "dump backup"
 psql_q "insert into t select g from generate_series(50001, 60000) g"
 last=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-n=0
-until [ "$(psql_q "select coalesce(last_archived_wal >= '$last', false) from pg_stat_archiver")" = t ]; do
-	n=$((n + 1))
-	[ $n -lt 600 ] || bail_out "archiving did not reach $last"
-	sleep 0.1
-done
+wait_archived "$last" || bail_out "archiving did not reach $last"
 logged list pgkeep_run -v list
 logged info pgkeep_run -v info --json
 logged verify pgkeep_run -v verify --read-data
@@ -164,15 +158,10 @@ is "$(stat -c %U "$T/restored")" postgres "the data directory it made belongs to
 is "$(find "$T/restored" ! -user postgres | wc -l)" 0 "and so does every file in it"
 like "$(cat "$L/root-restore.err")" "running as postgres" "it says it ran as postgres"
 port=$(free_port)
-as_pg "$PG_BINDIR/pg_ctl" -D "$T/restored" -l "$T/restored.log" -w -t 120 \
+as_pg "$PG_BINDIR/pg_ctl" -D "$T/restored" -l "$T/restored.log" -w -t 300 \
 	-o "-p $port -c unix_socket_directories=$SOCKDIR" start >/dev/null 2>&1
 # pg_ctl -w returns at consistency; the archive is replayed to its end after.
-n=0
-until [ "$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres \
-	-c "select pg_is_in_recovery()" 2>/dev/null)" = f ] || [ $n -ge 600 ]; do
-	n=$((n + 1))
-	sleep 0.1
-done
+wait_recovered "$port"
 rows=$(as_pg "$PG_BINDIR/psql" -XAtq -h "$SOCKDIR" -p "$port" -d postgres -c "select count(*) from t")
 as_pg "$PG_BINDIR/pg_ctl" -D "$T/restored" -m fast -w stop >/dev/null 2>&1
 is "$rows" 60000 "the restored cluster recovers through restore_command to every row"

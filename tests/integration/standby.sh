@@ -9,7 +9,7 @@
 # the standby is promoted with its archiver unable to push history files: a
 # backup on the new timeline stores the history file from the server.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # start_at DIR: start a cluster made outside pg_init on its own port.
 start_at() {
@@ -35,16 +35,6 @@ wait_sql() {
 
 # With nothing written since the last switch, pg_switch_wal() would name
 # the segment just begun, which is archived only once it is switched too.
-wait_archived() {
-	local seg deadline=$(( $(date +%s) + 120 ))
-	psql_q "insert into pulse default values" || return 1
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
-}
-
 # standby_conf FILE TIMEOUT: a config whose conninfo names the standby.
 standby_conf() {
 	pgkeep_conf "$1"
@@ -90,7 +80,7 @@ psql_q "insert into ledger select g, 'before ' || g from generate_series(1, 100)
 run pgkeep_run backup --type=base
 is "$rc" 0 "a base backup of the primary"
 [ "$rc" -eq 0 ] || diag "$err"
-ok "its WAL is archived" wait_archived
+ok "its WAL is archived" archive_current_wal
 run pgkeep_run restore latest --pgdata "$T/standby" --archive-mode=off
 is "$rc" 0 "restored into the standby's directory"
 [ "$rc" -eq 0 ] || diag "$err"
@@ -141,7 +131,7 @@ psql_q "select pg_sleep(0.05)" >/dev/null
 for i in $(seq 211 215); do
 	psql_q "insert into ledger values ($i, 'too late $i')"
 done
-ok "the WAL after the target is archived" wait_archived
+ok "the WAL after the target is archived" archive_current_wal
 
 run pgkeep_run restore "$B" --pgdata "$T/r1" --target-time "$target" --archive-mode=off
 is "$rc" 0 "the standby's backup restores with a target after its end"
@@ -200,7 +190,7 @@ run as_pg "$PGKEEP" --config "$T/promoted.conf" wal-fetch 00000002.history "$T/h
 is "$rc" 0 "the backup stored 00000002.history in the repository"
 ok "... the server's own file" cmp "$T/h/00000002.history" "$STANDBY/pg_wal/00000002.history"
 psql_q "insert into ledger values (1001, 'after the timeline 2 backup')"
-ok "the WAL on timeline 2 is archived" wait_archived
+ok "the WAL on timeline 2 is archived" archive_current_wal
 pg_stop
 run pgkeep_run restore "$B2" --pgdata "$T/r2" --archive-mode=off
 is "$rc" 0 "the timeline 2 backup restores"

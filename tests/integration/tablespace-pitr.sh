@@ -9,32 +9,7 @@
 # was verified by the restore itself; amcheck (in Debian's 15 and in the
 # 16-18 server builds alike) finds every B-tree index clean.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-start_restored() {
-	local dir=$1 port i
-	port=$(free_port) || bail_out "no free port"
-	printf '%s\n' "$port" >"$dir.port"
-	at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$dir' -m immediate -w stop"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -o "-p $port" -w -t 120 start \
-		>/dev/null || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-	pg_use "$dir"
-	i=0
-	while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-		sleep 0.2
-	done
-}
-
-wait_archived() {
-	local seg deadline=$(( $(date +%s) + 120 ))
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # Every table's rows, in one text to compare.
 contents() {
@@ -97,7 +72,7 @@ while [ $i -le 9 ]; do
 	echo "\\o"
 	i=$((i + 1))
 done | psql_q >"$T/ledger" || bail_out "the ledger failed"
-ok "the WAL up to the last commit is archived by wal-push" wait_archived
+ok "the WAL up to the last commit is archived by wal-push" archive_current_wal
 TIME4=$(awk -F'|' '$1 == 4 { print $2 }' "$T/ledger")
 LSN7=$(awk -F'|' '$1 == 7 { print $3 }' "$T/ledger")
 # What the cluster held at those points: the backup's rows and the ledger's first N.
@@ -126,7 +101,7 @@ restore_to() {
 		grep -q '"Checksum-Algorithm": "CRC32C"' "$r/backup_manifest"
 	is "$(readlink "$r/pg_tblspc/$OID1") $(readlink "$r/pg_tblspc/$OID2")" \
 		"$T/$1-one $T/$1-two" "... the tablespaces linked to their new locations"
-	ok "the cluster restored to $1 starts and recovery ends" start_restored "$r"
+	ok "the cluster restored to $1 starts and recovery ends" pg_start_restored "$r"
 	is "$(contents)" "$4" "every row is exact at $1, in every tablespace"
 	ok "amcheck finds every B-tree index clean at $1" amcheck_all
 	pg_stop || bail_out "cannot stop the cluster restored to $1"

@@ -9,32 +9,7 @@
 # (on a second, delta, backup) maps the tablespaces into its scratch
 # directory.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-start_restored() {
-	local dir=$1 port i
-	port=$(free_port) || bail_out "no free port"
-	printf '%s\n' "$port" >"$dir.port"
-	at_exit "runuser -u postgres -- '$PG_BINDIR/pg_ctl' -D '$dir' -m immediate -w stop"
-	as_pg "$PG_BINDIR/pg_ctl" -D "$dir" -l "$dir.log" -o "-p $port" -w -t 120 start \
-		>/dev/null || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-	pg_use "$dir"
-	i=0
-	while [ "$(psql_q "select pg_is_in_recovery()" 2>/dev/null)" != f ]; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || { diag "$(tail -n 20 "$dir.log")"; return 1; }
-		sleep 0.2
-	done
-}
-
-wait_archived() {
-	local seg deadline=$(( $(date +%s) + 120 ))
-	seg=$(psql_q "select pg_walfile_name(pg_switch_wal())")
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$seg', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # Every table's rows, in a form compared as text.
 contents() {
@@ -101,7 +76,7 @@ for i in 1 2 3 4 5; do
 done
 psql_q "update t_one set note = 'changed' where id = 7"
 psql_q "delete from t_two where id = 9"
-ok "the WAL up to the last commit is archived" wait_archived
+ok "the WAL up to the last commit is archived" archive_current_wal
 want=$(contents)
 # Stopped, so that only a restore could change the original tablespaces.
 pg_stop || bail_out "cannot stop the cluster"
@@ -172,7 +147,7 @@ ok "tablespace one's files are in the new location" \
 ok "pg_verifybackup accepts the restored files, tablespaces included" verify_restored "$T/r1"
 ok "by default the server's manifest gives SHA-256 checksums" \
 	grep -q '"Checksum-Algorithm": "SHA256"' "$T/r1/backup_manifest"
-ok "PostgreSQL starts on the restored directory and recovery ends" start_restored "$T/r1"
+ok "PostgreSQL starts on the restored directory and recovery ends" pg_start_restored "$T/r1"
 got=$(contents)
 is "$got" "$want" "every row is exact, in the main directory and in both tablespaces"
 is "$(psql_q "select string_agg(spcname || '=' || pg_tablespace_location(oid), ',' order by spcname)
@@ -213,12 +188,12 @@ psql_q "insert into t_two values (20000, 'two second backup')"
 run pgkeep_run backup --type=base
 is "$rc" 0 "a second base backup (a delta) of the cluster with tablespaces"
 [ "$rc" -eq 0 ] || diag "$err"
-ok "its WAL is archived" wait_archived
+ok "its WAL is archived" archive_current_wal
 pg_stop || bail_out "cannot stop the cluster"
 before1=$(fingerprint "$SPC1")
 before2=$(fingerprint "$SPC2")
 
-out=$(pgkeep_run drill --dir "$T" --timeout 120 2>&1)
+out=$(pgkeep_run drill --dir "$T" --timeout 600 2>&1)
 is "$?" 0 "drill passes on the cluster with tablespaces"
 diag "$out"
 is "$(find "$T" -maxdepth 1 -name 'pgkeep-drill.*' | wc -l)" 0 "the scratch copy is removed"

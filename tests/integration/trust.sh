@@ -7,7 +7,7 @@
 # core-file allowance; child programs get no PGKEEP_* or store credentials;
 # a conninfo URI password is a secret, kept out of error messages.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pg_init "$T/pg"
 pgkeep_conf

@@ -5,7 +5,7 @@
 # counted apart; the exit status is non-zero.  Backups come from
 # import-dump, so no cluster is needed.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pgkeep_conf
 ok "pgkeep init" pgkeep_init

@@ -2,7 +2,7 @@
 # `pgkeep --version` (and `pgkeep version`) name the release and the source
 # revision the binary was built from: in a git checkout, what git describes.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 v=$("$PGKEEP" --version)
 like "$v" '^pgkeep [0-9]+\.[0-9]+\.[0-9]+ \(revision [0-9A-Za-z._+-]+\)$' "--version names release and revision"

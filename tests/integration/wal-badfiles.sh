@@ -5,7 +5,7 @@
 # that are empty or garbled (stored once, they would block the real ones
 # forever).  Real ones are still archived.  No PostgreSQL needed.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 [ -z "$PGKEEP_TEST_REPO_CONF" ] || { echo "1..0 # SKIP needs the default local repository"; exit 0; }
 

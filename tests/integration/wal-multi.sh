@@ -6,13 +6,7 @@
 # either; wal-fetch falls back to b when a lacks a segment, and exits 128,
 # never 1, when one repository fails and the other lacks the segment.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-# run CMD...: sets rc, and err to CMD's stderr (stdout is discarded).
-run() {
-	err=$("$@" 2>&1 >/dev/null)
-	rc=$?
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 down_opts() {
 	[ "$1" = down ] && printf 'fail_at = 1\nfail_every = 1\nfail_code = io\n'
@@ -45,14 +39,6 @@ EOF
 
 obj() { # REPODIR NAME: the object file of a segment in a local store
 	printf '%s/wal/%.8s/%s' "$1" "$2" "$2"
-}
-
-wait_archived() { # SEGMENT [SECONDS]
-	local deadline=$(( $(date +%s) + ${2:-60} ))
-	while [ "$(psql_q "select coalesce(left(last_archived_wal, 24) >= '$1', false) from pg_stat_archiver")" != t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || return 1
-		sleep 0.2
-	done
 }
 
 switch_segments() { # N: N segments with some rows each; prints the last name
@@ -112,11 +98,8 @@ is "$bad" "0" "each segment reads back byte-identical from a and from b"
 write_conf up down
 failed0=$(psql_q "select failed_count from pg_stat_archiver")
 stuck=$(switch_segments 3)
-deadline=$(( $(date +%s) + 30 ))
-while [ "$(psql_q "select failed_count from pg_stat_archiver")" = "$failed0" ] &&
-	[ "$(date +%s)" -lt "$deadline" ]; do
-	sleep 0.2
-done
+archive_failed() { [ "$(psql_q "select failed_count from pg_stat_archiver")" != "$failed0" ]; }
+wait_until 300 archive_failed
 cmp_ok "$(psql_q "select failed_count from pg_stat_archiver")" -gt "$failed0" \
 	"with b down, pg_stat_archiver counts failed archive_command runs"
 ok "... and the archiver does not get past the segments b lacks" \
@@ -139,7 +122,7 @@ is "$(ls "$T/spool"/push-*/ 2>/dev/null | grep -c "^$ready\.")" "0" \
 write_conf up up
 # A new segment wakes the archiver, which waits a minute after failures.
 last=$(switch_segments 2)
-ok "with b back, the archiver catches up to $last" wait_archived "$last" 60
+ok "with b back, the archiver catches up to $last" wait_archived "$last"
 is "$(missing_in "$T/ra")" "0" "nothing archived is missing in repository a"
 is "$(missing_in "$T/rb")" "0" "nothing archived is missing in repository b"
 

@@ -6,13 +6,7 @@
 # stop recovery (exit above 125) with a one-line message, never read as the
 # file asked for, nor as "not found".
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
-
-# run CMD...: sets rc, and err to CMD's stderr (stdout is discarded).
-run() {
-	err=$("$@" 2>&1 >/dev/null)
-	rc=$?
-}
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 # pgkeep as postgres in directory $1, within $2 KiB of address space.
 pgkeep_limited() {

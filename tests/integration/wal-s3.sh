@@ -6,6 +6,6 @@
 # s3rver's data directory (bit rot under an unchanged ETag).
 
 set -u
-: "${top_srcdir:?}"
-. "$top_srcdir/tests/integration/s3lib.sh"
-s3_run_integration wal.sh
+. "${top_srcdir:-.}/tests/lib/tap.sh"
+. "$top_srcdir/tests/lib/stores.sh"
+store_run s3 wal.sh

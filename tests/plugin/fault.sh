@@ -7,17 +7,10 @@
 
 set -u
 : "${top_builddir:?run through make check}" "${PGKEEP_TEST_PLUGIN_DIR:?run through make check}"
+. "${top_srcdir:?run through make check}/tests/lib/tap.sh"
 
 CONTRACT=$top_builddir/tests/plugin/contract
 OP=$top_builddir/tests/plugin/storeop
-
-n=0
-failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3"; echo "#   got '$1', want '$2'"; fi; }
-diag_file() { sed 's/^/# /' "$1"; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-fault.XXXXXX") || { echo "Bail out! mktemp"; exit 1; }
 trap 'rm -rf "$T"' EXIT
@@ -52,9 +45,9 @@ done
 rm -f "$S"
 fop fail_ops=put_commit fail_at=1 fail_state="$S" -- put k/later "$T/data" 2>/dev/null
 is "$?" 1 "a put fails at its commit in one process"
-check "the same put goes through in the next, the fault having passed" \
+ok "the same put goes through in the next, the fault having passed" \
 	fop fail_ops=put_commit fail_at=1 fail_state="$S" -- put k/later "$T/data"
-check "and reads back" sh -c '"$1" fault "path=$2" -- get k/later "$3/back" && cmp -s "$3/data" "$3/back"' \
+ok "and reads back" sh -c '"$1" fault "path=$2" -- get k/later "$3/back" && cmp -s "$3/data" "$3/back"' \
 	sh "$OP" "$R" "$T"
 
 # --- the count persists across processes ---------------------------------
@@ -75,11 +68,11 @@ for i in 1 2 3 4 5 6; do
 	got="$got$? "
 done
 is "$got" "0 1 0 1 0 1 " "fail_at=2 fail_every=2: every second call fails"
-check "a failed get writes no destination" test ! -e "$T/out.2"
+ok "a failed get writes no destination" test ! -e "$T/out.2"
 
 rm -f "$S"
 fop fail_ops=put fail_at=2 fail_state="$S" -- put k/two "$T/data" 2>"$T/err"
-check "fail_ops=put counts begin, write and commit: the write fails" \
+ok "fail_ops=put counts begin, write and commit: the write fails" \
 	grep -q "injected failure of put_write (call 2)" "$T/err"
 
 rm -f "$S"
@@ -116,11 +109,10 @@ fop fail_code=sometimes -- stat x 2>"$T/err"
 is "$? $(cat "$T/err")" "1 storeop: repository test: open: fault: option fail_code: 'sometimes' is not io, retry, nospc, auth or corrupt" \
 	"an unknown fail_code is refused"
 fop fail_ops=put,frob -- stat x 2>"$T/err"
-check "an unknown operation in fail_ops is refused by name" grep -q "unknown operation 'frob'" "$T/err"
+ok "an unknown operation in fail_ops is refused by name" grep -q "unknown operation 'frob'" "$T/err"
 fop fail_at=x -- stat x 2>"$T/err"
-check "a fail_at that is not a count is refused" grep -q "option fail_at: 'x' is not a count" "$T/err"
+ok "a fail_at that is not a count is refused" grep -q "option fail_at: 'x' is not a count" "$T/err"
 "$OP" fault fail_at=1 -- stat x 2>"$T/err"
-check "path is required" grep -q "option 'path' is required" "$T/err"
+ok "path is required" grep -q "option 'path' is required" "$T/err"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

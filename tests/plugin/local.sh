@@ -6,17 +6,11 @@
 
 set -u
 : "${top_builddir:?run through make check}" "${PGKEEP_TEST_PLUGIN_DIR:?run through make check}"
+. "${top_srcdir:?run through make check}/tests/lib/tap.sh"
+require_root "it mounts a tmpfs for the full-disk checks"
 
 CONTRACT=$top_builddir/tests/plugin/contract
 OP=$top_builddir/tests/plugin/storeop
-
-n=0
-failed=0
-pass() { n=$((n + 1)); echo "ok $n - $1"; }
-fail() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-check() { d=$1; shift; if "$@"; then pass "$d"; else fail "$d"; fi; }
-is() { if [ "$1" = "$2" ]; then pass "$3"; else fail "$3"; echo "#   got '$1', want '$2'"; fi; }
-diag_file() { sed 's/^/# /' "$1"; }
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/pgkeep-local.XXXXXX") || { echo "Bail out! mktemp"; exit 1; }
 MNT=
@@ -47,10 +41,10 @@ done
 op stat pgkeep.json 2>"$T/err"
 is "$? $(cat "$T/err")" "1 storeop: repository test: open: local: repository directory $R does not exist" \
 	"a repository directory that does not exist is refused at open"
-check "and is not created" test ! -e "$R"
+ok "and is not created" test ! -e "$R"
 "$OP" local "path=$R" create=yes -- stat pgkeep.json 2>"$T/err"
 is "$?" 1 "a configured create=yes is refused too"
-check "and creates nothing" test ! -e "$R"
+ok "and creates nothing" test ! -e "$R"
 mkdir "$R"
 
 # --- the contract -------------------------------------------------------
@@ -64,8 +58,8 @@ is "$(find "$R" -type f | wc -l)" 0 "the suite left no file behind, temp files i
 # --- files and modes ----------------------------------------------------
 
 head -c 100000 /dev/urandom >"$T/data"
-check "put a new object" op put k/sub/obj "$T/data"
-check "it is the file path/KEY, byte for byte" cmp -s "$T/data" "$R/k/sub/obj"
+ok "put a new object" op put k/sub/obj "$T/data"
+ok "it is the file path/KEY, byte for byte" cmp -s "$T/data" "$R/k/sub/obj"
 is "$(stat -c %a "$R/k/sub/obj")" 600 "objects are created with mode 0600"
 is "$(stat -c %a "$R/k/sub") $(stat -c %a "$R/k")" "700 700" "directories are created with mode 0700"
 is "$(op stat k/sub/obj)" 100000 "stat gives the size"
@@ -76,13 +70,13 @@ is "$? $(cat "$T/err")" "2 storeop: repository test: get k/sub/none: $R/k/sub/no
 printf 'new' >"$T/small"
 op put k/sub/obj "$T/small" ifabsent 2>"$T/err"
 is "$?" 3 "put-if-absent over an existing object says it exists"
-check "and leaves it as it was" cmp -s "$T/data" "$R/k/sub/obj"
+ok "and leaves it as it was" cmp -s "$T/data" "$R/k/sub/obj"
 is "$(temps "$R")" 0 "and leaves no temp file"
 
 printf 'x' >"$R/k/file"
 op put k/file/under "$T/small" 2>"$T/err"
 is "$?" 1 "a key below an existing file fails"
-check "with the path and the reason ($(cat "$T/err"))" grep -q "$R/k/file.*Not a directory" "$T/err"
+ok "with the path and the reason ($(cat "$T/err"))" grep -q "$R/k/file.*Not a directory" "$T/err"
 
 "$OP" local "path=$R" colour=blue -- stat x 2>"$T/err"
 is "$? $(cat "$T/err")" "1 storeop: repository test: open: local: unknown option 'colour'" \
@@ -109,9 +103,9 @@ printf 'half' >"$R/k/sub/old.tmp.0123456789abcdef"
 touch -d '2 hours ago' "$R/k/sub/old.tmp.0123456789abcdef"
 printf 'live' >"$R/k/sub/new.tmp.fedcba9876543210"
 is "$(op list k/ | tr '\n' ' ')" "k/file k/sub/obj " "list shows objects and never temp files"
-check "a temp file older than an hour is removed by list" \
+ok "a temp file older than an hour is removed by list" \
 	test ! -e "$R/k/sub/old.tmp.0123456789abcdef"
-check "a fresh one (a writer may still own it) is kept" \
+ok "a fresh one (a writer may still own it) is kept" \
 	test -e "$R/k/sub/new.tmp.fedcba9876543210"
 op put k/x.tmp.y "$T/small" 2>"$T/err"
 is "$?" 1 "a key that looks like a temp name is refused"
@@ -125,11 +119,11 @@ if mount -t tmpfs -o size=1m,mode=0700 tmpfs "$T/full" 2>"$T/err"; then
 	head -c 3000000 /dev/urandom >"$T/big"
 	"$OP" local "path=$T/full/repo" -- put k/big "$T/big" 2>"$T/err"
 	is "$?" 4 "a put larger than the disk fails with ENOSPC"
-	check "saying so and where ($(cat "$T/err"))" grep -q "no space left to .*$T/full/repo/k/big" "$T/err"
+	ok "saying so and where ($(cat "$T/err"))" grep -q "no space left to .*$T/full/repo/k/big" "$T/err"
 	is "$(temps "$T/full")" 0 "its temp file is gone"
 	"$OP" local "path=$T/full/repo" -- stat k/big >/dev/null 2>&1
 	is "$?" 2 "and no object is visible"
-	check "the disk is usable again afterwards" \
+	ok "the disk is usable again afterwards" \
 		"$OP" local "path=$T/full/repo" -- put k/small "$T/small"
 	umount "$T/full" && MNT=
 else
@@ -154,8 +148,7 @@ for i in 1 2 3 4 5 6 7 8; do
 	esac
 done
 is "$wins $exists" "1 7" "8 processes race put-if-absent: one wins, seven are told it exists"
-check "the stored object is the winner's" cmp -s "$T/race.${winner:-0}" "$R/race/one"
+ok "the stored object is the winner's" cmp -s "$T/race.${winner:-0}" "$R/race/one"
 is "$(temps "$R/race")" 0 "the losers left no temp file"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing

@@ -7,6 +7,7 @@
 set -u
 : "${top_srcdir:?run through make check}" "${top_builddir:?run through make check}"
 : "${PGKEEP_TEST_PLUGIN_DIR:?run through make check}"
+. "$top_srcdir/tests/lib/tap.sh"
 
 . "$top_srcdir/tests/sftp/sshd.sh"
 
@@ -14,41 +15,11 @@ PLUGIN=$PGKEEP_TEST_PLUGIN_DIR/sftp.so
 IO=$top_builddir/tests/sftp/plugin-io
 CONTRACT=$top_builddir/tests/plugin/contract
 
-n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-nok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $1"; }
-diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
-check() { # DESC CMD...: pass when CMD succeeds
-	local d=$1
-	shift
-	if "$@"; then ok "$d"; else nok "$d"; fi
-}
-like() { # GOT ERE DESC
-	if printf '%s\n' "$1" | grep -Eq -- "$2"; then ok "$3"; else
-		nok "$3"
-		diag "   got: $1" "  want: /$2/"
-	fi
-}
-contains() { # GOT FIXED-STRING DESC
-	if printf '%s\n' "$1" | grep -Fq -- "$2"; then ok "$3"; else
-		nok "$3"
-		diag "   got: $1" "  want: ...$2..."
-	fi
-}
-is() { # GOT WANT DESC
-	if [ "$1" = "$2" ]; then ok "$3"; else
-		nok "$3"
-		diag "   got: '$1'" "  want: '$2'"
-	fi
-}
-bail() { echo "Bail out! $*"; exit 1; }
+require_root "sshd switches to its test user"
+[ -f "$PLUGIN" ] || bail_out "$PLUGIN not built"
+[ -x "$IO" ] || bail_out "$IO not built"
 
-[ "$(id -u)" -eq 0 ] || bail "needs root to run sshd"
-[ -f "$PLUGIN" ] || bail "$PLUGIN not built"
-[ -x "$IO" ] || bail "$IO not built"
-
-W=$(mktemp -d /tmp/pgkeep-sftp.XXXXXX) || bail "mktemp failed"
+W=$(mktemp -d /tmp/pgkeep-sftp.XXXXXX) || bail_out "mktemp failed"
 chmod 0755 "$W"
 cleanup() {
 	[ -n "${bgpid:-}" ] && kill "$bgpid" 2>/dev/null
@@ -59,8 +30,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-sshd_setup "$W/sshd" || bail "cannot set up sshd"
-sshd_start || bail "cannot start sshd"
+sshd_setup "$W/sshd" || bail_out "cannot set up sshd"
+sshd_start || bail_out "cannot start sshd"
 REPO=$SFTP_ROOT/repo
 
 # the options every call gets; $KH and $ID can be swapped per test
@@ -91,11 +62,11 @@ io_run() {
 # Only `pgkeep init` (create=yes) makes it: otherwise a missing directory is
 # the repository missing, an error at open, and nothing is created.
 io_run stat pgkeep.json
-check "a repository directory that does not exist fails at open" test "$rc" -ne 0
+ok "a repository directory that does not exist fails at open" test "$rc" -ne 0
 like "$err" "repository directory .*$REPO does not exist" "saying so, with the path"
-check "and it is not created" test ! -e "$REPO"
+ok "and it is not created" test ! -e "$REPO"
 io_run -o create=yes stat pgkeep.json
-check "create=yes (init) makes it" test -d "$REPO"
+ok "create=yes (init) makes it" test -d "$REPO"
 is "$(stat -c '%a %U' "$REPO")" "700 $SFTP_USER" "mode 0700, owned by the SFTP user"
 mkdir -p "$SFTP_ROOT/contract"
 chown "$SFTP_USER" "$SFTP_ROOT/contract"
@@ -109,7 +80,7 @@ if [ -x "$CONTRACT" ]; then
 	is "$rc" 0 "the plugin contract suite passes against sshd"
 	[ "$rc" -eq 0 ] || diag "$out"
 else
-	nok "the plugin contract suite passes against sshd"
+	fail "the plugin contract suite passes against sshd"
 	diag "$CONTRACT was not built"
 fi
 
@@ -122,15 +93,15 @@ for f in empty small medium; do
 	io_run put "obj/$f" <"$W/$f"
 	is "$rc" 0 "put of $f succeeds"
 	io_run get "obj/$f"
-	check "get returns $f unchanged" cmp -s "$W/out" "$W/$f"
+	ok "get returns $f unchanged" cmp -s "$W/out" "$W/$f"
 done
 io_run -s $((17 * 1048576 + 12345)) put obj/hinted <"$W/medium"
 io_run get obj/hinted
-check "a put announced as large streams and reads back unchanged" cmp -s "$W/out" "$W/medium"
+ok "a put announced as large streams and reads back unchanged" cmp -s "$W/out" "$W/medium"
 
 io_run get obj/medium 17000000 1000
 tail -c +17000001 "$W/medium" | head -c 1000 >"$W/range"
-check "a ranged get returns exactly those bytes" cmp -s "$W/out" "$W/range"
+ok "a ranged get returns exactly those bytes" cmp -s "$W/out" "$W/range"
 io_run stat obj/small
 is "$(cut -d' ' -f1 "$W/out")" 1000 "stat reports the size"
 io_run get obj/nothing
@@ -139,10 +110,10 @@ like "$err" "SSH_FX_NO_SUCH_FILE" "and names the SFTP status"
 io_run -x put obj/small <"$W/medium"
 is "$rc" 2 "an if-absent put over an existing key reports exists"
 io_run get obj/small
-check "and leaves the stored object alone" cmp -s "$W/out" "$W/small"
+ok "and leaves the stored object alone" cmp -s "$W/out" "$W/small"
 io_run put obj/small <"$W/medium"
 io_run get obj/small
-check "a plain put replaces an existing object" cmp -s "$W/out" "$W/medium"
+ok "a plain put replaces an existing object" cmp -s "$W/out" "$W/medium"
 io_run list obj/
 is "$(cut -d' ' -f1 "$W/out" | sort | tr '\n' ' ')" "obj/empty obj/hinted obj/medium obj/small " \
 	"list by prefix walks the directory"
@@ -170,8 +141,8 @@ chown -R "$SFTP_USER" "$REPO/t"
 touch -d '2 hours ago' "$REPO/t/old.tmp.0123456789abcdef"
 io_run list t/
 is "$(cut -d' ' -f1 "$W/out")" "t/real" "list never shows temp files"
-check "list removes a temp file older than an hour" test ! -e "$REPO/t/old.tmp.0123456789abcdef"
-check "and leaves a fresh one (an upload may be running)" test -e "$REPO/t/new.tmp.fedcba9876543210"
+ok "list removes a temp file older than an hour" test ! -e "$REPO/t/old.tmp.0123456789abcdef"
+ok "and leaves a fresh one (an upload may be running)" test -e "$REPO/t/new.tmp.fedcba9876543210"
 
 # ---------------------------------------------------------------- errors name the status
 
@@ -179,7 +150,7 @@ mkdir -p "$REPO/ro"
 chown "$SFTP_USER" "$REPO/ro"
 chmod 0500 "$REPO/ro"
 io_run put ro/x <"$W/small"
-check "a put into a read-only directory fails" test "$rc" -ne 0
+ok "a put into a read-only directory fails" test "$rc" -ne 0
 like "$err" "SSH_FX_PERMISSION_DENIED" "the error names the SFTP status"
 like "$err" "$SFTP_USER@127\.0\.0\.1:$SFTP_PORT:$REPO/ro/x" "the error names host and path"
 chmod 0700 "$REPO/ro"
@@ -249,7 +220,7 @@ echo sesame >"$W/passphrase"
 ID=$W/id_locked io_run -o identity_passphrase_file="$W/passphrase" list
 is "$rc" 0 "an encrypted ed25519 key opens with identity_passphrase_file"
 ID=$W/id_locked io_run list
-check "and without it fails" test "$rc" -ne 0
+ok "and without it fails" test "$rc" -ne 0
 ssh-keygen -q -t ed25519 -N '' -f "$W/id_stranger"
 ID=$W/id_stranger io_run list
 like "$err" "refused the key" "a key sshd does not know is refused clearly"
@@ -289,7 +260,7 @@ is "$rc" 0 "a buffered put survives its session being killed (reconnect and retr
 [ "$rc" -eq 0 ] || diag "$(cat "$W/err")"
 like "$(cat "$W/err")" "connection failed.*reconnecting" "after seeing the connection fail"
 io_run get drop/buffered
-check "and the object is whole" cmp -s "$W/out" "$W/pause.in"
+ok "and the object is whole" cmp -s "$W/out" "$W/pause.in"
 
 # sshd down for a moment when the put commits: the plugin owns retrying
 # (nobody above it tries again), so it connects again with backoff.  The
@@ -303,7 +274,7 @@ sleep 1
 sshd_stop
 left=$((4400 - ($(date +%s%3N) - t0)))
 [ "$left" -gt 0 ] && sleep "$(printf '%d.%03d' $((left / 1000)) $((left % 1000)))"
-sshd_start || bail "cannot restart sshd"
+sshd_start || bail_out "cannot restart sshd"
 wait "$bgpid"
 rc=$?
 bgpid=
@@ -311,35 +282,33 @@ is "$rc" 0 "a buffered put survives sshd being down for a moment"
 [ "$rc" -eq 0 ] || diag "$(cat "$W/err")"
 like "$(cat "$W/err")" "cannot connect to .*trying again in [0-9]+ ms" "after connecting again with backoff"
 io_run get drop/restart
-check "and the object is whole" cmp -s "$W/out" "$W/pause.in"
+ok "and the object is whole" cmp -s "$W/out" "$W/pause.in"
 
 # sshd killed mid-upload of a large (streamed) object
 head -c $((64 * 1048576)) /dev/urandom >"$W/big"
 { head -c $((40 * 1048576)) "$W/big"; sleep 3; tail -c +$((40 * 1048576 + 1)) "$W/big"; } |
 	io put big/object 2>"$W/err" &
 bgpid=$!
-i=0
-while [ $i -lt 100 ]; do	# until 32 MiB of it sits in the temp file
+half_sent() {	# 32 MiB of it sits in the temp file
 	size=$(find "$REPO/big" -name 'object.tmp.*' -printf '%s\n' 2>/dev/null | head -n1)
-	[ "${size:-0}" -ge $((32 * 1048576)) ] && break
-	sleep 0.05
-	i=$((i + 1))
-done
+	[ "${size:-0}" -ge $((32 * 1048576)) ]
+}
+wait_until 300 half_sent
 sshd_kill
 wait "$bgpid"
 rc=$?
 bgpid=
-check "an upload whose sshd is killed fails" test "$rc" -ne 0
+ok "an upload whose sshd is killed fails" test "$rc" -ne 0
 like "$(cat "$W/err")" "code -4" "as retryable"
-check "no partial object is visible under the key" test ! -e "$REPO/big/object"
+ok "no partial object is visible under the key" test ! -e "$REPO/big/object"
 is "$(find "$REPO/big" -name 'object.tmp.*' | wc -l)" 1 "only a temp file remains"
-sshd_start || bail "cannot restart sshd"
+sshd_start || bail_out "cannot restart sshd"
 io_run list big/
 is "$(cat "$W/out")" "" "list skips the temp file"
 io_run put big/object <"$W/big"
 is "$rc" 0 "after sshd restarts, the next upload succeeds"
 io_run get big/object
-check "and reads back whole" cmp -s "$W/out" "$W/big"
+ok "and reads back whole" cmp -s "$W/out" "$W/big"
 
 # A session that stops answering is given up after `timeout` seconds and
 # the buffered put goes through on a fresh one.
@@ -357,9 +326,11 @@ bgpid=
 [ -n "$stopped" ] && kill -CONT $stopped 2>/dev/null
 is "$rc" 0 "a put whose session stalls completes on a new session"
 like "$(cat "$W/err")" "LIBSSH2_ERROR_(SOCKET_)?TIMEOUT.*reconnecting" "after the I/O timeout"
-check "within a few seconds ($((t1 - t0)) s)" test $((t1 - t0)) -le 8
+# Seconds, as timeout = 2 says, not the default minute; the margin is for a
+# loaded machine, where the new session's handshake can take a while.
+ok "within seconds ($((t1 - t0)) s)" test $((t1 - t0)) -le 30
 io_run get stall/buffered
-check "and the object is whole" cmp -s "$W/out" "$W/pause.in"
+ok "and the object is whole" cmp -s "$W/out" "$W/pause.in"
 
 # A server that accepts TCP but never speaks SSH: connect_timeout.
 listener=$(sshd_pid)
@@ -369,12 +340,12 @@ io_run -o connect_timeout=2 list
 t1=$(date +%s)
 kill -CONT "$listener"
 like "$err" "handshake.*code -4" "a server that never answers fails the handshake as retryable"
-check "after connect_timeout ($((t1 - t0)) s)" test $((t1 - t0)) -le 5
+# connect_timeout = 2, not the default 10 s.
+ok "after connect_timeout ($((t1 - t0)) s)" test $((t1 - t0)) -lt 10
 
 sshd_stop
 io_run list
 is "$rc" 3 "with sshd down, open fails"
 like "$err" "cannot connect to 127\.0\.0\.1:$SFTP_PORT.*code -4" "as retryable, naming host and port"
 
-echo "1..$n"
-[ "$failed" -eq 0 ]
+done_testing
