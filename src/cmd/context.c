@@ -135,7 +135,8 @@ int ctx_open_repo(const struct pgk_globals *g, const struct pgk_config *cfg, str
 		return ret;
 	ret = ctx_open_store(g, cfg, &store, &rc);
 	if (ret == 0)
-		ret = repo_open(out, store, rc->name, pass, cfg->compress_level);
+		ret = repo_open(out, store, rc->name, pass, cfg->compress_level,
+				&(struct repo_key_agent){ cfg->key_cache, cfg->spool_dir });
 	if (ret == 0)
 		(*out)->delta = cfg->delta;
 	secure_free(pass, strlen(pass));

@@ -82,7 +82,8 @@ static void record_sysid(const struct pgk_globals *g, const struct pgk_config *c
 	if (!cfg->pgdata || read_sysid(cfg->pgdata, &sysid) < 0)
 		return;
 	if (ctx_open_store(g, cfg, &store, &rc) < 0 ||
-	    repo_open(&r, store, rc->name, pass, cfg->compress_level) < 0) {
+	    repo_open(&r, store, rc->name, pass, cfg->compress_level,
+		      &(struct repo_key_agent){ cfg->key_cache, cfg->spool_dir }) < 0) {
 		pgk_log_warning("cluster not recorded yet (%s); the first wal-push or backup will",
 				pgk_errmsg());
 		return;
