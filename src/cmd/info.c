@@ -3,7 +3,6 @@
  * the backups (oldest first) and the range of archived WAL segments, whose
  * newest modification time tells how far archiving lags.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/monitor.h"
 #include "cmd/repo_set.h"
 #include "common/error.h"
@@ -281,44 +281,40 @@ static int info_all(const struct pgk_globals *g, bool json)
 	return status;
 }
 
+struct info_opts {
+	bool json;
+	bool all_repos;
+};
+
+static const struct opt_def info_options[] = {
+	OPT_JSON(struct info_opts, json, "print one JSON object"),
+	OPT_ALL_REPOS(struct info_opts, all_repos,
+		      "also every other repository, and where each backup is"),
+	OPT_END,
+};
+
+const struct opt_spec info_cli = {
+	.command = "info",
+	.summary = "show backups and the WAL archive (--json for monitoring)",
+	.synopsis = "[OPTIONS]",
+	.opts = info_options,
+};
+
 int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "all-repos", no_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool all_repos = false;
+	struct info_opts o = { false, false };
+	struct opt_args pos;
 	struct wal_range w = { .count = 0 };
 	struct pgk_config cfg;
 	struct manifest *list = NULL;
 	struct repo *r = NULL;
-	bool json = false;
 	size_t n = 0;
-	int opt, rc, status;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
-		if (opt == 'j') {
-			json = true;
-			continue;
-		}
-		if (opt == 'a') {
-			all_repos = true;
-			continue;
-		}
-		if (opt == 'h') {
-			printf("usage: pgkeep info [--json]\n");
-			return PGK_EXIT_OK;
-		}
-		return PGK_EXIT_USAGE;
-	}
-	if (optind < argc) {
-		pgk_log_error("unexpected argument '%s'", argv[optind]);
-		return PGK_EXIT_USAGE;
-	}
-	if (all_repos)
-		return info_all(g, json);
+	if (opt_parse(&info_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&info_cli);
+	if (o.all_repos)
+		return info_all(g, o.json);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
 	rc = ctx_open_repo(g, &cfg, &r);
@@ -326,7 +322,7 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 		rc = manifest_list_summary(r, &list, &n);
 	if (rc == 0)
 		rc = store_list(r->store, "wal/", collect_wal, &w);
-	if (rc == 0 && json)
+	if (rc == 0 && o.json)
 		print_json(r, list, n, &w, cfg.conninfo);
 	else if (rc == 0)
 		print_text(r, list, n, &w);

@@ -2,7 +2,6 @@
  * list: the backups of a repository, oldest first, as a table for people.
  * Scripts read `pgkeep info --json` instead.
  */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +10,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/repo_set.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -86,36 +86,36 @@ static int list_all(const struct pgk_globals *g)
 	return status;
 }
 
+struct list_opts {
+	bool all_repos;
+};
+
+static const struct opt_def list_options[] = {
+	OPT_ALL_REPOS(struct list_opts, all_repos,
+		      "every repository, with the ones each backup is in"),
+	OPT_END,
+};
+
+const struct opt_spec list_cli = {
+	.command = "list",
+	.summary = "list the backups of the repository",
+	.synopsis = "[OPTIONS]",
+	.opts = list_options,
+};
+
 int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "all-repos", no_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool all_repos = false;
+	struct list_opts o = { false };
+	struct opt_args pos;
 	struct pgk_config cfg;
 	struct manifest *list = NULL;
 	struct repo *r = NULL;
 	size_t n = 0, i;
-	int opt, rc, status;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (opt == 'a') {
-			all_repos = true;
-			continue;
-		}
-		if (opt == 'h') {
-			printf("usage: pgkeep list\n");
-			return PGK_EXIT_OK;
-		}
-		return PGK_EXIT_USAGE;
-	}
-	if (optind < argc) {
-		pgk_log_error("unexpected argument '%s'", argv[optind]);
-		return PGK_EXIT_USAGE;
-	}
-	if (all_repos)
+	if (opt_parse(&list_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&list_cli);
+	if (o.all_repos)
 		return list_all(g);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();

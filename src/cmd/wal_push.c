@@ -10,7 +10,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/wal_repos.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -1219,29 +1219,29 @@ out_config:
 	return rc;
 }
 
+static const struct opt_arg wal_push_args[] = {
+	{ "PATH", "the file to archive (%p)" },
+	{ NULL, NULL },
+};
+
+const struct opt_spec wal_push_cli = {
+	.command = "wal-push",
+	.summary = "archive a WAL file (archive_command = 'pgkeep wal-push %p')",
+	.synopsis = "PATH",
+	.args = wal_push_args,
+	.min_args = 1,
+	.max_args = 1,
+};
+
 int cmd_wal_push(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
+	struct opt_args pos;
 
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			printf("usage: pgkeep wal-push PATH\n");
-			return PGK_EXIT_OK;
-		}
-		goto usage;
-	}
-	if (argc - optind != 1)
-		goto usage;
-	if (push(g, argv[optind]) < 0) {
+	if (opt_parse(&wal_push_cli, argc, argv, NULL, &pos) < 0)
+		return opt_fail(&wal_push_cli);
+	if (push(g, pos.argv[0]) < 0) {
 		pgk_log_error("%s", pgk_errmsg());
 		return PGK_EXIT_ERROR;
 	}
 	return PGK_EXIT_OK;
-usage:
-	fprintf(stderr, "usage: pgkeep wal-push PATH\n");
-	return PGK_EXIT_USAGE;
 }
