@@ -14,9 +14,10 @@
 #include "cmd/context.h"
 #include "cmd/options.h"
 #include "cmd/monitor.h"
-#include "cmd/repo_set.h"
+#include "cmd/listing.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "pg/backup_label.h"
 #include "pg/walname.h"
 #include "repo/manifest.h"
@@ -184,21 +185,25 @@ static void print_text(const struct repo *r, const struct manifest *list, size_t
 static void add_holders(json_object *root, const struct repo_set *set)
 {
 	json_object *backups = NULL;
+	const char **names;
 	size_t i, j;
 
 	if (!json_object_object_get_ex(root, "backups", &backups))
 		return;
+	names = xmalloc((set->n ? set->n : 1) * sizeof(*names));
 	for (i = 0; i < json_object_array_length(backups); i++) {
 		json_object *b = json_object_array_get_idx(backups, i), *in, *id;
+		size_t have;
 
 		if (!json_object_object_get_ex(b, "id", &id))
 			continue;
 		in = json_object_new_array();
-		for (j = 0; j < set->n; j++)
-			if (repo_view_has(&set->v[j], json_object_get_string(id)))
-				json_object_array_add(in, json_object_new_string(set->v[j].name));
+		have = repo_set_holders(set, json_object_get_string(id), names);
+		for (j = 0; j < have; j++)
+			json_object_array_add(in, json_object_new_string(names[j]));
 		json_object_object_add(b, "repositories", in);
 	}
+	free(names);
 }
 
 static int info_all(const struct pgk_globals *g, bool json)
@@ -305,31 +310,22 @@ int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 	struct info_opts o = { false, false };
 	struct opt_args pos;
 	struct wal_range w = { .count = 0 };
-	struct pgk_config cfg;
-	struct manifest *list = NULL;
-	struct repo *r = NULL;
-	size_t n = 0;
+	struct listing l;
 	int rc, status;
 
 	if (opt_parse(&info_cli, argc, argv, &o, &pos) < 0)
 		return opt_fail(&info_cli);
 	if (o.all_repos)
 		return info_all(g, o.json);
-	if (ctx_load_config(g, &cfg) < 0)
-		return ctx_fail();
-	rc = ctx_open_repo(g, &cfg, &r);
+	rc = listing_open(g, &l);
 	if (rc == 0)
-		rc = manifest_list_summary(r, &list, &n);
-	if (rc == 0)
-		rc = store_list(r->store, "wal/", collect_wal, &w);
+		rc = store_list(l.r->store, "wal/", collect_wal, &w);
 	if (rc == 0 && o.json)
-		print_json(r, list, n, &w, cfg.conninfo);
+		print_json(l.r, l.list, l.n, &w, l.cfg.conninfo);
 	else if (rc == 0)
-		print_text(r, list, n, &w);
+		print_text(l.r, l.list, l.n, &w);
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
-	manifest_list_free(list, n);
 	monitor_wal_free(&w.tlis);
-	repo_close(r);
-	config_free(&cfg);
+	listing_close(&l);
 	return status;
 }

@@ -18,7 +18,7 @@
 #include "cmd/context.h"
 #include "cmd/options.h"
 #include "cmd/monitor.h"
-#include "cmd/repo_set.h"
+#include "cmd/listing.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/log.h"
