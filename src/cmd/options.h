@@ -62,8 +62,10 @@ struct opt_args {
 	char **argv;
 };
 
-/* The field offset, refused at compile time unless the field has type t. */
-#define OPT_FIELD(s, f, t) (offsetof(s, f) + 0 * sizeof(&((s *)0)->f - (t *)0))
+/* The field's offset, refused at compile time (an array of negative size)
+ * unless the field has type t. */
+#define OPT_FIELD(s, f, t) \
+	(offsetof(s, f) + 0 * sizeof(char[_Generic(((s *)0)->f, t: 1, default: -1)]))
 
 #define OPT_END { NULL, 0, NULL, OPT_FLAG, 0, 0, 0, NULL, NULL }
 #define OPT_FLAG_DEF(name, sh, s, f, help) \
