@@ -1,7 +1,6 @@
 /*
  * pgkeep: global options, then dispatch to one command.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,97 +10,32 @@
 
 #include "config.h"
 #include "cmd/commands.h"
-#include "local/keycache.h"
+#include "cmd/options.h"
+#include "common/error.h"
 #include "common/log.h"
+#include "local/keycache.h"
 #include "src/revision.h"
 
 const struct pgk_command pgk_commands[] = {
-	{ "init", cmd_init, "create a repository",
-	  "  --kdf-n N          scrypt cost (power of two; default 32768)\n" },
-	{ "wal-push", cmd_wal_push, "archive a WAL file (archive_command = 'pgkeep wal-push %p')",
-	  "  PATH               the file to archive (%p)\n" },
-	{ "wal-fetch", cmd_wal_fetch, "restore a WAL file (restore_command = 'pgkeep wal-fetch %f %p')",
-	  "  NAME PATH          the file wanted (%f) and where to write it (%p)\n" },
-	{ "backup", cmd_backup, "take a base backup (pg_basebackup) or a dump (pg_dump)",
-	  "  --type=base|dump   physical base backup, or logical dump of one database\n"
-	  "  --db NAME          dump this database (default: the conninfo's)\n"
-	  "  --all              dump the globals and every connectable database\n"
-	  "  --label TEXT       recorded with the backup\n"
-	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
-	  "                     JSON object per line on stderr) or none\n"
-	  "  --jobs N           worker threads (default: jobs in the config, else 4)\n"
-	  "  --checksums=ALG    base backups: the server's manifest checksums, sha256 or\n"
-	  "                     crc32c (default: checksums in the config, else sha256);\n"
-	  "                     restore verifies every file by them\n" },
-	{ "restore", cmd_restore, "restore a backup (ID or latest), to a point in time for base backups",
-	  "  --pgdata DIR       base backups: a new or empty data directory\n"
-	  "  --force            empty a non-empty DIR first / replace an --output file\n"
-	  "  --target-time T    stop recovery at this time ('2026-02-20 14:30:00+01')\n"
-	  "  --target-lsn LSN   ... at this WAL location\n"
-	  "  --target-xid XID   ... after this transaction\n"
-	  "  --target-name NAME ... at this pg_create_restore_point() name\n"
-	  "  --target-immediate ... as soon as the backup is consistent\n"
-	  "  --target-action A  promote (default), pause or shutdown\n"
-	  "  --archive-mode M   preserve (default) or off: the restored server archives no WAL\n"
-	  "  --tablespace-map OLDDIR=NEWDIR\n"
-	  "                     restore the tablespace backed up from OLDDIR into NEWDIR (a new\n"
-	  "                     or empty directory; '\\=' for '=' in a path); repeatable\n"
-	  "  --dbname NAME      dumps: pg_restore into this database\n"
-	  "  --create           create the database first\n"
-	  "  --output FILE      dumps: write the dump file itself ('-' for stdout)\n"
-	  "  --stream NAME      which stream of a --all dump (globals.sql, DB.dump)\n"
-	  "  --progress=MODE    auto (a live line when stderr is a terminal), json (one\n"
-	  "                     JSON object per line on stderr) or none\n"
-	  "  --jobs N           worker threads (default: jobs in the config, else 4)\n" },
-	{ "list", cmd_list, "list the backups of the repository",
-	  "  --all-repos        every repository, with the ones each backup is in\n" },
-	{ "info", cmd_info, "show backups and the WAL archive (--json for monitoring)",
-	  "  --json             print one JSON object\n"
-	  "  --all-repos        also every other repository, and where each backup is\n" },
-	{ "metrics", cmd_metrics, "write every repository's health in Prometheus text format",
-	  "  --output FILE      write FILE atomically (node_exporter textfile collector)\n"
-	  "                     instead of stdout; exit 2 when a repository is unreadable\n" },
-	{ "import-dump", cmd_import_dump, "store an existing pg_dump file as a dump backup",
-	  "  FILE               plain SQL (gzip, bzip2, xz or zstd compressed or not) or\n"
-	  "                     custom format (pg_dump -Fc)\n"
-	  "  --db NAME          the database it is a dump of (default: the custom\n"
-	  "                     header's, else unknown)\n"
-	  "  --time T           when it was taken, 'YYYY-MM-DD HH:MM[:SS]' local time (or\n"
-	  "                     with Z / +HH[:MM]); default: the custom header's, else the\n"
-	  "                     file's modification time\n"
-	  "  --label TEXT       recorded with the backup (default: imported)\n"
-	  "  --progress=MODE    auto, json or none, as for backup\n" },
-	{ "expire", cmd_expire, "apply the retention policy: remove old backups, their chunks and WAL",
-	  "  --dry-run          show what would be removed, remove nothing\n"
-	  "  --json             print the decisions as JSON\n"
-	  "  --grace DURATION   keep unreferenced chunks younger than this (default 1h; 0 = none)\n"
-	  "  --lock-wait DUR    wait this long for running commands to finish (default 60)\n"
-	  "  --all-repos        every repository of the config in turn, each with its own keep_*\n" },
-	{ "pin", cmd_pin, "keep a backup whatever the retention policy says",
-	  "  ID                 the backup\n"
-	  "  --note TEXT        why it is kept\n" },
-	{ "unpin", cmd_unpin, "let the retention policy decide about a backup again",
-	  "  ID                 the backup\n" },
-	{ "verify", cmd_verify, "check that every backup and the WAL archive are complete",
-	  "  --read-data        fetch, decrypt and check every chunk (default: check they exist)\n"
-	  "  --json             print the result as JSON\n"
-	  "  --all-repos        verify every repository of the config in turn\n" },
-	{ "check", cmd_check, "check config, repository, PostgreSQL and WAL archiving end to end",
-	  "  --timeout DUR      how long to wait for a switched segment (default archive_timeout, else 60)\n" },
-	{ "drill", cmd_drill, "restore the newest base backup into a scratch cluster and check it works",
-	  "  --dir DIR          where the scratch directory goes (default /var/tmp)\n"
-	  "  --keep             keep the scratch directory afterwards\n"
-	  "  --timeout DUR      how long recovery may take (default 3600)\n" },
-	{ "copy", cmd_copy, "copy backups and the WAL they need to another repository",
-	  "  --to NAME          the repository to copy to (required)\n"
-	  "  --from NAME        the repository to copy from (default: --repo, else the default)\n"
-	  "  ID... | --missing  these backups ('latest' = the newest), or every one --to lacks\n"
-	  "  --lock-wait DUR    wait this long for an exclusive lock to go (default 60)\n" },
-	{ "daemon", cmd_daemon, "run the jobs of the [schedule] section (for hosts without systemd)",
-	  "  (no options; SIGTERM stops it after the running jobs)\n" },
-	{ "schedule", cmd_schedule, "print the next run of every job in [schedule]",
-	  "  (no options)\n" },
-	{ NULL, NULL, NULL, NULL },
+	{ &init_cli, cmd_init },
+	{ &wal_push_cli, cmd_wal_push },
+	{ &wal_fetch_cli, cmd_wal_fetch },
+	{ &backup_cli, cmd_backup },
+	{ &restore_cli, cmd_restore },
+	{ &list_cli, cmd_list },
+	{ &info_cli, cmd_info },
+	{ &metrics_cli, cmd_metrics },
+	{ &import_dump_cli, cmd_import_dump },
+	{ &expire_cli, cmd_expire },
+	{ &pin_cli, cmd_pin },
+	{ &unpin_cli, cmd_unpin },
+	{ &verify_cli, cmd_verify },
+	{ &check_cli, cmd_check },
+	{ &drill_cli, cmd_drill },
+	{ &copy_cli, cmd_copy },
+	{ &daemon_cli, cmd_daemon },
+	{ &schedule_cli, cmd_schedule },
+	{ NULL, NULL },
 };
 
 static void usage(FILE *out)
@@ -112,19 +46,42 @@ static void usage(FILE *out)
 		"usage: pgkeep [--config FILE] [--repo NAME] [-v|-q] COMMAND [ARGS]\n"
 		"\n"
 		"commands:\n");
-	for (c = pgk_commands; c->name; c++)
-		fprintf(out, "  %-12s %s\n", c->name, c->summary);
-	fprintf(out, "\n'pgkeep help COMMAND' shows a command's options.\n");
+	for (c = pgk_commands; c->spec; c++)
+		fprintf(out, "  %-12s %s\n", c->spec->command, c->spec->summary);
+	fprintf(out, "\noptions, before the command (all but --version also after it):\n");
+	opt_help_globals(out);
+	fprintf(out, "\n'pgkeep help COMMAND' or 'pgkeep COMMAND --help' shows a command's options.\n");
 }
 
+/* The command called name, or NULL with the message said (and the nearest name). */
 static const struct pgk_command *find_command(const char *name)
+{
+	const char *names[sizeof(pgk_commands) / sizeof(pgk_commands[0])], *near;
+	const struct pgk_command *c;
+	size_t n = 0;
+
+	for (c = pgk_commands; c->spec; c++) {
+		if (strcmp(c->spec->command, name) == 0)
+			return c;
+		names[n++] = c->spec->command;
+	}
+	near = opt_nearest(name, names, n);
+	if (near)
+		fprintf(stderr, "pgkeep: unknown command '%s'; did you mean '%s'?\n", name, near);
+	else
+		fprintf(stderr, "pgkeep: unknown command '%s' (see 'pgkeep help')\n", name);
+	return NULL;
+}
+
+/* Every option of every command, for the tests that hold them against
+ * the help and the manual. */
+static void dump_options(void)
 {
 	const struct pgk_command *c;
 
-	for (c = pgk_commands; c->name; c++)
-		if (strcmp(c->name, name) == 0)
-			return c;
-	return NULL;
+	opt_dump(NULL, stdout);
+	for (c = pgk_commands; c->spec; c++)
+		opt_dump(c->spec, stdout);
 }
 
 static int help(const char *name)
@@ -135,13 +92,31 @@ static int help(const char *name)
 		usage(stdout);
 		return PGK_EXIT_OK;
 	}
-	c = find_command(name);
-	if (!c) {
-		fprintf(stderr, "pgkeep: unknown command '%s'\n", name);
-		return PGK_EXIT_USAGE;
+	if (strcmp(name, "--dump-options") == 0) {
+		dump_options();
+		return PGK_EXIT_OK;
 	}
-	printf("usage: pgkeep %s [OPTIONS]\n%s\n\n%s", c->name, c->summary, c->usage);
+	c = find_command(name);
+	if (!c)
+		return PGK_EXIT_USAGE;
+	opt_help(c->spec, stdout);
 	return PGK_EXIT_OK;
+}
+
+/* Options after the command name: the global ones, --help; then the command. */
+static int run_command(const struct pgk_command *c, struct pgk_globals *g, int argc, char **argv)
+{
+	int ret, end;
+
+	pgk_log_command = c->spec->command;
+	ret = opt_globals(c->spec, argc, argv, g, &end);
+	if (ret < 0)
+		return opt_fail(c->spec);
+	if (ret == OPT_HELP_ASKED) {
+		opt_help(c->spec, stdout);
+		return PGK_EXIT_OK;
+	}
+	return c->run(g, argc, argv);
 }
 
 /*
@@ -164,27 +139,11 @@ static void root_environment(void)
 		unsetenv("PGKEEP_PLUGIN_DIR");
 }
 
-/* The release and the source revision it was built from, for bug reports. */
-static int print_version(void)
-{
-	printf("pgkeep %s (revision %s)\n", PACKAGE_VERSION, PGKEEP_REVISION);
-	return PGK_EXIT_OK;
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "repo", required_argument, NULL, 'r' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct pgk_globals g = { NULL, NULL };
 	const struct pgk_command *c;
-	int opt;
+	int ret, cmd;
 
 	no_core_dumps();
 	root_environment();
@@ -193,34 +152,28 @@ int main(int argc, char **argv)
 		return keycache_agent_exec_main(argc, argv);
 	keycache_agent_exe = "/proc/self/exe";
 
-	/* '+': stop at the command name, which owns the rest of argv. */
-	while ((opt = getopt_long(argc, argv, "+c:r:vqhV", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': g.config_path = optarg; break;
-		case 'r': g.repo_name = optarg; break;
-		case 'v': if (pgk_log_level < PGKEEP_LOG_DEBUG) pgk_log_level++; break;
-		case 'q': pgk_log_level = PGKEEP_LOG_ERROR; break;
-		case 'h': usage(stdout); return PGK_EXIT_OK;
-		case 'V': return print_version();
-		default: usage(stderr); return PGK_EXIT_USAGE;
-		}
-	}
-	if (optind >= argc) {
+	ret = opt_globals(NULL, argc, argv, &g, &cmd);
+	if (ret < 0) {
+		pgk_log_error("%s", pgk_errmsg());
 		usage(stderr);
 		return PGK_EXIT_USAGE;
 	}
-	if (strcmp(argv[optind], "help") == 0)
-		return help(optind + 1 < argc ? argv[optind + 1] : NULL);
-	if (strcmp(argv[optind], "version") == 0)
-		return print_version();
-	c = find_command(argv[optind]);
-	if (!c) {
-		fprintf(stderr, "pgkeep: unknown command '%s' (see 'pgkeep help')\n", argv[optind]);
+	if (ret == OPT_HELP_ASKED) {
+		usage(stdout);
+		return PGK_EXIT_OK;
+	}
+	if (ret == OPT_VERSION_ASKED || (cmd < argc && strcmp(argv[cmd], "version") == 0)) {
+		printf("pgkeep %s (revision %s)\n", PACKAGE_VERSION, PGKEEP_REVISION);
+		return PGK_EXIT_OK;
+	}
+	if (cmd >= argc) {
+		usage(stderr);
 		return PGK_EXIT_USAGE;
 	}
-	pgk_log_command = c->name;
-	argc -= optind;
-	argv += optind;
-	optind = 0; /* reset getopt for the command's own parsing (GNU: 0 re-initialises) */
-	return c->run(&g, argc, argv);
+	if (strcmp(argv[cmd], "help") == 0)
+		return help(cmd + 1 < argc ? argv[cmd + 1] : NULL);
+	c = find_command(argv[cmd]);
+	if (!c)
+		return PGK_EXIT_USAGE;
+	return run_command(c, &g, argc - cmd, argv + cmd);
 }

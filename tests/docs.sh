@@ -1,7 +1,9 @@
 #!/bin/sh
-# The manual agrees with the program: every command `pgkeep help` lists, and
-# every option `pgkeep help COMMAND` shows, is in pgkeep(1); every [global]
-# setting the config parser knows is in pgkeep.conf(5).
+# The manual agrees with the program: every command `pgkeep help` lists is
+# in pgkeep(1), and every option of its option table (the one that parses and
+# prints its help, dumped by `pgkeep help --dump-options`) is in the
+# command's own entry there, the global options under GLOBAL OPTIONS; every
+# [global] setting the config parser knows is in pgkeep.conf(5).
 
 set -u
 : "${top_srcdir:?}" "${PGKEEP:?}"
@@ -13,10 +15,26 @@ in_man() { sed 's/\\-/-/g; s/\\(em/-/g' "$1" | grep -qF -- "$2"; }
 
 commands=$("$PGKEEP" help | awk '/^commands:/ {on = 1; next} on && /^  [a-z]/ {print $1}')
 ok "pgkeep help lists commands" [ -n "$commands" ]
-for c in $commands; do
-	ok "pgkeep(1) documents the command $c" in_man "$man1" ".B $c"
-	for o in $("$PGKEEP" help "$c" | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
-		ok "pgkeep(1) documents $c $o" in_man "$man1" "$o"
+dump=$("$PGKEEP" help --dump-options)
+ok "pgkeep help --dump-options lists the option tables" [ -n "$dump" ]
+# man_entry COMMAND: its entry under COMMANDS (".TP", ".B COMMAND ..." up to
+# the next command's), or the GLOBAL OPTIONS section for "pgkeep".
+man_entry() {
+	sed 's/\\-/-/g; s/\\(em/-/g' "$man1" | awk -v want="$1" -v cmds=" $(echo $commands) " '
+		/^\.SH / { on = want == "pgkeep" && $0 == ".SH GLOBAL OPTIONS"; tp = 0; next }
+		tp && /^\.B / && index(cmds, " " $2 " ") { on = $2 == want }
+		{ tp = $0 == ".TP" }
+		on'
+}
+# in_entry TEXT: the entry in $entry mentions TEXT.
+in_entry() { printf '%s\n' "$entry" | grep -qF -- "$1"; }
+for c in pgkeep $commands; do
+	entry=$(man_entry "$c")
+	if [ "$c" != pgkeep ]; then
+		ok "pgkeep(1) documents the command $c" [ -n "$entry" ]
+	fi
+	for o in $(printf '%s\n' "$dump" | awk -v c="$c" '$1 == c {print $2}'); do
+		ok "pgkeep(1) documents $c $o where it describes $c" in_entry "$o"
 	done
 done
 # The [global] keys, read from the parser's own table.

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +21,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -399,59 +399,64 @@ out_conn:
 	return rc;
 }
 
+static int set_type(void *opts, const char *arg)
+{
+	struct backup_opts *o = opts;
+
+	if (strcmp(arg, "base") == 0)
+		o->type = BACKUP_BASE;
+	else if (strcmp(arg, "dump") == 0)
+		o->type = BACKUP_DUMP;
+	else
+		return pgk_error(PGKEEP_EINVAL, "--type must be base or dump, not '%s'", arg);
+	return 0;
+}
+
+static int set_checksums(void *opts, const char *arg)
+{
+	struct backup_opts *o = opts;
+
+	if (strcasecmp(arg, "sha256") == 0)
+		o->checksums = "SHA256";
+	else if (strcasecmp(arg, "crc32c") == 0)
+		o->checksums = "CRC32C";
+	else
+		return pgk_error(PGKEEP_EINVAL, "--checksums must be sha256 or crc32c, not '%s'",
+				 arg);
+	return 0;
+}
+
+static const struct opt_def backup_options[] = {
+	OPT_CALL_DEF("type", 't', "=base|dump", set_type,
+		     "physical base backup, or logical dump of one database"),
+	OPT_STRING_DEF("db", 'd', "NAME", struct backup_opts, db,
+		       "dump this database (default: the conninfo's)"),
+	OPT_FLAG_DEF("all", 'a', struct backup_opts, all,
+		     "dump the globals and every connectable database"),
+	OPT_STRING_DEF("label", 'l', "TEXT", struct backup_opts, label, "recorded with the backup"),
+	OPT_PROGRESS_DEF(struct backup_opts, progress),
+	OPT_JOBS(struct backup_opts, jobs),
+	OPT_CALL_DEF("checksums", 0, "=ALG", set_checksums,
+		     "base backups: the server's manifest checksums, sha256 or crc32c\n"
+		     "(default: checksums in the config, else sha256); restore\n"
+		     "verifies every file by them"),
+	OPT_END,
+};
+
+const struct opt_spec backup_cli = {
+	.command = "backup",
+	.summary = "take a base backup (BASE_BACKUP) or a dump (pg_dump)",
+	.synopsis = "--type=base|dump [--db NAME | --all] [OPTIONS]",
+	.opts = backup_options,
+};
+
 static int parse_opts(int argc, char **argv, struct backup_opts *o)
 {
-	static const struct option opts[] = {
-		{ "type", required_argument, NULL, 't' },
-		{ "db", required_argument, NULL, 'd' },
-		{ "all", no_argument, NULL, 'a' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "progress", required_argument, NULL, 'P' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "checksums", required_argument, NULL, 'C' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
+	struct opt_args pos;
 
 	memset(o, 0, sizeof(*o));
-	while ((opt = getopt_long(argc, argv, "+t:d:al:j:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			if (strcmp(optarg, "base") == 0)
-				o->type = BACKUP_BASE;
-			else if (strcmp(optarg, "dump") == 0)
-				o->type = BACKUP_DUMP;
-			else
-				return pgk_error(PGKEEP_EINVAL, "--type must be base or dump, not '%s'",
-						 optarg);
-			break;
-		case 'd': o->db = optarg; break;
-		case 'a': o->all = true; break;
-		case 'l': o->label = optarg; break;
-		case 'P':
-			if (progress_mode_parse(optarg, &o->progress) < 0)
-				return PGKEEP_EINVAL;
-			break;
-		case 'j':
-			if (parse_int("--jobs", optarg, 1, 64, &o->jobs) < 0)
-				return PGKEEP_EINVAL;
-			break;
-		case 'C':
-			if (strcasecmp(optarg, "sha256") == 0)
-				o->checksums = "SHA256";
-			else if (strcasecmp(optarg, "crc32c") == 0)
-				o->checksums = "CRC32C";
-			else
-				return pgk_error(PGKEEP_EINVAL, "--checksums must be sha256 or crc32c, "
-						 "not '%s'", optarg);
-			break;
-		case 'h': return 1;
-		default: return PGKEEP_EINVAL;
-		}
-	}
-	if (optind < argc)
-		return pgk_error(PGKEEP_EINVAL, "unexpected argument '%s'", argv[optind]);
+	if (opt_parse(&backup_cli, argc, argv, o, &pos) < 0)
+		return PGKEEP_EINVAL;
 	if (!o->type)
 		return pgk_error(PGKEEP_EINVAL, "--type=base or --type=dump is required");
 	if (o->type == BACKUP_BASE && (o->db || o->all))
@@ -469,17 +474,8 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	struct backup_opts o;
 	int rc, status;
 
-	rc = parse_opts(argc, argv, &o);
-	if (rc == 1) {
-		printf("usage: pgkeep backup --type=base|dump [--db NAME | --all] [--label TEXT]\n"
-		       "                     [--progress=auto|json|none] [--checksums=sha256|crc32c]\n");
-		return PGK_EXIT_OK;
-	}
-	if (rc < 0) {
-		if (*pgk_errmsg())
-			pgk_log_error("%s", pgk_errmsg());
-		return PGK_EXIT_USAGE;
-	}
+	if (parse_opts(argc, argv, &o) < 0)
+		return opt_fail(&backup_cli);
 	/* A child that dies must not take us with it: we report its status. */
 	signal(SIGPIPE, SIG_IGN);
 	catch_signals();
@@ -487,7 +483,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &b.t0);
 	if (ctx_load_config(g, &b.cfg) < 0)
 		return ctx_fail();
-	b.jobs = o.jobs ? o.jobs : b.cfg.jobs > 0 ? b.cfg.jobs : backup_default_jobs();
+	b.jobs = ctx_jobs(o.jobs, &b.cfg, backup_default_jobs());
 	rc = ctx_open_repo(g, &b.cfg, &b.repo);
 	if (rc == 0) {
 		b.progress = progress_new(o.progress, "backup");

@@ -3,7 +3,6 @@
  * from config to an archived segment, one named item at a time, and says
  * what to do about each that fails.
  */
-#include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -138,27 +138,37 @@ static void check_archiving(struct checklist *cl, PGconn *conn, struct repo *r, 
 	free(seg);
 }
 
+struct check_opts {
+	int timeout;	/* seconds, -1: not given */
+};
+
+static const struct opt_def check_options[] = {
+	OPT_SECONDS_DEF("timeout", "DUR", struct check_opts, timeout, INT_MAX,
+			"how long to wait for a switched segment (default archive_timeout, else 60)"),
+	OPT_END,
+};
+
+const struct opt_spec check_cli = {
+	.command = "check",
+	.summary = "check config, repository, PostgreSQL and WAL archiving end to end",
+	.synopsis = "[OPTIONS]",
+	.opts = check_options,
+};
+
 int cmd_check(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct check_opts o = { -1 };
+	struct opt_args pos;
 	struct pgk_config cfg = { 0 };
 	struct checklist cl = { 0 };
 	struct repo *r = NULL;
 	PGconn *conn = NULL;
-	int timeout = -1, c;
+	int timeout;
 	char *v;
 
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c != 't')
-			return PGK_EXIT_USAGE;
-		if (parse_seconds("--timeout", optarg, INT_MAX, &timeout) < 0) {
-			pgk_log_error("%s", pgk_errmsg());
-			return PGK_EXIT_USAGE;
-		}
-	}
+	if (opt_parse(&check_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&check_cli);
+	timeout = o.timeout;
 
 	if (ctx_load_config(g, &cfg) < 0) {
 		item(&cl, false, "config", "%s", pgk_errmsg());

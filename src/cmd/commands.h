@@ -1,6 +1,7 @@
 /*
- * The commands.  Each lives in its own file under src/cmd/, parses its own
- * options, and returns the process exit status.
+ * The commands.  Each lives in its own file under src/cmd/ with its option
+ * table (cmd/options.h), parses its own options, and returns the process
+ * exit status.
  */
 #ifndef PGK_COMMANDS_H
 #define PGK_COMMANDS_H
@@ -20,15 +21,20 @@ struct pgk_globals {
 
 typedef int (*pgk_cmd_fn)(const struct pgk_globals *g, int argc, char **argv);
 
+struct opt_spec;
+
 struct pgk_command {
-	const char *name;
+	const struct opt_spec *spec;	/* name, summary, options: cmd/options.h */
 	pgk_cmd_fn run;
-	const char *summary;
-	const char *usage;	/* the options, one per line, for `pgkeep help NAME` */
 };
 
 /* The table, terminated by a NULL name (src/main.c). */
 extern const struct pgk_command pgk_commands[];
+
+/* Each command's option table, beside its entry function. */
+extern const struct opt_spec init_cli, wal_push_cli, wal_fetch_cli, expire_cli, pin_cli,
+	unpin_cli, drill_cli, daemon_cli, schedule_cli, check_cli, verify_cli, backup_cli,
+	restore_cli, list_cli, info_cli, copy_cli, metrics_cli, import_dump_cli;
 
 int cmd_init(const struct pgk_globals *g, int argc, char **argv);
 int cmd_wal_push(const struct pgk_globals *g, int argc, char **argv);

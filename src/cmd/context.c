@@ -4,7 +4,6 @@
  * user's config and of a user's local repository.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +134,8 @@ int ctx_open_repo(const struct pgk_globals *g, const struct pgk_config *cfg, str
 		return ret;
 	ret = ctx_open_store(g, cfg, &store, &rc);
 	if (ret == 0)
-		ret = repo_open(out, store, rc->name, pass, cfg->compress_level);
+		ret = repo_open(out, store, rc->name, pass, cfg->compress_level,
+				&(struct repo_key_agent){ cfg->key_cache, cfg->spool_dir });
 	if (ret == 0)
 		(*out)->delta = cfg->delta;
 	secure_free(pass, strlen(pass));
@@ -149,70 +149,39 @@ int ctx_open_repo_named(const struct pgk_config *cfg, const char *name, struct r
 	return ctx_open_repo(&g, cfg, out);
 }
 
-bool ctx_all_repos(int argc, char **argv)
+static void print_json(struct json_object *doc, int flags)
 {
-	int i;
-
-	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--all-repos") == 0)
-			return true;
-	return false;
+	printf("%s\n", json_object_to_json_string_ext(doc, flags));
 }
 
-/* Run fn with its stdout going into out, for gathering JSON documents. */
-static int run_captured(pgk_cmd_fn fn, const struct pgk_globals *g, int argc, char **argv,
-			struct pgk_buf *out)
+static int run_one(const struct pgk_globals *g, bool json, ctx_repo_fn fn, const void *opts)
 {
-	char buf[8192];
-	FILE *tmp = tmpfile();
-	int saved, status;
-	size_t n;
+	struct json_object *doc = NULL;
+	int status;
 
-	if (!tmp || (saved = dup(STDOUT_FILENO)) < 0) {
-		if (tmp)
-			fclose(tmp);
-		pgk_log_error("cannot capture a command's output: %s", strerror(errno));
-		return PGK_EXIT_ERROR;
-	}
-	fflush(stdout);
-	dup2(fileno(tmp), STDOUT_FILENO);
-	status = fn(g, argc, argv);
-	fflush(stdout);
-	dup2(saved, STDOUT_FILENO);
-	close(saved);
-	rewind(tmp);
-	while ((n = fread(buf, 1, sizeof(buf), tmp)) > 0)
-		buf_append(out, buf, n);
-	buf_append(out, "", 1);
-	fclose(tmp);
+	status = fn(g, opts, json ? &doc : NULL);
+	if (doc)
+		print_json(doc, JSON_C_TO_STRING_PRETTY);
+	json_object_put(doc);
 	return status;
 }
 
-int ctx_each_repo(const struct pgk_globals *g, int argc, char **argv, pgk_cmd_fn fn)
+int ctx_run_repos(const struct pgk_globals *g, bool all_repos, bool json, ctx_repo_fn fn,
+		  const void *opts)
 {
 	struct pgk_config cfg = { 0 };
 	struct json_object *jout = NULL, *jrepos = NULL;
-	char **args = xmalloc((argc + 1) * sizeof(*args));
-	bool json = false;
-	int i, nargs = 0, status, worst = PGK_EXIT_OK;
+	int status, worst = PGK_EXIT_OK;
 	size_t r;
 
+	if (!all_repos)
+		return run_one(g, json, fn, opts);
 	if (g->repo_name) {
 		pgk_log_error("--all-repos and --repo %s exclude each other", g->repo_name);
-		free(args);
 		return PGK_EXIT_USAGE;
 	}
-	if (ctx_load_config(g, &cfg) < 0) {
-		free(args);
+	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
-	}
-	for (i = 0; i < argc; i++) {
-		if (strcmp(argv[i], "--all-repos") == 0)
-			continue;
-		json = json || strcmp(argv[i], "--json") == 0;
-		args[nargs++] = argv[i];
-	}
-	args[nargs] = NULL;
 	if (json) {
 		jout = json_object_new_object();
 		jrepos = json_object_new_array();
@@ -220,17 +189,10 @@ int ctx_each_repo(const struct pgk_globals *g, int argc, char **argv, pgk_cmd_fn
 	}
 	for (r = 0; r < cfg.nrepos; r++) {
 		struct pgk_globals one = { g->config_path, cfg.repos[r].name };
-		char **argv_one = xmalloc((nargs + 1) * sizeof(*argv_one));
+		struct json_object *doc = NULL;
 
-		/* getopt permutes argv and keeps state: a fresh copy and a reset each run. */
-		memcpy(argv_one, args, (nargs + 1) * sizeof(*argv_one));
-		optind = 0;
 		if (json) {
-			struct pgk_buf text = PGK_BUF_INIT;
-			struct json_object *doc;
-
-			status = run_captured(fn, &one, nargs, argv_one, &text);
-			doc = json_tokener_parse((const char *)text.data);
+			status = fn(&one, opts, &doc);
 			if (!doc) {
 				doc = json_object_new_object();
 				json_object_object_add(doc, "repository",
@@ -238,25 +200,28 @@ int ctx_each_repo(const struct pgk_globals *g, int argc, char **argv, pgk_cmd_fn
 				json_object_object_add(doc, "error", json_object_new_string("failed"));
 			}
 			json_object_array_add(jrepos, doc);
-			buf_free(&text);
 		} else {
 			printf("%s== repository %s\n", r ? "\n" : "", cfg.repos[r].name);
 			fflush(stdout);
-			status = fn(&one, nargs, argv_one);
+			status = fn(&one, opts, NULL);
 		}
-		free(argv_one);
 		if (status > worst)
 			worst = status;
 	}
 	if (json) {
 		json_object_object_add(jout, "ok", json_object_new_boolean(worst == PGK_EXIT_OK));
-		printf("%s\n", json_object_to_json_string_ext(jout, JSON_C_TO_STRING_PRETTY |
-							      JSON_C_TO_STRING_NOSLASHESCAPE));
+		print_json(jout, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE);
 		json_object_put(jout);
 	}
-	free(args);
 	config_free(&cfg);
 	return worst;
+}
+
+int ctx_jobs(int given, const struct pgk_config *cfg, int fallback)
+{
+	if (given > 0)
+		return given;
+	return cfg->jobs > 0 ? cfg->jobs : fallback;
 }
 
 int ctx_fail(void)

@@ -12,7 +12,6 @@
  * with B's key, then stored unless B has it.  Chunk lists are read and
  * written a batch at a time, B's in list objects of its own.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -25,6 +24,7 @@
 #include "cmd/commands.h"
 #include "cmd/context.h"
 #include "cmd/copy.h"
+#include "cmd/options.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -237,42 +237,43 @@ struct copy_opts {
 	int lock_wait;
 };
 
+static const struct opt_def copy_options[] = {
+	OPT_STRING_DEF("to", 0, "NAME", struct copy_opts, to, "the repository to copy to (required)"),
+	OPT_STRING_DEF("from", 0, "NAME", struct copy_opts, from,
+		       "the repository to copy from (default: --repo, else the default)"),
+	OPT_FLAG_DEF("missing", 0, struct copy_opts, missing, "every backup --to lacks"),
+	OPT_SECONDS_DEF("lock-wait", "DUR", struct copy_opts, lock_wait, INT_MAX,
+			"wait this long for an exclusive lock to go (default 60)"),
+	OPT_END,
+};
+
+static const struct opt_arg copy_args[] = {
+	{ "ID...", "these backups ('latest' = the newest); or --missing" },
+	{ NULL, NULL },
+};
+
+const struct opt_spec copy_cli = {
+	.command = "copy",
+	.summary = "copy backups and the WAL they need to another repository",
+	.synopsis = "--to NAME [--from NAME] ID... | --missing [OPTIONS]",
+	.opts = copy_options,
+	.args = copy_args,
+	.max_args = -1,
+};
+
 static int parse_args(int argc, char **argv, struct copy_opts *o)
 {
-	static const struct option opts[] = {
-		{ "from", required_argument, NULL, 'f' },
-		{ "to", required_argument, NULL, 't' },
-		{ "missing", no_argument, NULL, 'm' },
-		{ "lock-wait", required_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int ch;
+	struct opt_args pos;
 
 	o->lock_wait = 60;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'f': o->from = optarg; break;
-		case 't': o->to = optarg; break;
-		case 'm': o->missing = true; break;
-		case 'w':
-			if (parse_seconds("--lock-wait", optarg, INT_MAX, &o->lock_wait) < 0) {
-				pgk_log_error("%s", pgk_errmsg());
-				return -1;
-			}
-			break;
-		default: return -1;
-		}
-	}
-	o->ids = argv + optind;
-	o->nids = argc - optind;
-	if (!o->to) {
-		pgk_log_error("copy needs --to REPOSITORY");
-		return -1;
-	}
-	if (o->missing == (o->nids > 0)) {
-		pgk_log_error("copy needs backup ids or --missing (one of them)");
-		return -1;
-	}
+	if (opt_parse(&copy_cli, argc, argv, o, &pos) < 0)
+		return PGKEEP_EINVAL;
+	o->ids = pos.argv;
+	o->nids = pos.argc;
+	if (!o->to)
+		return pgk_error(PGKEEP_EINVAL, "copy needs --to REPOSITORY");
+	if (o->missing == (o->nids > 0))
+		return pgk_error(PGKEEP_EINVAL, "copy needs backup ids or --missing (one of them)");
 	return 0;
 }
 
@@ -414,7 +415,7 @@ int cmd_copy(const struct pgk_globals *g, int argc, char **argv)
 	int ret = PGK_EXIT_ERROR;
 
 	if (parse_args(argc, argv, &o) < 0)
-		return PGK_EXIT_USAGE;
+		return opt_fail(&copy_cli);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
 	/* --from defaults to --repo, else the default repository. */
@@ -424,11 +425,11 @@ int cmd_copy(const struct pgk_globals *g, int argc, char **argv)
 	if (config_repo(&cfg, o.to, &rc) < 0)
 		goto fail;
 	if (strcmp(o.from, o.to) == 0) {
-		pgk_log_error("copy: --from and --to both name repository %s", o.to);
+		pgk_log_error("--from and --to both name repository %s", o.to);
 		ret = PGK_EXIT_USAGE;
 		goto out;
 	}
-	c.jobs = cfg.jobs > 0 ? cfg.jobs : COPY_DEFAULT_JOBS;
+	c.jobs = ctx_jobs(0, &cfg, COPY_DEFAULT_JOBS);
 	if (c.jobs > COPY_MAX_JOBS)
 		c.jobs = COPY_MAX_JOBS;
 	pthread_mutex_init(&c.mu, NULL);

@@ -6,7 +6,6 @@
  * after passing SIGTERM to the running jobs and waiting for them.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "common/cron.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -146,17 +146,22 @@ static int load_jobs(const struct pgk_globals *g, const struct pgk_config *cfg, 
 	return 0;
 }
 
+const struct opt_spec schedule_cli = {
+	.command = "schedule",
+	.summary = "print the next run of every job in [schedule]",
+	.synopsis = "",
+};
+
 int cmd_schedule(const struct pgk_globals *g, int argc, char **argv)
 {
 	struct pgk_config cfg = { 0 };
 	struct job *jobs = NULL;
 	size_t n = 0, i;
 	time_t now = time(NULL);
+	struct opt_args pos;
 
-	if (argc > 1) {
-		pgk_log_error("usage: pgkeep schedule");
-		return PGK_EXIT_USAGE;
-	}
+	if (opt_parse(&schedule_cli, argc, argv, NULL, &pos) < 0)
+		return opt_fail(&schedule_cli);
 	if (ctx_load_config(g, &cfg) < 0 || load_jobs(g, &cfg, &jobs, &n) < 0) {
 		config_free(&cfg);
 		return ctx_fail();
@@ -255,18 +260,24 @@ static void stop_jobs(struct job *jobs, size_t n, const sigset_t *wait_set)
 	}
 }
 
+const struct opt_spec daemon_cli = {
+	.command = "daemon",
+	.summary = "run the jobs of the [schedule] section (for hosts without systemd)",
+	.synopsis = "",
+	.notes = "SIGTERM stops it after the running jobs.",
+};
+
 int cmd_daemon(const struct pgk_globals *g, int argc, char **argv)
 {
 	struct pgk_config cfg = { 0 };
 	struct job *jobs = NULL;
 	sigset_t set, orig;
 	size_t n = 0, i;
+	struct opt_args pos;
 	int ret = PGK_EXIT_OK;
 
-	if (argc > 1) {
-		pgk_log_error("usage: pgkeep daemon");
-		return PGK_EXIT_USAGE;
-	}
+	if (opt_parse(&daemon_cli, argc, argv, NULL, &pos) < 0)
+		return opt_fail(&daemon_cli);
 	if (ctx_load_config(g, &cfg) < 0 || load_jobs(g, &cfg, &jobs, &n) < 0) {
 		config_free(&cfg);
 		return ctx_fail();

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <getopt.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pwd.h>
@@ -28,6 +27,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/restore_tblspc.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -231,32 +231,29 @@ static int newest_base(struct repo *r, struct manifest *out)
 	return rc;
 }
 
+static const struct opt_def drill_options[] = {
+	OPT_STRING_DEF("dir", 0, "DIR", struct drill_opts, dir,
+		       "where the scratch directory goes (default /var/tmp)"),
+	OPT_FLAG_DEF("keep", 0, struct drill_opts, keep, "keep the scratch directory afterwards"),
+	OPT_SECONDS_DEF("timeout", "DUR", struct drill_opts, timeout, INT_MAX,
+			"how long recovery may take (default 3600)"),
+	OPT_END,
+};
+
+const struct opt_spec drill_cli = {
+	.command = "drill",
+	.summary = "restore the newest base backup into a scratch cluster and check it works",
+	.synopsis = "[OPTIONS]",
+	.opts = drill_options,
+};
+
 static int parse_args(int argc, char **argv, struct drill_opts *o)
 {
-	static const struct option opts[] = {
-		{ "dir", required_argument, NULL, 'd' },
-		{ "keep", no_argument, NULL, 'k' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c;
+	struct opt_args pos;
 
 	o->dir = "/var/tmp";
 	o->timeout = 3600;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd': o->dir = optarg; break;
-		case 'k': o->keep = true; break;
-		case 't':
-			if (parse_seconds("--timeout", optarg, INT_MAX, &o->timeout) < 0) {
-				pgk_log_error("%s", pgk_errmsg());
-				return -1;
-			}
-			break;
-		default: return -1;
-		}
-	}
-	return optind == argc ? 0 : -1;
+	return opt_parse(&drill_cli, argc, argv, o, &pos);
 }
 
 /* The scratch cluster and where its pieces are. */
@@ -530,10 +527,8 @@ int cmd_drill(const struct pgk_globals *g, int argc, char **argv)
 	char *user = NULL;
 	int ret = PGK_EXIT_ERROR;
 
-	if (parse_args(argc, argv, &o) < 0) {
-		pgk_log_error("usage: pgkeep drill [--dir DIR] [--keep] [--timeout SECS]");
-		return PGK_EXIT_USAGE;
-	}
+	if (parse_args(argc, argv, &o) < 0)
+		return opt_fail(&drill_cli);
 	if (geteuid() == 0) {
 		pgk_log_error("run drill as the PostgreSQL user (e.g. postgres), not as root: PostgreSQL refuses to start as root");
 		return PGK_EXIT_ERROR;

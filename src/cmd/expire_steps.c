@@ -262,7 +262,6 @@ static void print_result_json(struct expire_run *x)
 	json_object_object_add(jw, "locked", json_object_new_int64((int64_t)x->wal.locked));
 	json_object_object_add(x->jout, "wal", jw);
 	json_object_object_add(x->jout, "backups_removed", json_object_new_int64((int64_t)x->nexpired));
-	printf("%s\n", json_object_to_json_string_ext(x->jout, JSON_C_TO_STRING_PRETTY));
 }
 
 static void print_result(struct expire_run *x)
@@ -289,7 +288,7 @@ static void print_result(struct expire_run *x)
 }
 
 int expire_repo(struct repo *r, const struct pgk_config *cfg, const struct pgk_config_repo *rc,
-		const struct expire_params *p)
+		const struct expire_params *p, struct json_object **doc)
 {
 	struct expire_run x = { .r = r, .p = p };
 	int ret = -1;
@@ -300,6 +299,10 @@ int expire_repo(struct repo *r, const struct pgk_config *cfg, const struct pgk_c
 	if (remove_manifests(&x) < 0 || sweep(&x) < 0)
 		goto out_free;
 	print_result(&x);
+	if (doc) {
+		*doc = x.jout;
+		x.jout = NULL;
+	}
 	ret = 0;
 out_free:
 	json_object_put(x.jout);

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct json_object;
 struct pgk_config;
 struct pgk_config_repo;
 struct repo;
@@ -21,10 +22,11 @@ struct expire_params {
 
 /*
  * Apply cfg's keep_* settings for repository rc to r (open, and locked
- * exclusively unless a dry run), printing the plan and the outcome.
+ * exclusively unless a dry run), printing the plan and the outcome; with
+ * p->json the outcome goes into *doc instead (doc must not be NULL then).
  * Returns 0 or a negative error with its message set.
  */
 int expire_repo(struct repo *r, const struct pgk_config *cfg, const struct pgk_config_repo *rc,
-		const struct expire_params *p);
+		const struct expire_params *p, struct json_object **doc);
 
 #endif

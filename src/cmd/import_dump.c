@@ -10,7 +10,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +23,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -459,34 +459,55 @@ out_reader:
 /* ---------------------------------------------------------------- the command */
 
 /* 'YYYY-MM-DD HH:MM[:SS]' local time, or with Z / +HH[:MM] / -HH[:MM]. */
+static int set_time(void *opts, const char *arg)
+{
+	struct import_opts *o = opts;
+
+	o->have_time = true;
+	return parse_timestamp("--time", arg, &o->time);
+}
+
+static const struct opt_def import_dump_options[] = {
+	OPT_STRING_DEF("db", 'd', "NAME", struct import_opts, db,
+		       "the database it is a dump of (default: the custom\n"
+		       "header's, else unknown)"),
+	OPT_CALL_DEF("time", 't', "T", set_time,
+		     "when it was taken, 'YYYY-MM-DD HH:MM[:SS]' local time (or\n"
+		     "with Z / +HH[:MM]); default: the custom header's, else the\n"
+		     "file's modification time"),
+	OPT_STRING_DEF("label", 'l', "TEXT", struct import_opts, label,
+		       "recorded with the backup (default: imported)"),
+	OPT_PROGRESS_DEF(struct import_opts, progress),
+	OPT_END,
+};
+
+static const struct opt_arg import_dump_args[] = {
+	{ "FILE", "plain SQL (gzip, bzip2, xz or zstd compressed or not) or\n"
+		  "custom format (pg_dump -Fc)" },
+	{ NULL, NULL },
+};
+
+const struct opt_spec import_dump_cli = {
+	.command = "import-dump",
+	.summary = "store an existing pg_dump file as a dump backup",
+	.synopsis = "FILE [OPTIONS]",
+	.opts = import_dump_options,
+	.args = import_dump_args,
+	.min_args = 1,
+	.max_args = 1,
+	.args_error = "name one dump file to import",
+};
+
 static int parse_opts(int argc, char **argv, struct import_opts *o)
 {
-	static const struct option opts[] = {
-		{ "db", required_argument, NULL, 'd' },
-		{ "time", required_argument, NULL, 't' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "progress", required_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, rc = 0;
+	struct opt_args pos;
+	int rc;
 
 	memset(o, 0, sizeof(*o));
-	while (rc == 0 && (opt = getopt_long(argc, argv, "d:t:l:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'd': o->db = optarg; break;
-		case 't': rc = parse_timestamp("--time", optarg, &o->time); o->have_time = true; break;
-		case 'l': o->label = optarg; break;
-		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
-		case 'h': return 1;
-		default: return PGKEEP_EINVAL;
-		}
-	}
+	rc = opt_parse(&import_dump_cli, argc, argv, o, &pos);
 	if (rc < 0)
 		return rc;
-	if (optind + 1 != argc)
-		return pgk_error(PGKEEP_EINVAL, "name one dump file to import");
-	o->file = argv[optind];
+	o->file = pos.argv[0];
 	if (o->db && (!*o->db || strchr(o->db, '/')))
 		return pgk_error(PGKEEP_EINVAL, "--db '%s' is not a database name", o->db);
 	if (o->label && strlen(o->label) > 200)
@@ -513,21 +534,12 @@ int cmd_import_dump(const struct pgk_globals *g, int argc, char **argv)
 	struct import_opts o;
 	int rc, status;
 
-	rc = parse_opts(argc, argv, &o);
-	if (rc == 1) {
-		printf("usage: pgkeep import-dump FILE [--db NAME] [--time 'YYYY-MM-DD HH:MM:SS'] "
-		       "[--label TEXT] [--progress=auto|json|none]\n");
-		return PGK_EXIT_OK;
-	}
-	if (rc < 0) {
-		if (*pgk_errmsg())
-			pgk_log_error("%s", pgk_errmsg());
-		return PGK_EXIT_USAGE;
-	}
+	if (parse_opts(argc, argv, &o) < 0)
+		return opt_fail(&import_dump_cli);
 	memset(&ir, 0, sizeof(ir));
 	if (ctx_load_config(g, &ir.cfg) < 0)
 		return ctx_fail();
-	ir.jobs = ir.cfg.jobs > 0 ? ir.cfg.jobs : backup_default_jobs();
+	ir.jobs = ctx_jobs(0, &ir.cfg, backup_default_jobs());
 	rc = ctx_open_repo(g, &ir.cfg, &ir.repo);
 	if (rc == 0) {
 		ir.progress = progress_new(o.progress, "import-dump");

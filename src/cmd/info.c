@@ -3,7 +3,6 @@
  * the backups (oldest first) and the range of archived WAL segments, whose
  * newest modification time tells how far archiving lags.
  */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,10 +12,12 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/monitor.h"
-#include "cmd/repo_set.h"
+#include "cmd/listing.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "pg/backup_label.h"
 #include "pg/walname.h"
 #include "repo/layout.h"
@@ -187,21 +188,25 @@ static void print_text(const struct repo *r, const struct manifest *list, size_t
 static void add_holders(json_object *root, const struct repo_set *set)
 {
 	json_object *backups = NULL;
+	const char **names;
 	size_t i, j;
 
 	if (!json_object_object_get_ex(root, "backups", &backups))
 		return;
+	names = xmalloc((set->n ? set->n : 1) * sizeof(*names));
 	for (i = 0; i < json_object_array_length(backups); i++) {
 		json_object *b = json_object_array_get_idx(backups, i), *in, *id;
+		size_t have;
 
 		if (!json_object_object_get_ex(b, "id", &id))
 			continue;
 		in = json_object_new_array();
-		for (j = 0; j < set->n; j++)
-			if (repo_view_has(&set->v[j], json_object_get_string(id)))
-				json_object_array_add(in, json_object_new_string(set->v[j].name));
+		have = repo_set_holders(set, json_object_get_string(id), names);
+		for (j = 0; j < have; j++)
+			json_object_array_add(in, json_object_new_string(names[j]));
 		json_object_object_add(b, "repositories", in);
 	}
+	free(names);
 }
 
 static int info_all(const struct pgk_globals *g, bool json)
@@ -284,59 +289,46 @@ static int info_all(const struct pgk_globals *g, bool json)
 	return status;
 }
 
+struct info_opts {
+	bool json;
+	bool all_repos;
+};
+
+static const struct opt_def info_options[] = {
+	OPT_JSON(struct info_opts, json, "print one JSON object"),
+	OPT_ALL_REPOS(struct info_opts, all_repos,
+		      "also every other repository, and where each backup is"),
+	OPT_END,
+};
+
+const struct opt_spec info_cli = {
+	.command = "info",
+	.summary = "show backups and the WAL archive (--json for monitoring)",
+	.synopsis = "[OPTIONS]",
+	.opts = info_options,
+};
+
 int cmd_info(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "all-repos", no_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool all_repos = false;
+	struct info_opts o = { false, false };
+	struct opt_args pos;
 	struct wal_range w = { .count = 0 };
-	struct pgk_config cfg;
-	struct manifest *list = NULL;
-	struct repo *r = NULL;
-	bool json = false;
-	size_t n = 0;
-	int opt, rc, status;
+	struct listing l;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
-		if (opt == 'j') {
-			json = true;
-			continue;
-		}
-		if (opt == 'a') {
-			all_repos = true;
-			continue;
-		}
-		if (opt == 'h') {
-			printf("usage: pgkeep info [--json]\n");
-			return PGK_EXIT_OK;
-		}
-		return PGK_EXIT_USAGE;
-	}
-	if (optind < argc) {
-		pgk_log_error("unexpected argument '%s'", argv[optind]);
-		return PGK_EXIT_USAGE;
-	}
-	if (all_repos)
-		return info_all(g, json);
-	if (ctx_load_config(g, &cfg) < 0)
-		return ctx_fail();
-	rc = ctx_open_repo(g, &cfg, &r);
+	if (opt_parse(&info_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&info_cli);
+	if (o.all_repos)
+		return info_all(g, o.json);
+	rc = listing_open(g, &l);
 	if (rc == 0)
-		rc = manifest_list_summary(r, &list, &n);
-	if (rc == 0)
-		rc = store_list(r->store, LAYOUT_WAL_PREFIX, collect_wal, &w);
-	if (rc == 0 && json)
-		print_json(r, list, n, &w, cfg.conninfo);
+		rc = store_list(l.r->store, LAYOUT_WAL_PREFIX, collect_wal, &w);
+	if (rc == 0 && o.json)
+		print_json(l.r, l.list, l.n, &w, l.cfg.conninfo);
 	else if (rc == 0)
-		print_text(r, list, n, &w);
+		print_text(l.r, l.list, l.n, &w);
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
-	manifest_list_free(list, n);
 	monitor_wal_free(&w.tlis);
-	repo_close(r);
-	config_free(&cfg);
+	listing_close(&l);
 	return status;
 }

@@ -3,7 +3,6 @@
  * default) in its empty store, unlocked by the configured passphrase.
  */
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,43 +11,36 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/parse.h"
 
-static int parse_args(int argc, char **argv, struct kdf_params *kp)
+static int set_kdf_n(void *opts, const char *arg)
 {
-	static const struct option opts[] = {
-		{ "kdf-n", required_argument, NULL, 'n' },
-		{ NULL, 0, NULL, 0 },
-	};
+	struct kdf_params *kp = opts;
 	int64_t n;
-	int opt;
 
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'n':
-			if (parse_int64("--kdf-n", optarg, 1024, 1 << 20, &n) < 0) {
-				pgk_log_error("%s", pgk_errmsg());
-				return -1;
-			}
-			if (n & (n - 1)) {
-				pgk_log_error("--kdf-n: bad value '%s' (a power of two from 1024 to "
-					      "1048576)", optarg);
-				return -1;
-			}
-			kp->n = n;
-			break;
-		default:
-			return -1;
-		}
-	}
-	if (optind < argc) {
-		pgk_log_error("unexpected argument '%s'", argv[optind]);
-		return -1;
-	}
+	if (parse_int64("--kdf-n", arg, 1024, 1 << 20, &n) < 0)
+		return PGKEEP_EINVAL;
+	if (n & (n - 1))
+		return pgk_error(PGKEEP_EINVAL, "--kdf-n: bad value '%s' (a power of two from 1024 to "
+				 "1048576)", arg);
+	kp->n = n;
 	return 0;
 }
+
+static const struct opt_def init_options[] = {
+	OPT_CALL_DEF("kdf-n", 0, "N", set_kdf_n, "scrypt cost (power of two; default 32768)"),
+	OPT_END,
+};
+
+const struct opt_spec init_cli = {
+	.command = "init",
+	.summary = "create a repository",
+	.synopsis = "[OPTIONS]",
+	.opts = init_options,
+};
 
 /* The cluster's identifier opens pg_control (PostgreSQL's ControlFileData). */
 static int read_sysid(const char *pgdata, uint64_t *sysid)
@@ -82,7 +74,8 @@ static void record_sysid(const struct pgk_globals *g, const struct pgk_config *c
 	if (!cfg->pgdata || read_sysid(cfg->pgdata, &sysid) < 0)
 		return;
 	if (ctx_open_store(g, cfg, &store, &rc) < 0 ||
-	    repo_open(&r, store, rc->name, pass, cfg->compress_level) < 0) {
+	    repo_open(&r, store, rc->name, pass, cfg->compress_level,
+		      &(struct repo_key_agent){ cfg->key_cache, cfg->spool_dir }) < 0) {
 		pgk_log_warning("cluster not recorded yet (%s); the first wal-push or backup will",
 				pgk_errmsg());
 		return;
@@ -101,8 +94,10 @@ int cmd_init(const struct pgk_globals *g, int argc, char **argv)
 	char *pass;
 	int ret;
 
-	if (parse_args(argc, argv, &kp) < 0)
-		return PGK_EXIT_USAGE;
+	struct opt_args pos;
+
+	if (opt_parse(&init_cli, argc, argv, &kp, &pos) < 0)
+		return opt_fail(&init_cli);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
 	ret = config_passphrase(&cfg, &pass);

@@ -2,7 +2,6 @@
  * list: the backups of a repository, oldest first, as a table for people.
  * Scripts read `pgkeep info --json` instead.
  */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +10,11 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
-#include "cmd/repo_set.h"
+#include "cmd/options.h"
+#include "cmd/listing.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/mem.h"
 #include "repo/manifest.h"
 
 static void print_row_in(const struct manifest *m, const char *in)
@@ -50,6 +51,7 @@ static int list_all(const struct pgk_globals *g)
 	struct pgk_config cfg;
 	struct repo_set set = { 0 };
 	const struct manifest **all;
+	const char **names;
 	size_t n, i, j, partial = 0;
 	int status = PGK_EXIT_OK;
 
@@ -62,77 +64,69 @@ static int list_all(const struct pgk_globals *g)
 			status = PGK_EXIT_ERROR;
 		}
 	all = repo_set_union(&set, &n);
+	names = xmalloc((set.n ? set.n : 1) * sizeof(*names));
 	if (n)
 		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %-49s  %s\n", "ID", "TYPE", "START",
 		       "DURATION", "SIZE", "STORED", "WAL RANGE / DATABASE", "IN");
 	for (i = 0; i < n; i++) {
 		char in[512] = "";
-		size_t have = 0;
+		size_t have = repo_set_holders(&set, all[i]->id, names);
 
-		for (j = 0; j < set.n; j++)
-			if (repo_view_has(&set.v[j], all[i]->id)) {
-				snprintf(in + strlen(in), sizeof(in) - strlen(in), "%s%s",
-					 have++ ? "," : "", set.v[j].name);
-			}
+		for (j = 0; j < have; j++)
+			snprintf(in + strlen(in), sizeof(in) - strlen(in), "%s%s", j ? "," : "",
+				 names[j]);
 		if (have < set.n)
 			partial++;
 		print_row_in(all[i], in);
 	}
 	if (partial)
 		printf("%zu of %zu backup(s) are not in every repository\n", partial, n);
+	free(names);
 	free(all);
 	repo_set_free(&set);
 	config_free(&cfg);
 	return status;
 }
 
+struct list_opts {
+	bool all_repos;
+};
+
+static const struct opt_def list_options[] = {
+	OPT_ALL_REPOS(struct list_opts, all_repos,
+		      "every repository, with the ones each backup is in"),
+	OPT_END,
+};
+
+const struct opt_spec list_cli = {
+	.command = "list",
+	.summary = "list the backups of the repository",
+	.synopsis = "[OPTIONS]",
+	.opts = list_options,
+};
+
 int cmd_list(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ "all-repos", no_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	bool all_repos = false;
-	struct pgk_config cfg;
-	struct manifest *list = NULL;
-	struct repo *r = NULL;
-	size_t n = 0, i;
-	int opt, rc, status;
+	struct list_opts o = { false };
+	struct opt_args pos;
+	struct listing l;
+	size_t i;
+	int rc, status;
 
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (opt == 'a') {
-			all_repos = true;
-			continue;
-		}
-		if (opt == 'h') {
-			printf("usage: pgkeep list\n");
-			return PGK_EXIT_OK;
-		}
-		return PGK_EXIT_USAGE;
-	}
-	if (optind < argc) {
-		pgk_log_error("unexpected argument '%s'", argv[optind]);
-		return PGK_EXIT_USAGE;
-	}
-	if (all_repos)
+	if (opt_parse(&list_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&list_cli);
+	if (o.all_repos)
 		return list_all(g);
-	if (ctx_load_config(g, &cfg) < 0)
-		return ctx_fail();
-	rc = ctx_open_repo(g, &cfg, &r);
-	if (rc == 0)
-		rc = manifest_list_summary(r, &list, &n);
-	if (rc == 0 && n > 0) {
+	rc = listing_open(g, &l);
+	if (rc == 0 && l.n > 0) {
 		printf("%-26s %-4s  %-19s  %8s  %10s  %10s  %s\n", "ID", "TYPE", "START",
 		       "DURATION", "SIZE", "STORED", "WAL RANGE / DATABASE");
-		for (i = 0; i < n; i++)
-			print_row(&list[i]);
+		for (i = 0; i < l.n; i++)
+			print_row(&l.list[i]);
 	} else if (rc == 0) {
-		pgk_log_info("repository %s has no backups", r->name);
+		pgk_log_info("repository %s has no backups", l.r->name);
 	}
 	status = rc < 0 ? ctx_fail() : PGK_EXIT_OK;
-	manifest_list_free(list, n);
-	repo_close(r);
-	config_free(&cfg);
+	listing_close(&l);
 	return status;
 }

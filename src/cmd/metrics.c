@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -17,8 +16,9 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/monitor.h"
-#include "cmd/repo_set.h"
+#include "cmd/listing.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -272,27 +272,23 @@ static bool collect(struct repo_metrics *m, struct repo_view *v, const struct mo
 	return true;
 }
 
-static int parse_opts(int argc, char **argv, const char **output)
-{
-	static const struct option opts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
+struct metrics_opts {
+	const char *output;
+};
 
-	*output = NULL;
-	while ((opt = getopt_long(argc, argv, "+o:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'o': *output = optarg; break;
-		case 'h': return 1;
-		default: return PGKEEP_EINVAL;
-		}
-	}
-	if (optind < argc)
-		return pgk_error(PGKEEP_EINVAL, "unexpected argument '%s'", argv[optind]);
-	return 0;
-}
+static const struct opt_def metrics_options[] = {
+	OPT_STRING_DEF("output", 'o', "FILE", struct metrics_opts, output,
+		       "write FILE atomically (node_exporter textfile collector)\n"
+		       "instead of stdout; exit 2 when a repository is unreadable"),
+	OPT_END,
+};
+
+const struct opt_spec metrics_cli = {
+	.command = "metrics",
+	.summary = "write every repository's health in Prometheus text format",
+	.synopsis = "[OPTIONS]",
+	.opts = metrics_options,
+};
 
 int cmd_metrics(const struct pgk_globals *g, int argc, char **argv)
 {
@@ -301,21 +297,14 @@ int cmd_metrics(const struct pgk_globals *g, int argc, char **argv)
 	struct repo_set set = { 0 };
 	struct repo_metrics *ms;
 	struct pgk_config cfg;
-	const char *output;
+	struct metrics_opts o = { NULL };
+	struct opt_args pos;
 	bool all_up = true;
 	size_t i;
 	int rc;
 
-	rc = parse_opts(argc, argv, &output);
-	if (rc == 1) {
-		printf("usage: pgkeep metrics [--output FILE]\n");
-		return PGK_EXIT_OK;
-	}
-	if (rc < 0) {
-		if (*pgk_errmsg())
-			pgk_log_error("%s", pgk_errmsg());
-		return PGK_EXIT_USAGE;
-	}
+	if (opt_parse(&metrics_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&metrics_cli);
 	if (ctx_load_config(g, &cfg) < 0)
 		return ctx_fail();
 	repo_set_load(&set, &cfg);
@@ -325,8 +314,8 @@ int cmd_metrics(const struct pgk_globals *g, int argc, char **argv)
 		if (!collect(&ms[i], &set.v[i], &srv))
 			all_up = false;
 	render(&out, ms, set.n, &srv);
-	if (output) {
-		rc = write_atomic(output, &out);
+	if (o.output) {
+		rc = write_atomic(o.output, &out);
 	} else {
 		rc = write_full(STDOUT_FILENO, out.data, out.len, "stdout");
 	}

@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
@@ -31,6 +30,7 @@
 #include "cmd/backup_util.h"
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/privdrop.h"
 #include "cmd/restore.h"
 #include "cmd/restore_tblspc.h"
@@ -464,76 +464,94 @@ static int check_opts(struct restore_opts *o)
 	return 0;
 }
 
-static int parse_opts(int argc, char **argv, struct restore_opts *o)
+static int set_target_time(void *o, const char *v) { return set_target(o, TARGET_TIME, v); }
+static int set_target_lsn(void *o, const char *v) { return set_target(o, TARGET_LSN, v); }
+static int set_target_xid(void *o, const char *v) { return set_target(o, TARGET_XID, v); }
+static int set_target_name(void *o, const char *v) { return set_target(o, TARGET_NAME, v); }
+static int set_target_immediate(void *o, const char *v)
 {
-	static const struct option opts[] = {
-		{ "pgdata", required_argument, NULL, 'D' },
-		{ "force", no_argument, NULL, 'f' },
-		{ "target-time", required_argument, NULL, 'T' },
-		{ "target-lsn", required_argument, NULL, 'L' },
-		{ "target-xid", required_argument, NULL, 'X' },
-		{ "target-name", required_argument, NULL, 'N' },
-		{ "target-immediate", no_argument, NULL, 'I' },
-		{ "target-action", required_argument, NULL, 'A' },
-		{ "archive-mode", required_argument, NULL, 'M' },
-		{ "dbname", required_argument, NULL, 'd' },
-		{ "create", no_argument, NULL, 'C' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "stream", required_argument, NULL, 's' },
-		{ "progress", required_argument, NULL, 'P' },
-		{ "jobs", required_argument, NULL, 'j' },
-		{ "tablespace-map", required_argument, NULL, 'm' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, rc = 0;
-
-	memset(o, 0, sizeof(*o));
-	while (rc == 0 && (opt = getopt_long(argc, argv, "D:fd:Co:h", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'D': o->pgdata = optarg; break;
-		case 'f': o->force = true; break;
-		case 'T': rc = set_target(o, TARGET_TIME, optarg); break;
-		case 'L': rc = set_target(o, TARGET_LSN, optarg); break;
-		case 'X': rc = set_target(o, TARGET_XID, optarg); break;
-		case 'N': rc = set_target(o, TARGET_NAME, optarg); break;
-		case 'I': rc = set_target(o, TARGET_IMMEDIATE, NULL); break;
-		case 'A': o->action = optarg; break;
-		case 'M':
-			if (strcmp(optarg, "off") == 0)
-				o->archive_off = true;
-			else if (strcmp(optarg, "preserve") != 0)
-				rc = pgk_error(PGKEEP_EINVAL, "--archive-mode must be off or preserve");
-			break;
-		case 'd': o->dbname = optarg; break;
-		case 'C': o->create = true; break;
-		case 'o': o->output = optarg; break;
-		case 's': o->stream = optarg; break;
-		case 'P': rc = progress_mode_parse(optarg, &o->progress); break;
-		case 'j': rc = parse_int("--jobs", optarg, 1, 64, &o->jobs); break;
-		case 'm': rc = tblspc_map_parse(&o->maps, optarg); break;
-		case 'h': return 1;
-		default: return PGKEEP_EINVAL;
-		}
-	}
-	if (rc < 0)
-		return rc;
-	if (optind + 1 != argc)
-		return pgk_error(PGKEEP_EINVAL, "name one backup: an id from 'pgkeep list', or "
-				 "latest");
-	o->id = argv[optind];
-	return check_opts(o);
+	(void)v;
+	return set_target(o, TARGET_IMMEDIATE, NULL);
 }
 
-static const char usage_text[] =
-	"usage: pgkeep restore ID|latest --pgdata DIR [--force] [TARGET] [--target-action A]\n"
-	"                                [--archive-mode off|preserve]\n"
-	"                                [--tablespace-map OLDDIR=NEWDIR]...\n"
-	"       pgkeep restore ID|latest --dbname NAME [--create] [--stream NAME]\n"
-	"       pgkeep restore ID|latest --output FILE|- [--force] [--stream NAME]\n"
-	"       [--progress=auto|json|none] [--jobs N] with any of these\n"
-	"TARGET: --target-time T | --target-lsn LSN | --target-xid XID | --target-name NAME\n"
-	"        | --target-immediate\n";
+static int set_archive_mode(void *opts, const char *v)
+{
+	struct restore_opts *o = opts;
+
+	if (strcmp(v, "off") == 0)
+		o->archive_off = true;
+	else if (strcmp(v, "preserve") != 0)
+		return pgk_error(PGKEEP_EINVAL, "--archive-mode must be off or preserve");
+	return 0;
+}
+
+static int add_tablespace_map(void *opts, const char *v)
+{
+	return tblspc_map_parse(&((struct restore_opts *)opts)->maps, v);
+}
+
+static const struct opt_def restore_options[] = {
+	OPT_STRING_DEF("pgdata", 'D', "DIR", struct restore_opts, pgdata,
+		       "base backups: a new or empty data directory"),
+	OPT_FLAG_DEF("force", 'f', struct restore_opts, force,
+		     "empty a non-empty DIR first / replace an --output file"),
+	OPT_CALL_DEF("target-time", 0, "T", set_target_time,
+		     "stop recovery at this time ('2026-02-20 14:30:00+01')"),
+	OPT_CALL_DEF("target-lsn", 0, "LSN", set_target_lsn, "... at this WAL location"),
+	OPT_CALL_DEF("target-xid", 0, "XID", set_target_xid, "... after this transaction"),
+	OPT_CALL_DEF("target-name", 0, "NAME", set_target_name,
+		     "... at this pg_create_restore_point() name"),
+	OPT_CALL_DEF("target-immediate", 0, NULL, set_target_immediate,
+		     "... as soon as the backup is consistent"),
+	OPT_STRING_DEF("target-action", 0, "A", struct restore_opts, action,
+		       "promote (default), pause or shutdown"),
+	OPT_CALL_DEF("archive-mode", 0, "M", set_archive_mode,
+		     "preserve (default) or off: the restored server archives no WAL"),
+	OPT_CALL_DEF("tablespace-map", 0, "OLDDIR=NEWDIR", add_tablespace_map,
+		     "restore the tablespace backed up from OLDDIR into NEWDIR (a new\n"
+		     "or empty directory; '\\=' for '=' in a path); repeatable"),
+	OPT_STRING_DEF("dbname", 'd', "NAME", struct restore_opts, dbname,
+		       "dumps: pg_restore into this database"),
+	OPT_FLAG_DEF("create", 'C', struct restore_opts, create, "create the database first"),
+	OPT_STRING_DEF("output", 'o', "FILE", struct restore_opts, output,
+		       "dumps: write the dump file itself ('-' for stdout)"),
+	OPT_STRING_DEF("stream", 0, "NAME", struct restore_opts, stream,
+		       "which stream of a --all dump (globals.sql, DB.dump)"),
+	OPT_PROGRESS_DEF(struct restore_opts, progress),
+	OPT_JOBS(struct restore_opts, jobs),
+	OPT_END,
+};
+
+static const struct opt_arg restore_args[] = {
+	{ "ID|latest", "the backup: an id from 'pgkeep list', or the newest" },
+	{ NULL, NULL },
+};
+
+const struct opt_spec restore_cli = {
+	.command = "restore",
+	.summary = "restore a backup (ID or latest), to a point in time for base backups",
+	.synopsis = "ID|latest --pgdata DIR | --dbname NAME | --output FILE [OPTIONS]",
+	.opts = restore_options,
+	.args = restore_args,
+	.min_args = 1,
+	.max_args = 1,
+	.args_error = "name one backup: an id from 'pgkeep list', or latest",
+	.notes = "A recovery target (--target-*) is one of the five; the targets, --target-action,\n"
+		 "--archive-mode and --tablespace-map are for --pgdata.",
+};
+
+static int parse_opts(int argc, char **argv, struct restore_opts *o)
+{
+	struct opt_args pos;
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	rc = opt_parse(&restore_cli, argc, argv, o, &pos);
+	if (rc < 0)
+		return rc;
+	o->id = pos.argv[0];
+	return check_opts(o);
+}
 
 int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 {
@@ -541,18 +559,9 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 	struct restore_opts o;
 	int rc, status;
 
-	rc = parse_opts(argc, argv, &o);
-	if (rc == 1) {
-		printf("%s", usage_text);
+	if (parse_opts(argc, argv, &o) < 0) {
 		tblspc_maps_free(&o.maps);
-		return PGK_EXIT_OK;
-	}
-	if (rc < 0) {
-		if (*pgk_errmsg())
-			pgk_log_error("%s", pgk_errmsg());
-		fprintf(stderr, "%s", usage_text);
-		tblspc_maps_free(&o.maps);
-		return PGK_EXIT_USAGE;
+		return opt_fail(&restore_cli);
 	}
 	/* As root, become the data directory's owner before touching anything. */
 	if (o.pgdata && privdrop_to_owner(o.pgdata, "restore") < 0) {
@@ -567,7 +576,7 @@ int cmd_restore(const struct pgk_globals *g, int argc, char **argv)
 		tblspc_maps_free(&o.maps);
 		return ctx_fail();
 	}
-	rr.jobs = o.jobs ? o.jobs : rr.cfg.jobs > 0 ? rr.cfg.jobs : backup_default_jobs();
+	rr.jobs = ctx_jobs(o.jobs, &rr.cfg, backup_default_jobs());
 	rc = ctx_open_repo(g, &rr.cfg, &rr.repo);
 	if (rc == 0) {
 		rr.progress = progress_new(o.progress, "restore");

@@ -6,7 +6,6 @@
  * to its stop and on to the newest archived segment.  Chunks nothing refers
  * to are reported, not counted as problems.  Exit 0 only when all is well.
  */
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -336,15 +336,32 @@ static uint64_t survey(struct repo *r, struct keylist *manifests, struct entry *
 	return total;
 }
 
-int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
+struct verify_opts {
+	bool read_data;
+	bool json;
+	bool all_repos;
+};
+
+static const struct opt_def verify_options[] = {
+	OPT_FLAG_DEF("read-data", 0, struct verify_opts, read_data,
+		     "fetch, decrypt and check every chunk (default: check they exist)"),
+	OPT_JSON(struct verify_opts, json, "print the result as JSON"),
+	OPT_ALL_REPOS(struct verify_opts, all_repos, "verify every repository of the config in turn"),
+	OPT_END,
+};
+
+const struct opt_spec verify_cli = {
+	.command = "verify",
+	.summary = "check that every backup and the WAL archive are complete",
+	.synopsis = "[OPTIONS]",
+	.opts = verify_options,
+};
+
+static int verify_repo(const struct pgk_globals *g, const void *opts, struct json_object **doc)
 {
-	static const struct option opts[] = {
-		{ "read-data", no_argument, NULL, 'd' },
-		{ "json", no_argument, NULL, 'j' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const struct verify_opts *o = opts;
 	struct pgk_config cfg = { 0 };
-	struct report rep = { 0 };
+	struct report rep = { .json = o->json };
 	struct repo *r = NULL;
 	struct repo_lock *lock = NULL;
 	struct keylist manifests = { NULL, 0 };
@@ -355,22 +372,9 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	struct gc_refs refs;
 	struct json_object *jout = json_object_new_object(), *jbackups = json_object_new_array();
 	size_t n = 0, nlists = 0, i;
-	bool read_data = false;
-	int c, ret = PGK_EXIT_ERROR;
+	bool read_data = o->read_data;
+	int ret = PGK_EXIT_ERROR;
 
-	if (ctx_all_repos(argc, argv)) {
-		json_object_put(jout);
-		json_object_put(jbackups);
-		return ctx_each_repo(g, argc, argv, cmd_verify);
-	}
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (c == 'd')
-			read_data = true;
-		else if (c == 'j')
-			rep.json = true;
-		else
-			return PGK_EXIT_USAGE;
-	}
 	rep.jproblems = json_object_new_array();
 	json_object_object_add(jout, "backups", jbackups);
 	json_object_object_add(jout, "problems", rep.jproblems);
@@ -389,7 +393,7 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	entries = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*entries));
 	heads = xzalloc((manifests.n ? manifests.n : 1) * sizeof(*heads));
 	w = (struct walk){ .r = r, .rep = &rep, .e = entries, .n = manifests.n,
-			   .read_data = read_data, .jobs = cfg.jobs > 0 ? cfg.jobs : 2,
+			   .read_data = read_data, .jobs = ctx_jobs(0, &cfg, 2),
 			   .jbackups = jbackups };
 	refs = (struct gc_refs){ .walk = walk_backups, .payload = &w,
 				 .total = survey(r, &manifests, entries, heads, &n) };
@@ -415,7 +419,8 @@ int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
 	json_object_object_add(jout, "unreferenced_lists", json_object_new_int64((int64_t)nlists));
 	json_object_object_add(jout, "ok", json_object_new_boolean(rep.problems == 0));
 	if (rep.json) {
-		printf("%s\n", json_object_to_json_string_ext(jout, JSON_C_TO_STRING_PRETTY));
+		*doc = jout;
+		jout = NULL;
 	} else {
 		if (found.unreferenced)
 			printf("note: %zu chunk(s) nothing refers to (left by an interrupted backup; expire removes them)\n",
@@ -450,4 +455,14 @@ out:
 		repo_close(r);
 	config_free(&cfg);
 	return ret;
+}
+
+int cmd_verify(const struct pgk_globals *g, int argc, char **argv)
+{
+	struct verify_opts o = { 0 };
+	struct opt_args pos;
+
+	if (opt_parse(&verify_cli, argc, argv, &o, &pos) < 0)
+		return opt_fail(&verify_cli);
+	return ctx_run_repos(g, o.all_repos, o.json, verify_repo, &o);
 }

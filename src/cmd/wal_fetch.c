@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/wal_repos.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -425,35 +425,38 @@ out_name:
 	return status;
 }
 
+static const struct opt_arg wal_fetch_args[] = {
+	{ "NAME PATH", "the file wanted (%f) and where to write it (%p)" },
+	{ "RESTARTNAME", "the oldest file still needed (%r), optional" },
+	{ NULL, NULL },
+};
+
+/* Under restore_command even a bad command line must not read as "not
+ * found": it would end recovery at the wrong point. */
+const struct opt_spec wal_fetch_cli = {
+	.command = "wal-fetch",
+	.summary = "restore a WAL file (restore_command = 'pgkeep wal-fetch %f %p')",
+	.synopsis = "NAME PATH [RESTARTNAME]",
+	.args = wal_fetch_args,
+	.min_args = 2,
+	.max_args = 3,
+	.args_error = "expected NAME PATH [RESTARTNAME] (restore_command = 'pgkeep wal-fetch %f %p')",
+	.usage_exit = PGK_EXIT_FATAL,
+};
+
 int cmd_wal_fetch(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt, nargs, status;
+	struct opt_args pos;
+	int status;
 
-	/* Under restore_command even a bad command line must not read as "not
-	 * found": it would end recovery at the wrong point. */
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			printf("usage: pgkeep wal-fetch NAME PATH [RESTARTNAME]\n");
-			return PGK_EXIT_OK;
-		}
-		goto usage;
-	}
-	nargs = argc - optind;
-	if (nargs != 2 && nargs != 3)
-		goto usage;
-	if (nargs == 3 && !restart_name_ok(argv[optind + 2])) {
-		pgk_log_error("'%.80s' is not a WAL segment name (%%r)", argv[optind + 2]);
+	if (opt_parse(&wal_fetch_cli, argc, argv, NULL, &pos) < 0)
+		return opt_fail(&wal_fetch_cli);
+	if (pos.argc == 3 && !restart_name_ok(pos.argv[2])) {
+		pgk_log_error("'%.80s' is not a WAL segment name (%%r)", pos.argv[2]);
 		return PGK_EXIT_FATAL;
 	}
-	status = fetch(g, argv[optind], argv[optind + 1]);
+	status = fetch(g, pos.argv[0], pos.argv[1]);
 	if (status == PGK_EXIT_FATAL)
 		pgk_log_error("%s", pgk_errmsg());
 	return status;
-usage:
-	fprintf(stderr, "usage: pgkeep wal-fetch NAME PATH [RESTARTNAME]\n");
-	return PGK_EXIT_FATAL;
 }

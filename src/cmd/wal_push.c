@@ -7,7 +7,6 @@
  * stored everywhere is recorded in the spool, so that the call for it later
  * returns after hashing the file, with no plugin and no key.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -15,6 +14,7 @@
 
 #include "cmd/commands.h"
 #include "cmd/context.h"
+#include "cmd/options.h"
 #include "cmd/wal_push.h"
 #include "cmd/wal_repos.h"
 #include "common/error.h"
@@ -110,29 +110,29 @@ out_config:
 	return rc;
 }
 
+static const struct opt_arg wal_push_args[] = {
+	{ "PATH", "the file to archive (%p)" },
+	{ NULL, NULL },
+};
+
+const struct opt_spec wal_push_cli = {
+	.command = "wal-push",
+	.summary = "archive a WAL file (archive_command = 'pgkeep wal-push %p')",
+	.synopsis = "PATH",
+	.args = wal_push_args,
+	.min_args = 1,
+	.max_args = 1,
+};
+
 int cmd_wal_push(const struct pgk_globals *g, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int opt;
+	struct opt_args pos;
 
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
-		if (opt == 'h') {
-			printf("usage: pgkeep wal-push PATH\n");
-			return PGK_EXIT_OK;
-		}
-		goto usage;
-	}
-	if (argc - optind != 1)
-		goto usage;
-	if (push(g, argv[optind]) < 0) {
+	if (opt_parse(&wal_push_cli, argc, argv, NULL, &pos) < 0)
+		return opt_fail(&wal_push_cli);
+	if (push(g, pos.argv[0]) < 0) {
 		pgk_log_error("%s", pgk_errmsg());
 		return PGK_EXIT_ERROR;
 	}
 	return PGK_EXIT_OK;
-usage:
-	fprintf(stderr, "usage: pgkeep wal-push PATH\n");
-	return PGK_EXIT_USAGE;
 }

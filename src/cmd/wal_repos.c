@@ -116,7 +116,8 @@ static int open_one(struct wal_repos *wr, size_t i, uint64_t sysid)
 	g.repo_name = wr->names[i];
 	ret = ctx_open_store(&g, wr->cfg, &store, &rc);
 	if (ret == 0)
-		ret = repo_open(&wr->r[i], store, rc->name, wr->pass, wr->cfg->compress_level);
+		ret = repo_open(&wr->r[i], store, rc->name, wr->pass, wr->cfg->compress_level,
+				&(struct repo_key_agent){ wr->cfg->key_cache, wr->cfg->spool_dir });
 	if (ret == 0 && sysid) {
 		ret = repo_check_sysid(wr->r[i], sysid);
 		if (ret < 0) {

@@ -7,25 +7,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ini.h>
 
 #include "common/config.h"
+#include "common/config_int.h"
 #include "common/cron.h"
 #include "common/error.h"
 #include "common/mem.h"
 #include "common/parse.h"
-
-#define PASSPHRASE_MAX 4096
 
 enum section { SEC_NONE, SEC_GLOBAL, SEC_REPO, SEC_SCHEDULE, SEC_BAD };
 
@@ -105,176 +102,6 @@ static bool valid_name(const char *s)
 		      ('0' <= *s && *s <= '9') || *s == '_' || *s == '-' || *s == '.'))
 			return false;
 	return true;
-}
-
-static bool is_secret_key(const char *key)
-{
-	return strstr(key, "secret") || strstr(key, "password") || strstr(key, "token") ||
-	       strcmp(key, "application_key") == 0 || strcmp(key, "passphrase") == 0;
-}
-
-static bool is_file_option(const char *key)
-{
-	size_t n = strlen(key);
-
-	return n > 5 && strcmp(key + n - 5, "_file") == 0;
-}
-
-/* ---- secrets kept out of messages ---- */
-
-#define SCRUB_MIN 4		/* shorter values would blank ordinary words */
-#define SCRUB_MAX 64
-
-static char *scrub_list[SCRUB_MAX];
-static size_t scrub_n;
-
-static void scrub_add(const char *s, size_t len)
-{
-	size_t i;
-
-	if (len < SCRUB_MIN || scrub_n == SCRUB_MAX)
-		return;
-	for (i = 0; i < scrub_n; i++)
-		if (strlen(scrub_list[i]) == len && memcmp(scrub_list[i], s, len) == 0)
-			return;
-	scrub_list[scrub_n++] = xstrndup(s, len);
-}
-
-void config_scrub_secrets(char *s)
-{
-	size_t i, len;
-	char *p;
-
-	for (i = 0; i < scrub_n; i++) {
-		len = strlen(scrub_list[i]);
-		while ((p = strstr(s, scrub_list[i]))) {
-			memcpy(p, "***", 3);
-			memmove(p + 3, p + len, strlen(p + len) + 1);
-		}
-	}
-}
-
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* A URI part as scrub_add's secret: as written, and percent-decoded. */
-static void scrub_add_uri_part(const char *s, size_t len)
-{
-	char *dec = xmalloc(len + 1);
-	size_t i, n = 0;
-
-	scrub_add(s, len);
-	for (i = 0; i < len; i++) {
-		if (s[i] == '%' && i + 2 < len && hex_value(s[i + 1]) >= 0 &&
-		    hex_value(s[i + 2]) >= 0) {
-			dec[n++] = (char)(hex_value(s[i + 1]) << 4 | hex_value(s[i + 2]));
-			i += 2;
-		} else {
-			dec[n++] = s[i];
-		}
-	}
-	scrub_add(dec, n);
-	secure_free(dec, len + 1);
-}
-
-/*
- * The password of a conninfo URI (postgresql://user:PASSWORD@host/db, or
- * ?password=...): its start and length, false when it has none.
- */
-static bool uri_password(const char *ci, const char **pw, size_t *len)
-{
-	const char *p, *at, *colon, *q;
-
-	if (strncmp(ci, "postgresql://", 13) == 0)
-		p = ci + 13;
-	else if (strncmp(ci, "postgres://", 11) == 0)
-		p = ci + 11;
-	else
-		return false;
-	/* libpq: the user info ends at the first '@' before any '/'. */
-	at = p + strcspn(p, "@/");
-	colon = memchr(p, ':', (size_t)(at - p));
-	if (*at == '@' && colon) {
-		*pw = colon + 1;
-		*len = (size_t)(at - colon - 1);
-		return *len > 0;
-	}
-	for (q = strchr(p, '?'); q && (q = strstr(q, "password=")); q += 9) {
-		if (q[-1] == '?' || q[-1] == '&') {
-			*pw = q + 9;
-			*len = strcspn(q + 9, "&");
-			return *len > 0;
-		}
-	}
-	return false;
-}
-
-/* password = value in a keyword conninfo, quoted or not. */
-static bool keyword_password(const char *ci, const char **pw, size_t *len)
-{
-	const char *p = ci;
-
-	while ((p = strstr(p, "password"))) {
-		const char *v = p + 8;
-
-		if (p > ci && !strchr(" \t\n", p[-1])) {
-			p = v;
-			continue;
-		}
-		v += strspn(v, " \t");
-		if (*v != '=') {
-			p = v;
-			continue;
-		}
-		v++;
-		v += strspn(v, " \t");
-		if (*v == '\'') {
-			*pw = v + 1;
-			*len = strcspn(v + 1, "'");
-		} else {
-			*pw = v;
-			*len = strcspn(v, " \t\n");
-		}
-		return *len > 0;
-	}
-	return false;
-}
-
-bool config_conninfo_has_password(const char *conninfo)
-{
-	const char *pw;
-	size_t len;
-
-	return uri_password(conninfo, &pw, &len) || keyword_password(conninfo, &pw, &len);
-}
-
-static void scrub_config(const struct pgk_config *cfg)
-{
-	const char *pw;
-	size_t i, j, len;
-
-	if (cfg->conninfo) {
-		if (uri_password(cfg->conninfo, &pw, &len))
-			scrub_add_uri_part(pw, len);
-		else if (keyword_password(cfg->conninfo, &pw, &len))
-			scrub_add(pw, len);
-	}
-	for (i = 0; i < cfg->nrepos; i++)
-		for (j = 0; j < cfg->repos[i].nopts; j++) {
-			const struct pgkeep_option *o = &cfg->repos[i].opts[j];
-
-			/* A *_file option names where a secret is, not the secret. */
-			if (is_secret_key(o->key) && !is_file_option(o->key))
-				scrub_add(o->value, strlen(o->value));
-		}
 }
 
 static void note_secret(struct parse_state *st, const char *key)
@@ -563,7 +390,7 @@ static int repo_key(struct parse_state *st, const char *name, const char *value)
 		add_opt(&rc->core_opts, &rc->core_opt_lines, &rc->ncore_opts, name, value, st->line);
 		return 1;
 	}
-	if (is_secret_key(name))
+	if (config_is_secret_key(name))
 		note_secret(st, name);
 	add_opt(&rc->opts, &rc->opt_lines, &rc->nopts, name, value, st->line);
 	return 1;
@@ -705,118 +532,6 @@ void config_free_list(char **v, size_t n)
 	free(v);
 }
 
-/* "postgres", or "uid 1234" for a uid without an account. */
-static void owner_name(uid_t uid, char *out, size_t len)
-{
-	struct passwd *pw = getpwuid(uid);
-
-	if (pw)
-		snprintf(out, len, "%s", pw->pw_name);
-	else
-		snprintf(out, len, "uid %u", (unsigned)uid);
-}
-
-int config_check_trusted(const char *what, const char *path, const struct stat *sb, bool secret)
-{
-	unsigned mode = (unsigned)(sb->st_mode & 07777);
-	char owner[64], me[64];
-
-	owner_name(sb->st_uid, owner, sizeof(owner));
-	if (sb->st_uid != geteuid() && sb->st_uid != 0) {
-		owner_name(geteuid(), me, sizeof(me));
-		return pgk_error(PGKEEP_EAUTH, "%s %s is owned by %s (mode %04o), not by %s%s",
-				 what, path, owner, mode, geteuid() == 0 ? "root, who runs pgkeep" : me,
-				 geteuid() == 0 ? "" : ", who runs pgkeep, or by root");
-	}
-	if (sb->st_mode & 022)
-		return pgk_error(PGKEEP_EAUTH,
-				 "%s %s is writable by group or others (owner %s, mode %04o); chmod go-w %s",
-				 what, path, owner, mode, path);
-	if (secret && (sb->st_mode & 077))
-		return pgk_error(PGKEEP_EAUTH,
-				 "%s %s is accessible by group or others (owner %s, mode %04o); chmod 600 %s",
-				 what, path, owner, mode, path);
-	return 0;
-}
-
-static int check_modes(struct parse_state *st, int fd)
-{
-	struct pgk_config *cfg = st->cfg;
-	struct stat sb;
-	char owner[64];
-	int ret;
-
-	if (st->secret_line) {
-		if (fstat(fd, &sb) < 0)
-			return pgk_error(PGKEEP_EIO, "cannot stat config %s: %s", cfg->path, strerror(errno));
-		owner_name(sb.st_uid, owner, sizeof(owner));
-		if (sb.st_mode & 077)
-			return pgk_error(PGKEEP_EAUTH,
-					 "config %s holds a secret (%s on line %d) but is accessible by group or others (owner %s, mode %04o); chmod 600 %s",
-					 cfg->path, st->secret_key, st->secret_line, owner,
-					 (unsigned)(sb.st_mode & 07777), cfg->path);
-	}
-	if (cfg->passphrase_file) {
-		if (stat(cfg->passphrase_file, &sb) < 0)
-			return pgk_error(PGKEEP_EIO, "%s:%d: passphrase_file %s: %s", cfg->path,
-					 cfg->passphrase_file_line, cfg->passphrase_file, strerror(errno));
-		ret = config_check_trusted("passphrase file", cfg->passphrase_file, &sb, true);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
-/* The config names code to run: only its owner (or root) may have written it. */
-static int check_config_file(const struct pgk_config *cfg, FILE *f)
-{
-	struct stat sb;
-
-	if (fstat(fileno(f), &sb) < 0)
-		return pgk_error(PGKEEP_EIO, "cannot stat config %s: %s", cfg->path, strerror(errno));
-	return config_check_trusted("config", cfg->path, &sb, false);
-}
-
-int config_check_repo_files(const struct pgk_config *cfg, const struct pgk_config_repo *rc)
-{
-	struct stat sb;
-	char *what;
-	size_t i;
-	int ret;
-
-	for (i = 0; i < rc->nopts; i++) {
-		const struct pgkeep_option *o = &rc->opts[i];
-
-		/* A missing file is the plugin's to report, with its own words. */
-		if (!is_file_option(o->key) || stat(o->value, &sb) < 0)
-			continue;
-		what = xasprintf("%s:%d: %s", cfg->path, rc->opt_lines[i], o->key);
-		/* CA certificates are public; every other *_file holds a credential. */
-		ret = config_check_trusted(what, o->value, &sb, strcmp(o->key, "ca_file") != 0);
-		free(what);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
-}
-
-/* The key agent's settings of the config loaded last; see config_key_cache. */
-static int last_key_cache = -1;
-static char *last_spool_dir;
-
-static void note_key_cache(const struct pgk_config *cfg)
-{
-	free(last_spool_dir);
-	last_spool_dir = cfg->spool_dir ? xstrdup(cfg->spool_dir) : NULL;
-	last_key_cache = cfg->key_cache;
-}
-
-int config_key_cache(const char **spool_dir)
-{
-	*spool_dir = last_spool_dir;
-	return last_key_cache;
-}
-
 int config_load(struct pgk_config *cfg, const char *path)
 {
 	struct parse_state st;
@@ -842,7 +557,7 @@ int config_load(struct pgk_config *cfg, const char *path)
 				"cannot read config %s: %s", path, strerror(errno));
 		goto out_free_cfg;
 	}
-	ret = check_config_file(cfg, st.f);
+	ret = config_check_file(cfg, st.f);
 	if (ret < 0) {
 		fclose(st.f);
 		goto out_free_cfg;
@@ -862,13 +577,12 @@ int config_load(struct pgk_config *cfg, const char *path)
 	} else {
 		ret = check_repos(&st);
 		if (ret == 0)
-			ret = check_modes(&st, fileno(st.f));
+			ret = config_check_modes(cfg, fileno(st.f), st.secret_key, st.secret_line);
 	}
 	fclose(st.f);
 	free((char *)st.secret_key);
 	if (ret == 0) {
-		note_key_cache(cfg);
-		scrub_config(cfg);
+		config_scrub_loaded(cfg);
 		return 0;
 	}
 out_free_cfg:
@@ -955,140 +669,3 @@ const char *config_repo_core_opt(const struct pgk_config_repo *rc, const char *k
 }
 
 /* ---- the passphrase ---- */
-
-/* Keep the first line of buf[0..len) in a fresh string; wipes buf. */
-static int take_line(char *buf, size_t len, bool first_line_only, char **out, const char *what)
-{
-	size_t n = len;
-	char *nl;
-	int ret = 0;
-
-	if (first_line_only) {
-		nl = memchr(buf, '\n', len);
-		if (nl)
-			n = (size_t)(nl - buf);
-	} else if (n && buf[n - 1] == '\n') {
-		n--;
-	}
-	if (n && buf[n - 1] == '\r')
-		n--;
-	if (n == 0 || memchr(buf, '\0', n))
-		ret = pgk_error(PGKEEP_EINVAL, "%s gives an empty or invalid passphrase", what);
-	else
-		*out = xstrndup(buf, n);
-	secure_zero(buf, len);
-	return ret;
-}
-
-static int passphrase_from_file(const struct pgk_config *cfg, char **out)
-{
-	char buf[PASSPHRASE_MAX];
-	struct stat sb;
-	size_t len = 0;
-	ssize_t n;
-	char *what;
-	int fd, ret;
-
-	fd = open(cfg->passphrase_file, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return pgk_error(PGKEEP_EIO, "cannot read passphrase file %s: %s", cfg->passphrase_file,
-				 strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		ret = pgk_error(PGKEEP_EIO, "cannot stat passphrase file %s: %s", cfg->passphrase_file,
-				strerror(errno));
-		goto out_close;
-	}
-	ret = config_check_trusted("passphrase file", cfg->passphrase_file, &sb, true);
-	if (ret < 0)
-		goto out_close;
-	while (len < sizeof(buf)) {
-		n = read(fd, buf + len, sizeof(buf) - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			ret = pgk_error(PGKEEP_EIO, "cannot read passphrase file %s: %s",
-					cfg->passphrase_file, strerror(errno));
-			goto out_wipe;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	what = xasprintf("passphrase file %s", cfg->passphrase_file);
-	ret = take_line(buf, len, true, out, what);
-	free(what);
-out_wipe:
-	secure_zero(buf, sizeof(buf));
-out_close:
-	close(fd);
-	return ret;
-}
-
-static int passphrase_from_command(const struct pgk_config *cfg, char **out)
-{
-	char buf[PASSPHRASE_MAX];
-	size_t len = 0, n;
-	char *what;
-	FILE *p;
-	int status, ret;
-
-	/* popen runs the command through /bin/sh -c. */
-	fflush(NULL);
-	p = popen(cfg->passphrase_command, "re");
-	if (!p)
-		return pgk_error(PGKEEP_EIO, "%s:%d: cannot run passphrase_command: %s", cfg->path,
-				 cfg->passphrase_command_line, strerror(errno));
-	while ((n = fread(buf + len, 1, sizeof(buf) - len, p)) > 0) {
-		len += n;
-		if (len == sizeof(buf))
-			break;
-	}
-	/* Drain anything longer so the command does not die of SIGPIPE. */
-	if (len == sizeof(buf)) {
-		char junk[512];
-
-		while (fread(junk, 1, sizeof(junk), p) > 0)
-			;
-		secure_zero(junk, sizeof(junk));
-	}
-	status = pclose(p);
-	if (status == -1) {
-		ret = pgk_error(PGKEEP_EIO, "%s:%d: passphrase_command: %s", cfg->path,
-				cfg->passphrase_command_line, strerror(errno));
-	} else if (WIFSIGNALED(status)) {
-		ret = pgk_error(PGKEEP_EIO, "%s:%d: passphrase_command was killed by signal %d",
-				cfg->path, cfg->passphrase_command_line, WTERMSIG(status));
-	} else if (WEXITSTATUS(status) != 0) {
-		ret = pgk_error(PGKEEP_EIO, "%s:%d: passphrase_command failed with exit status %d",
-				cfg->path, cfg->passphrase_command_line, WEXITSTATUS(status));
-	} else if (len == sizeof(buf)) {
-		ret = pgk_error(PGKEEP_EINVAL, "%s:%d: passphrase_command printed more than %d bytes",
-				cfg->path, cfg->passphrase_command_line, PASSPHRASE_MAX - 1);
-	} else {
-		what = xasprintf("%s:%d: passphrase_command", cfg->path, cfg->passphrase_command_line);
-		ret = take_line(buf, len, false, out, what);
-		free(what);
-	}
-	secure_zero(buf, sizeof(buf));
-	return ret;
-}
-
-int config_passphrase(const struct pgk_config *cfg, char **out)
-{
-	const char *env = getenv("PGKEEP_PASSPHRASE");
-
-	*out = NULL;
-	if (env) {
-		if (!*env)
-			return pgk_error(PGKEEP_EINVAL, "PGKEEP_PASSPHRASE is set but empty");
-		*out = xstrdup(env);
-		return 0;
-	}
-	if (cfg->passphrase_file)
-		return passphrase_from_file(cfg, out);
-	if (cfg->passphrase_command)
-		return passphrase_from_command(cfg, out);
-	return pgk_error(PGKEEP_EINVAL,
-			 "no passphrase: set PGKEEP_PASSPHRASE, or passphrase_file or passphrase_command in %s",
-			 cfg->path);
-}

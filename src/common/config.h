@@ -93,14 +93,6 @@ struct pgk_config {
 int config_load(struct pgk_config *cfg, const char *path);
 void config_free(struct pgk_config *cfg);
 
-/*
- * key_cache of the config this process loaded last (-1 before any load:
- * no agent), and its spool_dir (NULL = the default), whose base directory
- * holds the agent's socket.  Repositories are opened far from where the
- * config is loaded; this is how the setting reaches them.
- */
-int config_key_cache(const char **spool_dir);
-
 /* The repository named `name`, or the default one when name is NULL.  When the
  * config names no default and has exactly one repository, that one. */
 int config_repo(const struct pgk_config *cfg, const char *name,

@@ -14,7 +14,6 @@
 #include <json-c/json.h>
 #include <openssl/rand.h>
 
-#include "common/config.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "local/keycache.h"
@@ -284,18 +283,17 @@ static int try_cached_slot(const char *key, const struct pgk_buf *slot, const ch
 }
 
 static int unlock(struct pgk_store *store, const char *name, const char *pass,
-		  const uint8_t key_id[PGK_KEY_ID_LEN], struct repo_keys *k)
+		  const uint8_t key_id[PGK_KEY_ID_LEN], const struct repo_key_agent *agent,
+		  struct repo_keys *k)
 {
 	struct slot_list l = { NULL, NULL, 0, NULL, NULL, NULL };
 	char bad_msg[PGKEEP_ERRLEN] = "";
 	struct keycache kc;
-	const char *cache_base;
-	int ret, bad = 0, ttl;
+	int ret, bad = 0;
 	bool wrong_pass = false;
 	size_t i, ntry;
 
-	ttl = config_key_cache(&cache_base);
-	keycache_init(&kc, cache_base, ttl);
+	keycache_init(&kc, agent ? agent->spool_dir : NULL, agent ? agent->ttl : 0);
 	ret = store_list(store, LAYOUT_SLOTS_PREFIX, collect_slot, &l);
 	if (ret < 0)
 		goto out_free;
@@ -363,7 +361,7 @@ out_free:
 }
 
 int repo_open(struct repo **out, struct pgk_store *store, const char *name, const char *pass,
-	      int compress_level)
+	      int compress_level, const struct repo_key_agent *agent)
 {
 	uint8_t key_id[PGK_KEY_ID_LEN];
 	struct repo *r;
@@ -374,7 +372,7 @@ int repo_open(struct repo **out, struct pgk_store *store, const char *name, cons
 	if (ret < 0)
 		goto out_close;
 	r = xzalloc(sizeof(*r));
-	ret = unlock(store, name, pass, key_id, &r->keys);
+	ret = unlock(store, name, pass, key_id, agent, &r->keys);
 	if (ret < 0) {
 		secure_free(r, sizeof(*r));
 		goto out_close;

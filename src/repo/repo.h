@@ -26,10 +26,17 @@ struct repo {
 int repo_init(struct pgk_store *store, const char *name, const char *pass,
 	      const struct kdf_params *kp);
 
-/* Open: read pgkeep.json, unwrap a key slot with the passphrase. Takes
- * ownership of store (closed on failure too). */
+/* The key agent repo_open asks before unwrapping a key slot, and tells
+ * the key it unwrapped (repo/keycache.h): the config's settings. */
+struct repo_key_agent {
+	int ttl;		/* [global] key_cache: seconds; <= 0: no agent */
+	const char *spool_dir;	/* [global] spool_dir, whose base holds its socket; NULL: default */
+};
+
+/* Open: read pgkeep.json, unwrap a key slot with the passphrase (agent NULL:
+ * without the key agent). Takes ownership of store (closed on failure too). */
 int repo_open(struct repo **out, struct pgk_store *store, const char *name,
-	      const char *pass, int compress_level);
+	      const char *pass, int compress_level, const struct repo_key_agent *agent);
 void repo_close(struct repo *r);
 
 /*

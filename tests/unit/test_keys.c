@@ -275,7 +275,7 @@ static void planted_slots(void)
 		memstore_set_mtime(ms, key, 2000 + i);
 	}
 	runs = keyslot_kdf_runs();
-	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3, NULL);
 	is_int(ret, 0, "  the repository opens beside 10 newer planted slots: %s",
 	       ret ? pgk_errmsg() : "ok");
 	is_int(keyslot_kdf_runs() - runs, 1, "  with one scrypt run, its own slot's");
@@ -287,7 +287,7 @@ static void planted_slots(void)
 		memstore_set_mtime(ms, key, 100 + i);
 	}
 	runs = keyslot_kdf_runs();
-	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3, NULL);
 	is_int(ret, PGKEEP_EAUTH, "  planted slots that look older keep it shut");
 	is_int(keyslot_kdf_runs() - runs, PGK_KEYSLOT_TRY_MAX, "  after %d scrypt runs, not 11",
 	       PGK_KEYSLOT_TRY_MAX);

@@ -69,7 +69,7 @@ static void init_and_open(struct pgk_store *ms)
 	is_str(pgk_errmsg(), "repository test already initialised", "  message");
 	is_int(memstore_count(ms, "keys/"), 1, "  and writes no second slot");
 
-	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3, NULL);
 	is_int(ret, 0, "open: %s", ret ? pgk_errmsg() : "ok");
 	if (ret)
 		return;
@@ -92,12 +92,12 @@ static void init_and_open(struct pgk_store *ms)
 
 	/* An object written under this key, read back by a second open. */
 	r = NULL;
-	ret = repo_open(&r, view(ms), "test", "hunter2", 0);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 0, NULL);
 	if (ret == 0) {
 		repo_put(r, "meta/again", OBJ_META, "persist", 7, 0);
 		repo_close(r);
 	}
-	ret = repo_open(&r, view(ms), "test", "hunter2", 0);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 0, NULL);
 	ok(ret == 0 && repo_get(r, "meta/again", OBJ_META, &plain) == 0 && plain.len == 7,
 	   "a later open reads what an earlier one wrote");
 	if (ret == 0)
@@ -111,14 +111,14 @@ static void wrong_open(struct pgk_store *ms)
 	struct repo *r = NULL;
 	int ret;
 
-	ret = repo_open(&r, view(ms), "test", "hunter3", 3);
+	ret = repo_open(&r, view(ms), "test", "hunter3", 3, NULL);
 	is_int(ret, PGKEEP_EAUTH, "wrong passphrase: EAUTH");
 	is_str(pgk_errmsg(), "wrong passphrase for repository test", "  message");
 	ok(r == NULL, "  no repository returned");
 
 	/* A store with no repository in it is not an object's absence: wal-fetch
 	 * would end recovery on it. */
-	ret = repo_open(&r, view(empty), "blank", "hunter2", 3);
+	ret = repo_open(&r, view(empty), "blank", "hunter2", 3, NULL);
 	is_int(ret, PGKEEP_EINVAL, "empty store: EINVAL, never ENOTFOUND");
 	is_str(pgk_errmsg(), "repository blank has no pgkeep.json: not a pgkeep repository "
 	       "(not initialised, or not mounted?)", "  message");
@@ -131,16 +131,16 @@ static void wrong_open(struct pgk_store *ms)
 		store_put(empty, "pgkeep.json", json.data, json.len, 0);
 		buf_free(&json);
 	}
-	ret = repo_open(&r, view(empty), "slotless", "hunter2", 3);
+	ret = repo_open(&r, view(empty), "slotless", "hunter2", 3, NULL);
 	ok(ret < 0 && ret != PGKEEP_ENOTFOUND, "no key slot: an error, never ENOTFOUND (%d)", ret);
 	is_str(pgk_errmsg(), "repository slotless has no key slot", "  message");
 
 	store_put(empty, "pgkeep.json", "{\"format\":2}", 12, 0);
-	ret = repo_open(&r, view(empty), "future", "hunter2", 3);
+	ret = repo_open(&r, view(empty), "future", "hunter2", 3, NULL);
 	ok(ret == PGKEEP_EUNSUPPORTED && strstr(pgk_errmsg(), "format 2"),
 	   "newer format refused: %s", pgk_errmsg());
 	store_put(empty, "pgkeep.json", "not json", 8, 0);
-	ret = repo_open(&r, view(empty), "junk", "hunter2", 3);
+	ret = repo_open(&r, view(empty), "junk", "hunter2", 3, NULL);
 	ok(ret == PGKEEP_ECORRUPT && strstr(pgk_errmsg(), "pgkeep.json is damaged"),
 	   "damaged pgkeep.json: %s", pgk_errmsg());
 	memstore_close(empty);
@@ -152,7 +152,7 @@ static void sysid(struct pgk_store *ms)
 	struct repo *r = NULL, *r2 = NULL;
 	int ret;
 
-	if (repo_open(&r, view(ms), "test", "hunter2", 3) || repo_open(&r2, view(ms), "test", "hunter2", 3)) {
+	if (repo_open(&r, view(ms), "test", "hunter2", 3, NULL) || repo_open(&r2, view(ms), "test", "hunter2", 3, NULL)) {
 		ok(0, "open for the sysid tests: %s", pgk_errmsg());
 		return;
 	}
@@ -194,7 +194,7 @@ static void interrupted_init(void)
 	ok(ret < 0, "init fails when pgkeep.json cannot be written");
 	ok(memstore_count(ms, "keys/") == 1 && memstore_count(ms, "pgkeep.json") == 0,
 	   "  leaving a key slot and no repository");
-	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3, NULL);
 	is_int(ret, PGKEEP_EINVAL, "  which does not open");
 	memstore_fail_put(ms, 0);
 	/* Rename the stale slot so that open meets it first. */
@@ -205,7 +205,7 @@ static void interrupted_init(void)
 	ret = repo_init(ms, "test", "hunter2", &fast);
 	is_int(ret, 0, "init again succeeds: %s", ret ? pgk_errmsg() : "ok");
 	is_int(memstore_count(ms, "keys/"), 2, "  beside the stale slot");
-	ret = repo_open(&r, view(ms), "test", "hunter2", 3);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 3, NULL);
 	is_int(ret, 0, "the repository opens: %s", ret ? pgk_errmsg() : "ok");
 	if (ret == 0) {
 		/* The stale slot opens with the passphrase too, but holds another key. */

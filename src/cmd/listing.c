@@ -1,13 +1,35 @@
 /*
- * Several repositories side by side, for the views that say where each
- * backup is.  Opening one costs a key unwrap; they are few, so one by one.
+ * Listing backups: one repository's, or several repositories side by side
+ * for the views that say where each backup is.  Opening one costs a key
+ * unwrap; they are few, so one by one.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cmd/context.h"
-#include "cmd/repo_set.h"
+#include "cmd/listing.h"
 #include "common/error.h"
+
+int listing_open(const struct pgk_globals *g, struct listing *l)
+{
+	int rc;
+
+	memset(l, 0, sizeof(*l));
+	rc = ctx_load_config(g, &l->cfg);
+	if (rc == 0)
+		rc = ctx_open_repo(g, &l->cfg, &l->r);
+	if (rc == 0)
+		rc = manifest_list_summary(l->r, &l->list, &l->n);
+	return rc;
+}
+
+void listing_close(struct listing *l)
+{
+	manifest_list_free(l->list, l->n);
+	repo_close(l->r);
+	config_free(&l->cfg);
+	memset(l, 0, sizeof(*l));
+}
 
 void repo_set_load(struct repo_set *s, const struct pgk_config *cfg)
 {
@@ -81,4 +103,14 @@ const struct manifest **repo_set_union(const struct repo_set *s, size_t *n)
 	qsort(out, m, sizeof(*out), cmp_start);
 	*n = m;
 	return out;
+}
+
+size_t repo_set_holders(const struct repo_set *s, const char *id, const char **names)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->n; i++)
+		if (repo_view_has(&s->v[i], id))
+			names[n++] = s->v[i].name;
+	return n;
 }
