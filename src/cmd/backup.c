@@ -55,6 +55,7 @@ struct backup_opts {
 	const char *label;
 	enum progress_mode progress;
 	int jobs;			/* --jobs, 0 when not given */
+	const char *test_program;	/* see base_from_program; NULL normally */
 };
 
 struct backup_run {
@@ -649,7 +650,6 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	struct pgk_buf head = PGK_BUF_INIT;
 	struct backup_label bl, hist;
 	uint64_t first = 0, last = 0, end_lsn = 0;
-	const char *test_prog = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
 	char *label, appname[MANIFEST_ID_MAX + 16];
 	int rc;
 
@@ -668,8 +668,8 @@ static int backup_base(struct backup_run *b, struct pgconn *pc, const struct bac
 	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
 	b->m.wal_seg_size = b->info.wal_seg_size;
 	label = xasprintf("pgkeep %s", o->label ? o->label : b->m.id);
-	if (test_prog && *test_prog)
-		rc = base_from_program(b, test_prog, label, appname, &head);
+	if (o->test_program && *o->test_program)
+		rc = base_from_program(b, o->test_program, label, appname, &head);
 	else
 		rc = base_from_server(b, label, appname, &head, &end_lsn);
 	if (rc < 0)
@@ -988,6 +988,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 			pgk_log_error("%s", pgk_errmsg());
 		return PGK_EXIT_USAGE;
 	}
+	o.test_program = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
 	/* A child that dies must not take us with it: we report its status. */
 	signal(SIGPIPE, SIG_IGN);
 	catch_signals();
