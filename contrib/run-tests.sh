@@ -2,7 +2,8 @@
 # Build pgkeep and run its whole test suite: unit tests, the plugin contract
 # suite against every plugin (local, a fault-injecting wrapper, s3rver, sshd,
 # the B2 fake), and the integration tests on real PostgreSQL 15 clusters,
-# the version-sensitive ones also on 16, 17 and 18.
+# the version-sensitive ones also on 16, 17 and 18; then gcc and clang
+# builds with -Werror, `make distcheck` and the Debian packages.
 # Run as root on Debian 12; it installs what it needs first.
 #
 #   contrib/run-tests.sh [BUILD_DIR]      (default: build/ in the source tree)
@@ -51,6 +52,18 @@ rm -rf "$build/destdir"
 make install DESTDIR="$build/destdir" >/dev/null
 "$src/tests/install-check.sh" "$build/destdir" "$(sed -n 's/^prefix = //p' Makefile)" \
 	"$(sed -n 's/^systemdsystemunitdir = //p' Makefile)"
+
+# Warnings as errors, under gcc and under clang: everything is built again
+# (agent, plugins, test programs), nothing is run again.
+"$src/contrib/build-strict.sh" "$build/strict"
+
+# The release tarball holds all it needs: `make distcheck` builds it from
+# the tarball alone (read-only sources, out of tree), installs and uninstalls
+# it; of the suite, which ran in full above, only the unit tests run there.
+unit=$(cd "$src" && ls tests/unit/test_*.c | sed 's/\.c$//' | tr '\n' ' ')
+make distcheck DISTCHECK_CONFIGURE_FLAGS="--with-s3=yes --with-b2=yes --with-sftp=yes" \
+	TESTS="$unit" >distcheck.log 2>&1 || { tail -n 100 distcheck.log; exit 1; }
+echo "run-tests.sh: make distcheck passed"
 
 # The Debian packages: built, linted, installed into a fresh Debian 12 root
 # beside a stock PostgreSQL cluster, used for a backup and a restore, purged.

@@ -476,6 +476,7 @@ int cmd_backup(const struct pgk_globals *g, int argc, char **argv)
 
 	if (parse_opts(argc, argv, &o) < 0)
 		return opt_fail(&backup_cli);
+	o.test_program = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
 	/* A child that dies must not take us with it: we report its status. */
 	signal(SIGPIPE, SIG_IGN);
 	catch_signals();

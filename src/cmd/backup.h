@@ -28,6 +28,7 @@ struct backup_opts {
 	enum progress_mode progress;
 	int jobs;			/* --jobs, 0 when not given */
 	const char *checksums;		/* --checksums: "SHA256", "CRC32C"; NULL: the config's */
+	const char *test_program;	/* see base_from_program; NULL normally */
 };
 
 struct backup_run {

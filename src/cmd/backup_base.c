@@ -286,7 +286,6 @@ int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opt
 	struct backup_label bl, hist;
 	uint64_t first = 0, last = 0, end_lsn = 0;
 	uint32_t end_tli = 0;
-	const char *test_prog = getenv("PGKEEP_TEST_BASEBACKUP_PROGRAM");
 	char *label, appname[MANIFEST_ID_MAX + 16];
 	int rc;
 
@@ -305,8 +304,8 @@ int backup_base(struct backup_run *b, struct pgconn *pc, const struct backup_opt
 	snprintf(appname, sizeof(appname), "pgkeep %s", b->m.id);
 	b->m.wal_seg_size = b->info.wal_seg_size;
 	label = xasprintf("pgkeep %s", o->label ? o->label : b->m.id);
-	if (test_prog && *test_prog)
-		rc = base_from_program(b, test_prog, label, appname, &head);
+	if (o->test_program && *o->test_program)
+		rc = base_from_program(b, o->test_program, label, appname, &head);
 	else
 		rc = base_from_server(b, label, o->checksums ? o->checksums : b->cfg.checksums,
 				      appname, &head, &end_lsn, &end_tli);

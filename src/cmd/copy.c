@@ -235,6 +235,7 @@ struct copy_opts {
 	char **ids;
 	int nids;
 	int lock_wait;
+	size_t cache_ids;	/* the cap of each id cache (COPY_CACHE_IDS) */
 };
 
 static const struct opt_def copy_options[] = {
@@ -314,10 +315,9 @@ static int choose(const struct copy_opts *o, const struct manifest *la, size_t n
 	return 0;
 }
 
-/* COPY_CACHE_IDS, or a smaller cap from PGKEEP_TEST_COPY_IDS. */
-static size_t cache_ids(void)
+/* COPY_CACHE_IDS, or a smaller cap from env (PGKEEP_TEST_COPY_IDS). */
+static size_t cache_ids(const char *env)
 {
-	const char *env = getenv("PGKEEP_TEST_COPY_IDS");
 	char *end;
 	unsigned long v;
 
@@ -358,7 +358,7 @@ static int copy_run(struct copy *c, const struct copy_opts *o)
 	}
 	printf("copy from %s to %s: %zu backup(s) to copy\n", c->from->name, c->to->name, ncopy);
 
-	c->present.max = c->map.max = cache_ids();
+	c->present.max = c->map.max = o->cache_ids;
 	ret = store_list(c->to->store, LAYOUT_CHUNKS_PREFIX, copy_present_add, &c->present);
 	if (ret == 0)
 		ret = store_list(c->to->store, LAYOUT_WAL_PREFIX, keylist_add, &c->wal_to);
@@ -414,6 +414,7 @@ int cmd_copy(const struct pgk_globals *g, int argc, char **argv)
 	struct repo_lock *lfrom = NULL, *lto = NULL;
 	int ret = PGK_EXIT_ERROR;
 
+	o.cache_ids = cache_ids(getenv("PGKEEP_TEST_COPY_IDS"));
 	if (parse_args(argc, argv, &o) < 0)
 		return opt_fail(&copy_cli);
 	if (ctx_load_config(g, &cfg) < 0)

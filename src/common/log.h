@@ -13,7 +13,7 @@ extern int pgk_log_level;	 /* PGKEEP_LOG_*; messages above it are dropped */
 extern const char *pgk_log_command; /* current command, for the prefix */
 
 void pgk_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void pgk_vlog(int level, const char *fmt, va_list ap);
+void pgk_vlog(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
 #define pgk_log_error(...) pgk_log(PGKEEP_LOG_ERROR, __VA_ARGS__)
 #define pgk_log_warning(...) pgk_log(PGKEEP_LOG_WARNING, __VA_ARGS__)

@@ -28,6 +28,8 @@
 static const struct pgkeep_storage_ops *ops;
 static void *handle;
 
+static void drive_log(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void drive_log(int level, const char *fmt, va_list ap)
 {
 	if (level > PGKEEP_LOG_WARNING && !getenv("B2_DRIVE_DEBUG"))

@@ -23,6 +23,8 @@
 static const struct pgkeep_storage_ops *ops;
 static char err[PGKEEP_ERRLEN];
 
+static void host_log(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void host_log(int level, const char *fmt, va_list ap)
 {
 	fprintf(stderr, "s3drive: log[%d]: ", level);

@@ -26,6 +26,8 @@
 static const struct pgkeep_storage_ops *ops;
 static void *handle;
 
+static void host_log(int level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+
 static void host_log(int level, const char *fmt, va_list ap)
 {
 	if (level > PGKEEP_LOG_INFO && !getenv("PLUGIN_IO_DEBUG"))

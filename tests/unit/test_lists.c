@@ -382,7 +382,7 @@ static void test_sweep(void)
 	char live[LIST_KEY_MAX], orphan_old[LIST_KEY_MAX], orphan_young[LIST_KEY_MAX];
 	char gone[LIST_KEY_MAX];
 	bool *goneflag;
-	size_t n, k, count, before;
+	size_t n, k, count = 0, before;
 	int ret;
 
 	/* A killed backup: lists, no manifest. */
