@@ -6,7 +6,7 @@
 # "pgkeep: COMMAND:" once; --all-repos --json gathers exactly what each
 # repository alone prints.  No cluster is needed.
 
-. "${top_srcdir:-.}/tests/integration/lib.sh"
+. "${top_srcdir:-.}/tests/lib/integration.sh"
 
 pgkeep_conf
 ok "pgkeep init" pgkeep_init
