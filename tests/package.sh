@@ -170,9 +170,9 @@ ok "the stock cluster stops" in_root pg_ctlcluster 15 main stop
 
 rm -f "$root/etc/pgkeep/pgkeep.conf" "$root/etc/pgkeep/passphrase"
 purge() {
-	in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq pgkeep pgkeep-plugin-s3 pgkeep-plugin-b2 pgkeep-plugin-sftp >/dev/null'
+	in_root sh -c 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq --autoremove pgkeep pgkeep-plugin-s3 pgkeep-plugin-b2 pgkeep-plugin-sftp >/dev/null'
 }
-ok "the packages purge" purge
+ok "the packages purge, with the libraries only they pulled in" purge
 ok "dpkg knows none of them any more" sh -c "! chroot '$root' dpkg -l 'pgkeep*' 2>/dev/null | grep -q '^[a-z][a-z] '"
 ok "/etc/pgkeep and /var/spool/pgkeep are gone" sh -c "[ ! -e '$root/etc/pgkeep' ] && [ ! -e '$root/var/spool/pgkeep' ]"
 snapshot >"$work/after.txt"
