@@ -80,7 +80,7 @@ static void test_lock_release(struct pgk_store *ms)
 
 	ret = repo_init(ms, "test", "hunter2", &fast);
 	is_int(ret, 0, "init: %s", ret ? pgk_errmsg() : "ok");
-	ret = repo_open(&r, view(ms), "test", "hunter2", 0);
+	ret = repo_open(&r, view(ms), "test", "hunter2", 0, NULL);
 	is_int(ret, 0, "open: %s", ret ? pgk_errmsg() : "ok");
 	if (ret)
 		return;
