@@ -123,6 +123,10 @@ int b2_put_write(void *put, const void *buf, size_t len, char *err);
 int b2_put_commit(void *put, char *err);
 void b2_put_abort(void *put);
 
+/* b2opts.c: one repository option stored, then all checked together. */
+int b2_option(struct b2 *b, const char *k, const char *v, char *err);
+int b2_settle(struct b2 *b, char *err);
+
 /* b2.c, used by b2put.c */
 char *b2_full_name(const struct b2 *b, const char *key);
 /* The file name of a key (or a list prefix) that follows the key rule of
