@@ -147,10 +147,21 @@ pg_stop
 # ---------------------------------------------------------------- the archive never gets it
 
 # The primary's archiver fails from now on: the segment the backup needs
-# never reaches the repository.
+# never reaches the repository.  A reload reaches the archiver some time
+# after it returns: only once the archiver has failed on a segment switched
+# now is every later segment surely kept out of the archive.
 pg_use "$PRIMARY"
+failed0=$(psql_q "select failed_count from pg_stat_archiver")
 pg_conf "archive_command = 'false'"
 psql_q "select pg_reload_conf()" >/dev/null
+# (each look that finds it still archiving switches once more, so that the
+# archiver has a new segment to fail on once the reload reaches it)
+archiver_failing() {
+	[ "$(psql_q "select failed_count from pg_stat_archiver")" -gt "$failed0" ] && return 0
+	psql_q "insert into pulse default values; select pg_switch_wal()" >/dev/null
+	return 1
+}
+ok "the primary's archiver now fails" wait_until 120 archiver_failing
 pg_use "$STANDBY"
 standby_conf "$T/standby-short.conf" 3
 nbefore=$(pgkeep_run list 2>/dev/null | grep -c ' base ')
